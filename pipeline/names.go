@@ -1,0 +1,56 @@
+package pipeline
+
+import "strings"
+
+// Names of the KV buckets sluice keeps its state in.
+const (
+	StateBucket     = "sluice_state"     // run records and source checkpoints
+	PipelinesBucket = "sluice_pipelines" // deployed pipeline specs
+	WorkersBucket   = "sluice_workers"   // worker heartbeats
+)
+
+// DLQStage is the reserved name that the dead-letter stream takes in the
+// place of a stage name; no stage may be called that.
+const DLQStage = "dlq"
+
+// StreamName returns the name of the stream that holds the output of stage
+// s of pipeline p: SLUICE_P_S, upper case, '-' as '_'.
+func StreamName(p, s string) string {
+	return "SLUICE_" + token(p) + "_" + token(s)
+}
+
+// Subject returns the subject of the default output of stage s of pipeline
+// p: sluice.p.s.
+func Subject(p, s string) string { return "sluice." + p + "." + s }
+
+// InputSubject returns the subject a consumer filters on to read in.
+func InputSubject(p string, in Input) string {
+	if in.Route == "" {
+		return Subject(p, in.Stage)
+	}
+	return Subject(p, in.Stage) + "." + in.Route
+}
+
+// StreamSubjects returns the subjects of the output stream of stage s:
+// its default output and everything below it (routes, partitions).
+func StreamSubjects(p, s string) []string {
+	subj := Subject(p, s)
+	return []string{subj, subj + ".>"}
+}
+
+// ConsumerName returns the name of the durable consumer that the workers of
+// stage s share on each stream they read.
+func ConsumerName(s string) string { return s }
+
+// DLQStreamName returns the name of the dead-letter stream of pipeline p.
+func DLQStreamName(p string) string { return "SLUICE_" + token(p) + "_DLQ" }
+
+// DLQSubject returns the subject of the dead letters of stage s.
+func DLQSubject(p, s string) string { return "sluice." + p + "._dlq." + s }
+
+// DLQSubjects returns the subjects of the dead-letter stream of pipeline p.
+func DLQSubjects(p string) []string { return []string{"sluice." + p + "._dlq.>"} }
+
+func token(name string) string {
+	return strings.ReplaceAll(strings.ToUpper(name), "-", "_")
+}

@@ -1,0 +1,166 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/sluicehq/sluice/stages"
+)
+
+// Defaults of [Settings], as DESIGN.md gives them.
+const (
+	DefaultStorage     = "file"
+	DefaultRetention   = "interest"
+	DefaultMaxAge      = 24 * time.Hour
+	DefaultMaxBuffer   = 100_000
+	DefaultDedupWindow = 2 * time.Minute
+	DefaultAckWait     = 30 * time.Second
+	DefaultMaxDeliver  = 5
+)
+
+// DefaultBackoff is the default delay before each retry of a failed message.
+var DefaultBackoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}
+
+// Settings are the pipeline-wide options of the `settings:` key.
+type Settings struct {
+	Storage     string          // "file" or "memory": storage of the stage streams
+	Retention   string          // "interest" or "limits"
+	MaxAge      time.Duration   // message age limit of the stage streams
+	MaxBuffer   int             // messages buffered per stage stream before upstream waits
+	DedupWindow time.Duration   // JetStream duplicate window of the stage streams
+	AckWait     time.Duration   // time a worker has before a message is redelivered
+	MaxDeliver  int             // attempts before a message goes to the dead-letter stream
+	Backoff     []time.Duration // delay before retry n is Backoff[min(n, len-1)]
+}
+
+// DefaultSettings returns the settings of a pipeline that sets none.
+func DefaultSettings() Settings {
+	return Settings{
+		Storage:     DefaultStorage,
+		Retention:   DefaultRetention,
+		MaxAge:      DefaultMaxAge,
+		MaxBuffer:   DefaultMaxBuffer,
+		DedupWindow: DefaultDedupWindow,
+		AckWait:     DefaultAckWait,
+		MaxDeliver:  DefaultMaxDeliver,
+		Backoff:     append([]time.Duration(nil), DefaultBackoff...),
+	}
+}
+
+// RetryDelay returns the delay before the next attempt of a message that
+// has failed deliveries times (deliveries >= 1).
+func (s Settings) RetryDelay(deliveries int) time.Duration {
+	if len(s.Backoff) == 0 {
+		return 0
+	}
+	i := deliveries - 1
+	if i < 0 {
+		i = 0
+	}
+	if i >= len(s.Backoff) {
+		i = len(s.Backoff) - 1
+	}
+	return s.Backoff[i]
+}
+
+// Position is a place in a pipeline file. Line and Col are 1-based; zero
+// means unknown.
+type Position struct {
+	File string
+	Line int
+	Col  int
+}
+
+// Input names what a stage reads: the default output of a stage, or one of
+// its routes ("stage.route" in YAML).
+type Input struct {
+	Stage string
+	Route string // empty for the default output
+}
+
+// String returns the input as written in YAML.
+func (in Input) String() string {
+	if in.Route == "" {
+		return in.Stage
+	}
+	return in.Stage + "." + in.Route
+}
+
+// Stage is one validated stage of a pipeline.
+type Stage struct {
+	Name        string
+	Description string
+	Role        stages.Role
+	Type        string       // the type name, such as "map"
+	Spec        *stages.Spec // the type's spec from the registry
+	From        []Input      // empty for a source
+	Replicas    int          // workers per runner process
+	Params      stages.Params
+	Pos         Position // where the stage's mapping starts
+}
+
+// Pipeline is a decoded and validated pipeline file.
+type Pipeline struct {
+	File        string
+	Name        string
+	Description string
+	Settings    Settings
+	Plugins     []string
+	Stages      []*Stage // in file order
+}
+
+// Stage returns the stage of that name, or nil.
+func (p *Pipeline) Stage(name string) *Stage {
+	for _, s := range p.Stages {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Readers returns the stages that read the output of the named stage, in
+// file order.
+func (p *Pipeline) Readers(name string) []*Stage {
+	var out []*Stage
+	for _, s := range p.Stages {
+		for _, in := range s.From {
+			if in.Stage == name {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Order returns the stages in topological order: every stage comes after
+// the stages it reads from; ties keep file order. The pipeline is acyclic
+// once validated.
+func (p *Pipeline) Order() []*Stage {
+	done := make(map[string]bool, len(p.Stages))
+	out := make([]*Stage, 0, len(p.Stages))
+	for len(out) < len(p.Stages) {
+		progressed := false
+		for _, s := range p.Stages {
+			if done[s.Name] {
+				continue
+			}
+			ready := true
+			for _, in := range s.From {
+				if !done[in.Stage] {
+					ready = false
+					break
+				}
+			}
+			if ready {
+				done[s.Name] = true
+				out = append(out, s)
+				progressed = true
+			}
+		}
+		if !progressed { // a cycle: validation prevents it
+			break
+		}
+	}
+	return out
+}

@@ -1,0 +1,6 @@
+package stages
+
+// builtins returns the specs of the built-in stage types.
+func builtins() []Spec {
+	return []Spec{}
+}

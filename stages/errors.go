@@ -1,0 +1,68 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrPermanent marks an error that retrying cannot fix (bad JSON, an
+// expression that fails on this record). The runner sends a message whose
+// processing failed with an error matching ErrPermanent to the dead-letter
+// stream at once instead of retrying it. Use [Permanent] to mark an error.
+var ErrPermanent = errors.New("sluice: permanent error")
+
+// ErrUnknownType is returned by [Registry.Lookup] for a type name that is not
+// registered.
+var ErrUnknownType = errors.New("sluice: unknown stage type")
+
+// ErrDuplicateType is returned by [Registry.Register] when the name is taken.
+var ErrDuplicateType = errors.New("sluice: stage type already registered")
+
+// ErrInvalidSpec is returned by [Registry.Register] for a malformed [Spec].
+var ErrInvalidSpec = errors.New("sluice: invalid stage spec")
+
+// ErrInvalidParam is wrapped by the errors of [Spec.Params] parsing and of a
+// spec's Check function.
+var ErrInvalidParam = errors.New("sluice: invalid parameter")
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string        { return e.err.Error() }
+func (e *permanentError) Unwrap() error        { return e.err }
+func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
+
+// Permanent marks err as permanent: errors.Is(Permanent(err), ErrPermanent)
+// is true and errors.Is/As still see err. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil || errors.Is(err, ErrPermanent) {
+		return err
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err is marked permanent.
+func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
+
+// BatchError is returned by [Sink.Write] when only some messages of a batch
+// failed: Errs has one entry per message of the batch, nil for a message that
+// was written. A Write that returns any other error failed as a whole.
+type BatchError struct {
+	Errs []error
+}
+
+func (e *BatchError) Error() string {
+	n := 0
+	var first error
+	for _, err := range e.Errs {
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			n++
+		}
+	}
+	if first == nil {
+		return "sluice: batch error with no failed message"
+	}
+	return fmt.Sprintf("sluice: %d of %d messages failed, first: %v", n, len(e.Errs), first)
+}

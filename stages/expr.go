@@ -1,0 +1,112 @@
+package stages
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+)
+
+// MsgVar is the name under which an expression sees a message's metadata:
+// msg.subject, msg.headers (name to first value), msg.key, msg.event_time,
+// msg.stream, msg.sequence, msg.deliveries.
+const MsgVar = "msg"
+
+// Expr is an expr-lang expression compiled once. Names in the expression
+// are looked up in the environment given to Eval; unknown names are nil.
+// An Expr is not safe for concurrent use (it reuses one VM); compile one per
+// worker.
+type Expr struct {
+	src     string
+	prog    *vm.Program
+	usesMsg bool
+	vm      vm.VM
+}
+
+// CompileExpr compiles src. The error names the position in src.
+func CompileExpr(src string) (*Expr, error) {
+	tree, err := expr.Compile(src, expr.AllowUndefinedVariables())
+	if err != nil {
+		return nil, err
+	}
+	e := &Expr{src: src, prog: tree}
+	v := &identFinder{name: MsgVar}
+	node := tree.Node()
+	ast.Walk(&node, v)
+	e.usesMsg = v.found
+	return e, nil
+}
+
+type identFinder struct {
+	name  string
+	found bool
+}
+
+func (f *identFinder) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == f.name {
+		f.found = true
+	}
+}
+
+// String returns the source of the expression.
+func (e *Expr) String() string { return e.src }
+
+// Run evaluates the expression over env.
+func (e *Expr) Run(env map[string]any) (any, error) {
+	return e.vm.Run(e.prog, env)
+}
+
+// Eval evaluates the expression over the record of m: the fields of a JSON
+// object are top-level names, and msg holds the metadata (see [MsgVar]).
+// A payload that is not a JSON object, or an expression that fails on this
+// record, gives a permanent error.
+func (e *Expr) Eval(m *Message) (any, error) {
+	rec, err := m.Record()
+	if err != nil {
+		return nil, err
+	}
+	if e.usesMsg {
+		// Borrow the record map for the msg variable rather than copy it.
+		prev, had := rec[MsgVar]
+		rec[MsgVar] = msgEnv(m)
+		defer func() {
+			if had {
+				rec[MsgVar] = prev
+			} else {
+				delete(rec, MsgVar)
+			}
+		}()
+	}
+	out, err := e.vm.Run(e.prog, rec)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("expression %q: %w", e.src, err))
+	}
+	return out, nil
+}
+
+// msgEnv builds the msg variable of an expression.
+func msgEnv(m *Message) map[string]any {
+	headers := make(map[string]any, len(m.Header))
+	for k, vs := range m.Header {
+		if len(vs) > 0 {
+			headers[k] = vs[0]
+		}
+	}
+	env := map[string]any{
+		"subject":    m.Meta.Subject,
+		"headers":    headers,
+		"key":        m.Header.Get(HeaderKey),
+		"event_time": nil,
+		"stream":     m.Meta.Stream,
+		"sequence":   m.Meta.Sequence,
+		"deliveries": m.Meta.Deliveries,
+	}
+	if s := m.Header.Get(HeaderEventTime); s != "" {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			env["event_time"] = t
+		}
+	}
+	return env
+}

@@ -1,0 +1,191 @@
+package stages
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Header holds message headers, as on NATS: keys are case-sensitive.
+type Header = nats.Header
+
+// Reserved header names. The runner sets them; stages read them.
+const (
+	HeaderMsgID      = "Nats-Msg-Id"
+	HeaderKey        = "Sluice-Key"
+	HeaderEventTime  = "Sluice-Event-Time"
+	HeaderOrigin     = "Sluice-Origin"
+	HeaderError      = "Sluice-Error"
+	HeaderStage      = "Sluice-Stage"
+	HeaderDeliveries = "Sluice-Deliveries"
+)
+
+// Meta is where a message came from. The runner fills it for messages read
+// from a stage stream; a source leaves it zero.
+type Meta struct {
+	Subject    string    // the subject the message was published on
+	Stream     string    // the stream it was read from
+	Sequence   uint64    // its sequence number in that stream
+	Deliveries uint64    // 1 on the first delivery
+	Published  time.Time // when the stream stored it
+}
+
+// Message is a payload of bytes plus headers. Records are JSON values
+// (usually objects); the payload is decoded only when a stage asks for the
+// value, and re-encoded only when a stage changed it. A Message is not safe
+// for concurrent use.
+type Message struct {
+	Header Header
+	Meta   Meta
+
+	payload  []byte
+	value    any
+	hasValue bool // value is decoded (or set) and current
+	stale    bool // payload is out of date with value
+}
+
+// NewMessage returns a message carrying payload. The message owns payload.
+func NewMessage(payload []byte) *Message {
+	return &Message{payload: payload}
+}
+
+// NewValueMessage returns a message whose record is v; the payload is its
+// JSON encoding, made when first needed.
+func NewValueMessage(v any) *Message {
+	return &Message{value: v, hasValue: true, stale: true}
+}
+
+// Payload returns the message bytes, encoding the value first if a stage set
+// or changed it. An encoding error is permanent.
+func (m *Message) Payload() ([]byte, error) {
+	if m.stale {
+		b, err := EncodeJSON(m.value)
+		if err != nil {
+			return nil, Permanent(fmt.Errorf("encode record: %w", err))
+		}
+		m.payload, m.stale = b, false
+	}
+	return m.payload, nil
+}
+
+// SetPayload replaces the payload; the value is decoded again when asked for.
+func (m *Message) SetPayload(b []byte) {
+	m.payload, m.value, m.hasValue, m.stale = b, nil, false, false
+}
+
+// Value returns the payload decoded as JSON. Integers that fit in an int64
+// decode as int64, other numbers as float64, objects as map[string]any and
+// arrays as []any. A payload that is not JSON gives a permanent error.
+func (m *Message) Value() (any, error) {
+	if !m.hasValue {
+		v, err := DecodeJSON(m.payload)
+		if err != nil {
+			return nil, Permanent(fmt.Errorf("invalid JSON: %w", err))
+		}
+		m.value, m.hasValue = v, true
+	}
+	return m.value, nil
+}
+
+// Record returns the payload as a JSON object. A payload that is not a JSON
+// object gives a permanent error. Changes to the map are not seen in the
+// payload until [Message.SetValue] is called with it.
+func (m *Message) Record() (map[string]any, error) {
+	v, err := m.Value()
+	if err != nil {
+		return nil, err
+	}
+	rec, ok := v.(map[string]any)
+	if !ok {
+		return nil, Permanent(fmt.Errorf("record is a JSON %s, not an object", jsonKind(v)))
+	}
+	return rec, nil
+}
+
+// SetValue replaces the record; the payload is re-encoded when asked for.
+func (m *Message) SetValue(v any) {
+	m.value, m.hasValue, m.stale = v, true, true
+}
+
+// Derive returns a new message with value v and a copy of m's headers and
+// metadata, for a transform that makes several outputs from one input.
+func (m *Message) Derive(v any) *Message {
+	d := NewValueMessage(v)
+	d.Meta = m.Meta
+	if m.Header != nil {
+		d.Header = make(Header, len(m.Header))
+		for k, vs := range m.Header {
+			d.Header[k] = vs
+		}
+	}
+	return d
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	default:
+		return "number"
+	}
+}
+
+// DecodeJSON decodes one JSON value the way [Message.Value] does: integers
+// that fit in an int64 stay exact.
+func DecodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("data after the JSON value")
+	}
+	return normalizeNumbers(v), nil
+}
+
+// normalizeNumbers replaces json.Number with int64 or float64 in place.
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeNumbers(e)
+		}
+	}
+	return v
+}
+
+// EncodeJSON encodes v as compact JSON without HTML escaping and without a
+// trailing newline, the way [Message.Payload] does.
+func EncodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

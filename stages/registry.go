@@ -1,0 +1,242 @@
+package stages
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Spec declares a stage type: its name, its parameters and how to build it.
+// Exactly one of NewSource, NewTransform and NewSink is set; it decides the
+// type's role.
+type Spec struct {
+	// Name is the type name used in YAML, such as "map"; [a-z][a-z0-9_]*.
+	Name string
+	// Summary is one line for `sluice stages`; Doc may add paragraphs.
+	Summary string
+	Doc     string
+	Params  []Param
+	// Check, if set, validates parameters together after each was converted
+	// (for example "path" and "glob" are exclusive). Return a *[ParamError]
+	// to point at one parameter.
+	Check func(Params) error
+
+	NewSource    func(Params, Info) (Source, error)
+	NewTransform func(Params, Info) (Transform, error)
+	NewSink      func(Params, Info) (Sink, error)
+}
+
+// Role returns the role decided by which constructor is set, or 0.
+func (s *Spec) Role() Role {
+	switch {
+	case s.NewSource != nil && s.NewTransform == nil && s.NewSink == nil:
+		return RoleSource
+	case s.NewSource == nil && s.NewTransform != nil && s.NewSink == nil:
+		return RoleTransform
+	case s.NewSource == nil && s.NewTransform == nil && s.NewSink != nil:
+		return RoleSink
+	}
+	return 0
+}
+
+// Param returns the declaration of the named parameter.
+func (s *Spec) Param(name string) (*Param, bool) {
+	for i := range s.Params {
+		if s.Params[i].Name == name {
+			return &s.Params[i], true
+		}
+	}
+	return nil, false
+}
+
+// ParseParams converts raw values decoded from YAML, applies defaults and
+// runs Check. It returns every problem it finds; each error wraps
+// [ErrInvalidParam] and is a *[ParamError] naming the parameter.
+func (s *Spec) ParseParams(raw map[string]any) (Params, []error) {
+	var errs []error
+	values := make(map[string]any, len(s.Params))
+	names := make([]string, 0, len(raw))
+	for name := range raw {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p, ok := s.Param(name)
+		if !ok {
+			errs = append(errs, &ParamError{Param: name, Err: fmt.Errorf("%w: unknown parameter %q for %s %q", ErrInvalidParam, name, s.Role(), s.Name)})
+			continue
+		}
+		v, err := p.Convert(raw[name])
+		if err != nil {
+			errs = append(errs, &ParamError{Param: name, Err: err})
+			continue
+		}
+		values[name] = v
+	}
+	for i := range s.Params {
+		p := &s.Params[i]
+		if _, given := raw[p.Name]; given {
+			continue
+		}
+		if p.Required {
+			errs = append(errs, &ParamError{Param: p.Name, Err: fmt.Errorf("%w: missing required parameter %q for %s %q", ErrInvalidParam, p.Name, s.Role(), s.Name)})
+		} else if p.Default != nil {
+			values[p.Name] = p.Default
+		}
+	}
+	params := NewParams(values)
+	if len(errs) == 0 && s.Check != nil {
+		if err := s.Check(params); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return params, errs
+}
+
+var typeName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// Registry maps stage type names to specs. It is safe for concurrent use.
+type Registry struct {
+	mu    sync.RWMutex
+	specs map[string]*Spec
+}
+
+// NewEmptyRegistry returns a registry with no types.
+func NewEmptyRegistry() *Registry {
+	return &Registry{specs: make(map[string]*Spec)}
+}
+
+// NewRegistry returns a registry holding the built-in types only.
+func NewRegistry() *Registry {
+	r := NewEmptyRegistry()
+	for _, s := range builtins() {
+		if err := r.Register(s); err != nil {
+			panic(err) // a built-in spec is wrong: a bug caught by every test
+		}
+	}
+	return r
+}
+
+// Default is the registry that [Register] adds to and that the CLI uses. It
+// starts with the built-in types.
+var Default = NewRegistry()
+
+// Register adds spec to the [Default] registry.
+func Register(spec Spec) error { return Default.Register(spec) }
+
+// MustRegister adds spec to the [Default] registry and panics on error; for
+// init functions.
+func MustRegister(spec Spec) {
+	if err := Default.Register(spec); err != nil {
+		panic(err)
+	}
+}
+
+// Register adds a type. It fails with [ErrDuplicateType] if the name is
+// taken and [ErrInvalidSpec] if the spec is malformed.
+func (r *Registry) Register(spec Spec) error {
+	if !typeName.MatchString(spec.Name) {
+		return fmt.Errorf("%w: type name %q must match %s", ErrInvalidSpec, spec.Name, typeName)
+	}
+	if spec.Role() == 0 {
+		return fmt.Errorf("%w: %q must set exactly one of NewSource, NewTransform, NewSink", ErrInvalidSpec, spec.Name)
+	}
+	seen := make(map[string]bool, len(spec.Params))
+	for _, p := range spec.Params {
+		if p.Name == "" || seen[p.Name] {
+			return fmt.Errorf("%w: %q has an empty or repeated parameter name %q", ErrInvalidSpec, spec.Name, p.Name)
+		}
+		seen[p.Name] = true
+		if p.Default != nil && !defaultHasType(p) {
+			return fmt.Errorf("%w: %q parameter %q: default %v is not a valid %s", ErrInvalidSpec, spec.Name, p.Name, p.Default, p.Type)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.specs[spec.Name]; ok {
+		return fmt.Errorf("%w: %q", ErrDuplicateType, spec.Name)
+	}
+	s := spec
+	s.Params = slices.Clone(spec.Params)
+	r.specs[spec.Name] = &s
+	return nil
+}
+
+// defaultHasType reports whether p.Default has the Go type that
+// [Param.Convert] returns for p.Type, and is an allowed value.
+func defaultHasType(p Param) bool {
+	switch p.Type {
+	case TypeString, TypeExpr:
+		s, ok := p.Default.(string)
+		return ok && (len(p.Enum) == 0 || slices.Contains(p.Enum, s))
+	case TypeInt:
+		_, ok := p.Default.(int)
+		return ok
+	case TypeFloat:
+		_, ok := p.Default.(float64)
+		return ok
+	case TypeBool:
+		_, ok := p.Default.(bool)
+		return ok
+	case TypeDuration:
+		_, ok := p.Default.(time.Duration)
+		return ok
+	case TypeStringList:
+		_, ok := p.Default.([]string)
+		return ok
+	}
+	return false
+}
+
+// Lookup returns the spec of a type, or an error wrapping [ErrUnknownType].
+func (r *Registry) Lookup(name string) (*Spec, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.specs[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownType, name)
+	}
+	return s, nil
+}
+
+// Specs returns every spec, sorted by role then name.
+func (r *Registry) Specs() []*Spec {
+	r.mu.RLock()
+	out := make([]*Spec, 0, len(r.specs))
+	for _, s := range r.specs {
+		out = append(out, s)
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Role() != out[j].Role() {
+			return out[i].Role() < out[j].Role()
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Names returns the type names of one role, sorted.
+func (r *Registry) Names(role Role) []string {
+	var out []string
+	for _, s := range r.Specs() {
+		if s.Role() == role {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// Clone returns an independent copy of r.
+func (r *Registry) Clone() *Registry {
+	c := NewEmptyRegistry()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for k, v := range r.specs {
+		c.specs[k] = v
+	}
+	return c
+}

@@ -1,0 +1,102 @@
+package stages
+
+import (
+	"context"
+	"io"
+	"log/slog"
+)
+
+// Role is what a stage does in a pipeline: produce, transform or consume
+// messages. It is also the YAML key that names the stage's type.
+type Role int
+
+// The roles, in the order they appear in a pipeline.
+const (
+	RoleSource Role = iota + 1
+	RoleTransform
+	RoleSink
+)
+
+// String returns the YAML key of the role: "source", "transform" or "sink".
+func (r Role) String() string {
+	switch r {
+	case RoleSource:
+		return "source"
+	case RoleTransform:
+		return "transform"
+	case RoleSink:
+		return "sink"
+	}
+	return "unknown"
+}
+
+// Roles lists every role, in pipeline order.
+var Roles = []Role{RoleSource, RoleTransform, RoleSink}
+
+// Source produces the messages that enter a pipeline. The runner calls Read
+// from one goroutine; a source need not be safe for concurrent use.
+type Source interface {
+	// Read returns the next message. It returns io.EOF when a bounded source
+	// has no more messages (the message returned with io.EOF, if any, is
+	// ignored), and ctx.Err() when ctx is done before a message is ready.
+	// Any other error stops the run.
+	Read(ctx context.Context) (*Message, error)
+	// Close releases the source's resources.
+	Close(ctx context.Context) error
+}
+
+// Transform turns one input message into zero, one or many outputs. The
+// runner builds one Transform per worker, so Process is never called
+// concurrently on one value.
+type Transform interface {
+	// Process appends the outputs for in to out and returns the extended
+	// slice, in the manner of strconv.AppendInt. Returning out unchanged with
+	// a nil error filters the input. A Transform may modify in and append it
+	// as its own output.
+	//
+	// An error retries the input with backoff; an error marked with
+	// [Permanent] (or wrapping [ErrPermanent]) sends it to the dead-letter
+	// stream at once. Outputs appended before an error are discarded.
+	Process(ctx context.Context, in *Message, out []*Message) ([]*Message, error)
+	// Close releases the transform's resources.
+	Close(ctx context.Context) error
+}
+
+// Sink writes messages out of the pipeline. The runner builds one Sink per
+// sink stage per process and calls Write from every worker of the stage, so
+// Write must be safe for concurrent use.
+type Sink interface {
+	// Write writes a batch. When it returns nil, every message of the batch
+	// is as durable as the sink promises (its documentation says how) and
+	// the runner acknowledges the inputs. A *[BatchError] reports which
+	// messages failed; any other error fails the whole batch. Errors are
+	// retried with backoff unless marked [Permanent].
+	Write(ctx context.Context, batch []*Message) error
+	// Close flushes what is buffered, makes it durable and releases the
+	// sink's resources.
+	Close(ctx context.Context) error
+}
+
+// Info tells a stage instance where it runs. The runner fills it in.
+type Info struct {
+	// Pipeline and Stage are the names from the pipeline file.
+	Pipeline string
+	Stage    string
+	// Worker is the 0-based index of the worker within this process.
+	Worker int
+	// Logger carries the pipeline and stage attributes; never nil when the
+	// runner builds the stage.
+	Logger *slog.Logger
+	// Stdin and Stdout are the process's standard streams, replaceable when
+	// sluice is embedded or tested.
+	Stdin  io.Reader
+	Stdout io.Writer
+}
+
+// logger returns i.Logger or a logger that discards.
+func (i Info) logger() *slog.Logger {
+	if i.Logger != nil {
+		return i.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
