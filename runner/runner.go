@@ -3,11 +3,15 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
@@ -15,7 +19,8 @@ import (
 
 // Options configure a run. The zero value is usable.
 type Options struct {
-	// Registry builds the stages; nil means stages.Default.
+	// Registry builds the stages; nil means stages.Default. It must be the
+	// registry the pipeline was validated against.
 	Registry *stages.Registry
 	// Logger receives the runner's logs; nil discards them.
 	Logger *slog.Logger
@@ -23,6 +28,27 @@ type Options struct {
 	// os.Stdout.
 	Stdin  io.Reader
 	Stdout io.Writer
+	// StopTimeout bounds the clean stop after ctx is done: finishing the
+	// batches in hand, flushing sinks. 0 means 30s.
+	StopTimeout time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Registry == nil {
+		o.Registry = stages.Default
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Stdin == nil {
+		o.Stdin = os.Stdin
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = 30 * time.Second
+	}
 }
 
 // StageSummary counts what one stage did in this process during a run.
@@ -30,12 +56,12 @@ type StageSummary struct {
 	Name        string
 	Role        stages.Role
 	Type        string
-	In          uint64 // messages received (a source: records read)
-	Out         uint64 // messages published (a sink: messages written)
-	Filtered    uint64 // inputs that produced no output
-	Errors      uint64 // failed attempts that were retried
-	DeadLetters uint64 // messages sent to the dead-letter stream
-	Rate        float64
+	In          uint64  // messages received (a source: records read)
+	Out         uint64  // messages published (a sink: messages written)
+	Filtered    uint64  // inputs that produced no output
+	Errors      uint64  // failed attempts that were retried
+	DeadLetters uint64  // messages sent to the dead-letter stream
+	Rate        float64 // In per second of the run
 }
 
 // Summary is the result of a run.
@@ -43,19 +69,212 @@ type Summary struct {
 	Pipeline    string
 	Run         uint64 // the run number, 1 for the first run of a pipeline
 	Elapsed     time.Duration
-	Interrupted bool // the run was stopped before its sources finished
+	Interrupted bool // the run was stopped before it drained
 	Stages      []StageSummary
+}
+
+// run is the state of one pipeline run in this process.
+type run struct {
+	p     *pipeline.Pipeline
+	nc    *nats.Conn
+	id    uint64
+	opts  Options
+	log   *slog.Logger
+	stats map[string]*stageStats
+
+	sources    []*sourceLoop
+	workers    []*worker
+	transforms []stages.Transform
+	sinks      []stages.Sink
 }
 
 // Run provisions the streams and consumers of p on the server behind nc and
 // runs its stages until every bounded source has finished and every stage
-// has drained, or until ctx is done (then it stops cleanly and the summary
+// has drained, or until ctx is done; then it stops cleanly (the summary
 // says Interrupted). It returns the summary of what this process did.
+// The connection stays open; the caller closes it.
 func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options) (*Summary, error) {
-	return nil, errors.New("sluice: runner not implemented yet")
+	opts.setDefaults()
+	r := &run{
+		p:     p,
+		nc:    nc,
+		opts:  opts,
+		log:   opts.Logger.With("pipeline", p.Name),
+		stats: make(map[string]*stageStats, len(p.Stages)),
+	}
+	for _, s := range p.Stages {
+		r.stats[s.Name] = new(stageStats)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	kv, err := stateBucket(ctx, js)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	inputs, err := provision(ctx, js, p)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	if r.id, err = startRun(ctx, kv, p.Name); err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	if err := r.build(inputs); err != nil {
+		r.closeStages()
+		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	r.log.Info("run started", "run", r.id, "stages", len(p.Stages))
+
+	start := time.Now()
+	drained, runErr := r.execute(ctx, inputs)
+	elapsed := time.Since(start)
+	if err := r.closeStages(); err != nil && runErr == nil {
+		runErr = err
+	}
+
+	state := "finished"
+	if runErr != nil || !drained {
+		state = "interrupted"
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.StopTimeout)
+	defer cancel()
+	if err := putRun(stopCtx, kv, p.Name, runRecord{Run: r.id, State: state}); err != nil && runErr == nil {
+		runErr = err
+	}
+
+	sum := &Summary{Pipeline: p.Name, Run: r.id, Elapsed: elapsed, Interrupted: !drained}
+	for _, s := range p.Stages {
+		sum.Stages = append(sum.Stages, r.stats[s.Name].summary(s, elapsed))
+	}
+	r.log.Info("run "+state, "run", r.id, "elapsed", elapsed)
+	if runErr != nil {
+		return sum, fmt.Errorf("pipeline %q: %w", p.Name, runErr)
+	}
+	return sum, nil
 }
 
-// WriteTable writes the summary as an aligned text table.
-func (s *Summary) WriteTable(w io.Writer) error {
-	return errors.New("sluice: not implemented yet")
+// build constructs the stage instances: one per source, one transform per
+// worker, one sink per sink stage shared by its workers.
+func (r *run) build(inputs map[string][]input) error {
+	for _, s := range r.p.Stages {
+		info := stages.Info{
+			Pipeline: r.p.Name,
+			Stage:    s.Name,
+			Logger:   r.log.With("stage", s.Name),
+			Stdin:    r.opts.Stdin,
+			Stdout:   r.opts.Stdout,
+		}
+		switch s.Role {
+		case stages.RoleSource:
+			src, err := s.Spec.NewSource(s.Params, info)
+			if err != nil {
+				return fmt.Errorf("stage %q: %w", s.Name, err)
+			}
+			l, err := newSourceLoop(r, s, src)
+			if err != nil {
+				_ = src.Close(context.Background())
+				return fmt.Errorf("stage %q: %w", s.Name, err)
+			}
+			r.sources = append(r.sources, l)
+		case stages.RoleTransform, stages.RoleSink:
+			var sink stages.Sink
+			if s.Role == stages.RoleSink {
+				var err error
+				if sink, err = s.Spec.NewSink(s.Params, info); err != nil {
+					return fmt.Errorf("stage %q: %w", s.Name, err)
+				}
+				r.sinks = append(r.sinks, sink)
+			}
+			for i := range s.Replicas {
+				w, err := newWorker(r, s, i, inputs[s.Name])
+				if err != nil {
+					return fmt.Errorf("stage %q: %w", s.Name, err)
+				}
+				w.sink = sink
+				if s.Role == stages.RoleTransform {
+					info.Worker = i
+					if w.transform, err = s.Spec.NewTransform(s.Params, info); err != nil {
+						return fmt.Errorf("stage %q: %w", s.Name, err)
+					}
+					r.transforms = append(r.transforms, w.transform)
+				}
+				r.workers = append(r.workers, w)
+			}
+		}
+	}
+	return nil
+}
+
+// execute runs the built stages. It returns whether the pipeline drained
+// (every bounded source finished and every stage processed everything),
+// and the first error that stopped it.
+func (r *run) execute(ctx context.Context, inputs map[string][]input) (drained bool, err error) {
+	// A failure anywhere cancels runCtx: sources stop and the drain wait
+	// ends. Workers stop only when told, after the drain, a signal or a
+	// failure, so that they finish what the sources published.
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	var failure error
+	var failOnce sync.Once
+	fail := func(err error) {
+		failOnce.Do(func() { failure = err; cancelRun(err) })
+	}
+
+	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	var workers sync.WaitGroup
+	for _, w := range r.workers {
+		workers.Go(func() {
+			if err := w.loop(workCtx); err != nil {
+				fail(err)
+			}
+		})
+	}
+
+	var sources sync.WaitGroup
+	for _, l := range r.sources {
+		sources.Go(func() {
+			if err := l.loop(runCtx); err != nil && runCtx.Err() == nil {
+				fail(err)
+			}
+		})
+	}
+	sources.Wait()
+	if runCtx.Err() == nil {
+		drained = waitDrained(runCtx, r.p, inputs) == nil
+	}
+	stopWorkers()
+	workers.Wait()
+	failOnce.Do(func() {}) // no failure can be recorded from here on
+	if failure != nil {
+		return false, failure
+	}
+	return drained, nil
+}
+
+// closeStages closes every stage instance built, sources first, sinks
+// last (a sink's Close flushes and syncs its output). It returns the first
+// error.
+func (r *run) closeStages() error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.StopTimeout)
+	defer cancel()
+	var errs []error
+	for _, l := range r.sources {
+		if err := l.src.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stage %q: close: %w", l.stage.Name, err))
+		}
+	}
+	for _, t := range r.transforms {
+		if err := t.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close transform: %w", err))
+		}
+	}
+	for _, s := range r.sinks {
+		if err := s.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close sink: %w", err))
+		}
+	}
+	r.sources, r.transforms, r.sinks = nil, nil, nil
+	return errors.Join(errs...)
 }

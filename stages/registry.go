@@ -98,15 +98,22 @@ func (s *Spec) ParseParams(raw map[string]any) (Params, []error) {
 
 var typeName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-// Registry maps stage type names to specs. It is safe for concurrent use.
+// Registry maps stage type names to specs. A name is unique within a role:
+// the source "file" and the sink "file" are two types. It is safe for
+// concurrent use.
 type Registry struct {
 	mu    sync.RWMutex
-	specs map[string]*Spec
+	specs map[specKey]*Spec
+}
+
+type specKey struct {
+	role Role
+	name string
 }
 
 // NewEmptyRegistry returns a registry with no types.
 func NewEmptyRegistry() *Registry {
-	return &Registry{specs: make(map[string]*Spec)}
+	return &Registry{specs: make(map[specKey]*Spec)}
 }
 
 // NewRegistry returns a registry holding the built-in types only.
@@ -136,7 +143,7 @@ func MustRegister(spec Spec) {
 }
 
 // Register adds a type. It fails with [ErrDuplicateType] if the name is
-// taken and [ErrInvalidSpec] if the spec is malformed.
+// taken for the spec's role and [ErrInvalidSpec] if the spec is malformed.
 func (r *Registry) Register(spec Spec) error {
 	if !typeName.MatchString(spec.Name) {
 		return fmt.Errorf("%w: type name %q must match %s", ErrInvalidSpec, spec.Name, typeName)
@@ -156,12 +163,13 @@ func (r *Registry) Register(spec Spec) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.specs[spec.Name]; ok {
-		return fmt.Errorf("%w: %q", ErrDuplicateType, spec.Name)
+	key := specKey{spec.Role(), spec.Name}
+	if _, ok := r.specs[key]; ok {
+		return fmt.Errorf("%w: %s %q", ErrDuplicateType, key.role, spec.Name)
 	}
 	s := spec
 	s.Params = slices.Clone(spec.Params)
-	r.specs[spec.Name] = &s
+	r.specs[key] = &s
 	return nil
 }
 
@@ -191,15 +199,31 @@ func defaultHasType(p Param) bool {
 	return false
 }
 
-// Lookup returns the spec of a type, or an error wrapping [ErrUnknownType].
-func (r *Registry) Lookup(name string) (*Spec, error) {
+// LookupRole returns the spec of the type of that role and name, or an
+// error wrapping [ErrUnknownType].
+func (r *Registry) LookupRole(role Role, name string) (*Spec, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	s, ok := r.specs[name]
+	s, ok := r.specs[specKey{role, name}]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownType, name)
+		return nil, fmt.Errorf("%w: %s %q", ErrUnknownType, role, name)
 	}
 	return s, nil
+}
+
+// Lookup returns every spec named name, one per role that has it, in role
+// order; none gives an error wrapping [ErrUnknownType].
+func (r *Registry) Lookup(name string) ([]*Spec, error) {
+	var out []*Spec
+	for _, role := range Roles {
+		if s, err := r.LookupRole(role, name); err == nil {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownType, name)
+	}
+	return out, nil
 }
 
 // Specs returns every spec, sorted by role then name.

@@ -1,0 +1,317 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/stages"
+)
+
+// Options tell [Load] and [Parse] where stage types and variables come from.
+type Options struct {
+	// Registry knows the stage types; nil means stages.Default.
+	Registry *stages.Registry
+	// LookupEnv returns the value of a ${VAR}; nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// Load reads and parses the pipeline file at path (see [Parse]). An error
+// reading the file is returned wrapped, naming the path.
+func Load(path string, opts Options) (*Pipeline, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sluice: load pipeline: %w", err)
+	}
+	return Parse(path, data, opts)
+}
+
+// Parse decodes, interpolates and validates a pipeline file; file names it
+// in positions and in [Pipeline.File]. A pipeline that does not validate
+// gives a nil *Pipeline and [Problems] holding every problem found, sorted
+// by line and column. Parse does not connect to NATS.
+func Parse(file string, data []byte, opts Options) (*Pipeline, error) {
+	d := &decoder{
+		file:      file,
+		reg:       opts.Registry,
+		lookupEnv: opts.LookupEnv,
+		bad:       make(map[*yaml.Node]bool),
+	}
+	if d.reg == nil {
+		d.reg = stages.Default
+	}
+	if d.lookupEnv == nil {
+		d.lookupEnv = os.LookupEnv
+	}
+	p := d.decode(data)
+	if len(d.problems) > 0 {
+		d.problems.sort()
+		return nil, d.problems
+	}
+	return p, nil
+}
+
+// Top-level keys of a pipeline file.
+var topKeys = []string{"name", "description", "settings", "plugins", "stages"}
+
+// Names of pipelines and stages, used in stream names and subjects.
+var namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
+const maxNameLen = 64
+
+// decoder collects the problems of one file while decoding it.
+type decoder struct {
+	file      string
+	reg       *stages.Registry
+	lookupEnv func(string) (string, bool)
+	problems  Problems
+	bad       map[*yaml.Node]bool // scalars already reported by interpolate
+}
+
+func (d *decoder) decode(data []byte) *Pipeline {
+	root := d.parseYAML(data)
+	if root == nil {
+		return nil
+	}
+	d.interpolate(root)
+	p := &Pipeline{File: d.file, Settings: DefaultSettings()}
+	fields := d.mapping(root, "", topKeys)
+	if f, ok := fields["name"]; ok {
+		p.Name, _ = d.name(f.value, "")
+	} else {
+		d.problem(root, "missing required key \"name\"")
+	}
+	if f, ok := fields["description"]; ok {
+		p.Description, _ = d.str(f.value, "description")
+	}
+	if f, ok := fields["settings"]; ok {
+		d.settings(f.value, &p.Settings)
+	}
+	if f, ok := fields["plugins"]; ok {
+		p.Plugins = d.plugins(f)
+	}
+	if f, ok := fields["stages"]; ok {
+		p.Stages = d.stages(f)
+	} else {
+		d.problem(root, "missing required key \"stages\"")
+	}
+	return p
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parseYAML returns the top-level mapping of a one-document file, or nil
+// after reporting why there is none.
+func (d *decoder) parseYAML(data []byte) (root *yaml.Node) {
+	defer func() {
+		if v := recover(); v != nil { // yaml.v3 panics on some malformed input
+			d.problems = append(d.problems, Problem{Pos: Position{File: d.file}, Msg: fmt.Sprintf("invalid YAML: %v", v)})
+			root = nil
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) || (err == nil && len(doc.Content) == 0) {
+		d.problems = append(d.problems, Problem{Pos: Position{File: d.file}, Msg: "empty file: want a mapping with name and stages"})
+		return nil
+	}
+	if err != nil {
+		d.yamlError(err)
+		return nil
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		d.problem(&next, "want one YAML document, found another")
+	} else if !errors.Is(err, io.EOF) {
+		d.yamlError(err)
+	}
+	root = doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		d.problem(root, "want a mapping with name and stages, got %s", describe(root))
+		return nil
+	}
+	return root
+}
+
+// yamlError reports a syntax error of yaml.v3, which gives a line but no
+// column.
+func (d *decoder) yamlError(err error) {
+	pos := Position{File: d.file}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		pos.Line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	d.problems = append(d.problems, Problem{Pos: pos, Msg: "invalid YAML: " + msg})
+}
+
+// problem reports a problem at node n.
+func (d *decoder) problem(n *yaml.Node, format string, args ...any) {
+	d.problems = append(d.problems, Problem{Pos: d.pos(n), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) pos(n *yaml.Node) Position {
+	return Position{File: d.file, Line: n.Line, Col: n.Column}
+}
+
+// field is one key and its value in a mapping.
+type field struct {
+	key, value *yaml.Node
+}
+
+// mapping returns the fields of mapping n by key. It reports a node that is
+// not a mapping, keys that are not scalars, repeated keys and, when known
+// is not nil, keys not in known. where prefixes the messages.
+func (d *decoder) mapping(n *yaml.Node, where string, known []string) map[string]field {
+	n = resolveAlias(n)
+	fields := make(map[string]field)
+	if n.Kind != yaml.MappingNode {
+		d.problem(n, "%s", at(where, "want a mapping, got "+describe(n)))
+		return fields
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolveAlias(n.Content[i]), resolveAlias(n.Content[i+1])
+		switch f, seen := fields[k.Value]; {
+		case k.Kind != yaml.ScalarNode:
+			d.problem(k, "%s", at(where, "want a key, got "+describe(k)))
+		case seen:
+			d.problem(k, "%s", at(where, fmt.Sprintf("repeated key %q (first at line %d)", k.Value, f.key.Line)))
+		case known != nil && !slices.Contains(known, k.Value):
+			d.problem(k, "%s", at(where, fmt.Sprintf("unknown key %q (want %s)", k.Value, strings.Join(known, ", "))))
+		default:
+			fields[k.Value] = field{key: k, value: v}
+		}
+	}
+	return fields
+}
+
+// mappingValue returns the value of the first key in mapping n, or nil.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := resolveAlias(n.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
+			return resolveAlias(n.Content[i+1])
+		}
+	}
+	return nil
+}
+
+// str returns the scalar n as a string; null is "".
+func (d *decoder) str(n *yaml.Node, where string) (string, bool) {
+	switch {
+	case d.bad[n]:
+		return "", false
+	case n.Kind != yaml.ScalarNode:
+		d.problem(n, "%s: want a string, got %s", where, describe(n))
+		return "", false
+	case isNull(n):
+		return "", true
+	}
+	return n.Value, true
+}
+
+// int returns the scalar n as an int.
+func (d *decoder) int(n *yaml.Node, where string) (int, bool) {
+	if d.bad[n] {
+		return 0, false
+	}
+	var v int
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || decodeNode(n, &v) != nil {
+		d.problem(n, "%s: want an integer, got %s", where, describe(n))
+		return 0, false
+	}
+	return v, true
+}
+
+// name returns the scalar n as the name of a pipeline or stage, reporting
+// a name that does not fit in stream names and subjects.
+func (d *decoder) name(n *yaml.Node, where string) (string, bool) {
+	s, ok := d.str(n, at(where, "name"))
+	switch {
+	case !ok:
+	case !namePattern.MatchString(s):
+		d.problem(n, "%s", at(where, fmt.Sprintf("name %q must match %s", s, namePattern)))
+	case len(s) > maxNameLen:
+		d.problem(n, "%s", at(where, fmt.Sprintf("name %q is longer than %d characters", s, maxNameLen)))
+	default:
+		return s, true
+	}
+	return "", false
+}
+
+// plugins checks the plugins key: loading plugins is not implemented.
+func (d *decoder) plugins(f field) []string {
+	n := f.value
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.problem(n, "plugins: want a list of paths, got %s", describe(n))
+		return nil
+	}
+	var paths []string
+	for i, item := range n.Content {
+		if s, ok := d.str(resolveAlias(item), fmt.Sprintf("plugins[%d]", i)); ok {
+			paths = append(paths, s)
+		}
+	}
+	if len(n.Content) > 0 {
+		d.problem(f.key, "plugins: loading Go plugins is not supported yet")
+	}
+	return paths
+}
+
+// decodeNode decodes n into out, turning a panic of yaml.v3 into an error.
+func decodeNode(n *yaml.Node, out any) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("invalid YAML: %v", v)
+		}
+	}()
+	return n.Decode(out)
+}
+
+// resolveAlias returns the node an alias stands for, or n itself.
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// isNull reports whether n is a null scalar: ~, null or nothing.
+func isNull(n *yaml.Node) bool {
+	n = resolveAlias(n)
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// describe names a node's value for a message: a mapping, a list, null, or
+// the quoted scalar.
+func describe(n *yaml.Node) string {
+	n = resolveAlias(n)
+	switch {
+	case n.Kind == yaml.MappingNode:
+		return "a mapping"
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	case isNull(n):
+		return "null"
+	}
+	return strconv.Quote(n.Value)
+}
+
+// at prefixes msg with where, if any.
+func at(where, msg string) string {
+	if where == "" {
+		return msg
+	}
+	return where + ": " + msg
+}

@@ -1,0 +1,27 @@
+package pipeline
+
+import (
+	"reflect"
+	"testing"
+)
+
+// TestNames pins the names on NATS: changing one strands the streams and
+// consumers of every deployed pipeline.
+func TestNames(t *testing.T) {
+	const p, s = "orders-etl", "clean"
+	for _, tt := range []struct{ got, want any }{
+		{StreamName(p, s), "SLUICE_ORDERS_ETL_CLEAN"},
+		{Subject(p, s), "sluice.orders-etl.clean"},
+		{StreamSubjects(p, s), []string{"sluice.orders-etl.clean", "sluice.orders-etl.clean.>"}},
+		{InputSubject(p, Input{Stage: s}), "sluice.orders-etl.clean"},
+		{InputSubject(p, Input{Stage: s, Route: "big"}), "sluice.orders-etl.clean.big"},
+		{ConsumerName(s), "clean"},
+		{DLQStreamName(p), "SLUICE_ORDERS_ETL_DLQ"},
+		{DLQSubject(p, s), "sluice.orders-etl._dlq.clean"},
+		{DLQSubjects(p), []string{"sluice.orders-etl._dlq.>"}},
+	} {
+		if !reflect.DeepEqual(tt.got, tt.want) {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}

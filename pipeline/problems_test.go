@@ -1,0 +1,266 @@
+package pipeline
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// checkProblems compares problems with want, one "LINE:COL message" each,
+// in order; the message of a problem must contain the one wanted.
+func checkProblems(t *testing.T, got Problems, want []string) {
+	t.Helper()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(want); i++ {
+		pos, msg, _ := strings.Cut(want[i], " ")
+		ok = fmt.Sprintf("%d:%d", got[i].Pos.Line, got[i].Pos.Col) == pos && strings.Contains(got[i].Msg, msg)
+	}
+	if !ok {
+		t.Errorf("problems:\n%v\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+func TestProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		// The file.
+		{"yaml syntax", "name: p\nstages: [\n", []string{`2:0 invalid YAML: did not find expected node content`}},
+		{"empty file", "", []string{`0:0 empty file: want a mapping with name and stages`}},
+		{"comments only", "# nothing\n", []string{`0:0 empty file`}},
+		{"not a mapping", "- name: p\n", []string{`1:1 want a mapping with name and stages, got a list`}},
+		{"two documents", "name: p\nstages: [{name: s, source: gen}]\n---\nname: q\n", []string{`3:1 want one YAML document, found another`}},
+
+		// Top-level keys.
+		{"unknown key", "name: p\nstage: []\nstages: [{name: s, source: gen}]\n", []string{
+			`2:1 unknown key "stage" (want name, description, settings, plugins, stages)`}},
+		{"repeated key", "name: p\nname: q\nstages: [{name: s, source: gen}]\n", []string{
+			`2:1 repeated key "name" (first at line 1)`}},
+		{"key not a scalar", "name: p\n[a]: 1\nstages: [{name: s, source: gen}]\n", []string{`2:1 want a key, got a list`}},
+		{"missing name", "stages: [{name: s, source: gen}]\n", []string{`1:1 missing required key "name"`}},
+		{"missing stages", "name: p\n", []string{`1:1 missing required key "stages"`}},
+		{"bad name", "name: Orders_ETL\nstages: [{name: s, source: gen}]\n", []string{
+			`1:7 name "Orders_ETL" must match ^[a-z][a-z0-9-]*$`}},
+		{"long name", "name: " + strings.Repeat("a", 65) + "\nstages: [{name: s, source: gen}]\n", []string{
+			`1:7 is longer than 64 characters`}},
+		{"name not a string", "name: [p]\nstages: [{name: s, source: gen}]\n", []string{`1:7 name: want a string, got a list`}},
+		{"description not a string", "name: p\ndescription: {a: 1}\nstages: [{name: s, source: gen}]\n", []string{
+			`2:14 description: want a string, got a mapping`}},
+		{"plugins", "name: p\nplugins: [./geo.so]\nstages: [{name: s, source: gen}]\n", []string{
+			`2:1 plugins: loading Go plugins is not supported yet`}},
+		{"plugins not a list", "name: p\nplugins: ./geo.so\nstages: [{name: s, source: gen}]\n", []string{
+			`2:10 plugins: want a list of paths, got "./geo.so"`}},
+
+		// Settings.
+		{"settings not a mapping", "name: p\nsettings: [1]\nstages: [{name: s, source: gen}]\n", []string{
+			`2:11 settings: want a mapping, got a list`}},
+		{"unknown setting", "name: p\nsettings: {replicas: 2}\nstages: [{name: s, source: gen}]\n", []string{
+			`2:12 settings: unknown key "replicas" (want storage, retention, max_age`}},
+		{"storage", "name: p\nsettings: {storage: disk}\nstages: [{name: s, source: gen}]\n", []string{
+			`2:21 settings.storage must be one of file, memory (got "disk")`}},
+		{"retention", "name: p\nsettings: {retention: work}\nstages: [{name: s, source: gen}]\n", []string{
+			`2:23 settings.retention must be one of interest, limits (got "work")`}},
+		{"bad duration", "name: p\nsettings:\n  ack_wait: abc\nstages: [{name: s, source: gen}]\n", []string{
+			`3:13 settings.ack_wait: want a duration such as "30s", got "abc"`}},
+		{"duration without unit", "name: p\nsettings:\n  max_age: 30\nstages: [{name: s, source: gen}]\n", []string{
+			`3:12 settings.max_age: want a duration such as "30s", got "30"`}},
+		{"null duration", "name: p\nsettings:\n  max_age:\nstages: [{name: s, source: gen}]\n", []string{
+			`3:11 settings.max_age: want a duration such as "30s", got null`}},
+		{"negative max_age", "name: p\nsettings:\n  max_age: -1s\nstages: [{name: s, source: gen}]\n", []string{
+			`3:12 settings.max_age must be >= 0s (got -1s)`}},
+		{"short ack_wait", "name: p\nsettings:\n  ack_wait: 500ms\nstages: [{name: s, source: gen}]\n", []string{
+			`3:13 settings.ack_wait must be >= 1s (got 500ms)`}},
+		{"zero dedup_window", "name: p\nsettings:\n  dedup_window: 0s\nstages: [{name: s, source: gen}]\n", []string{
+			`3:17 settings.dedup_window must be > 0 (got 0s)`}},
+		{"zero max_buffer", "name: p\nsettings:\n  max_buffer: 0\nstages: [{name: s, source: gen}]\n", []string{
+			`3:15 settings.max_buffer must be >= 1 (got 0)`}},
+		{"max_deliver not an int", "name: p\nsettings:\n  max_deliver: 2.5\nstages: [{name: s, source: gen}]\n", []string{
+			`3:16 settings.max_deliver: want an integer, got "2.5"`}},
+		{"quoted int", "name: p\nsettings:\n  max_deliver: \"3\"\nstages: [{name: s, source: gen}]\n", []string{
+			`3:16 settings.max_deliver: want an integer, got "3"`}},
+		{"backoff not a list", "name: p\nsettings:\n  backoff: 5s\nstages: [{name: s, source: gen}]\n", []string{
+			`3:12 settings.backoff: want a list of durations such as [1s, 5s], got "5s"`}},
+		{"backoff item", "name: p\nsettings:\n  backoff: [1s, x, -2s]\nstages: [{name: s, source: gen}]\n", []string{
+			`3:17 settings.backoff[1]: want a duration such as "30s", got "x"`}},
+		{"negative backoff", "name: p\nsettings:\n  backoff: [1s, -2s]\nstages: [{name: s, source: gen}]\n", []string{
+			`3:17 settings.backoff[1] must be >= 0s (got -2s)`}},
+
+		// The list of stages.
+		{"stages not a list", "name: p\nstages: {name: s}\n", []string{`2:9 stages: want a list of stages, got a mapping`}},
+		{"no stages", "name: p\nstages: []\n", []string{`2:1 stages: want at least one stage`}},
+		{"stage not a mapping", "name: p\nstages:\n  - {name: s, source: gen}\n  - s\n", []string{
+			`4:5 stage 2: want a mapping with name and source, transform or sink, got "s"`}},
+		{"no source", "name: p\nstages:\n  - {name: a, transform: map, from: b, with: {expr: x}}\n  - {name: b, sink: out, from: a}\n", []string{
+			`2:1 stages: a pipeline needs at least one source`,
+			`3:37 stage "a": from "b": "b" is a sink`}},
+
+		// One stage.
+		{"unknown stage key", "name: p\nstages:\n  - name: s\n    source: gen\n    replica: 2\n", []string{
+			`5:5 stage "s": unknown key "replica" (want name, description, source, transform, sink, from, replicas, with)`}},
+		{"missing stage name", "name: p\nstages:\n  - source: gen\n", []string{`3:5 stage 1: missing required key "name"`}},
+		{"bad stage name", "name: p\nstages:\n  - {name: Read, source: gen}\n", []string{
+			`3:12 stage 1: name "Read" must match ^[a-z][a-z0-9-]*$`}},
+		{"dotted stage name", "name: p\nstages:\n  - {name: a.b, source: gen}\n", []string{`3:12 stage 1: name "a.b" must match`}},
+		{"long stage name", "name: p\nstages:\n  - {name: " + strings.Repeat("s", 65) + ", source: gen}\n", []string{
+			`3:12 stage 1: name "sss`}},
+		{"reserved stage name", "name: p\nstages:\n  - {name: dlq, source: gen}\n", []string{
+			`3:12 stage 1: name "dlq" is reserved for the dead-letter stream`}},
+		{"duplicate stage name", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: s, sink: out}\n", []string{
+			`4:12 stage "s": duplicate stage name (first at line 3)`}},
+		{"no role", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, with: {}}\n", []string{
+			`4:5 stage "t": want one of the keys source, transform or sink`}},
+		{"two roles", "name: p\nstages:\n  - {name: g, source: gen}\n  - name: s\n    source: gen\n    sink: out\n", []string{
+			`6:5 stage "s": both source and sink given: a stage has exactly one role`}},
+		{"unknown type", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: mapp}\n", []string{
+			`4:26 stage "t": unknown transform type "mapp" (want filter, map)`}},
+		{"type of another role", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: file}\n", []string{
+			`4:26 stage "t": "file" is a source and sink type, not a transform`}},
+		{"type not a string", "name: p\nstages:\n  - {name: s, source: [gen]}\n", []string{
+			`3:23 stage "s": source: want a string, got a list`}},
+		{"replicas zero", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, replicas: 0}\n", []string{
+			`4:36 stage "t": replicas must be >= 1 (got 0)`}},
+		{"replicas not an int", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, replicas: many}\n", []string{
+			`4:36 stage "t": replicas: want an integer, got "many"`}},
+		{"source replicas", "name: p\nstages:\n  - {name: s, source: gen, replicas: 2}\n", []string{
+			`3:38 stage "s": replicas must be 1 for a source (got 2): sources run as one instance`}},
+
+		// Inputs.
+		{"first stage without input", "name: p\nstages:\n  - {name: t, sink: out}\n  - {name: s, source: gen}\n", []string{
+			`3:5 stage "t": the first stage must be a source, or name its input with from`}},
+		{"source with from", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, source: gen, from: s}\n", []string{
+			`4:28 stage "t": a source does not read from other stages: remove from`}},
+		{"dangling from", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: [s, ghost]}\n", []string{
+			`4:36 stage "t": from "ghost": no stage is named "ghost"`}},
+		{"dangling route", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: ghost.big}\n", []string{
+			`4:32 stage "t": from "ghost.big": no stage is named "ghost"`}},
+		{"from itself", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: filter, from: [s, t], with: {expr: x}}\n", []string{
+			`4:44 stage "t": from "t": a stage cannot read from itself`}},
+		{"from a sink", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out}\n  - {name: u, sink: out, from: t}\n", []string{
+			`5:32 stage "u": from "t": "t" is a sink, which has no output to read`}},
+		{"from a sink route", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out}\n  - {name: u, sink: out, from: t.r}\n", []string{
+			`5:32 stage "u": from "t.r": "t" is a sink`}},
+		{"default from a sink", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out}\n  - {name: u, sink: out}\n", []string{
+			`5:5 stage "u": the stage before it, "t", is a sink, which has no output: name its input with from`}},
+		{"empty from", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: []}\n", []string{
+			`4:32 stage "t": from: want at least one stage`}},
+		{"from not a name", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: {s: 1}}\n", []string{
+			`4:32 stage "t": from: want a stage name or a list of them, got a mapping`}},
+		{"from item not a name", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: [s, [u]]}\n", []string{
+			`4:36 stage "t": from: want a string, got a list`}},
+		{"bad route", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: s.a.b}\n", []string{
+			`4:32 stage "t": from: "s.a.b": want stage or stage.route`}},
+		{"from twice", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: [s, s]}\n", []string{
+			`4:36 stage "t": from: "s" given twice`}},
+		{"cycle", `name: p
+stages:
+  - {name: s, source: gen}
+  - {name: a, transform: filter, from: [s, b], with: {expr: x}}
+  - {name: b, transform: filter, with: {expr: x}}
+`, []string{`4:44 cycle: a -> b -> a`}},
+		{"two cycles", `name: p
+stages:
+  - {name: s, source: gen}
+  - {name: a, transform: filter, from: [s, c], with: {expr: x}}
+  - {name: b, transform: filter, from: a, with: {expr: x}}
+  - {name: c, transform: filter, from: b, with: {expr: x}}
+  - {name: d, transform: filter, from: [a, e], with: {expr: x}}
+  - {name: e, transform: filter, from: d, with: {expr: x}}
+`, []string{`4:44 cycle: a -> b -> c -> a`, `7:44 cycle: d -> e -> d`}},
+		{"cycle without a source", `name: p
+stages:
+  - {name: a, transform: filter, from: b, with: {expr: x}}
+  - {name: b, transform: filter, with: {expr: x}}
+`, []string{`2:1 stages: a pipeline needs at least one source`, `3:40 cycle: a -> b -> a`}},
+
+		// Parameters.
+		{"unknown parameter", "name: p\nstages:\n  - name: s\n    source: gen\n    with:\n      count: 1\n      rate: 2\n", []string{
+			`7:7 stage "s": source "gen": unknown parameter "rate" (want count)`}},
+		{"parameter of a type without any", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, with: {x: 1}}\n", []string{
+			`4:33 stage "t": sink "out": unknown parameter "x" (it takes none)`}},
+		{"missing parameter", "name: p\nstages:\n  - name: s\n    source: file\n    with:\n      format: csv\n", []string{
+			`5:5 stage "s": source "file": missing required parameter "path"`}},
+		{"missing parameter without with", "name: p\nstages:\n  - name: s\n    source: file\n", []string{
+			`3:5 stage "s": source "file": missing required parameter "path"`}},
+		{"bad expression", "name: p\nstages:\n  - {name: s, source: gen}\n  - name: clean\n    transform: map\n    with:\n      expr: 'a +'\n", []string{
+			`7:13 stage "clean": transform "map": parameter "expr": expression does not compile: `}},
+		{"bad int parameter", "name: p\nstages:\n  - {name: s, source: gen}\n  - name: clean\n    transform: map\n    with:\n      expr: x\n      n: [1]\n", []string{
+			`8:10 stage "clean": transform "map": parameter "n": want an integer, got a list`}},
+		{"bad enum parameter", "name: p\nstages:\n  - name: s\n    source: file\n    with: {path: a, format: xml}\n", []string{
+			`5:29 stage "s": source "file": parameter "format": must be one of jsonl, csv (got "xml")`}},
+		{"bad tagged parameter", "name: p\nstages:\n  - name: s\n    source: gen\n    with: {count: !!int x}\n", []string{
+			`5:19 stage "s": source "gen": parameter "count": cannot decode !!str`}},
+		{"with not a mapping", "name: p\nstages:\n  - {name: s, source: gen, with: [count]}\n", []string{
+			`3:34 stage "s": with: want a mapping, got a list`}},
+		{"with of an unknown type", "name: p\nstages:\n  - {name: s, source: nope, with: [count]}\n", []string{
+			`3:23 stage "s": unknown source type "nope" (want file, gen)`,
+			`3:35 stage "s": with: want a mapping, got a list`}},
+		{"check error on a parameter", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: file, with: {path: out/}}\n", []string{
+			`4:40 stage "t": sink "file": parameter "path": is a directory`}},
+		{"check error", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: file, with: {path: check}}\n", []string{
+			`4:27 stage "t": sink "file": the check failed`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkProblems(t, problems(t, tt.src, nil), tt.want)
+		})
+	}
+}
+
+func TestProblemsAllAtOnce(t *testing.T) {
+	src := `name: Orders
+colour: blue
+settings:
+  ack_wait: soon
+  max_buffer: -1
+plugins: [geo.so]
+stages:
+  - name: read
+    source: file
+    from: x
+    replicas: 3
+  - name: clean
+    transform: map
+    with:
+      expr: 'a +'
+      n: ${N}
+      bogus: 1
+  - name: write
+    sink: file
+    transform: map
+  - name: dlq
+    sink: nope
+  - name: clean
+    transform: file
+  - name: w2
+    from: [write, ghost, w2]
+    sink: out
+`
+	ps := problems(t, src, nil)
+	checkProblems(t, ps, []string{
+		`1:7 name "Orders" must match`,
+		`2:1 unknown key "colour"`,
+		`4:13 settings.ack_wait: want a duration`,
+		`5:15 settings.max_buffer must be >= 1 (got -1)`,
+		`6:1 plugins: loading Go plugins is not supported yet`,
+		`8:5 stage "read": source "file": missing required parameter "path"`,
+		`10:5 stage "read": a source does not read from other stages`,
+		`11:15 stage "read": replicas must be 1 for a source`,
+		`15:13 stage "clean": transform "map": parameter "expr": expression does not compile`,
+		`16:10 undefined variable "N"`,
+		`17:7 stage "clean": transform "map": unknown parameter "bogus"`,
+		`20:5 stage "write": both sink and transform given`,
+		`21:11 stage 4: name "dlq" is reserved`,
+		`22:11 stage 4: unknown sink type "nope"`,
+		`23:11 stage "clean": duplicate stage name (first at line 12)`,
+		`24:16 stage "clean": "file" is a source and sink type, not a transform`,
+		`26:19 stage "w2": from "ghost": no stage is named "ghost"`,
+		`26:26 stage "w2": from "w2": a stage cannot read from itself`,
+	})
+	for _, p := range ps {
+		if p.Pos.File != "p.yaml" {
+			t.Errorf("problem %v: file %q, want p.yaml", p, p.Pos.File)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package pipeline
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Keys of the settings mapping.
+var settingsKeys = []string{"storage", "retention", "max_age", "max_buffer", "dedup_window", "ack_wait", "max_deliver", "backoff"}
+
+// settings decodes the settings mapping n over the defaults in s.
+func (d *decoder) settings(n *yaml.Node, s *Settings) {
+	if isNull(n) {
+		return
+	}
+	fields := d.mapping(n, "settings", settingsKeys)
+	for _, key := range settingsKeys {
+		f, ok := fields[key]
+		if !ok {
+			continue
+		}
+		n, where := f.value, "settings."+key
+		switch key {
+		case "storage":
+			if v, ok := d.enum(n, where, "file", "memory"); ok {
+				s.Storage = v
+			}
+		case "retention":
+			if v, ok := d.enum(n, where, "interest", "limits"); ok {
+				s.Retention = v
+			}
+		case "max_age":
+			if v, ok := d.durationMin(n, where, 0); ok {
+				s.MaxAge = v
+			}
+		case "max_buffer":
+			if v, ok := d.intMin(n, where, 1); ok {
+				s.MaxBuffer = v
+			}
+		case "dedup_window":
+			if v, ok := d.duration(n, where); ok && v <= 0 {
+				d.problem(n, "%s must be > 0 (got %v)", where, v)
+			} else if ok {
+				s.DedupWindow = v
+			}
+		case "ack_wait":
+			if v, ok := d.durationMin(n, where, time.Second); ok {
+				s.AckWait = v
+			}
+		case "max_deliver":
+			if v, ok := d.intMin(n, where, 1); ok {
+				s.MaxDeliver = v
+			}
+		case "backoff":
+			if v, ok := d.backoff(n, where); ok {
+				s.Backoff = v
+			}
+		}
+	}
+}
+
+// backoff decodes a list of durations, each >= 0.
+func (d *decoder) backoff(n *yaml.Node, where string) ([]time.Duration, bool) {
+	if n.Kind != yaml.SequenceNode {
+		d.problem(n, "%s: want a list of durations such as [1s, 5s], got %s", where, describe(n))
+		return nil, false
+	}
+	out := make([]time.Duration, 0, len(n.Content))
+	for i, item := range n.Content {
+		v, ok := d.durationMin(resolveAlias(item), fmt.Sprintf("%s[%d]", where, i), 0)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+	}
+	return out, true
+}
+
+// enum returns the scalar n if it is one of allowed.
+func (d *decoder) enum(n *yaml.Node, where string, allowed ...string) (string, bool) {
+	s, ok := d.str(n, where)
+	if ok && !slices.Contains(allowed, s) {
+		d.problem(n, "%s must be one of %s (got %q)", where, strings.Join(allowed, ", "), s)
+		return "", false
+	}
+	return s, ok
+}
+
+// intMin returns the scalar n as an int of at least min.
+func (d *decoder) intMin(n *yaml.Node, where string, min int) (int, bool) {
+	v, ok := d.int(n, where)
+	if ok && v < min {
+		d.problem(n, "%s must be >= %d (got %d)", where, min, v)
+		return 0, false
+	}
+	return v, ok
+}
+
+// duration returns the scalar n as a Go duration such as "1h30m".
+func (d *decoder) duration(n *yaml.Node, where string) (time.Duration, bool) {
+	if d.bad[n] {
+		return 0, false
+	}
+	if n.Kind == yaml.ScalarNode && !isNull(n) {
+		if v, err := time.ParseDuration(n.Value); err == nil {
+			return v, true
+		}
+	}
+	d.problem(n, "%s: want a duration such as \"30s\", got %s", where, describe(n))
+	return 0, false
+}
+
+// durationMin returns the scalar n as a duration of at least min.
+func (d *decoder) durationMin(n *yaml.Node, where string, min time.Duration) (time.Duration, bool) {
+	v, ok := d.duration(n, where)
+	if ok && v < min {
+		d.problem(n, "%s must be >= %v (got %v)", where, min, v)
+		return 0, false
+	}
+	return v, ok
+}

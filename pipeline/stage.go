@@ -1,0 +1,320 @@
+package pipeline
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/stages"
+)
+
+// Keys of a stage mapping.
+var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "with"}
+
+// routePattern is what may follow the dot of a routed input "stage.route":
+// one subject token.
+var routePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// draft is a stage being decoded, with the nodes that later checks point at.
+type draft struct {
+	*Stage
+	node     *yaml.Node // the stage's mapping
+	nameNode *yaml.Node // nil when the name is missing or invalid
+	where    string     // names the stage in messages: stage "clean", or stage 3
+	fromKey  *yaml.Node // nil when from is not given
+	inputs   []input
+}
+
+// input is one input of a stage and the from item that names it.
+type input struct {
+	Input
+	node *yaml.Node // nil for the default input, the stage listed before
+}
+
+// stages decodes and checks the list of stages.
+func (d *decoder) stages(f field) []*Stage {
+	n := f.value
+	if n.Kind != yaml.SequenceNode {
+		d.problem(n, "stages: want a list of stages, got %s", describe(n))
+		return nil
+	}
+	if len(n.Content) == 0 {
+		d.problem(f.key, "stages: want at least one stage")
+		return nil
+	}
+	drafts := make([]*draft, len(n.Content))
+	for i, item := range n.Content {
+		drafts[i] = d.stage(resolveAlias(item), i+1)
+	}
+	d.link(f.key, drafts)
+	out := make([]*Stage, len(drafts))
+	for i, s := range drafts {
+		for _, in := range s.inputs {
+			s.From = append(s.From, in.Input)
+		}
+		out[i] = s.Stage
+	}
+	return out
+}
+
+// stage decodes the index-th (1-based) stage mapping n.
+func (d *decoder) stage(n *yaml.Node, index int) *draft {
+	s := &draft{
+		Stage: &Stage{Replicas: 1, Pos: d.pos(n)},
+		node:  n,
+		where: fmt.Sprintf("stage %d", index),
+	}
+	if n.Kind != yaml.MappingNode {
+		d.problem(n, "%s: want a mapping with name and source, transform or sink, got %s", s.where, describe(n))
+		return s
+	}
+	// The name first, so that every other message can name the stage.
+	if name := mappingValue(n, "name"); name != nil {
+		d.stageName(s, name)
+	} else {
+		d.problem(n, "%s: missing required key \"name\"", s.where)
+	}
+	fields := d.mapping(n, s.where, stageKeys)
+	if f, ok := fields["description"]; ok {
+		s.Description, _ = d.str(f.value, s.where+": description")
+	}
+	d.role(s, fields)
+	if f, ok := fields["from"]; ok {
+		s.fromKey = f.key
+		s.inputs = d.from(f.value, s.where+": from")
+	}
+	if f, ok := fields["replicas"]; ok {
+		if v, ok := d.intMin(f.value, s.where+": replicas", 1); ok && v > 1 && s.Role == stages.RoleSource {
+			d.problem(f.value, "%s: replicas must be 1 for a source (got %d): sources run as one instance", s.where, v)
+		} else if ok {
+			s.Replicas = v
+		}
+	}
+	if s.Spec != nil {
+		d.params(s, fields["with"])
+	} else if f, ok := fields["with"]; ok && !isNull(f.value) {
+		d.mapping(f.value, s.where+": with", nil) // the type is unknown: check the shape only
+	}
+	return s
+}
+
+// stageName sets the name of s from n if it is a valid one.
+func (d *decoder) stageName(s *draft, n *yaml.Node) {
+	name, ok := d.name(n, s.where)
+	if !ok {
+		return
+	}
+	if name == DLQStage {
+		d.problem(n, "%s: name %q is reserved for the dead-letter stream", s.where, name)
+		return
+	}
+	s.Name, s.nameNode, s.where = name, n, fmt.Sprintf("stage %q", name)
+}
+
+// role finds the one role key of a stage and looks its type up.
+func (d *decoder) role(s *draft, fields map[string]field) {
+	var given []field
+	for _, role := range stages.Roles {
+		if f, ok := fields[role.String()]; ok {
+			given = append(given, f)
+		}
+	}
+	slices.SortFunc(given, func(a, b field) int { return comparePos(a.key, b.key) })
+	switch len(given) {
+	case 0:
+		d.problem(s.node, "%s: want one of the keys source, transform or sink", s.where)
+		return
+	case 1:
+	default:
+		for _, f := range given[1:] {
+			d.problem(f.key, "%s: both %s and %s given: a stage has exactly one role", s.where, given[0].key.Value, f.key.Value)
+		}
+		return
+	}
+	f := given[0]
+	role := roleOf(f.key.Value)
+	s.Role = role
+	typ, ok := d.str(f.value, s.where+": "+role.String())
+	if !ok {
+		return
+	}
+	spec, err := d.reg.LookupRole(role, typ)
+	if err == nil {
+		s.Type, s.Spec = typ, spec
+		return
+	}
+	if others, err := d.reg.Lookup(typ); err == nil {
+		roles := make([]string, len(others))
+		for i, o := range others {
+			roles[i] = o.Role().String()
+		}
+		d.problem(f.value, "%s: %q is a %s type, not a %s", s.where, typ, strings.Join(roles, " and "), role)
+		return
+	}
+	known := d.reg.Names(role)
+	if len(known) == 0 {
+		d.problem(f.value, "%s: unknown %s type %q (no %s types are registered)", s.where, role, typ, role)
+		return
+	}
+	d.problem(f.value, "%s: unknown %s type %q (want %s)", s.where, role, typ, strings.Join(known, ", "))
+}
+
+func roleOf(key string) stages.Role {
+	for _, role := range stages.Roles {
+		if role.String() == key {
+			return role
+		}
+	}
+	return 0
+}
+
+// from decodes the inputs of a stage: a name or a list of names, each
+// "stage" or "stage.route". Whether the stages exist is checked by link.
+func (d *decoder) from(n *yaml.Node, where string) []input {
+	items := []*yaml.Node{n}
+	switch {
+	case n.Kind == yaml.SequenceNode && len(n.Content) == 0:
+		d.problem(n, "%s: want at least one stage", where)
+		return nil
+	case n.Kind == yaml.SequenceNode:
+		items = n.Content
+	case n.Kind != yaml.ScalarNode || isNull(n):
+		d.problem(n, "%s: want a stage name or a list of them, got %s", where, describe(n))
+		return nil
+	}
+	var out []input
+	for _, item := range items {
+		item = resolveAlias(item)
+		text, ok := d.str(item, where)
+		if !ok {
+			continue
+		}
+		stage, route, routed := strings.Cut(text, ".")
+		in := input{Input: Input{Stage: stage, Route: route}, node: item}
+		switch {
+		case routed && !routePattern.MatchString(route):
+			d.problem(item, "%s: %q: want stage or stage.route, with a route of letters, digits, '_' and '-'", where, text)
+		case slices.ContainsFunc(out, func(o input) bool { return o.Input == in.Input }):
+			d.problem(item, "%s: %q given twice", where, text)
+		default:
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// params decodes the with mapping of a stage whose type is known and
+// checks the parameters against the type's spec.
+func (d *decoder) params(s *draft, with field) {
+	missingAt := s.node // where a parameter that is not given is reported
+	raw := make(map[string]any)
+	var given map[string]field
+	skip := make(map[string]bool) // parameters already reported
+	if with.key != nil {
+		missingAt = with.key
+		if !isNull(with.value) {
+			given = d.mapping(with.value, s.where+": with", nil)
+		}
+	}
+	for name, f := range given {
+		var v any
+		if err := decodeNode(f.value, &v); err != nil {
+			d.problem(f.value, "%s: %s %q: parameter %q: %s", s.where, s.Role, s.Type, name, strings.TrimPrefix(err.Error(), "yaml: "))
+			skip[name] = true
+		}
+		raw[name] = plain(v)
+		if d.failed(f.value) {
+			skip[name] = true
+		}
+	}
+	params, errs := s.Spec.ParseParams(raw)
+	s.Params = params
+	prefix := fmt.Sprintf("%s: %s %q", s.where, s.Role, s.Type)
+	for _, err := range errs {
+		var pe *stages.ParamError
+		if !errors.As(err, &pe) {
+			d.problem(missingAt, "%s: %s", prefix, paramText(err, ""))
+			continue
+		}
+		if skip[pe.Param] {
+			continue
+		}
+		f, ok := given[pe.Param]
+		decl, declared := s.Spec.Param(pe.Param)
+		switch {
+		case !declared:
+			d.problem(f.key, "%s: unknown parameter %q (%s)", prefix, pe.Param, paramNames(s.Spec))
+		case !ok && decl.Required:
+			d.problem(missingAt, "%s: missing required parameter %q", prefix, pe.Param)
+		case !ok:
+			d.problem(missingAt, "%s: parameter %q: %s", prefix, pe.Param, paramText(pe.Err, pe.Param))
+		default:
+			d.problem(f.value, "%s: parameter %q: %s", prefix, pe.Param, paramText(pe.Err, pe.Param))
+		}
+	}
+}
+
+// paramText returns the message of a parameter error without the
+// "sluice: invalid parameter: " and "NAME: " prefixes that the stages
+// package puts before it.
+func paramText(err error, param string) string {
+	s := strings.TrimPrefix(err.Error(), stages.ErrInvalidParam.Error()+": ")
+	if param != "" {
+		s = strings.TrimPrefix(s, param+": ")
+	}
+	return s
+}
+
+// paramNames lists the parameters of a type for an unknown-parameter message.
+func paramNames(spec *stages.Spec) string {
+	if len(spec.Params) == 0 {
+		return "it takes none"
+	}
+	names := make([]string, len(spec.Params))
+	for i, p := range spec.Params {
+		names[i] = p.Name
+	}
+	return "want " + strings.Join(names, ", ")
+}
+
+// failed reports whether n or a node under it was already reported by
+// interpolate.
+func (d *decoder) failed(n *yaml.Node) bool {
+	if d.bad[n] {
+		return true
+	}
+	return slices.ContainsFunc(n.Content, d.failed)
+}
+
+// plain turns the mappings that yaml.v3 decodes as map[any]any, when a key
+// is not a string, into map[string]any, so that parameters see only the
+// types that stages.Param.Convert documents.
+func plain(v any) any {
+	switch x := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[fmt.Sprint(k)] = plain(e)
+		}
+		return m
+	case map[string]any:
+		for k, e := range x {
+			x[k] = plain(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = plain(e)
+		}
+	}
+	return v
+}
+
+// comparePos orders nodes by line and column.
+func comparePos(a, b *yaml.Node) int {
+	return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+}

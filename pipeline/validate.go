@@ -1,0 +1,129 @@
+package pipeline
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/stages"
+)
+
+// link checks the stage graph: unique names, default inputs, sources
+// without inputs, inputs that name an existing stage other than itself and
+// not a sink, no cycles, and at least one source. stagesKey is the stages
+// key, for the problems of the whole list.
+func (d *decoder) link(stagesKey *yaml.Node, drafts []*draft) {
+	byName := make(map[string]int, len(drafts)) // the index of the first stage of each name
+	for i, s := range drafts {
+		if s.nameNode == nil {
+			continue
+		}
+		if first, taken := byName[s.Name]; taken {
+			d.problem(s.nameNode, "%s: duplicate stage name (first at line %d)", s.where, drafts[first].nameNode.Line)
+			continue
+		}
+		byName[s.Name] = i
+	}
+
+	hasSource := false
+	for i, s := range drafts {
+		switch {
+		case s.Role == stages.RoleSource:
+			hasSource = true
+			if s.fromKey != nil {
+				d.problem(s.fromKey, "%s: a source does not read from other stages: remove from", s.where)
+				s.inputs = nil
+			}
+		case s.fromKey != nil || s.Role == 0:
+		case i == 0:
+			d.problem(s.node, "%s: the first stage must be a source, or name its input with from", s.where)
+		case drafts[i-1].nameNode != nil && byName[drafts[i-1].Name] == i-1:
+			s.inputs = []input{{Input: Input{Stage: drafts[i-1].Name}}}
+		}
+	}
+	if !hasSource {
+		d.problem(stagesKey, "stages: a pipeline needs at least one source")
+	}
+
+	readers := make([][]int, len(drafts)) // the edges of the data flow
+	for i, s := range drafts {
+		for _, in := range s.inputs {
+			j, ok := byName[in.Stage]
+			switch {
+			case !ok:
+				d.problem(in.node, "%s: from %q: no stage is named %q", s.where, in.String(), in.Stage)
+			case j == i:
+				d.problem(in.node, "%s: from %q: a stage cannot read from itself", s.where, in.String())
+			case drafts[j].Role == stages.RoleSink && in.node == nil:
+				d.problem(s.node, "%s: the stage before it, %q, is a sink, which has no output: name its input with from", s.where, in.Stage)
+			case drafts[j].Role == stages.RoleSink:
+				d.problem(in.node, "%s: from %q: %q is a sink, which has no output to read", s.where, in.String(), in.Stage)
+			default:
+				readers[j] = append(readers[j], i)
+			}
+		}
+	}
+	d.cycles(drafts, readers)
+}
+
+// cycles reports the cycles of the graph whose edges are readers, one
+// problem for each, at the input that closes it. Every stage on a cycle is
+// on a reported one.
+func (d *decoder) cycles(drafts []*draft, readers [][]int) {
+	onCycle := make([]bool, len(drafts))
+	for start := range drafts {
+		if onCycle[start] {
+			continue
+		}
+		path := cycleThrough(readers, start)
+		if path == nil {
+			continue
+		}
+		names := make([]string, 0, len(path)+1)
+		for _, i := range path {
+			onCycle[i] = true
+			names = append(names, drafts[i].Name)
+		}
+		names = append(names, drafts[start].Name)
+		last := drafts[path[len(path)-1]].Name
+		for _, in := range drafts[start].inputs {
+			if in.Stage == last {
+				// At the from item, or at the stage for its default input.
+				d.problem(cmp.Or(in.node, drafts[start].node), "cycle: %s", strings.Join(names, " -> "))
+				break
+			}
+		}
+	}
+}
+
+// cycleThrough returns a shortest path start, ..., v such that v -> start
+// closes a cycle, or nil if start is on none.
+func cycleThrough(readers [][]int, start int) []int {
+	parent := make([]int, len(readers))
+	for i := range parent {
+		parent[i] = -1
+	}
+	queue := []int{start}
+	for len(queue) > 0 {
+		u := queue[0]
+		queue = queue[1:]
+		for _, v := range readers[u] {
+			if v == start {
+				var path []int
+				for w := u; w != start; w = parent[w] {
+					path = append(path, w)
+				}
+				path = append(path, start)
+				slices.Reverse(path)
+				return path
+			}
+			if parent[v] < 0 && v != start {
+				parent[v] = u
+				queue = append(queue, v)
+			}
+		}
+	}
+	return nil
+}

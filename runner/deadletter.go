@@ -1,0 +1,42 @@
+package runner
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/stages"
+)
+
+// deadLetter builds the dead-letter message for a payload that stage could
+// not process: the original headers and payload, plus Sluice-Error,
+// Sluice-Stage and Sluice-Deliveries, with a Nats-Msg-Id derived from the
+// input's own id so that a redelivered input is not dead-lettered twice.
+func deadLetter(p, stage, id string, data []byte, hdr nats.Header, reason error, deliveries uint64) *nats.Msg {
+	h := make(nats.Header, len(hdr)+4)
+	for k, v := range hdr {
+		h[k] = v
+	}
+	h.Set(stages.HeaderError, headerSafe(reason.Error()))
+	h.Set(stages.HeaderStage, stage)
+	h.Set(stages.HeaderDeliveries, strconv.FormatUint(deliveries, 10))
+	h.Set(stages.HeaderMsgID, id)
+	return &nats.Msg{Subject: pipeline.DLQSubject(p, stage), Data: data, Header: h}
+}
+
+// headerSafe makes text fit in a header value: one line, bounded length.
+func headerSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	const maxLen = 1024
+	if len(s) > maxLen {
+		s = s[:maxLen] + "..."
+	}
+	return s
+}

@@ -1,0 +1,173 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/stages"
+)
+
+// defaultMaxAckPending bounds the messages a stage's consumer hands out
+// before they are acknowledged, across all workers and processes.
+const defaultMaxAckPending = 20_000
+
+// input is one durable consumer a stage reads: the stage's consumer on the
+// output stream of one upstream stage, filtered to the routes it reads.
+type input struct {
+	stream   string
+	consumer jetstream.Consumer
+}
+
+// streamConfig returns the configuration of the output stream of stage s.
+func streamConfig(p *pipeline.Pipeline, s string) jetstream.StreamConfig {
+	set := p.Settings
+	cfg := jetstream.StreamConfig{
+		Name:        pipeline.StreamName(p.Name, s),
+		Description: fmt.Sprintf("sluice pipeline %s: output of stage %s", p.Name, s),
+		Subjects:    pipeline.StreamSubjects(p.Name, s),
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.InterestPolicy,
+		Duplicates:  set.DedupWindow,
+		Replicas:    1,
+	}
+	if set.Storage == "memory" {
+		cfg.Storage = jetstream.MemoryStorage
+	}
+	if set.Retention == "limits" {
+		// Kept for replay: the buffer is bounded by age, and publishing
+		// never waits on it.
+		cfg.Retention = jetstream.LimitsPolicy
+		cfg.MaxAge = set.MaxAge
+	} else {
+		// Backpressure: a full buffer refuses new messages and the
+		// upstream retries until downstream acknowledgements make room.
+		cfg.MaxMsgs = int64(set.MaxBuffer)
+		cfg.Discard = jetstream.DiscardNew
+	}
+	return cfg
+}
+
+// dlqConfig returns the configuration of the dead-letter stream.
+func dlqConfig(p *pipeline.Pipeline) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        pipeline.DLQStreamName(p.Name),
+		Description: fmt.Sprintf("sluice pipeline %s: dead letters", p.Name),
+		Subjects:    pipeline.DLQSubjects(p.Name),
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  p.Settings.DedupWindow,
+		Replicas:    1,
+	}
+}
+
+// provision creates or updates the streams and durable consumers of p and
+// returns the inputs of every stage that reads, by stage name. It is
+// idempotent: any number of processes may provision the same pipeline.
+func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline) (map[string][]input, error) {
+	for _, s := range p.Stages {
+		if s.Role == stages.RoleSink {
+			continue // a sink has no output stream
+		}
+		cfg := streamConfig(p, s.Name)
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("stage %q: stream %s: %w", s.Name, cfg.Name, err)
+		}
+	}
+	dlq := dlqConfig(p)
+	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
+		return nil, fmt.Errorf("dead-letter stream %s: %w", dlq.Name, err)
+	}
+
+	inputs := make(map[string][]input)
+	for _, s := range p.Stages {
+		// One consumer per upstream stream, filtered to every subject the
+		// stage reads from it (the default output and/or routes).
+		byUpstream := make(map[string][]string)
+		for _, in := range s.From {
+			byUpstream[in.Stage] = append(byUpstream[in.Stage], pipeline.InputSubject(p.Name, in))
+		}
+		ups := make([]string, 0, len(byUpstream))
+		for u := range byUpstream {
+			ups = append(ups, u)
+		}
+		sort.Strings(ups)
+		for _, u := range ups {
+			stream := pipeline.StreamName(p.Name, u)
+			cfg := jetstream.ConsumerConfig{
+				Durable:        pipeline.ConsumerName(s.Name),
+				Description:    fmt.Sprintf("sluice pipeline %s: stage %s reading %s", p.Name, s.Name, u),
+				DeliverPolicy:  jetstream.DeliverAllPolicy,
+				AckPolicy:      jetstream.AckExplicitPolicy,
+				AckWait:        p.Settings.AckWait,
+				MaxDeliver:     -1, // the worker dead-letters after max_deliver itself, so nothing is dropped by the server
+				MaxAckPending:  defaultMaxAckPending,
+				FilterSubjects: byUpstream[u],
+			}
+			if len(cfg.FilterSubjects) == 1 {
+				cfg.FilterSubject, cfg.FilterSubjects = cfg.FilterSubjects[0], nil
+			}
+			c, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+			if err != nil {
+				return nil, fmt.Errorf("stage %q: consumer %s on %s: %w", s.Name, cfg.Durable, stream, err)
+			}
+			inputs[s.Name] = append(inputs[s.Name], input{stream: stream, consumer: c})
+		}
+	}
+	return inputs, nil
+}
+
+// runRecord is what the state bucket keeps about a pipeline's runs.
+type runRecord struct {
+	Run   uint64 `json:"run"`
+	State string `json:"state"` // running | finished | interrupted
+}
+
+func runKey(p string) string { return "run." + p }
+
+// stateBucket opens the sluice_state bucket, creating it if needed.
+func stateBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      pipeline.StateBucket,
+		Description: "sluice run records and checkpoints",
+		Storage:     jetstream.FileStorage,
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state bucket %s: %w", pipeline.StateBucket, err)
+	}
+	return kv, nil
+}
+
+// startRun records a new run of pipeline p and returns its number.
+func startRun(ctx context.Context, kv jetstream.KeyValue, p string) (uint64, error) {
+	var rec runRecord
+	entry, err := kv.Get(ctx, runKey(p))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return 0, fmt.Errorf("read run record: %w", err)
+	default:
+		if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+			return 0, fmt.Errorf("read run record: %w", err)
+		}
+	}
+	rec = runRecord{Run: rec.Run + 1, State: "running"}
+	return rec.Run, putRun(ctx, kv, p, rec)
+}
+
+func putRun(ctx context.Context, kv jetstream.KeyValue, p string, rec runRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Put(ctx, runKey(p), b); err != nil {
+		return fmt.Errorf("write run record: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,559 @@
+package runner_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/stages"
+)
+
+// collector is a test sink's memory: every payload written, per stage.
+type collector struct {
+	mu   sync.Mutex
+	msgs map[string][]string
+}
+
+func (c *collector) add(stage string, payload []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs[stage] = append(c.msgs[stage], string(payload))
+}
+
+func (c *collector) sorted(stage string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := slices.Clone(c.msgs[stage])
+	sort.Strings(out)
+	return out
+}
+
+type collectSink struct {
+	c     *collector
+	stage string
+}
+
+func (s *collectSink) Write(_ context.Context, batch []*stages.Message) error {
+	for _, m := range batch {
+		b, err := m.Payload()
+		if err != nil {
+			return err
+		}
+		s.c.add(s.stage, b)
+	}
+	return nil
+}
+func (s *collectSink) Close(context.Context) error { return nil }
+
+// flaky fails each record whose n is a multiple of every_n on its first
+// fail_times deliveries, and panics on n == panic_on.
+type flaky struct{ every, times, panicOn int }
+
+func (f *flaky) Process(_ context.Context, in *stages.Message, out []*stages.Message) ([]*stages.Message, error) {
+	rec, err := in.Record()
+	if err != nil {
+		return out, err
+	}
+	n := int(rec["n"].(int64))
+	if n == f.panicOn {
+		panic("boom")
+	}
+	if f.every > 0 && n%f.every == 0 && in.Meta.Deliveries <= uint64(f.times) {
+		return out, fmt.Errorf("flaky failure of %d", n)
+	}
+	return append(out, in), nil
+}
+func (f *flaky) Close(context.Context) error { return nil }
+
+// testRegistry returns the built-in types plus "collect" (a sink recording
+// into c) and "flaky".
+func testRegistry(t *testing.T, c *collector) *stages.Registry {
+	t.Helper()
+	reg := stages.NewRegistry()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(reg.Register(stages.Spec{
+		Name:    "collect",
+		Summary: "records payloads for the test",
+		NewSink: func(_ stages.Params, info stages.Info) (stages.Sink, error) {
+			return &collectSink{c: c, stage: info.Stage}, nil
+		},
+	}))
+	must(reg.Register(stages.Spec{
+		Name:    "flaky",
+		Summary: "fails or panics on chosen records",
+		Params: []stages.Param{
+			{Name: "every_n", Type: stages.TypeInt, Default: 0},
+			{Name: "fail_times", Type: stages.TypeInt, Default: 0},
+			{Name: "panic_on", Type: stages.TypeInt, Default: -1},
+		},
+		NewTransform: func(p stages.Params, _ stages.Info) (stages.Transform, error) {
+			return &flaky{every: p.Int("every_n"), times: p.Int("fail_times"), panicOn: p.Int("panic_on")}, nil
+		},
+	}))
+	return reg
+}
+
+type env struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	reg *stages.Registry
+	c   *collector
+	dir string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	s := natstest.Server(t)
+	nc := natstest.Connect(t, s)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{msgs: map[string][]string{}}
+	return &env{nc: nc, js: js, reg: testRegistry(t, c), c: c, dir: t.TempDir()}
+}
+
+func (e *env) parse(t *testing.T, yaml string) *pipeline.Pipeline {
+	t.Helper()
+	yaml = strings.ReplaceAll(yaml, "$DIR", e.dir)
+	p, err := pipeline.Parse("test.yaml", []byte(yaml), pipeline.Options{Registry: e.reg})
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return p
+}
+
+func (e *env) run(t *testing.T, ctx context.Context, p *pipeline.Pipeline) *runner.Summary {
+	t.Helper()
+	sum, err := runner.Run(ctx, e.nc, p, runner.Options{Registry: e.reg})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return sum
+}
+
+func stageSum(t *testing.T, sum *runner.Summary, name string) runner.StageSummary {
+	t.Helper()
+	for _, s := range sum.Stages {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no stage %q in summary", name)
+	return runner.StageSummary{}
+}
+
+// deadLetters reads every message of the pipeline's dead-letter stream.
+func (e *env) deadLetters(t *testing.T, p string) []*nats.Msg {
+	t.Helper()
+	ctx := context.Background()
+	st, err := e.js.Stream(ctx, pipeline.DLQStreamName(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*nats.Msg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header})
+	}
+	return out
+}
+
+func seqRecords(from, to int, format string) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf(format, i))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestRunLinearPipeline(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		storage  string
+		replicas int
+	}{
+		{"file storage, one worker", "file", 1},
+		{"memory storage, four workers", "memory", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			p := e.parse(t, fmt.Sprintf(`
+name: linear
+settings:
+  storage: %s
+stages:
+  - name: gen
+    source: generate
+    with: {count: 2000, template: '{"n": seq}'}
+  - name: double
+    transform: map
+    replicas: %d
+    with: {expr: '{"n": n, "twice": n * 2}'}
+  - name: even
+    transform: filter
+    replicas: %d
+    with: {expr: 'n %% 2 == 0'}
+  - name: out
+    sink: collect
+    replicas: %d
+`, tc.storage, tc.replicas, tc.replicas, tc.replicas))
+			sum := e.run(t, context.Background(), p)
+			if sum.Interrupted || sum.Run != 1 {
+				t.Fatalf("summary = %+v, want run 1 finished", sum)
+			}
+			var want []string
+			for i := 0; i < 2000; i += 2 {
+				want = append(want, fmt.Sprintf(`{"n":%d,"twice":%d}`, i, 2*i))
+			}
+			sort.Strings(want)
+			if got := e.c.sorted("out"); !slices.Equal(got, want) {
+				t.Fatalf("sink got %d records, want %d; first got %q", len(got), len(want), got[:min(3, len(got))])
+			}
+			checkCounts(t, stageSum(t, sum, "gen"), 2000, 2000, 0, 0)
+			checkCounts(t, stageSum(t, sum, "double"), 2000, 2000, 0, 0)
+			checkCounts(t, stageSum(t, sum, "even"), 2000, 1000, 1000, 0)
+			checkCounts(t, stageSum(t, sum, "out"), 1000, 1000, 0, 0)
+		})
+	}
+}
+
+func checkCounts(t *testing.T, s runner.StageSummary, in, out, filtered, dead uint64) {
+	t.Helper()
+	if s.In != in || s.Out != out || s.Filtered != filtered || s.DeadLetters != dead {
+		t.Errorf("stage %s: in/out/filtered/dead = %d/%d/%d/%d, want %d/%d/%d/%d",
+			s.Name, s.In, s.Out, s.Filtered, s.DeadLetters, in, out, filtered, dead)
+	}
+}
+
+func TestRunFanOutFanIn(t *testing.T) {
+	e := newEnv(t)
+	p := e.parse(t, `
+name: fan
+stages:
+  - name: gen
+    source: generate
+    with: {count: 300, template: '{"n": seq}'}
+  - name: small
+    transform: filter
+    with: {expr: 'n < 100'}
+  - name: large
+    from: gen
+    transform: filter
+    with: {expr: 'n >= 200'}
+  - name: all
+    from: gen
+    sink: collect
+  - name: ends
+    from: [small, large]
+    sink: collect
+`)
+	sum := e.run(t, context.Background(), p)
+	if got, want := e.c.sorted("all"), seqRecords(0, 300, `{"n":%d}`); !slices.Equal(got, want) {
+		t.Errorf("fan-out branch got %d records, want %d", len(got), len(want))
+	}
+	want := append(seqRecords(0, 100, `{"n":%d}`), seqRecords(200, 300, `{"n":%d}`)...)
+	sort.Strings(want)
+	if got := e.c.sorted("ends"); !slices.Equal(got, want) {
+		t.Errorf("fan-in got %d records, want %d", len(got), len(want))
+	}
+	checkCounts(t, stageSum(t, sum, "ends"), 200, 200, 0, 0)
+}
+
+func TestRunDeadLettersAndRetries(t *testing.T) {
+	e := newEnv(t)
+	input := filepath.Join(e.dir, "in.jsonl")
+	var lines []string
+	for i := range 50 {
+		if i%10 == 3 {
+			lines = append(lines, fmt.Sprintf(`{"n": %d, broken`, i))
+			continue
+		}
+		lines = append(lines, fmt.Sprintf(`{"n": %d}`, i))
+	}
+	if err := os.WriteFile(input, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// n % 7 == 0 fails twice then succeeds (3 attempts allowed); n == 20
+	// panics every time and is dead-lettered after 3 attempts.
+	p := e.parse(t, `
+name: faults
+settings:
+  max_deliver: 3
+  backoff: [10ms]
+stages:
+  - name: read
+    source: file
+    with: {path: $DIR/in.jsonl}
+  - name: work
+    transform: flaky
+    with: {every_n: 7, fail_times: 2, panic_on: 20}
+  - name: out
+    sink: collect
+`)
+	sum := e.run(t, context.Background(), p)
+	var want []string
+	for i := range 50 {
+		if i%10 != 3 && i != 20 {
+			want = append(want, fmt.Sprintf(`{"n": %d}`, i))
+		}
+	}
+	sort.Strings(want)
+	if got := e.c.sorted("out"); !slices.Equal(got, want) {
+		t.Errorf("sink got %v\nwant %v", got, want)
+	}
+	work := stageSum(t, sum, "work")
+	// 5 malformed + 1 panicking are dead-lettered; the 8 multiples of 7
+	// fail twice each, and the panic twice before its third attempt.
+	if work.DeadLetters != 6 || work.Errors != 8*2+2 || work.Out != 44 {
+		t.Errorf("work summary = %+v, want 6 dead letters, 18 errors, 44 out", work)
+	}
+
+	dead := e.deadLetters(t, "faults")
+	if len(dead) != 6 {
+		t.Fatalf("dead-letter stream holds %d messages, want 6", len(dead))
+	}
+	var reasons []string
+	for _, m := range dead {
+		if m.Header.Get(stages.HeaderStage) != "work" || m.Subject != pipeline.DLQSubject("faults", "work") {
+			t.Errorf("dead letter %q: stage %q subject %q", m.Data, m.Header.Get(stages.HeaderStage), m.Subject)
+		}
+		reasons = append(reasons, m.Header.Get(stages.HeaderDeliveries)+" "+m.Header.Get(stages.HeaderError))
+		if m.Header.Get(stages.HeaderOrigin) == "" {
+			t.Errorf("dead letter %q lost its original headers", m.Data)
+		}
+	}
+	sort.Strings(reasons)
+	if !strings.Contains(reasons[0], "1 invalid JSON") || !strings.Contains(reasons[5], `3 stage "work" panicked: boom`) {
+		t.Errorf("dead-letter reasons = %q", reasons)
+	}
+}
+
+func TestRunSourceDeadLetter(t *testing.T) {
+	e := newEnv(t)
+	csv := "id,name\n1,a\n2,b,extra\n3,c\n"
+	if err := os.WriteFile(filepath.Join(e.dir, "in.csv"), []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := e.parse(t, `
+name: csvbad
+stages:
+  - name: read
+    source: file
+    with: {path: $DIR/in.csv}
+  - name: out
+    sink: collect
+`)
+	sum := e.run(t, context.Background(), p)
+	if got := e.c.sorted("out"); len(got) != 2 {
+		t.Errorf("sink got %v, want 2 records", got)
+	}
+	checkCounts(t, stageSum(t, sum, "read"), 3, 2, 0, 1)
+	dead := e.deadLetters(t, "csvbad")
+	if len(dead) != 1 || dead[0].Header.Get(stages.HeaderStage) != "read" || dead[0].Header.Get(stages.HeaderError) == "" {
+		t.Fatalf("dead letters = %v", dead)
+	}
+}
+
+func TestRunAgainIsANewRun(t *testing.T) {
+	e := newEnv(t)
+	out := filepath.Join(e.dir, "out.jsonl")
+	p := e.parse(t, `
+name: again
+stages:
+  - name: gen
+    source: generate
+    with: {count: 100, template: '{"n": seq}'}
+  - name: write
+    sink: file
+    with: {path: $DIR/out.jsonl}
+`)
+	for run := uint64(1); run <= 2; run++ {
+		sum := e.run(t, context.Background(), p)
+		if sum.Run != run {
+			t.Fatalf("run number = %d, want %d", sum.Run, run)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), "\n"); n != 100 {
+			t.Fatalf("run %d wrote %d lines, want 100 (the dedup window must not swallow a new run)", run, n)
+		}
+	}
+}
+
+func TestRunBackpressure(t *testing.T) {
+	e := newEnv(t)
+	// A buffer of 20 messages between stages: the source must wait for
+	// the sink, and nothing may be dropped.
+	p := e.parse(t, `
+name: pressure
+settings:
+  max_buffer: 20
+stages:
+  - name: gen
+    source: generate
+    with: {count: 3000, template: '{"n": seq}'}
+  - name: pass
+    transform: map
+    with: {expr: '{"n": n}'}
+  - name: out
+    sink: collect
+`)
+	e.run(t, context.Background(), p)
+	if got, want := e.c.sorted("out"), seqRecords(0, 3000, `{"n":%d}`); !slices.Equal(got, want) {
+		t.Fatalf("sink got %d records, want %d", len(got), len(want))
+	}
+}
+
+func TestRunInterrupted(t *testing.T) {
+	e := newEnv(t)
+	p := e.parse(t, `
+name: endless
+stages:
+  - name: gen
+    source: generate
+    with: {count: 0, rate: 2000, template: '{"n": seq}'}
+  - name: write
+    sink: file
+    with: {path: $DIR/out.jsonl}
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := filepath.Join(e.dir, "out.jsonl")
+	done := make(chan *runner.Summary, 1)
+	go func() { done <- e.run(t, ctx, p) }()
+	natstest.WaitFor(t, 10*time.Second, "output", func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.Count(string(b), "\n") >= 50
+	})
+	cancel()
+	var sum *runner.Summary
+	select {
+	case sum = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not stop after cancel")
+	}
+	if !sum.Interrupted {
+		t.Error("summary does not say interrupted")
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if !strings.HasSuffix(string(b), "\n") {
+		t.Fatal("output ends with a half-written line")
+	}
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if seen[l] {
+			t.Fatalf("record %s written twice", l)
+		}
+		seen[l] = true
+	}
+	if w := stageSum(t, sum, "write"); w.Out != uint64(len(lines)) {
+		t.Errorf("summary says %d written, file has %d lines", w.Out, len(lines))
+	}
+}
+
+func TestRunProvisionsNames(t *testing.T) {
+	e := newEnv(t)
+	p := e.parse(t, `
+name: orders-etl
+stages:
+  - name: read
+    source: generate
+    with: {count: 1}
+  - name: clean-up
+    transform: map
+    with: {expr: '{"x": 1}'}
+  - name: write
+    sink: collect
+`)
+	e.run(t, context.Background(), p)
+	ctx := context.Background()
+	for stream, subjects := range map[string][]string{
+		"SLUICE_ORDERS_ETL_READ":     {"sluice.orders-etl.read", "sluice.orders-etl.read.>"},
+		"SLUICE_ORDERS_ETL_CLEAN_UP": {"sluice.orders-etl.clean-up", "sluice.orders-etl.clean-up.>"},
+		"SLUICE_ORDERS_ETL_DLQ":      {"sluice.orders-etl._dlq.>"},
+	} {
+		st, err := e.js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatalf("stream %s: %v", stream, err)
+		}
+		if got := st.CachedInfo().Config.Subjects; !slices.Equal(got, subjects) {
+			t.Errorf("stream %s subjects = %v, want %v", stream, got, subjects)
+		}
+	}
+	for stream, consumer := range map[string]string{"SLUICE_ORDERS_ETL_READ": "clean-up", "SLUICE_ORDERS_ETL_CLEAN_UP": "write"} {
+		c, err := e.js.Consumer(ctx, stream, consumer)
+		if err != nil {
+			t.Fatalf("consumer %s on %s: %v", consumer, stream, err)
+		}
+		if c.CachedInfo().Config.Durable != consumer {
+			t.Errorf("consumer %s is not durable", consumer)
+		}
+	}
+	if _, err := e.js.Stream(ctx, "SLUICE_ORDERS_ETL_WRITE"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("a sink must have no output stream, got err %v", err)
+	}
+}
+
+// TestRunSinkFailureIsReported checks a sink whose Close fails makes Run
+// fail, so that unflushed output is never reported as written.
+func TestRunSinkFailureIsReported(t *testing.T) {
+	e := newEnv(t)
+	if err := e.reg.Register(stages.Spec{
+		Name:    "badclose",
+		Summary: "fails to close",
+		NewSink: func(stages.Params, stages.Info) (stages.Sink, error) { return badClose{}, nil },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := e.parse(t, `
+name: badclose
+stages:
+  - name: gen
+    source: generate
+    with: {count: 3}
+  - name: out
+    sink: badclose
+`)
+	_, err := runner.Run(context.Background(), e.nc, p, runner.Options{Registry: e.reg})
+	if err == nil || !strings.Contains(err.Error(), "disk gone") {
+		t.Fatalf("Run error = %v, want the sink's close error", err)
+	}
+}
+
+type badClose struct{}
+
+func (badClose) Write(context.Context, []*stages.Message) error { return nil }
+func (badClose) Close(context.Context) error                    { return errors.New("disk gone") }

@@ -1,0 +1,343 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/stages"
+)
+
+// batchSize is how many messages a worker pulls ahead and processes as one
+// batch: their outputs are published together and their acks follow the
+// publish acks.
+const batchSize = 500
+
+// action is what a worker does with an input once its publishes (outputs
+// or dead letter) are acknowledged.
+type action uint8
+
+const (
+	actAck  action = iota + 1 // processed: acknowledge
+	actTerm                   // dead-lettered: terminate
+	actNone                   // already nak'ed
+)
+
+// inFlight is one input of a batch and the publishes it waits on.
+type inFlight struct {
+	jm     jetstream.Msg
+	first  int // index of its first publish in the batch
+	n      int // number of publishes
+	act    action
+	filter bool // produced no output
+}
+
+// worker runs one replica of a transform or sink stage: it reads the
+// stage's inputs, processes batches and acknowledges them.
+type worker struct {
+	run       *run
+	stage     *pipeline.Stage
+	idx       int
+	inputs    []input
+	transform stages.Transform // set for a transform stage
+	sink      stages.Sink      // set for a sink stage
+	stats     *stageStats
+	log       *slog.Logger
+
+	js      jetstream.JetStream
+	subject string            // the stage's output subject
+	idBase  map[string]string // input stream -> "p/s/<stream>/"
+	pub     publishBatch
+	batch   []inFlight
+	msgs    []*stages.Message
+	outs    []*stages.Message
+}
+
+func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input) (*worker, error) {
+	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4*batchSize))
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{
+		run:     r,
+		stage:   st,
+		idx:     idx,
+		inputs:  inputs,
+		stats:   r.stats[st.Name],
+		log:     r.log.With("stage", st.Name, "worker", idx),
+		js:      js,
+		subject: pipeline.Subject(r.p.Name, st.Name),
+		idBase:  make(map[string]string, len(inputs)),
+	}
+	w.pub.js = js
+	for _, in := range inputs {
+		w.idBase[in.stream] = r.p.Name + "/" + st.Name + "/" + in.stream + "/"
+	}
+	return w, nil
+}
+
+// loop reads and processes batches until ctx is done, then stops reading,
+// finishes the batch in hand and naks what was read but not processed.
+func (w *worker) loop(ctx context.Context) error {
+	ch := make(chan jetstream.Msg, batchSize)
+	var iters []jetstream.MessagesContext
+	var wg sync.WaitGroup
+	defer func() {
+		for _, it := range iters {
+			it.Stop()
+		}
+		wg.Wait()
+		close(ch)
+		for jm := range ch {
+			_ = jm.Nak()
+		}
+	}()
+	for _, in := range w.inputs {
+		it, err := in.consumer.Messages(jetstream.PullMaxMessages(batchSize))
+		if err != nil {
+			return fmt.Errorf("stage %q: read %s: %w", w.stage.Name, in.stream, err)
+		}
+		iters = append(iters, it)
+		wg.Go(func() { w.feed(ctx, it, ch) })
+	}
+
+	for {
+		w.batch = w.batch[:0]
+		select {
+		case jm := <-ch:
+			w.batch = append(w.batch, inFlight{jm: jm})
+		case <-ctx.Done():
+			return nil
+		}
+	fill:
+		for len(w.batch) < batchSize {
+			select {
+			case jm := <-ch:
+				w.batch = append(w.batch, inFlight{jm: jm})
+			default:
+				break fill
+			}
+		}
+		w.process(ctx)
+	}
+}
+
+// feed moves messages from one consumer iterator to the worker's channel
+// until the iterator is stopped.
+func (w *worker) feed(ctx context.Context, it jetstream.MessagesContext, ch chan<- jetstream.Msg) {
+	for {
+		jm, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			w.log.Debug("pull", "err", err)
+			continue
+		}
+		select {
+		case ch <- jm:
+		case <-ctx.Done():
+			_ = jm.Nak()
+		}
+	}
+}
+
+// process handles w.batch: runs the stage, publishes outputs and dead
+// letters, waits for their acks and then acks, terminates or naks inputs.
+func (w *worker) process(stop context.Context) {
+	// The batch runs to its end even when stop comes: its publishes are in
+	// flight and its inputs must be answered.
+	ctx := context.WithoutCancel(stop)
+	w.pub.reset()
+	w.msgs = w.msgs[:0]
+	for i := range w.batch {
+		f := &w.batch[i]
+		meta, err := f.jm.Metadata()
+		if err != nil {
+			w.log.Error("message without JetStream metadata", "err", err)
+			f.act = actNone
+			continue
+		}
+		w.stats.in.Add(1)
+		m := stages.NewMessage(f.jm.Data())
+		m.Header = f.jm.Headers()
+		m.Meta = stages.Meta{
+			Subject:    f.jm.Subject(),
+			Stream:     meta.Stream,
+			Sequence:   meta.Sequence.Stream,
+			Deliveries: meta.NumDelivered,
+			Published:  meta.Timestamp,
+		}
+		if w.transform != nil {
+			w.processOne(ctx, f, m)
+		} else {
+			w.msgs = append(w.msgs, m)
+		}
+	}
+	if w.sink != nil {
+		w.write(ctx)
+	}
+	w.settle(stop)
+}
+
+// processOne runs the transform on one input and publishes its outputs.
+func (w *worker) processOne(ctx context.Context, f *inFlight, m *stages.Message) {
+	outs, err := w.safeProcess(ctx, m)
+	w.outs = outs[:0]
+	if err == nil {
+		// Encode every output before publishing any, so that a record
+		// that cannot be encoded fails its input as a whole.
+		for _, o := range outs {
+			if _, err = o.Payload(); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		w.fail(f, m, err)
+		return
+	}
+	f.act, f.first, f.n = actAck, w.pub.len(), len(outs)
+	if len(outs) == 0 {
+		f.filter = true
+		return
+	}
+	base := w.idBase[m.Meta.Stream] + strconv.FormatUint(m.Meta.Sequence, 10) + "/"
+	for i, o := range outs {
+		data, _ := o.Payload()
+		h := o.Header
+		if h == nil {
+			h = make(nats.Header, 1)
+		}
+		h[stages.HeaderMsgID] = []string{base + strconv.Itoa(i)}
+		w.pub.add(&nats.Msg{Subject: w.subject, Data: data, Header: h})
+	}
+}
+
+// safeProcess runs the transform, turning a panic into an error.
+func (w *worker) safeProcess(ctx context.Context, m *stages.Message) (outs []*stages.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			outs, err = nil, fmt.Errorf("stage %q panicked: %v", w.stage.Name, r)
+		}
+	}()
+	return w.transform.Process(ctx, m, w.outs[:0])
+}
+
+// write hands the batch to the sink and sorts its inputs by outcome.
+func (w *worker) write(ctx context.Context) {
+	if len(w.msgs) == 0 {
+		return
+	}
+	err := w.safeWrite(ctx)
+	var be *stages.BatchError
+	perMsg := errors.As(err, &be) && len(be.Errs) == len(w.msgs)
+	j := 0
+	for i := range w.batch {
+		f := &w.batch[i]
+		if f.act == actNone {
+			continue
+		}
+		m := w.msgs[j]
+		e := err
+		if perMsg {
+			e = be.Errs[j]
+		}
+		j++
+		if e != nil {
+			w.fail(f, m, e)
+			continue
+		}
+		f.act, f.first, f.n = actAck, w.pub.len(), 0
+	}
+}
+
+// safeWrite runs the sink, turning a panic into an error.
+func (w *worker) safeWrite(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("stage %q panicked: %v", w.stage.Name, r)
+		}
+	}()
+	return w.sink.Write(ctx, w.msgs)
+}
+
+// fail handles an input whose processing failed: a permanent error, or
+// the last allowed attempt, dead-letters it; any other error naks it with
+// the pipeline's backoff.
+func (w *worker) fail(f *inFlight, m *stages.Message, err error) {
+	set := w.run.p.Settings
+	if !stages.IsPermanent(err) && m.Meta.Deliveries < uint64(set.MaxDeliver) {
+		w.stats.errors.Add(1)
+		w.log.Warn("processing failed, will retry", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence, "deliveries", m.Meta.Deliveries)
+		_ = f.jm.NakWithDelay(set.RetryDelay(int(m.Meta.Deliveries)))
+		f.act = actNone
+		return
+	}
+	id := w.idBase[m.Meta.Stream] + strconv.FormatUint(m.Meta.Sequence, 10) + "/dlq"
+	f.act, f.first, f.n = actTerm, w.pub.len(), 1
+	w.pub.add(deadLetter(w.run.p.Name, w.stage.Name, id, f.jm.Data(), f.jm.Headers(), err, m.Meta.Deliveries))
+}
+
+// settle waits for the batch's publishes and answers every input: ack or
+// term once all its publishes are acknowledged. While the server refuses
+// publishes (a full downstream buffer) it keeps retrying and tells the
+// server the inputs are still in progress; after stop, it naks what could
+// not be published.
+func (w *worker) settle(stop context.Context) {
+	keepAlive := max(w.run.p.Settings.AckWait/3, 100*time.Millisecond)
+	for {
+		wctx, cancel := context.WithTimeout(context.Background(), keepAlive)
+		left := w.pub.wait(wctx)
+		cancel()
+		if left == 0 || stop.Err() != nil {
+			break
+		}
+		for i := range w.batch {
+			if w.batch[i].act != actNone {
+				_ = w.batch[i].jm.InProgress()
+			}
+		}
+	}
+	for i := range w.batch {
+		f := &w.batch[i]
+		if f.act == actNone {
+			continue
+		}
+		published := true
+		for j := f.first; j < f.first+f.n; j++ {
+			if !w.pub.ok(j) {
+				published = false
+				w.log.Warn("publish not acknowledged, input will be redelivered", "err", w.pub.err(j))
+				break
+			}
+		}
+		switch {
+		case !published:
+			_ = f.jm.Nak()
+		case f.act == actTerm:
+			w.stats.dead.Add(1)
+			_ = f.jm.Term()
+		case f.filter:
+			w.stats.filtered.Add(1)
+			_ = f.jm.Ack()
+		default:
+			if w.sink != nil {
+				w.stats.out.Add(1)
+			} else {
+				w.stats.out.Add(uint64(f.n))
+			}
+			_ = f.jm.Ack()
+		}
+	}
+	clear(w.batch)
+	clear(w.msgs)
+}

@@ -1,0 +1,141 @@
+package stages
+
+import (
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+)
+
+func TestMessageLazyDecode(t *testing.T) {
+	payload := []byte("not json")
+	m := NewMessage(payload)
+	// Passing bytes through never decodes them.
+	got, err := m.Payload()
+	if err != nil || &got[0] != &payload[0] {
+		t.Fatalf("Payload: %q, %v; want the bytes given", got, err)
+	}
+	if _, err := m.Value(); !IsPermanent(err) {
+		t.Fatalf("Value of bad JSON: %v, want a permanent error", err)
+	}
+	// A decoded payload that is not changed is not re-encoded.
+	payload = []byte(`{"b": 1,  "a": [true, null]}`)
+	m = NewMessage(payload)
+	if _, err := m.Record(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.Payload(); string(got) != string(payload) {
+		t.Fatalf("Payload after Record: %s", got)
+	}
+}
+
+func TestMessageValue(t *testing.T) {
+	tests := []struct {
+		in   string
+		want any
+	}{
+		{`{"n": 9007199254740993}`, map[string]any{"n": int64(9007199254740993)}},
+		{`9223372036854775807`, int64(math.MaxInt64)},
+		{`-9223372036854775808`, int64(math.MinInt64)},
+		{`9223372036854775808`, 9223372036854775808.0},
+		{`1.0`, 1.0},
+		{`1e2`, 100.0},
+		{`[1, "s", {"x": [2.5]}]`, []any{int64(1), "s", map[string]any{"x": []any{2.5}}}},
+		{`null`, nil},
+		{` "s" `, "s"},
+	}
+	for _, tt := range tests {
+		v, err := NewMessage([]byte(tt.in)).Value()
+		if err != nil || !reflect.DeepEqual(v, tt.want) {
+			t.Errorf("Value(%s) = %#v, %v; want %#v", tt.in, v, err, tt.want)
+		}
+	}
+	for _, bad := range []string{``, `{`, `{} {}`, `1 2`, `nul`} {
+		if _, err := NewMessage([]byte(bad)).Value(); !IsPermanent(err) {
+			t.Errorf("Value(%q): %v, want a permanent error", bad, err)
+		}
+	}
+}
+
+func TestMessageSetValue(t *testing.T) {
+	m := NewMessage([]byte(`{"big": 9007199254740993, "f": 0.1, "s": "a"}`))
+	rec, err := m.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec["html"] = "<a href=\"x\">&</a>"
+	delete(rec, "s")
+	// Not seen until SetValue.
+	if got, _ := m.Payload(); string(got) != `{"big": 9007199254740993, "f": 0.1, "s": "a"}` {
+		t.Fatalf("payload changed before SetValue: %s", got)
+	}
+	m.SetValue(rec)
+	got, err := m.Payload()
+	if want := `{"big":9007199254740993,"f":0.1,"html":"<a href=\"x\">&</a>"}`; err != nil || string(got) != want {
+		t.Fatalf("Payload = %s, %v; want %s", got, err, want)
+	}
+	if v, _ := m.Value(); !reflect.DeepEqual(v, rec) {
+		t.Fatal("Value after SetValue is not the value set")
+	}
+
+	m.SetPayload([]byte(`[1]`))
+	if v, err := m.Value(); err != nil || !reflect.DeepEqual(v, []any{int64(1)}) {
+		t.Fatalf("Value after SetPayload = %v, %v", v, err)
+	}
+
+	m = NewValueMessage(map[string]any{"n": math.Inf(1)})
+	if _, err := m.Payload(); !IsPermanent(err) {
+		t.Fatalf("Payload of an unencodable value: %v, want a permanent error", err)
+	}
+}
+
+func TestMessageRecord(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`[1]`, "record is a JSON array, not an object"},
+		{`"s"`, "record is a JSON string, not an object"},
+		{`1.5`, "record is a JSON number, not an object"},
+		{`true`, "record is a JSON boolean, not an object"},
+		{`null`, "record is a JSON null, not an object"},
+	}
+	for _, tt := range tests {
+		_, err := NewMessage([]byte(tt.in)).Record()
+		if !errors.Is(err, ErrPermanent) || err.Error() != tt.want {
+			t.Errorf("Record(%s): %v, want permanent %q", tt.in, err, tt.want)
+		}
+	}
+	if rec, err := NewMessage([]byte(`{}`)).Record(); err != nil || len(rec) != 0 {
+		t.Errorf("Record({}) = %v, %v", rec, err)
+	}
+}
+
+func TestMessageDerive(t *testing.T) {
+	m := NewMessage([]byte(`{"a":1}`))
+	m.Header = Header{"K": {"v1", "v2"}}
+	m.Meta = Meta{Subject: "s", Stream: "S", Sequence: 7, Deliveries: 2}
+	d := m.Derive(map[string]any{"x": "<"})
+	if got, _ := d.Payload(); string(got) != `{"x":"<"}` {
+		t.Fatalf("derived payload %s", got)
+	}
+	if d.Meta != m.Meta || !reflect.DeepEqual(d.Header, m.Header) {
+		t.Fatalf("derived %v %v, want %v %v", d.Meta, d.Header, m.Meta, m.Header)
+	}
+	d.Header.Set("K", "changed")
+	d.Header.Add("New", "1")
+	if m.Header.Get("K") != "v1" || m.Header.Get("New") != "" {
+		t.Fatalf("Derive shares the header map: %v", m.Header)
+	}
+	if d := NewMessage(nil).Derive(1); d.Header != nil {
+		t.Fatalf("derived from no headers: %v", d.Header)
+	}
+}
+
+func TestPermanent(t *testing.T) {
+	base := errors.New("base")
+	p := Permanent(base)
+	if !IsPermanent(p) || !errors.Is(p, base) || p.Error() != "base" {
+		t.Fatalf("Permanent(base) = %v", p)
+	}
+	if Permanent(p) != p || Permanent(nil) != nil || IsPermanent(base) {
+		t.Fatal("Permanent is not idempotent or marks too much")
+	}
+}
