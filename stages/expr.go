@@ -81,7 +81,9 @@ func (e *Expr) Eval(m *Message) (any, error) {
 	}
 	out, err := e.vm.Run(e.prog, rec)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("expression %q: %w", e.src, err))
+		// expr's message ends in a multi-line snippet of the source with a
+		// caret; the first line says what failed.
+		return nil, Permanent(fmt.Errorf("expression %q: %s", e.src, oneLine(err.Error())))
 	}
 	return out, nil
 }

@@ -41,11 +41,14 @@ func inputFormat(name string) string {
 	return formatLines
 }
 
-// outputFormat infers a sink format from a file name: .csv is csv, anything
-// else jsonl.
+// outputFormat infers a sink format from a file name: .csv is csv, .txt
+// and .log are lines, anything else jsonl.
 func outputFormat(name string) string {
-	if strings.ToLower(filepath.Ext(name)) == ".csv" {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".csv":
 		return formatCSV
+	case ".txt", ".log":
+		return formatLines
 	}
 	return formatJSONL
 }
@@ -256,7 +259,7 @@ func (t *rawTee) discard(off int64) {
 	t.base = off
 }
 
-// recordWriter encodes messages as jsonl or csv. It is not safe for
+// recordWriter encodes messages as jsonl, csv or lines. It is not safe for
 // concurrent use; the sinks hold a mutex around it.
 type recordWriter struct {
 	format  string
@@ -289,6 +292,13 @@ func (rw *recordWriter) write(w *bufio.Writer, m *Message) error {
 	p, err := m.Payload()
 	if err != nil {
 		return err
+	}
+	if rw.format == formatLines {
+		// Raw payloads, one per line, as the lines source reads them.
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+		return w.WriteByte('\n')
 	}
 	if !json.Valid(p) {
 		return Permanent(errors.New("record is not valid JSON"))

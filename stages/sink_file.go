@@ -21,11 +21,12 @@ const (
 func fileSinkSpec() Spec {
 	return Spec{
 		Name:    "file",
-		Summary: "Write records to a file as JSON lines or CSV",
+		Summary: "Write records to a file as JSON lines, CSV or raw lines",
 		Doc: `Writes records to path, creating its directory. overwrite empties the ` +
 			`file when the run starts; append adds to it (a CSV file that has a ` +
 			`header keeps it and its column order). The format defaults to csv for ` +
-			`a .csv path and jsonl otherwise, written as by the stdout sink. Each ` +
+			`a .csv path, lines for .txt and .log, and jsonl otherwise, written as ` +
+			`by the stdout sink. Each ` +
 			`batch is handed to the operating system before it is acknowledged, so ` +
 			`a killed process loses nothing acknowledged; the file is synced to disk ` +
 			`when the sink closes. A batch that fails to write is cut off the file ` +
@@ -43,7 +44,7 @@ Example:
         mode: append`,
 		Params: []Param{
 			{Name: "path", Type: TypeString, Required: true, Doc: "The file to write."},
-			{Name: "format", Type: TypeString, Enum: []string{formatJSONL, formatCSV}, Doc: "Output format: jsonl or csv; default csv for a .csv path, else jsonl."},
+			{Name: "format", Type: TypeString, Enum: []string{formatJSONL, formatCSV, formatLines}, Doc: "Output format: jsonl, csv, or lines (each payload as it is, one per line); default csv for a .csv path, lines for .txt/.log, else jsonl."},
 			{Name: "mode", Type: TypeString, Default: modeOverwrite, Enum: []string{modeOverwrite, modeAppend}, Doc: "overwrite empties the file at the start of the run; append adds to it."},
 			columnsParam,
 		},

@@ -12,7 +12,7 @@ import (
 func stdoutSpec() Spec {
 	return Spec{
 		Name:    "stdout",
-		Summary: "Write records to standard output as JSON lines or CSV",
+		Summary: "Write records to standard output as JSON lines, CSV or raw lines",
 		Doc: `Writes each record to standard output, flushed at the end of every ` +
 			`batch. jsonl writes the payload as one line (compacted if it spans ` +
 			`lines); csv writes a header line once, then one row per record in ` +
@@ -30,7 +30,7 @@ Example:
         format: csv
         columns: [id, customer, amount]`,
 		Params: []Param{
-			{Name: "format", Type: TypeString, Default: formatJSONL, Enum: []string{formatJSONL, formatCSV}, Doc: "Output format: jsonl (one JSON record per line) or csv."},
+			{Name: "format", Type: TypeString, Default: formatJSONL, Enum: []string{formatJSONL, formatCSV, formatLines}, Doc: "Output format: jsonl (one JSON record per line), csv, or lines (each payload as it is, one per line)."},
 			columnsParam,
 		},
 		Check:   checkStdout,

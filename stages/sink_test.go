@@ -61,6 +61,12 @@ func sinkCases() []sinkCase {
 			bad:     [][]int{{0}, nil},
 			want:    "z\n1\n",
 		},
+		{
+			name:    "lines writes payloads as they are",
+			raw:     map[string]any{"format": "lines"},
+			batches: [][]*Message{msgs("plain text", `{"a":1}`, "not json, kept"), msgs("")},
+			want:    "plain text\n{\"a\":1}\nnot json, kept\n\n",
+		},
 		{name: "empty batch", batches: [][]*Message{nil}, want: ""},
 	}
 }

@@ -1,0 +1,285 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/viper"
+)
+
+// Defaults of [Settings].
+const (
+	DefaultStoreDir  = ".sluice"
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "auto"
+	// DefaultConfigFile is read by [Load] when no config file is named and
+	// it exists in the working directory.
+	DefaultConfigFile = "sluice.yaml"
+	// EnvPrefix prefixes the environment variable of every key.
+	EnvPrefix = "SLUICE"
+)
+
+// LogLevels and LogFormats are the values allowed for log_level and
+// log_format.
+var (
+	LogLevels  = []string{"debug", "info", "warn", "error"}
+	LogFormats = []string{"auto", "text", "json"}
+)
+
+// Settings are the runtime settings of sluice. The zero value is not valid;
+// get Settings from [Load].
+type Settings struct {
+	// NATSURL is the server or cluster to use, one URL or a comma-separated
+	// list; empty means an embedded server.
+	NATSURL string `mapstructure:"nats_url"`
+	// StoreDir is the JetStream store of the embedded server.
+	StoreDir string `mapstructure:"store_dir"`
+	// Listen is a host:port where the embedded server accepts TCP clients;
+	// empty means none (in-process connections only).
+	Listen string `mapstructure:"listen"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `mapstructure:"log_level"`
+	// LogFormat is text, json, or auto: text on a terminal, JSON otherwise.
+	LogFormat string `mapstructure:"log_format"`
+	// NATS holds credentials and TLS files for NATSURL.
+	NATS NATSAuth `mapstructure:"nats"`
+}
+
+// NATSAuth says how to authenticate to a NATS server. At most one of
+// CredsFile, NKeySeedFile, Token and User (with Password) may be set. TLS
+// settings combine with any of them.
+type NATSAuth struct {
+	CredsFile    string `mapstructure:"creds_file"`     // a .creds file: user JWT and NKey seed
+	User         string `mapstructure:"user"`           // user name, with Password
+	Password     string `mapstructure:"password"`       // password of User; a secret
+	Token        string `mapstructure:"token"`          // an auth token; a secret
+	NKeySeedFile string `mapstructure:"nkey_seed_file"` // a file holding a user NKey seed
+	TLSCA        string `mapstructure:"tls_ca"`         // PEM CA certificates to verify the server
+	TLSCert      string `mapstructure:"tls_cert"`       // PEM client certificate, with TLSKey
+	TLSKey       string `mapstructure:"tls_key"`        // PEM private key of TLSCert
+}
+
+// Keys lists every settings key, as used in config files and with
+// viper.BindPFlag.
+var Keys = []string{
+	"nats_url", "store_dir", "listen", "log_level", "log_format",
+	"nats.creds_file", "nats.user", "nats.password", "nats.token",
+	"nats.nkey_seed_file", "nats.tls_ca", "nats.tls_cert", "nats.tls_key",
+}
+
+// NewViper returns a viper instance that knows every key, its default and
+// its SLUICE_* environment variable. Bind flags into it with BindPFlag
+// before calling [Load].
+func NewViper() *viper.Viper {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for _, key := range Keys {
+		// Binding every key makes it known to Unmarshal, which sees only
+		// the keys it knows; BindEnv fails only without a key.
+		_ = v.BindEnv(key)
+	}
+	v.SetDefault("store_dir", DefaultStoreDir)
+	v.SetDefault("log_level", DefaultLogLevel)
+	v.SetDefault("log_format", DefaultLogFormat)
+	return v
+}
+
+// Load reads the settings from v: flags bound into it, environment, config
+// file and defaults. configFile names a YAML config file, which must exist;
+// "" means [DefaultConfigFile] in the working directory if it exists, and
+// no file otherwise. Settings that do not validate give an error wrapping
+// [ErrInvalidSettings].
+func Load(v *viper.Viper, configFile string) (Settings, error) {
+	if configFile == "" {
+		if _, err := os.Stat(DefaultConfigFile); err == nil {
+			configFile = DefaultConfigFile
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return Settings{}, fmt.Errorf("sluice: config file: %w", err)
+		}
+	}
+	if configFile != "" {
+		v.SetConfigFile(configFile)
+		if filepath.Ext(configFile) == "" {
+			v.SetConfigType("yaml")
+		}
+		if err := v.ReadInConfig(); err != nil {
+			return Settings{}, fmt.Errorf("sluice: read config file %s: %w", configFile, err)
+		}
+		if unknown := unknownKeys(v); len(unknown) > 0 {
+			return Settings{}, fmt.Errorf("%w: config file %s: unknown key %s (want %s)",
+				ErrInvalidSettings, configFile, strings.Join(unknown, ", "), strings.Join(Keys, ", "))
+		}
+	}
+	var s Settings
+	if err := v.Unmarshal(&s); err != nil {
+		return Settings{}, fmt.Errorf("%w: %w", ErrInvalidSettings, err)
+	}
+	s.setDefaults()
+	if err := s.Validate(); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+// unknownKeys returns the keys of v's config file that are not settings.
+func unknownKeys(v *viper.Viper) []string {
+	var out []string
+	for _, key := range v.AllKeys() {
+		if !slices.Contains(Keys, key) {
+			out = append(out, strconv.Quote(key))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setDefaults fills in what is empty and normalises the case of names.
+func (s *Settings) setDefaults() {
+	if s.StoreDir == "" {
+		s.StoreDir = DefaultStoreDir
+	}
+	s.LogLevel = strings.ToLower(strings.TrimSpace(s.LogLevel))
+	if s.LogLevel == "" {
+		s.LogLevel = DefaultLogLevel
+	}
+	s.LogFormat = strings.ToLower(strings.TrimSpace(s.LogFormat))
+	if s.LogFormat == "" {
+		s.LogFormat = DefaultLogFormat
+	}
+}
+
+// Validate checks every setting and reports all problems at once in an
+// error wrapping [ErrInvalidSettings], each naming the key and its value
+// (secrets left out).
+func (s Settings) Validate() error {
+	var problems []string
+	if !slices.Contains(LogLevels, s.LogLevel) {
+		problems = append(problems, fmt.Sprintf("log_level must be one of %s (got %q)", strings.Join(LogLevels, ", "), s.LogLevel))
+	}
+	if !slices.Contains(LogFormats, s.LogFormat) {
+		problems = append(problems, fmt.Sprintf("log_format must be one of %s (got %q)", strings.Join(LogFormats, ", "), s.LogFormat))
+	}
+	if s.StoreDir == "" {
+		problems = append(problems, "store_dir must not be empty")
+	}
+	problems = append(problems, checkURLs(s.NATSURL)...)
+	if s.Listen != "" {
+		if _, port, err := net.SplitHostPort(s.Listen); err != nil || !validPort(port) {
+			problems = append(problems, fmt.Sprintf("listen must be host:port with a port from 0 to 65535 (got %q)", s.Listen))
+		}
+	}
+	problems = append(problems, s.NATS.check()...)
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidSettings, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func validPort(port string) bool {
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// urlSchemes are the schemes nats.go dials.
+var urlSchemes = []string{"nats", "tls", "ws", "wss"}
+
+// checkURLs checks a comma-separated list of server URLs as nats.Connect
+// takes it; a URL without a scheme means nats://. Problems never show a
+// password.
+func checkURLs(list string) []string {
+	if strings.TrimSpace(list) == "" {
+		return nil
+	}
+	var problems []string
+	for i, raw := range strings.Split(list, ",") {
+		raw = strings.TrimSpace(raw)
+		if !strings.Contains(raw, "://") {
+			raw = "nats://" + raw
+		}
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("nats_url: URL %d is not a valid URL", i+1))
+		case !slices.Contains(urlSchemes, u.Scheme):
+			problems = append(problems, fmt.Sprintf("nats_url: URL %d must use one of the schemes %s (got %q)", i+1, strings.Join(urlSchemes, ", "), redactURL(u)))
+		case u.Hostname() == "":
+			problems = append(problems, fmt.Sprintf("nats_url: URL %d has no host (got %q)", i+1, redactURL(u)))
+		}
+	}
+	return problems
+}
+
+// check reports conflicting or incomplete auth settings.
+func (a NATSAuth) check() []string {
+	var problems []string
+	var kinds []string
+	for _, k := range []struct{ key, value string }{
+		{"nats.creds_file", a.CredsFile},
+		{"nats.nkey_seed_file", a.NKeySeedFile},
+		{"nats.token", a.Token},
+		{"nats.user", a.User},
+	} {
+		if k.value != "" {
+			kinds = append(kinds, k.key)
+		}
+	}
+	if len(kinds) > 1 {
+		problems = append(problems, fmt.Sprintf("%s conflict: set only one way to authenticate", strings.Join(kinds, ", ")))
+	}
+	if a.Password != "" && a.User == "" {
+		problems = append(problems, "nats.password needs nats.user")
+	}
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		problems = append(problems, fmt.Sprintf("nats.tls_cert and nats.tls_key go together (got tls_cert %q, tls_key %q)", a.TLSCert, a.TLSKey))
+	}
+	return problems
+}
+
+// redacted replaces a secret that is set.
+const redacted = "[redacted]"
+
+// Redacted returns a copy of s that is safe to log: the password and token
+// are replaced by "[redacted]" when set, and credentials in NATSURL by
+// "xxxxx".
+func (s Settings) Redacted() Settings {
+	if s.NATS.Password != "" {
+		s.NATS.Password = redacted
+	}
+	if s.NATS.Token != "" {
+		s.NATS.Token = redacted
+	}
+	if s.NATSURL != "" {
+		urls := strings.Split(s.NATSURL, ",")
+		for i, raw := range urls {
+			if u, err := url.Parse(strings.TrimSpace(raw)); err == nil {
+				urls[i] = redactURL(u)
+			}
+		}
+		s.NATSURL = strings.Join(urls, ",")
+	}
+	return s
+}
+
+// redactURL returns u with its password, or a user part that may be a
+// token, replaced by "xxxxx".
+func redactURL(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	if _, ok := u.User.Password(); ok {
+		return u.Redacted()
+	}
+	r := *u
+	r.User = url.User("xxxxx")
+	return r.String()
+}

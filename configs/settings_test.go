@@ -1,0 +1,272 @@
+package configs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// writeFile writes content to name in dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// inEmptyDir runs the test in an empty working directory, so that no
+// sluice.yaml is found by accident.
+func inEmptyDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	return dir
+}
+
+func TestLoadDefaults(t *testing.T) {
+	inEmptyDir(t)
+	s, err := Load(NewViper(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto"}
+	if s != want {
+		t.Errorf("got %+v, want %+v", s, want)
+	}
+}
+
+func TestLoadEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want func(Settings) string // the field under test
+		val  string
+	}{
+		{"nats url", map[string]string{"SLUICE_NATS_URL": "nats://a:4222"}, func(s Settings) string { return s.NATSURL }, "nats://a:4222"},
+		{"store dir", map[string]string{"SLUICE_STORE_DIR": "/var/sluice"}, func(s Settings) string { return s.StoreDir }, "/var/sluice"},
+		{"listen", map[string]string{"SLUICE_LISTEN": "127.0.0.1:4222"}, func(s Settings) string { return s.Listen }, "127.0.0.1:4222"},
+		{"log level", map[string]string{"SLUICE_LOG_LEVEL": "debug"}, func(s Settings) string { return s.LogLevel }, "debug"},
+		{"log level upper case", map[string]string{"SLUICE_LOG_LEVEL": "WARN"}, func(s Settings) string { return s.LogLevel }, "warn"},
+		{"log format", map[string]string{"SLUICE_LOG_FORMAT": "json"}, func(s Settings) string { return s.LogFormat }, "json"},
+		{"empty is unset", map[string]string{"SLUICE_STORE_DIR": ""}, func(s Settings) string { return s.StoreDir }, ".sluice"},
+		{"user", map[string]string{"SLUICE_NATS_USER": "ann", "SLUICE_NATS_PASSWORD": "pw"}, func(s Settings) string { return s.NATS.User + "/" + s.NATS.Password }, "ann/pw"},
+		{"token", map[string]string{"SLUICE_NATS_TOKEN": "t0k"}, func(s Settings) string { return s.NATS.Token }, "t0k"},
+		{"creds", map[string]string{"SLUICE_NATS_CREDS_FILE": "/x.creds"}, func(s Settings) string { return s.NATS.CredsFile }, "/x.creds"},
+		{"nkey", map[string]string{"SLUICE_NATS_NKEY_SEED_FILE": "/x.nk"}, func(s Settings) string { return s.NATS.NKeySeedFile }, "/x.nk"},
+		{"tls", map[string]string{"SLUICE_NATS_TLS_CA": "ca", "SLUICE_NATS_TLS_CERT": "c", "SLUICE_NATS_TLS_KEY": "k"}, func(s Settings) string { return s.NATS.TLSCA + "/" + s.NATS.TLSCert + "/" + s.NATS.TLSKey }, "ca/c/k"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inEmptyDir(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			s, err := Load(NewViper(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.want(s); got != tt.val {
+				t.Errorf("got %q, want %q", got, tt.val)
+			}
+		})
+	}
+}
+
+func TestLoadConfigFile(t *testing.T) {
+	dir := inEmptyDir(t)
+	path := writeFile(t, dir, "other.yaml", `
+nats_url: nats://a:4222,nats://b:4222
+store_dir: /data/sluice
+log_level: warn
+log_format: text
+nats:
+  user: ann
+  password: secret
+  tls_ca: /etc/ca.pem
+`)
+	s, err := Load(NewViper(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Settings{
+		NATSURL:   "nats://a:4222,nats://b:4222",
+		StoreDir:  "/data/sluice",
+		LogLevel:  "warn",
+		LogFormat: "text",
+		NATS:      NATSAuth{User: "ann", Password: "secret", TLSCA: "/etc/ca.pem"},
+	}
+	if s != want {
+		t.Errorf("got %+v, want %+v", s, want)
+	}
+}
+
+func TestLoadConfigFileDiscovery(t *testing.T) {
+	dir := inEmptyDir(t)
+	writeFile(t, dir, DefaultConfigFile, "log_level: error\n")
+	s, err := Load(NewViper(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LogLevel != "error" {
+		t.Errorf("log level %q: ./sluice.yaml was not read", s.LogLevel)
+	}
+}
+
+func TestLoadConfigFileWithoutExtension(t *testing.T) {
+	dir := inEmptyDir(t)
+	path := writeFile(t, dir, "sluicerc", "log_level: debug\n")
+	s, err := Load(NewViper(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LogLevel != "debug" {
+		t.Errorf("log level %q, want debug", s.LogLevel)
+	}
+}
+
+func TestLoadMissingConfigFile(t *testing.T) {
+	dir := inEmptyDir(t)
+	_, err := Load(NewViper(), filepath.Join(dir, "nope.yaml"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("got %v, want an error matching fs.ErrNotExist", err)
+	}
+	if !strings.Contains(err.Error(), "nope.yaml") {
+		t.Errorf("error %q does not name the file", err)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	tests := []struct {
+		name string
+		file string // log_level in the config file
+		env  string // SLUICE_LOG_LEVEL
+		flag string // --log-level
+		want string
+	}{
+		{name: "default", want: "info"},
+		{name: "file over default", file: "warn", want: "warn"},
+		{name: "env over file", file: "warn", env: "error", want: "error"},
+		{name: "flag over env", file: "warn", env: "error", flag: "debug", want: "debug"},
+		{name: "flag over file", file: "warn", flag: "debug", want: "debug"},
+		{name: "flag over default", flag: "error", want: "error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := inEmptyDir(t)
+			config := ""
+			if tt.file != "" {
+				config = writeFile(t, dir, "c.yaml", "log_level: "+tt.file+"\n")
+			}
+			if tt.env != "" {
+				t.Setenv("SLUICE_LOG_LEVEL", tt.env)
+			}
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			fs.String("log-level", "", "")
+			var args []string
+			if tt.flag != "" {
+				args = []string{"--log-level", tt.flag}
+			}
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			v := NewViper()
+			if err := v.BindPFlag("log_level", fs.Lookup("log-level")); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Load(v, config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.LogLevel != tt.want {
+				t.Errorf("log level %q, want %q", s.LogLevel, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		want []string // substrings of the error
+	}{
+		{name: "log level", env: map[string]string{"SLUICE_LOG_LEVEL": "loud"},
+			want: []string{`log_level must be one of debug, info, warn, error (got "loud")`}},
+		{name: "log format", file: "log_format: xml\n",
+			want: []string{`log_format must be one of auto, text, json (got "xml")`}},
+		{name: "every problem at once", env: map[string]string{"SLUICE_LOG_LEVEL": "loud", "SLUICE_LOG_FORMAT": "xml"},
+			want: []string{`log_level`, `log_format`}},
+		{name: "unknown key", file: "log_levl: debug\n",
+			want: []string{`unknown key "log_levl"`}},
+		{name: "unknown nested key", file: "nats:\n  usr: ann\n",
+			want: []string{`unknown key "nats.usr"`}},
+		{name: "listen", env: map[string]string{"SLUICE_LISTEN": "4222"},
+			want: []string{`listen must be host:port`, `"4222"`}},
+		{name: "listen port", env: map[string]string{"SLUICE_LISTEN": "localhost:99999"},
+			want: []string{`listen must be host:port`}},
+		{name: "url scheme", env: map[string]string{"SLUICE_NATS_URL": "http://a:4222"},
+			want: []string{`nats_url: URL 1 must use one of the schemes nats, tls, ws, wss (got "http://a:4222")`}},
+		{name: "url password not shown", env: map[string]string{"SLUICE_NATS_URL": "nats://a:4222,http://ann:s3cret@b:4222"},
+			want: []string{`URL 2`, `ann:xxxxx@b`}},
+		{name: "creds and token", env: map[string]string{"SLUICE_NATS_CREDS_FILE": "x.creds", "SLUICE_NATS_TOKEN": "t"},
+			want: []string{`nats.creds_file, nats.token conflict`}},
+		{name: "user and nkey", file: "nats:\n  user: ann\n  nkey_seed_file: x.nk\n",
+			want: []string{`nats.nkey_seed_file, nats.user conflict`}},
+		{name: "password alone", env: map[string]string{"SLUICE_NATS_PASSWORD": "pw"},
+			want: []string{`nats.password needs nats.user`}},
+		{name: "cert without key", env: map[string]string{"SLUICE_NATS_TLS_CERT": "c.pem"},
+			want: []string{`nats.tls_cert and nats.tls_key go together`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := inEmptyDir(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			config := ""
+			if tt.file != "" {
+				config = writeFile(t, dir, "c.yaml", tt.file)
+			}
+			_, err := Load(NewViper(), config)
+			if !errors.Is(err, ErrInvalidSettings) {
+				t.Fatalf("got %v, want an error matching ErrInvalidSettings", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error %q shows a password", err)
+			}
+		})
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	s := Settings{
+		NATSURL: "nats://ann:pw@a:4222,nats://t0k@b:4222,nats://c:4222",
+		NATS:    NATSAuth{User: "ann", Password: "pw", Token: "t0k"},
+	}
+	r := s.Redacted()
+	if r.NATS.Password != "[redacted]" || r.NATS.Token != "[redacted]" || r.NATS.User != "ann" {
+		t.Errorf("redacted auth %+v", r.NATS)
+	}
+	if want := "nats://ann:xxxxx@a:4222,nats://xxxxx@b:4222,nats://c:4222"; r.NATSURL != want {
+		t.Errorf("redacted URL %q, want %q", r.NATSURL, want)
+	}
+	if s.NATS.Password != "pw" {
+		t.Error("Redacted changed the original")
+	}
+	if empty := (Settings{}).Redacted(); empty.NATS.Password != "" || empty.NATS.Token != "" {
+		t.Errorf("unset secrets became %+v", empty.NATS)
+	}
+}

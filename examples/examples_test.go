@@ -1,0 +1,223 @@
+package examples_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/cli"
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/stages"
+)
+
+// runExample runs `sluice run FILE` from the repository root, as the
+// README does, with the output directory and the store in temporary
+// directories. It returns the output directory, the store directory and
+// what the command wrote to stderr.
+func runExample(t *testing.T, file string) (out, store, stderr string) {
+	t.Chdir("..")
+	out, store = t.TempDir(), t.TempDir()
+	t.Setenv("SLUICE_OUT", out)
+	var so, se bytes.Buffer
+	code := cli.Main([]string{"run", "--store-dir", store, file}, strings.NewReader(""), &so, &se)
+	if code != 0 {
+		t.Fatalf("sluice run %s: exit %d\nstderr:\n%s", file, code, se.String())
+	}
+	return out, store, se.String()
+}
+
+// readLines returns the lines of a file, sorted.
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	slices.Sort(lines)
+	return lines
+}
+
+func encode(t *testing.T, v any) string {
+	t.Helper()
+	b, err := stages.EncodeJSON(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// summaryRow returns the fields of a stage's row in the run summary.
+func summaryRow(t *testing.T, stderr, stage string) []string {
+	t.Helper()
+	for _, line := range strings.Split(stderr, "\n") {
+		if f := strings.Fields(line); len(f) == 9 && f[0] == stage {
+			return f
+		}
+	}
+	t.Fatalf("no summary row for stage %q in:\n%s", stage, stderr)
+	return nil
+}
+
+// deadLetters opens the store a run left behind and returns the reasons of
+// the pipeline's dead letters, sorted.
+func deadLetters(t *testing.T, store, p string) []string {
+	t.Helper()
+	emb, err := runner.StartEmbedded(runner.ServerOptions{StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	nc, err := emb.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cons, err := js.OrderedConsumer(ctx, pipeline.DLQStreamName(p), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for range info.NumPending {
+		m, err := cons.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		reasons = append(reasons, m.Headers().Get(stages.HeaderStage)+": "+m.Headers().Get(stages.HeaderError))
+	}
+	slices.Sort(reasons)
+	return reasons
+}
+
+func TestETLExample(t *testing.T) {
+	out, store, stderr := runExample(t, "examples/etl/pipeline.yaml")
+
+	// The expected output, computed from the CSV independently of sluice.
+	f, err := os.Open("examples/etl/orders.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, row := range rows[1:] {
+		if len(row) != 5 {
+			continue // dead-lettered by the source
+		}
+		amount, err := strconv.ParseFloat(row[3], 64)
+		if err != nil {
+			continue // dead-lettered by clean
+		}
+		id, _ := strconv.Atoi(row[0])
+		if amount < 100 {
+			continue
+		}
+		want = append(want, encode(t, map[string]any{
+			"id": id, "customer": strings.ToUpper(strings.TrimSpace(row[1])), "country": row[2],
+			"amount": amount, "placed_at": row[4],
+		}))
+	}
+	slices.Sort(want)
+	if got := readLines(t, filepath.Join(out, "big-orders.jsonl")); !slices.Equal(got, want) {
+		t.Fatalf("big-orders.jsonl has %d records, want %d", len(got), len(want))
+	}
+	if len(want) != 533 {
+		t.Fatalf("the README promises 533 big orders, the data has %d", len(want))
+	}
+
+	for stage, counts := range map[string][]string{
+		// in, out, filtered, errors, dead letters
+		"read":  {"3000", "2999", "0", "0", "1"},
+		"clean": {"2999", "2997", "0", "0", "2"},
+		"big":   {"2997", "533", "2464", "0", "0"},
+		"write": {"533", "533", "0", "0", "0"},
+	} {
+		if got := summaryRow(t, stderr, stage)[3:8]; !slices.Equal(got, counts) {
+			t.Errorf("summary of %s: in/out/filtered/errors/dead = %v, want %v", stage, got, counts)
+		}
+	}
+
+	dead := deadLetters(t, store, "orders-etl")
+	if len(dead) != 3 {
+		t.Fatalf("dead letters = %q, want 3", dead)
+	}
+	for i, want := range []string{`clean: expression`, `clean: expression`, `read: file examples/etl/orders.csv line 2502`} {
+		if !strings.HasPrefix(dead[i], want) {
+			t.Errorf("dead letter %d = %q, want prefix %q", i, dead[i], want)
+		}
+	}
+}
+
+func TestFanoutExample(t *testing.T) {
+	out, _, stderr := runExample(t, "examples/fanout/pipeline.yaml")
+
+	b, err := os.ReadFile("examples/fanout/events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errors, slow []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var ev struct {
+			ID     int    `json:"id"`
+			Path   string `json:"path"`
+			Status int    `json:"status"`
+			MS     int    `json:"ms"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Status >= 500 {
+			errors = append(errors, line)
+		}
+		if ev.MS >= 500 {
+			slow = append(slow, fmt.Sprintf("%d,%s,%s", ev.ID, ev.Path, strconv.FormatFloat(float64(ev.MS)/1000, 'f', -1, 64)))
+		}
+	}
+	slices.Sort(errors)
+	if got := readLines(t, filepath.Join(out, "errors.jsonl")); !slices.Equal(got, errors) {
+		t.Errorf("errors.jsonl has %d records, want %d", len(got), len(errors))
+	}
+	got := readLines(t, filepath.Join(out, "slow.csv"))
+	slices.Sort(slow)
+	if i := slices.Index(got, "id,path,seconds"); i < 0 {
+		t.Errorf("slow.csv has no header line")
+	} else {
+		got = slices.Delete(got, i, i+1)
+	}
+	if !slices.Equal(got, slow) {
+		t.Errorf("slow.csv has %d rows, want %d", len(got), len(slow))
+	}
+	if len(errors) != 78 || len(slow) != 425 {
+		t.Errorf("the README promises 78 errors and 425 slow requests, the data has %d and %d", len(errors), len(slow))
+	}
+	for stage, in := range map[string]string{"events": "1000", "errors": "1000", "slow": "1000", "report": "425"} {
+		if got := summaryRow(t, stderr, stage)[3]; got != in {
+			t.Errorf("summary of %s: in = %s, want %s", stage, got, in)
+		}
+	}
+}

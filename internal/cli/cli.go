@@ -1,0 +1,247 @@
+// Package cli implements the sluice command line: the cobra commands, the
+// binding of their flags to the runtime settings of package configs, and
+// the exit codes. cmd/sluice calls [Main].
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/sluicehq/sluice/configs"
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/stages"
+)
+
+// Exit codes of [Main].
+const (
+	ExitOK      = 0 // success
+	ExitFailure = 1 // a pipeline or runtime failure
+	ExitUsage   = 2 // a usage, settings or validation error
+)
+
+// exitError gives an error its exit code. A nil err means that the cause
+// was already printed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit code %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// failure marks err as a runtime failure (exit 1). Errors not marked are
+// usage or validation errors (exit 2). failure(nil) is nil.
+func failure(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: ExitFailure, err: err}
+}
+
+// errReported is returned after printing the problems of pipeline files.
+var errReported = &exitError{code: ExitUsage}
+
+// app is the state shared by the commands of one invocation.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	reg            *stages.Registry
+	v              *viper.Viper
+	configFile     string
+	settings       configs.Settings // set by loadSettings
+	log            *slog.Logger     // set by loadSettings
+}
+
+// Main runs the sluice command line with args (without the program name)
+// and returns the exit code: [ExitOK], [ExitFailure] or [ExitUsage].
+// Pipeline data goes to stdout; errors, logs and run summaries to stderr.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{
+		stdin:  stdin,
+		stdout: syncWriter(stdout),
+		stderr: syncWriter(stderr),
+		reg:    stages.Default,
+		v:      configs.NewViper(),
+	}
+	root := a.rootCmd()
+	if args == nil {
+		args = []string{} // cobra reads os.Args for nil
+	}
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitUsage
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code, err = ee.code, ee.err
+	}
+	if err != nil {
+		a.printError(err)
+	}
+	return code
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "sluice",
+		Short: "Run data pipelines on NATS JetStream",
+		Long: `sluice runs data pipelines defined in YAML on NATS JetStream.
+
+Without --nats, "sluice run" starts a NATS server with JetStream inside the
+process, storing in --store-dir so that a stopped run resumes.
+
+Settings come from flags, then SLUICE_* environment variables (SLUICE_NATS_URL,
+SLUICE_STORE_DIR, SLUICE_LISTEN, SLUICE_LOG_LEVEL, SLUICE_LOG_FORMAT, and for
+NATS authentication SLUICE_NATS_CREDS_FILE, SLUICE_NATS_USER,
+SLUICE_NATS_PASSWORD, SLUICE_NATS_TOKEN, SLUICE_NATS_NKEY_SEED_FILE,
+SLUICE_NATS_TLS_CA, SLUICE_NATS_TLS_CERT, SLUICE_NATS_TLS_KEY), then the config
+file, then defaults.
+
+Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
+		Version:       versionString(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(a.stderr)
+			_ = cmd.Help()
+			return errors.New("missing command")
+		},
+	}
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.CompletionOptions.HiddenDefaultCmd = true
+
+	f := root.PersistentFlags()
+	f.StringVar(&a.configFile, "config", "", "config file (default ./sluice.yaml if it exists)")
+	f.String("nats", "", "NATS server URL(s), comma-separated (default: an embedded server)")
+	f.String("store-dir", "", `JetStream store of the embedded server (default "`+configs.DefaultStoreDir+`")`)
+	f.String("log-level", "", "log level: "+strings.Join(configs.LogLevels, ", ")+` (default "`+configs.DefaultLogLevel+`")`)
+	f.String("log-format", "", "log format: "+strings.Join(configs.LogFormats, ", ")+` (default "`+configs.DefaultLogFormat+`": text on a terminal, else JSON)`)
+	a.bind("nats_url", f.Lookup("nats"))
+	a.bind("store_dir", f.Lookup("store-dir"))
+	a.bind("log_level", f.Lookup("log-level"))
+	a.bind("log_format", f.Lookup("log-format"))
+
+	root.AddCommand(
+		a.runCmd(),
+		a.validateCmd(),
+		a.graphCmd(),
+		a.stagesCmd(),
+		a.versionCmd(),
+	)
+	return root
+}
+
+// bind makes flag set the settings key; a flag given wins over the
+// environment and the config file.
+func (a *app) bind(key string, flag *pflag.Flag) {
+	if err := a.v.BindPFlag(key, flag); err != nil {
+		panic(fmt.Sprintf("bind flag to %s: %v", key, err)) // a flag name typo
+	}
+}
+
+// loadSettings reads the settings and makes the logger, for the commands
+// that use them. Others, such as help and version, work whatever the
+// environment holds.
+func (a *app) loadSettings() error {
+	s, err := configs.Load(a.v, a.configFile)
+	if err != nil {
+		return err
+	}
+	if a.log, err = s.NewLogger(a.stderr); err != nil {
+		return err
+	}
+	a.settings = s
+	a.log.Debug("settings", "settings", s.Redacted())
+	return nil
+}
+
+// printError prints err as "sluice: <error>" on stderr.
+func (a *app) printError(err error) {
+	msg := strings.TrimPrefix(err.Error(), "sluice: ")
+	fmt.Fprintf(a.stderr, "sluice: %s\n", strings.TrimRight(msg, "\n"))
+}
+
+// loadPipelines loads and validates every file. It prints every problem of
+// the files that do not validate to stderr, one per line, and then returns
+// errReported.
+func (a *app) loadPipelines(files []string) ([]*pipeline.Pipeline, error) {
+	ps := make([]*pipeline.Pipeline, 0, len(files))
+	bad := false
+	for _, file := range files {
+		p, err := pipeline.Load(file, pipeline.Options{Registry: a.reg})
+		if err != nil {
+			a.printLoadError(err)
+			bad = true
+			continue
+		}
+		ps = append(ps, p)
+	}
+	if bad {
+		return nil, errReported
+	}
+	return ps, nil
+}
+
+// printLoadError prints the problems of a pipeline file one per line, as
+// FILE:LINE:COL: message, or another error of loading it.
+func (a *app) printLoadError(err error) {
+	var problems pipeline.Problems
+	if !errors.As(err, &problems) {
+		a.printError(err)
+		return
+	}
+	for _, p := range problems {
+		fmt.Fprintln(a.stderr, p.String())
+	}
+}
+
+// wantFiles accepts at least one argument, each a pipeline file.
+func wantFiles(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%s: want at least one pipeline file", cmd.Name())
+	}
+	return nil
+}
+
+// syncWriter makes w safe for concurrent use: stages, logs and summaries
+// write to stdout and stderr from several goroutines. An *os.File is
+// returned as is, both because it is safe already and so that the logger
+// can tell a terminal.
+func syncWriter(w io.Writer) io.Writer {
+	if _, ok := w.(*os.File); ok {
+		return w
+	}
+	return &lockedWriter{w: w}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) graphCmd() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "graph FILE",
+		Short: "Print the stage graph of a pipeline as Mermaid or Graphviz DOT",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("graph: want one pipeline file (got %d arguments)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ps, err := a.loadPipelines(args)
+			if err != nil {
+				return err
+			}
+			out, err := ps[0].Graph(format)
+			if err != nil {
+				return fmt.Errorf("graph: %w", err)
+			}
+			if !strings.HasSuffix(out, "\n") {
+				out += "\n"
+			}
+			_, err = fmt.Fprint(a.stdout, out)
+			return failure(err)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "mermaid", "output format: mermaid or dot")
+	return cmd
+}

@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runner"
+)
+
+func (a *app) runCmd() *cobra.Command {
+	var fresh bool
+	cmd := &cobra.Command{
+		Use:   "run FILE...",
+		Short: "Run pipelines until their sources finish or a signal stops them",
+		Long: `Run validates the pipeline files and runs them all at once, each until its
+bounded sources have finished and every stage has drained, or until SIGINT or
+SIGTERM stops it cleanly (a second signal kills the process). A summary of
+each run goes to stderr; stdout carries only what stdout sinks write.
+
+Without --nats, run starts a NATS server with JetStream inside the process,
+storing in --store-dir, so that a stopped or killed run resumes where it left
+off; --fresh starts over with an empty store.
+
+If a pipeline fails, the others are stopped too and the exit status is 1.`,
+		Args: wantFiles,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.run(cmd.Context(), args, fresh)
+		},
+	}
+	cmd.Flags().BoolVar(&fresh, "fresh", false, "remove the embedded server's store first, starting every pipeline over")
+	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients (default: none)")
+	a.bind("listen", cmd.Flags().Lookup("listen"))
+	return cmd
+}
+
+func (a *app) run(ctx context.Context, files []string, fresh bool) error {
+	if err := a.loadSettings(); err != nil {
+		return err
+	}
+	s := a.settings
+	var natsOpts []nats.Option
+	if s.NATSURL != "" {
+		if fresh {
+			return errors.New("--fresh removes the embedded server's store: it cannot be used with --nats or SLUICE_NATS_URL")
+		}
+		if s.Listen != "" {
+			return errors.New("--listen is for the embedded server: it cannot be used with --nats or SLUICE_NATS_URL")
+		}
+		var err error
+		if natsOpts, err = s.NATSOptions(); err != nil {
+			return err
+		}
+	}
+	ps, err := a.loadPipelines(files)
+	if err != nil {
+		return err
+	}
+	if err := uniqueNames(ps); err != nil {
+		return err
+	}
+	if fresh {
+		if err := wipeStore(s.StoreDir); err != nil {
+			return err
+		}
+		a.log.Info("store removed", "dir", s.StoreDir)
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop) // restore the default: a second signal kills
+
+	conn, err := a.connect(natsOpts)
+	if err != nil {
+		return failure(err)
+	}
+	defer conn.close()
+	return a.runAll(ctx, conn.nc, ps)
+}
+
+// runAll runs the pipelines concurrently and writes the summary of each to
+// stderr as it ends. The first failure stops the other pipelines.
+func (a *app) runAll(ctx context.Context, nc *nats.Conn, ps []*pipeline.Pipeline) error {
+	g, ctx := errgroup.WithContext(ctx)
+	var mu sync.Mutex // one summary table at a time
+	for _, p := range ps {
+		g.Go(func() error {
+			sum, err := runner.Run(ctx, nc, p, runner.Options{
+				Registry: a.reg,
+				Logger:   a.log,
+				Stdin:    a.stdin,
+				Stdout:   a.stdout,
+			})
+			if sum != nil {
+				mu.Lock()
+				_ = sum.WriteTable(a.stderr) // stderr failing leaves nowhere to tell
+				mu.Unlock()
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return failure(err)
+	}
+	return nil
+}
+
+// uniqueNames rejects two files naming the same pipeline: they would share
+// streams on NATS.
+func uniqueNames(ps []*pipeline.Pipeline) error {
+	seen := make(map[string]string, len(ps))
+	for _, p := range ps {
+		if other, ok := seen[p.Name]; ok {
+			return fmt.Errorf("%s and %s both name pipeline %q", other, p.File, p.Name)
+		}
+		seen[p.Name] = p.File
+	}
+	return nil
+}
+
+// jetStreamDir is the directory nats-server keeps in its store directory.
+const jetStreamDir = "jetstream"
+
+// wipeStore removes the embedded server's store directory for --fresh. It
+// refuses a directory that holds anything but the server's own directory,
+// so that a mistaken --store-dir (".", a home directory) loses nothing.
+func wipeStore(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--fresh: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() != jetStreamDir {
+			return fmt.Errorf("--fresh: refusing to remove store directory %s: it holds %q, which is not part of a sluice store", dir, e.Name())
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return failure(fmt.Errorf("--fresh: %w", err))
+	}
+	return nil
+}
+
+// conn is the NATS connection of a run and, without a NATS URL, the
+// embedded server behind it.
+type conn struct {
+	nc     *nats.Conn
+	emb    *runner.Embedded // nil with a NATS URL
+	closed chan struct{}    // closed when nc is
+}
+
+// connect connects to the NATS URL of the settings with opts, or starts
+// the embedded server and connects to it in-process.
+func (a *app) connect(opts []nats.Option) (*conn, error) {
+	s := a.settings
+	c := &conn{closed: make(chan struct{})}
+	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }))
+	if s.NATSURL != "" {
+		opts = append(opts,
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				a.log.Warn("disconnected from NATS", "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				a.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+			}),
+		)
+		nc, err := nats.Connect(s.NATSURL, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to NATS: %w", err)
+		}
+		a.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
+		c.nc = nc
+		return c, nil
+	}
+
+	emb, err := runner.StartEmbedded(runner.ServerOptions{StoreDir: s.StoreDir, Listen: s.Listen})
+	if err != nil {
+		return nil, err
+	}
+	nc, err := emb.Connect(opts...)
+	if err != nil {
+		emb.Shutdown()
+		return nil, err
+	}
+	c.nc, c.emb = nc, emb
+	a.log.Info("embedded NATS server started", "store", s.StoreDir)
+	if url := emb.ClientURL(); url != "" {
+		a.log.Info("embedded NATS server listening", "url", url)
+		if !isLoopback(s.Listen) {
+			a.log.Warn("the embedded NATS server accepts clients from the network without authentication", "listen", s.Listen)
+		}
+	}
+	return c, nil
+}
+
+// close drains the connection, waits until it is closed, and stops the
+// embedded server.
+func (c *conn) close() {
+	if err := c.nc.Drain(); err != nil {
+		c.nc.Close()
+	}
+	<-c.closed // nats.go closes a draining connection after its DrainTimeout at the latest
+	if c.emb != nil {
+		c.emb.Shutdown()
+	}
+}
+
+// isLoopback reports whether the host of a host:port address is a
+// loopback address or "localhost".
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

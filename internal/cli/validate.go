@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+func (a *app) validateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check pipeline files without running them",
+		Long: `Validate decodes and checks every pipeline file, without NATS. It prints every
+problem found to stderr, one per line as FILE:LINE:COL: message, and exits
+with status 2 if there is any; each file that validates gets
+"FILE: ok (N stages)" on stdout.`,
+		Args: wantFiles,
+		RunE: func(cmd *cobra.Command, files []string) error {
+			bad := false
+			for _, file := range files {
+				p, err := pipeline.Load(file, pipeline.Options{Registry: a.reg})
+				if err != nil {
+					a.printLoadError(err)
+					bad = true
+					continue
+				}
+				fmt.Fprintf(a.stdout, "%s: ok (%d stages)\n", file, len(p.Stages))
+			}
+			if bad {
+				return errReported
+			}
+			return nil
+		},
+	}
+}
