@@ -2,7 +2,6 @@ package examples_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -13,9 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/sluicehq/sluice/internal/cli"
+	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
@@ -84,26 +82,9 @@ func deadLetters(t *testing.T, store, p string) []string {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	cons, err := js.OrderedConsumer(ctx, pipeline.DLQStreamName(p), jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var reasons []string
-	for range info.NumPending {
-		m, err := cons.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		reasons = append(reasons, m.Headers().Get(stages.HeaderStage)+": "+m.Headers().Get(stages.HeaderError))
+	for _, m := range natstest.StreamMessages(t, nc, pipeline.DLQStreamName(p)) {
+		reasons = append(reasons, m.Header.Get(stages.HeaderStage)+": "+m.Header.Get(stages.HeaderError))
 	}
 	slices.Sort(reasons)
 	return reasons

@@ -164,24 +164,7 @@ func stageSum(t *testing.T, sum *runner.Summary, name string) runner.StageSummar
 // deadLetters reads every message of the pipeline's dead-letter stream.
 func (e *env) deadLetters(t *testing.T, p string) []*nats.Msg {
 	t.Helper()
-	ctx := context.Background()
-	st, err := e.js.Stream(ctx, pipeline.DLQStreamName(p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*nats.Msg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header})
-	}
-	return out
+	return natstest.StreamMessages(t, e.nc, pipeline.DLQStreamName(p))
 }
 
 func seqRecords(from, to int, format string) []string {

@@ -106,7 +106,7 @@ func (a *app) rootCmd() *cobra.Command {
 		Long: `sluice runs data pipelines defined in YAML on NATS JetStream.
 
 Without --nats, "sluice run" starts a NATS server with JetStream inside the
-process, storing in --store-dir so that a stopped run resumes.
+process, storing in --store-dir.
 
 Settings come from flags, then SLUICE_* environment variables (SLUICE_NATS_URL,
 SLUICE_STORE_DIR, SLUICE_LISTEN, SLUICE_LOG_LEVEL, SLUICE_LOG_FORMAT, and for

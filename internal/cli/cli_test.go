@@ -8,11 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -285,14 +288,6 @@ func TestConfigFile(t *testing.T) {
 	}
 }
 
-// skipUntilRunnerWorks skips a test while runner.Run is a stub.
-func skipUntilRunnerWorks(t *testing.T, stderr string) {
-	t.Helper()
-	if strings.Contains(stderr, "not implemented") {
-		t.Skip("runner.Run is not implemented yet: " + stderr)
-	}
-}
-
 // demoPipeline writes goodPipeline into dir with its output in dir and
 // returns the pipeline file and the output file.
 func demoPipeline(t *testing.T, dir string) (file, out string) {
@@ -328,7 +323,6 @@ func TestRunEmbedded(t *testing.T) {
 	store := filepath.Join(dir, "store")
 
 	code, stdout, stderr := sluice(t, "run", "--store-dir", store, "--log-format", "text", file)
-	skipUntilRunnerWorks(t, stderr)
 	if code != ExitOK {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
@@ -363,7 +357,6 @@ stages:
     sink: stdout
 `)
 	code, stdout, stderr := sluice(t, "run", "--store-dir", filepath.Join(dir, "store"), file)
-	skipUntilRunnerWorks(t, stderr)
 	if code != ExitOK {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
@@ -380,7 +373,6 @@ func TestRunRemote(t *testing.T) {
 	file, out := demoPipeline(t, dir)
 	srv := natstest.Server(t)
 	code, _, stderr := sluice(t, "run", "--nats", srv.ClientURL(), file)
-	skipUntilRunnerWorks(t, stderr)
 	if code != ExitOK {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
@@ -434,7 +426,6 @@ func TestRunFailures(t *testing.T) {
 		blocker := writeFile(t, dir, "blocker", "a file where the sink wants a directory")
 		p := writeFile(t, dir, "unwritable.yaml", strings.ReplaceAll(goodPipeline, "OUT_PATH", filepath.Join(blocker, "out.jsonl")))
 		code, _, stderr := sluice(t, "run", "--store-dir", store, p)
-		skipUntilRunnerWorks(t, stderr)
 		if code != ExitFailure || !strings.Contains(stderr, "sluice: ") {
 			t.Errorf("exit %d, stderr:\n%s", code, stderr)
 		}
@@ -510,4 +501,89 @@ stages:
 			t.Errorf("no interrupted summary:\n%s", stderr.String())
 		}
 	})
+}
+
+// TestRunMalformedJSONLines runs a JSON-lines file with malformed lines to
+// the end: good records reach the sinks, each malformed line is in the
+// dead-letter stream with its reason, and the summary counts both.
+func TestRunMalformedJSONLines(t *testing.T) {
+	dir := inEmptyDir(t)
+	writeFile(t, dir, "in.jsonl", `{"id": 1, "v": "a"}
+{"id": 2, "v": "b"
+not json at all
+{"id": 4, "v": "d"}
+[1, 2]
+{"id": 6, "v": "f"}
+`)
+	// Straight into a file sink, and through a map into another.
+	file := writeFile(t, dir, "p.yaml", `name: malformed
+stages:
+  - name: read
+    source: file
+    with: {path: in.jsonl}
+  - name: raw
+    sink: file
+    with: {path: out/raw.jsonl}
+  - name: tag
+    from: read
+    transform: map
+    with: {expr: '{"id": id, "tagged": true}'}
+  - name: tagged
+    sink: file
+    with: {path: out/tagged.jsonl}
+`)
+	store := filepath.Join(dir, "store")
+	code, _, stderr := sluice(t, "run", "--store-dir", store, file)
+	if code != ExitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, "out", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got, want := read("raw.jsonl"), "{\"id\": 1, \"v\": \"a\"}\n{\"id\": 4, \"v\": \"d\"}\n[1, 2]\n{\"id\": 6, \"v\": \"f\"}\n"; got != want {
+		t.Errorf("raw.jsonl =\n%s\nwant\n%s", got, want)
+	}
+	if got, want := read("tagged.jsonl"), "{\"id\":1,\"tagged\":true}\n{\"id\":4,\"tagged\":true}\n{\"id\":6,\"tagged\":true}\n"; got != want {
+		t.Errorf("tagged.jsonl =\n%s\nwant\n%s", got, want)
+	}
+	for _, row := range []string{
+		`(?m)^ +read +source +file +6 +6 +0 +0 +0 `,
+		`(?m)^ +raw +sink +file +6 +4 +0 +0 +2 `,
+		`(?m)^ +tag +transform +map +6 +3 +0 +0 +3 `,
+	} {
+		if !regexp.MustCompile(row).MatchString(stderr) {
+			t.Errorf("summary has no row matching %s:\n%s", row, stderr)
+		}
+	}
+
+	// The dead letters, read from the store the run left.
+	emb, err := runner.StartEmbedded(runner.ServerOptions{StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	nc, err := emb.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var got []string
+	for _, m := range natstest.StreamMessages(t, nc, pipeline.DLQStreamName("malformed")) {
+		got = append(got, m.Header.Get(stages.HeaderStage)+" | "+string(m.Data)+" | "+m.Header.Get(stages.HeaderError))
+	}
+	slices.Sort(got)
+	want := []string{
+		`raw | not json at all | record is not valid JSON`,
+		`raw | {"id": 2, "v": "b" | record is not valid JSON`,
+		`tag | [1, 2] | record is a JSON array, not an object`,
+		`tag | not json at all | invalid JSON: invalid character 'o' in literal null (expecting 'u')`,
+		`tag | {"id": 2, "v": "b" | invalid JSON: unexpected EOF`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("dead letters:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

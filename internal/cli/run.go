@@ -30,8 +30,8 @@ SIGTERM stops it cleanly (a second signal kills the process). A summary of
 each run goes to stderr; stdout carries only what stdout sinks write.
 
 Without --nats, run starts a NATS server with JetStream inside the process,
-storing in --store-dir, so that a stopped or killed run resumes where it left
-off; --fresh starts over with an empty store.
+storing in --store-dir; --fresh starts over with an empty store. Running a
+pipeline again starts a new run that reads its sources from the beginning.
 
 If a pipeline fails, the others are stopped too and the exit status is 1.`,
 		Args: wantFiles,

@@ -2,11 +2,13 @@
 package natstest
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Server starts a nats-server with JetStream on a random loopback port,
@@ -59,4 +61,32 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// StreamMessages returns every message stored in a stream, oldest first.
+func StreamMessages(t testing.TB, nc *nats.Conn, stream string) []*nats.Msg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("read stream %s: %v", stream, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatalf("read stream %s: %v", stream, err)
+	}
+	var out []*nats.Msg
+	for range info.NumPending {
+		m, err := cons.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			t.Fatalf("read stream %s: %v", stream, err)
+		}
+		out = append(out, &nats.Msg{Subject: m.Subject(), Data: m.Data(), Header: m.Headers()})
+	}
+	return out
 }
