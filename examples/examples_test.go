@@ -15,7 +15,6 @@ import (
 	"github.com/sluicehq/sluice/internal/cli"
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/pipeline"
-	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -72,16 +71,7 @@ func summaryRow(t *testing.T, stderr, stage string) []string {
 // the pipeline's dead letters, sorted.
 func deadLetters(t *testing.T, store, p string) []string {
 	t.Helper()
-	emb, err := runner.StartEmbedded(runner.ServerOptions{StoreDir: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
-	nc, err := emb.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := natstest.OpenStore(t, store)
 	var reasons []string
 	for _, m := range natstest.StreamMessages(t, nc, pipeline.DLQStreamName(p)) {
 		reasons = append(reasons, m.Header.Get(stages.HeaderStage)+": "+m.Header.Get(stages.HeaderError))

@@ -134,8 +134,7 @@ func (p *Pipeline) Readers(name string) []*Stage {
 }
 
 // Order returns the stages in topological order: every stage comes after
-// the stages it reads from; ties keep file order. The pipeline is acyclic
-// once validated.
+// the stages it reads from. The pipeline is acyclic once validated.
 func (p *Pipeline) Order() []*Stage {
 	done := make(map[string]bool, len(p.Stages))
 	out := make([]*Stage, 0, len(p.Stages))

@@ -147,7 +147,7 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	for _, s := range p.Stages {
 		sum.Stages = append(sum.Stages, r.stats[s.Name].summary(s, elapsed))
 	}
-	r.log.Info("run "+state, "run", r.id, "elapsed", elapsed)
+	r.log.Info("run "+state, "run", r.id, "elapsed", elapsed.Round(time.Millisecond).String())
 	if runErr != nil {
 		return sum, fmt.Errorf("pipeline %q: %w", p.Name, runErr)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/pipeline"
-	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -561,16 +560,7 @@ stages:
 	}
 
 	// The dead letters, read from the store the run left.
-	emb, err := runner.StartEmbedded(runner.ServerOptions{StoreDir: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
-	nc, err := emb.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := natstest.OpenStore(t, store)
 	var got []string
 	for _, m := range natstest.StreamMessages(t, nc, pipeline.DLQStreamName("malformed")) {
 		got = append(got, m.Header.Get(stages.HeaderStage)+" | "+string(m.Data)+" | "+m.Header.Get(stages.HeaderError))

@@ -39,6 +39,33 @@ func Server(t testing.TB) *server.Server {
 	return s
 }
 
+// OpenStore starts a server without a listener on a JetStream store that
+// a run left behind, and returns an in-process connection to it; both are
+// closed when the test ends.
+func OpenStore(t testing.TB, dir string) *nats.Conn {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{JetStream: true, StoreDir: dir, DontListen: true, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatalf("open store %s: %v", dir, err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatalf("open store %s: server not ready", dir)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(s))
+	if err != nil {
+		s.Shutdown()
+		t.Fatalf("open store %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		nc.Close()
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return nc
+}
+
 // Connect connects to s and closes the connection when the test ends.
 func Connect(t testing.TB, s *server.Server) *nats.Conn {
 	t.Helper()
