@@ -21,6 +21,9 @@ import (
 // publish acks.
 const batchSize = 500
 
+// pullErrorPause paces a worker whose pulls fail.
+const pullErrorPause = 100 * time.Millisecond
+
 // action is what a worker does with an input once its publishes (outputs
 // or dead letter) are acknowledged.
 type action uint8
@@ -88,9 +91,13 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input) (*worker, er
 // finishes the batch in hand and naks what was read but not processed.
 func (w *worker) loop(ctx context.Context) error {
 	ch := make(chan jetstream.Msg, batchSize)
+	// The feeders stop with feedCtx, which ends before their wait below even
+	// when loop returns early with an error.
+	feedCtx, stopFeeding := context.WithCancel(ctx)
 	var iters []jetstream.MessagesContext
 	var wg sync.WaitGroup
 	defer func() {
+		stopFeeding()
 		for _, it := range iters {
 			it.Stop()
 		}
@@ -106,7 +113,7 @@ func (w *worker) loop(ctx context.Context) error {
 			return fmt.Errorf("stage %q: read %s: %w", w.stage.Name, in.stream, err)
 		}
 		iters = append(iters, it)
-		wg.Go(func() { w.feed(ctx, it, ch) })
+		wg.Go(func() { w.feed(feedCtx, it, ch) })
 	}
 
 	for {
@@ -139,7 +146,9 @@ func (w *worker) feed(ctx context.Context, it jetstream.MessagesContext, ch chan
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
 			}
+			// Missed heartbeats and the like: the iterator pulls again.
 			w.log.Debug("pull", "err", err)
+			sleepCtx(ctx, pullErrorPause)
 			continue
 		}
 		select {
