@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sluicehq/sluice/pipeline"
@@ -14,14 +15,18 @@ const (
 	drainPollMax = 200 * time.Millisecond
 )
 
-// waitDrained returns once every consumer of p has nothing pending and
+// waitDrained returns once every consumer of the local stages of p has
+// nothing pending and
 // nothing awaiting acknowledgement, checking stages in topological order,
 // after the sources finished. A worker acks an input only after its
 // outputs are stored downstream, so once a stage's consumers are empty
 // and every stage before it has drained, it has published all it ever
 // will: each stage needs to be seen empty once.
-func waitDrained(ctx context.Context, p *pipeline.Pipeline, inputs map[string][]input) error {
+func waitDrained(ctx context.Context, p *pipeline.Pipeline, local []*pipeline.Stage, inputs map[string][]input) error {
 	for _, s := range p.Order() {
+		if !slices.Contains(local, s) {
+			continue
+		}
 		for _, in := range inputs[s.Name] {
 			pause := drainPollMin
 			for {

@@ -146,19 +146,29 @@ func stateBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValu
 
 // startRun records a new run of pipeline p and returns its number.
 func startRun(ctx context.Context, kv jetstream.KeyValue, p string) (uint64, error) {
-	var rec runRecord
-	entry, err := kv.Get(ctx, runKey(p))
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-	case err != nil:
-		return 0, fmt.Errorf("read run record: %w", err)
-	default:
-		if err := json.Unmarshal(entry.Value(), &rec); err != nil {
-			return 0, fmt.Errorf("read run record: %w", err)
-		}
+	last, err := currentRun(ctx, kv, p)
+	if err != nil {
+		return 0, err
 	}
-	rec = runRecord{Run: rec.Run + 1, State: "running"}
+	rec := runRecord{Run: last + 1, State: "running"}
 	return rec.Run, putRun(ctx, kv, p, rec)
+}
+
+// currentRun returns the number of the latest run of pipeline p, 0 if
+// none.
+func currentRun(ctx context.Context, kv jetstream.KeyValue, p string) (uint64, error) {
+	entry, err := kv.Get(ctx, runKey(p))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read run record: %w", err)
+	}
+	var rec runRecord
+	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+		return 0, fmt.Errorf("read run record: %w", err)
+	}
+	return rec.Run, nil
 }
 
 func putRun(ctx context.Context, kv jetstream.KeyValue, p string, rec runRecord) error {

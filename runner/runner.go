@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,6 +32,11 @@ type Options struct {
 	// StopTimeout bounds the clean stop after ctx is done: finishing the
 	// batches in hand, flushing sinks. 0 means 30s.
 	StopTimeout time.Duration
+	// Stages, if not empty, limits this process to the named stages; the
+	// others run in other processes, or not at all. A process that runs no
+	// source ends once its stages have drained what their streams hold, and
+	// does not start a new run.
+	Stages []string
 }
 
 func (o *Options) setDefaults() {
@@ -105,6 +111,10 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	for _, s := range p.Stages {
 		r.stats[s.Name] = new(stageStats)
 	}
+	local, err := localStages(p, opts.Stages)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
@@ -117,17 +127,25 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
-	if r.id, err = startRun(ctx, kv, p.Name); err != nil {
+	// Only a process that runs a source starts a run: the run number is
+	// in the IDs of what sources publish.
+	startsRun := slices.ContainsFunc(local, func(s *pipeline.Stage) bool { return s.Role == stages.RoleSource })
+	if startsRun {
+		r.id, err = startRun(ctx, kv, p.Name)
+	} else {
+		r.id, err = currentRun(ctx, kv, p.Name)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
-	if err := r.build(inputs); err != nil {
+	if err := r.build(local, inputs); err != nil {
 		r.closeStages()
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
 	r.log.Info("run started", "run", r.id, "stages", len(p.Stages))
 
 	start := time.Now()
-	drained, runErr := r.execute(ctx, inputs)
+	drained, runErr := r.execute(ctx, local, inputs)
 	elapsed := time.Since(start)
 	if err := r.closeStages(); err != nil && runErr == nil {
 		runErr = err
@@ -137,14 +155,16 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	if runErr != nil || !drained {
 		state = "interrupted"
 	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.StopTimeout)
-	defer cancel()
-	if err := putRun(stopCtx, kv, p.Name, runRecord{Run: r.id, State: state}); err != nil && runErr == nil {
-		runErr = err
+	if startsRun {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.StopTimeout)
+		defer cancel()
+		if err := putRun(stopCtx, kv, p.Name, runRecord{Run: r.id, State: state}); err != nil && runErr == nil {
+			runErr = err
+		}
 	}
 
 	sum := &Summary{Pipeline: p.Name, Run: r.id, Elapsed: elapsed, Interrupted: !drained}
-	for _, s := range p.Stages {
+	for _, s := range local {
 		sum.Stages = append(sum.Stages, r.stats[s.Name].summary(s, elapsed))
 	}
 	r.log.Info("run "+state, "run", r.id, "elapsed", elapsed.Round(time.Millisecond).String())
@@ -154,10 +174,44 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	return sum, nil
 }
 
+// Provision creates or updates the streams and durable consumers of p on
+// the server behind nc, as [Run] does before it starts. It is idempotent,
+// so that any number of processes may provision the same pipeline.
+func Provision(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	if _, err := provision(ctx, js, p); err != nil {
+		return fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+// localStages returns the stages of p that this process runs: the named
+// ones, or every stage when names is empty.
+func localStages(p *pipeline.Pipeline, names []string) ([]*pipeline.Stage, error) {
+	if len(names) == 0 {
+		return p.Stages, nil
+	}
+	for _, name := range names {
+		if p.Stage(name) == nil {
+			return nil, fmt.Errorf("%w: no stage %q to run", ErrInvalidOption, name)
+		}
+	}
+	var out []*pipeline.Stage
+	for _, s := range p.Stages {
+		if slices.Contains(names, s.Name) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // build constructs the stage instances: one per source, one transform per
 // worker, one sink per sink stage shared by its workers.
-func (r *run) build(inputs map[string][]input) error {
-	for _, s := range r.p.Stages {
+func (r *run) build(local []*pipeline.Stage, inputs map[string][]input) error {
+	for _, s := range local {
 		info := stages.Info{
 			Pipeline: r.p.Name,
 			Stage:    s.Name,
@@ -209,7 +263,7 @@ func (r *run) build(inputs map[string][]input) error {
 // execute runs the built stages. It returns whether the pipeline drained
 // (every bounded source finished and every stage processed everything),
 // and the first error that stopped it.
-func (r *run) execute(ctx context.Context, inputs map[string][]input) (drained bool, err error) {
+func (r *run) execute(ctx context.Context, local []*pipeline.Stage, inputs map[string][]input) (drained bool, err error) {
 	// A failure anywhere cancels runCtx: sources stop and the drain wait
 	// ends. Workers stop only when told, after the drain, a signal or a
 	// failure, so that they finish what the sources published.
@@ -242,7 +296,7 @@ func (r *run) execute(ctx context.Context, inputs map[string][]input) (drained b
 	}
 	sources.Wait()
 	if runCtx.Err() == nil {
-		drained = waitDrained(runCtx, r.p, inputs) == nil
+		drained = waitDrained(runCtx, r.p, local, inputs) == nil
 	}
 	stopWorkers()
 	workers.Wait()
