@@ -26,8 +26,14 @@ type Expr struct {
 }
 
 // CompileExpr compiles src. The error names the position in src.
+//
+// Besides expr-lang's builtins, an expression may call merge(a, b, ...),
+// which returns a new object with the fields of its object arguments,
+// later ones winning (nil arguments are skipped). $env is the whole
+// record, so merge($env, {"amount": amount * 2}) is the record with one
+// field changed.
 func CompileExpr(src string) (*Expr, error) {
-	tree, err := expr.Compile(src, expr.AllowUndefinedVariables())
+	tree, err := expr.Compile(src, expr.AllowUndefinedVariables(), mergeFunc)
 	if err != nil {
 		return nil, err
 	}
@@ -112,3 +118,26 @@ func msgEnv(m *Message) map[string]any {
 	}
 	return env
 }
+
+// mergeFunc is the merge function of expressions.
+var mergeFunc = expr.Function("merge", func(args ...any) (any, error) {
+	n := 0
+	for _, a := range args {
+		if m, ok := a.(map[string]any); ok {
+			n += len(m)
+		}
+	}
+	out := make(map[string]any, n)
+	for i, a := range args {
+		switch m := a.(type) {
+		case nil:
+		case map[string]any:
+			for k, v := range m {
+				out[k] = v
+			}
+		default:
+			return nil, fmt.Errorf("merge: argument %d is a %s, want an object", i+1, jsonKind(a))
+		}
+	}
+	return out, nil
+})

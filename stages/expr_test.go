@@ -30,6 +30,8 @@ func TestExprEval(t *testing.T) {
 		{"event time", `msg.event_time`, `{}`, wantTime},
 		{"msg shadows a field", `msg.key`, `{"msg":"own"}`, "key1"},
 		{"own msg field through $env", `$env["msg"] + "!"`, `{"msg":"own"}`, "own!"},
+		{"merge changes one field", `merge($env, {"b": "x" + string(b)})`, `{"a":1,"b":2}`, map[string]any{"a": int64(1), "b": "x2"}},
+		{"merge skips nil", `merge({"a": 1}, nope, {"a": 2, "c": 3})`, `{}`, map[string]any{"a": 2, "c": 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,6 +71,7 @@ func TestExprEvalErrors(t *testing.T) {
 		{"not an object", `1`, `[1]`, "record is a JSON array, not an object"},
 		{"not json", `1`, `x`, "invalid JSON: "},
 		{"runtime error", `a.b.c()`, `{"a":{}}`, `expression "a.b.c()": `},
+		{"merge of a non-object", `merge($env, 1)`, `{}`, `expression "merge($env, 1)": merge: argument 2 is a number, want an object`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
