@@ -1,12 +1,12 @@
 package stages
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/bytedance/sonic"
 	"github.com/nats-io/nats.go"
 )
 
@@ -142,50 +142,45 @@ func jsonKind(v any) string {
 	}
 }
 
+// codec is the JSON codec of records: integers decode as int64 when they
+// fit (so IDs keep their digits), other numbers as float64; objects encode
+// with sorted keys and without HTML escaping, as encoding/json does except
+// for the escaping; strings are validated as UTF-8 both ways.
+var codec = sonic.Config{
+	UseInt64:       true,
+	SortMapKeys:    true,
+	ValidateString: true,
+}.Froze()
+
 // DecodeJSON decodes one JSON value the way [Message.Value] does: integers
-// that fit in an int64 stay exact.
+// that fit in an int64 stay exact. The error says what is wrong without
+// quoting the input.
 func DecodeJSON(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
 	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
+	if err := codec.Unmarshal(b, &v); err != nil {
+		return nil, explain(json.Unmarshal(b, new(any)))
 	}
-	if dec.More() {
-		return nil, errors.New("data after the JSON value")
-	}
-	return normalizeNumbers(v), nil
+	return v, nil
 }
 
-// normalizeNumbers replaces json.Number with int64 or float64 in place.
-func normalizeNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalizeNumbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = normalizeNumbers(e)
-		}
-	}
-	return v
-}
-
-// EncodeJSON encodes v as compact JSON without HTML escaping and without a
-// trailing newline, the way [Message.Payload] does.
+// EncodeJSON encodes v as compact JSON with sorted object keys, without
+// HTML escaping and without a trailing newline, the way [Message.Payload]
+// does.
 func EncodeJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
+	b, err := codec.Marshal(v)
+	if err != nil {
+		_, stdErr := json.Marshal(v)
+		return nil, explain(stdErr)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return b, nil
+}
+
+// explain returns the error of encoding/json for a value the codec
+// refused: the codec's own messages quote the input, which must not reach
+// logs or headers, while encoding/json's never do.
+func explain(stdErr error) error {
+	if stdErr == nil { // encoding/json accepts what the codec refused
+		return errors.New("invalid JSON")
+	}
+	return stdErr
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -54,6 +55,35 @@ func TestMessageValue(t *testing.T) {
 		if _, err := NewMessage([]byte(bad)).Value(); !IsPermanent(err) {
 			t.Errorf("Value(%q): %v, want a permanent error", bad, err)
 		}
+	}
+}
+
+// TestJSONErrorsDoNotQuoteTheRecord checks that a decode error, which goes
+// into logs and dead-letter headers, says what is wrong without the data.
+func TestJSONErrorsDoNotQuoteTheRecord(t *testing.T) {
+	for _, in := range []string{
+		`{"password": "hunter2", "oops"}`,
+		`{"password": "hunter2"} trailing`,
+		`{"password": "hunter2",}`,
+	} {
+		_, err := DecodeJSON([]byte(in))
+		if err == nil || strings.Contains(err.Error(), "hunter2") || strings.ContainsAny(err.Error(), "\n") {
+			t.Errorf("DecodeJSON(%q) error = %v, want one line without the record", in, err)
+		}
+	}
+}
+
+func TestEncodeJSON(t *testing.T) {
+	got, err := EncodeJSON(map[string]any{"b": "<&>", "a": []any{int64(9007199254740993), 1.5, nil, true}, "c": map[string]any{"z": 1, "y": "é"}})
+	if want := `{"a":[9007199254740993,1.5,null,true],"b":"<&>","c":{"y":"é","z":1}}`; err != nil || string(got) != want {
+		t.Errorf("EncodeJSON = %s, %v; want %s (sorted keys, no HTML escaping)", got, err, want)
+	}
+	if _, err := EncodeJSON(math.NaN()); err == nil || err.Error() != "json: unsupported value: NaN" {
+		t.Errorf("EncodeJSON(NaN) error = %v", err)
+	}
+	// Invalid UTF-8 is replaced, as encoding/json does.
+	if v, err := DecodeJSON([]byte("\"a\xffb\"")); err != nil || v != "a\ufffdb" {
+		t.Errorf("DecodeJSON of invalid UTF-8 = %q, %v", v, err)
 	}
 }
 

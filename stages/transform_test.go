@@ -66,7 +66,7 @@ func TestMap(t *testing.T) {
 		{name: "scalar result", raw: map[string]any{"expr": `a + b`}, in: `{"a":1,"b":2}`, want: []string{"3"}},
 		{name: "no html escaping", raw: map[string]any{"expr": `{"h": "<" + s + ">"}`}, in: `{"s":"&"}`, want: []string{`{"h":"<&>"}`}},
 		{name: "not an object", raw: map[string]any{"expr": `1`}, in: `[1]`, wantErr: "record is a JSON array, not an object"},
-		{name: "not json", raw: map[string]any{"expr": `1`}, in: `{"a":`, wantErr: "invalid JSON: unexpected EOF"},
+		{name: "not json", raw: map[string]any{"expr": `1`}, in: `{"a":`, wantErr: "invalid JSON: unexpected end of JSON input"},
 	})
 }
 

@@ -571,7 +571,7 @@ stages:
 		`raw | {"id": 2, "v": "b" | record is not valid JSON`,
 		`tag | [1, 2] | record is a JSON array, not an object`,
 		`tag | not json at all | invalid JSON: invalid character 'o' in literal null (expecting 'u')`,
-		`tag | {"id": 2, "v": "b" | invalid JSON: unexpected EOF`,
+		`tag | {"id": 2, "v": "b" | invalid JSON: unexpected end of JSON input`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("dead letters:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
