@@ -19,7 +19,7 @@ import (
 // batchSize is how many messages a worker pulls ahead and processes as one
 // batch: their outputs are published together and their acks follow the
 // publish acks.
-const batchSize = 500
+const batchSize = 2000
 
 // pullErrorPause paces a worker whose pulls fail.
 const pullErrorPause = 100 * time.Millisecond
