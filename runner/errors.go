@@ -5,3 +5,7 @@ import "errors"
 // ErrInvalidOption is wrapped by the errors of [Run] for options that do
 // not fit the pipeline, such as a stage in Options.Stages that it lacks.
 var ErrInvalidOption = errors.New("sluice: invalid runner option")
+
+// errFastBatchShort is why a fast batch is published again when the server
+// acknowledged fewer messages than were sent.
+var errFastBatchShort = errors.New("sluice: fast batch acknowledged short")

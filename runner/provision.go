@@ -35,6 +35,8 @@ func streamConfig(p *pipeline.Pipeline, s string) jetstream.StreamConfig {
 		Retention:   jetstream.InterestPolicy,
 		Duplicates:  set.DedupWindow,
 		Replicas:    1,
+		// Outputs are published in fast batches (see publishBatch).
+		AllowBatchPublish: true,
 	}
 	if set.Storage == "memory" {
 		cfg.Storage = jetstream.MemoryStorage

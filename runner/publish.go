@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // Retry pacing of publishes the server refused or did not acknowledge (a
@@ -24,10 +25,23 @@ const (
 	pubInFlight pubState = iota // published, ack awaited
 	pubRetry                    // refused or failed; to publish again
 	pubDone                     // acknowledged by JetStream (stored or a duplicate)
+	pubFast                     // sent in the fast batch, its commit awaited
 )
 
-// publishBatch publishes messages asynchronously and waits until JetStream
-// acknowledged each of them, publishing again those that failed. A batch is
+// Fast-batch publishing: the stream's server acknowledges a whole batch
+// at once (with flow control every so many messages) instead of each
+// message. A batch that fails in any way is published again message by
+// message; the Nats-Msg-Id of every message makes that safe.
+const (
+	fastFlow     = 500 // messages between flow-control acks the server may use at most
+	fastInFlight = 8   // flow-control windows in flight before the publisher waits
+	fastCooldown = 16  // batches published message by message after a failed fast batch
+)
+
+// publishBatch publishes messages and waits until JetStream acknowledged
+// each of them, publishing again those that failed. Messages for the
+// stage's own stream go in one fast batch when the batch allows it; others
+// (dead letters) are published asynchronously one by one. A batch is
 // reused across rounds with reset; it is owned by one goroutine.
 type publishBatch struct {
 	js    jetstream.JetStream
@@ -35,6 +49,12 @@ type publishBatch struct {
 	futs  []jetstream.PubAckFuture
 	state []pubState
 	errs  []error
+
+	fastOK   bool                       // the output stream accepts fast batches
+	fast     jetstreamext.FastPublisher // the open fast batch, nil if none
+	fastIdx  []int                      // messages sent in it
+	fastErr  error                      // why it failed, nil while it works
+	cooldown int                        // batches left before fast batches are tried again
 }
 
 // add publishes m asynchronously and returns its index in the batch. m
@@ -47,6 +67,65 @@ func (b *publishBatch) add(m *nats.Msg) int {
 	i := len(b.msgs) - 1
 	b.publish(i)
 	return i
+}
+
+// addOutput publishes m, a message for the stage's own stream, in the
+// fast batch if there is one or one can be opened, else as add does.
+func (b *publishBatch) addOutput(m *nats.Msg) int {
+	if !b.fastOK || b.cooldown > 0 || b.fastErr != nil {
+		return b.add(m)
+	}
+	if b.fast == nil {
+		fp, err := jetstreamext.NewFastPublisher(b.js, jetstreamext.FastPublishFlowControl{
+			Flow:               fastFlow,
+			MaxOutstandingAcks: fastInFlight,
+		})
+		if err != nil {
+			b.fastErr = err
+			return b.add(m)
+		}
+		b.fast = fp
+	}
+	b.msgs = append(b.msgs, m)
+	b.futs = append(b.futs, nil)
+	b.state = append(b.state, pubFast)
+	b.errs = append(b.errs, nil)
+	i := len(b.msgs) - 1
+	b.fastIdx = append(b.fastIdx, i)
+	if _, err := b.fast.AddMsg(m); err != nil {
+		b.fastErr = err // the batch is closed; commit will publish it again
+	}
+	return i
+}
+
+// commitFast ends the open fast batch. If the server did not acknowledge
+// all of it, its messages are published again one by one.
+func (b *publishBatch) commitFast(ctx context.Context) {
+	if b.fast == nil {
+		return
+	}
+	if b.fastErr == nil {
+		ack, err := b.fast.Close(ctx)
+		switch {
+		case err != nil:
+			b.fastErr = err
+		case ack.BatchSize != uint64(len(b.fastIdx)):
+			b.fastErr = errFastBatchShort
+		}
+	}
+	for _, i := range b.fastIdx {
+		if b.fastErr == nil {
+			b.state[i] = pubDone
+			continue
+		}
+		b.msgs[i].Reply = "" // the fast batch's reply subject
+		b.errs[i] = b.fastErr
+		b.publish(i)
+	}
+	if b.fastErr != nil {
+		b.cooldown = fastCooldown
+	}
+	b.fast, b.fastIdx, b.fastErr = nil, b.fastIdx[:0], nil
 }
 
 func (b *publishBatch) publish(i int) {
@@ -62,6 +141,7 @@ func (b *publishBatch) publish(i int) {
 // a growing pause, or until ctx is done. It returns the number of messages
 // not acknowledged; err(i) tells why for each.
 func (b *publishBatch) wait(ctx context.Context) int {
+	b.commitFast(ctx)
 	pause := publishRetryMin
 	for {
 		failed, stored := 0, false
@@ -123,6 +203,9 @@ func (b *publishBatch) len() int { return len(b.msgs) }
 
 // reset empties the batch for the next round.
 func (b *publishBatch) reset() {
+	if b.cooldown > 0 {
+		b.cooldown--
+	}
 	clear(b.msgs)
 	clear(b.futs)
 	clear(b.errs)

@@ -54,7 +54,7 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 		idBase:  r.p.Name + "/" + st.Name + "/" + runID,
 		origin:  st.Name + "/" + runID,
 	}
-	l.pub.js = js
+	l.pub.js, l.pub.fastOK = js, true
 	return l, nil
 }
 
@@ -149,7 +149,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) error {
 		}
 		h[stages.HeaderMsgID] = []string{l.idBase + n}
 		h[stages.HeaderOrigin] = []string{l.origin + n}
-		l.pub.add(&nats.Msg{Subject: l.subject, Data: data, Header: h})
+		l.pub.addOutput(&nats.Msg{Subject: l.subject, Data: data, Header: h})
 	}
 	// A source cannot nak: it retries until JetStream has the batch or the
 	// run is stopped.

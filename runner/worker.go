@@ -80,7 +80,7 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input) (*worker, er
 		subject: pipeline.Subject(r.p.Name, st.Name),
 		idBase:  make(map[string]string, len(inputs)),
 	}
-	w.pub.js = js
+	w.pub.js, w.pub.fastOK = js, true
 	for _, in := range inputs {
 		w.idBase[in.stream] = r.p.Name + "/" + st.Name + "/" + in.stream + "/"
 	}
@@ -227,7 +227,7 @@ func (w *worker) processOne(ctx context.Context, f *inFlight, m *stages.Message)
 			h = make(nats.Header, 1)
 		}
 		h[stages.HeaderMsgID] = []string{base + strconv.Itoa(i)}
-		w.pub.add(&nats.Msg{Subject: w.subject, Data: data, Header: h})
+		w.pub.addOutput(&nats.Msg{Subject: w.subject, Data: data, Header: h})
 	}
 }
 
