@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,9 +19,6 @@ import (
 // batch: their outputs are published together and their acks follow the
 // publish acks.
 const batchSize = 2000
-
-// pullErrorPause paces a worker whose pulls fail.
-const pullErrorPause = 100 * time.Millisecond
 
 // action is what a worker does with an input once its publishes (outputs
 // or dead letter) are acknowledged.
@@ -90,30 +86,45 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input) (*worker, er
 // loop reads and processes batches until ctx is done, then stops reading,
 // finishes the batch in hand and naks what was read but not processed.
 func (w *worker) loop(ctx context.Context) error {
+	// Each consumer's callback hands its messages to the worker through ch.
+	// nats.go keeps at most batchSize messages requested per consumer.
 	ch := make(chan jetstream.Msg, batchSize)
-	// The feeders stop with feedCtx, which ends before their wait below even
-	// when loop returns early with an error.
 	feedCtx, stopFeeding := context.WithCancel(ctx)
-	var iters []jetstream.MessagesContext
-	var wg sync.WaitGroup
+	var consuming []jetstream.ConsumeContext
 	defer func() {
-		stopFeeding()
-		for _, it := range iters {
-			it.Stop()
+		stopFeeding() // a callback blocked on ch naks instead
+		for _, cc := range consuming {
+			cc.Stop()
 		}
-		wg.Wait()
-		close(ch)
-		for jm := range ch {
-			_ = jm.Nak()
+		for _, cc := range consuming {
+			<-cc.Closed()
+		}
+		for {
+			select {
+			case jm := <-ch:
+				_ = jm.Nak()
+			default:
+				return
+			}
 		}
 	}()
+	feed := func(jm jetstream.Msg) {
+		select {
+		case ch <- jm:
+		case <-feedCtx.Done():
+			_ = jm.Nak()
+		}
+	}
+	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		// Missed heartbeats and the like: nats.go pulls again by itself.
+		w.log.Debug("pull", "err", err)
+	})
 	for _, in := range w.inputs {
-		it, err := in.consumer.Messages(jetstream.PullMaxMessages(batchSize))
+		cc, err := in.consumer.Consume(feed, jetstream.PullMaxMessages(batchSize), onErr)
 		if err != nil {
 			return fmt.Errorf("stage %q: read %s: %w", w.stage.Name, in.stream, err)
 		}
-		iters = append(iters, it)
-		wg.Go(func() { w.feed(feedCtx, it, ch) })
+		consuming = append(consuming, cc)
 	}
 
 	for {
@@ -134,28 +145,6 @@ func (w *worker) loop(ctx context.Context) error {
 			}
 		}
 		w.process(ctx)
-	}
-}
-
-// feed moves messages from one consumer iterator to the worker's channel
-// until the iterator is stopped.
-func (w *worker) feed(ctx context.Context, it jetstream.MessagesContext, ch chan<- jetstream.Msg) {
-	for {
-		jm, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
-			// Missed heartbeats and the like: the iterator pulls again.
-			w.log.Debug("pull", "err", err)
-			sleepCtx(ctx, pullErrorPause)
-			continue
-		}
-		select {
-		case ch <- jm:
-		case <-ctx.Done():
-			_ = jm.Nak()
-		}
 	}
 }
 
