@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -36,9 +38,22 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto"}
+	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400}
 	if s != want {
 		t.Errorf("got %+v, want %+v", s, want)
+	}
+}
+
+func TestApplyGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "")
+	if got := (Settings{GCPercent: 300}).ApplyGC(); got != 300 || debug.SetGCPercent(300) != 300 {
+		t.Errorf("ApplyGC = %d, want 300 in effect", got)
+	}
+	t.Setenv("GOGC", "150")
+	debug.SetGCPercent(150) // as the runtime read it at start
+	if got := (Settings{GCPercent: 300}).ApplyGC(); got != 150 {
+		t.Errorf("with GOGC set, ApplyGC = %d, want GOGC's 150 kept", got)
 	}
 }
 
@@ -56,6 +71,8 @@ func TestLoadEnv(t *testing.T) {
 		{"log level upper case", map[string]string{"SLUICE_LOG_LEVEL": "WARN"}, func(s Settings) string { return s.LogLevel }, "warn"},
 		{"log format", map[string]string{"SLUICE_LOG_FORMAT": "json"}, func(s Settings) string { return s.LogFormat }, "json"},
 		{"empty is unset", map[string]string{"SLUICE_STORE_DIR": ""}, func(s Settings) string { return s.StoreDir }, ".sluice"},
+		{"gc percent", map[string]string{"SLUICE_GC_PERCENT": "150"}, func(s Settings) string { return strconv.Itoa(s.GCPercent) }, "150"},
+		{"gc off", map[string]string{"SLUICE_GC_PERCENT": "-1"}, func(s Settings) string { return strconv.Itoa(s.GCPercent) }, "-1"},
 		{"user", map[string]string{"SLUICE_NATS_USER": "ann", "SLUICE_NATS_PASSWORD": "pw"}, func(s Settings) string { return s.NATS.User + "/" + s.NATS.Password }, "ann/pw"},
 		{"token", map[string]string{"SLUICE_NATS_TOKEN": "t0k"}, func(s Settings) string { return s.NATS.Token }, "t0k"},
 		{"creds", map[string]string{"SLUICE_NATS_CREDS_FILE": "/x.creds"}, func(s Settings) string { return s.NATS.CredsFile }, "/x.creds"},
@@ -86,6 +103,7 @@ nats_url: nats://a:4222,nats://b:4222
 store_dir: /data/sluice
 log_level: warn
 log_format: text
+gc_percent: 250
 nats:
   user: ann
   password: secret
@@ -100,6 +118,7 @@ nats:
 		StoreDir:  "/data/sluice",
 		LogLevel:  "warn",
 		LogFormat: "text",
+		GCPercent: 250,
 		NATS:      NATSAuth{User: "ann", Password: "secret", TLSCA: "/etc/ca.pem"},
 	}
 	if s != want {
@@ -204,6 +223,8 @@ func TestLoadInvalid(t *testing.T) {
 			want: []string{`log_format must be one of auto, text, json (got "xml")`}},
 		{name: "every problem at once", env: map[string]string{"SLUICE_LOG_LEVEL": "loud", "SLUICE_LOG_FORMAT": "xml"},
 			want: []string{`log_level`, `log_format`}},
+		{name: "gc percent", env: map[string]string{"SLUICE_GC_PERCENT": "5"},
+			want: []string{`gc_percent must be -1 (off) or at least 10 (got 5)`}},
 		{name: "unknown key", file: "log_levl: debug\n",
 			want: []string{`unknown key "log_levl"`}},
 		{name: "unknown nested key", file: "nats:\n  usr: ann\n",

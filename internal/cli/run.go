@@ -50,6 +50,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool) error {
 		return err
 	}
 	s := a.settings
+	a.log.Debug("garbage collector", "gc_percent", s.ApplyGC())
 	var natsOpts []nats.Option
 	if s.NATSURL != "" {
 		if fresh {
