@@ -54,6 +54,7 @@ type worker struct {
 	js      jetstream.JetStream
 	subject string            // the stage's output subject
 	idBase  map[string]string // input stream -> "p/s/<stream>/"
+	idBuf   []byte            // reused to build message IDs
 	pub     publishBatch
 	batch   []inFlight
 	msgs    []*stages.Message
@@ -208,16 +209,26 @@ func (w *worker) processOne(ctx context.Context, f *inFlight, m *stages.Message)
 		f.filter = true
 		return
 	}
-	base := w.idBase[m.Meta.Stream] + strconv.FormatUint(m.Meta.Sequence, 10) + "/"
 	for i, o := range outs {
 		data, _ := o.Payload()
 		h := o.Header
 		if h == nil {
 			h = make(nats.Header, 1)
 		}
-		h[stages.HeaderMsgID] = []string{base + strconv.Itoa(i)}
+		h[stages.HeaderMsgID] = []string{w.outputID(m, i)}
 		w.pub.addOutput(&nats.Msg{Subject: w.subject, Data: data, Header: h})
 	}
+}
+
+// outputID returns the Nats-Msg-Id of output i of input m,
+// p/s/<stream>/<seq>/<i>, built in one allocation.
+func (w *worker) outputID(m *stages.Message, i int) string {
+	b := append(w.idBuf[:0], w.idBase[m.Meta.Stream]...)
+	b = strconv.AppendUint(b, m.Meta.Sequence, 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(i), 10)
+	w.idBuf = b
+	return string(b)
 }
 
 // safeProcess runs the transform, turning a panic into an error.
