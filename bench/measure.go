@@ -99,10 +99,17 @@ func waitLastSeq(ctx context.Context, js jetstream.JetStream, stream string, n u
 		select {
 		case <-t.C:
 		case <-ctx.Done():
+			if stallHook != nil {
+				stallStream = strings.Replace(stream, "_HOP", "_IN", 1)
+				stallHook()
+			}
 			return time.Time{}, fmt.Errorf("watch stream %s: last sequence %d of %d: %w", stream, last, n, ctx.Err())
 		}
 	}
 }
+
+var stallHook func()
+var stallStream string
 
 // waitAcked polls consumer every so often until it has acknowledged n messages of its
 // stream and returns the time the poll saw it.
