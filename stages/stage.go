@@ -92,11 +92,3 @@ type Info struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 }
-
-// logger returns i.Logger or a logger that discards.
-func (i Info) logger() *slog.Logger {
-	if i.Logger != nil {
-		return i.Logger
-	}
-	return slog.New(slog.DiscardHandler)
-}
