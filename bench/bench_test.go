@@ -102,6 +102,7 @@ func benchShapes(b *testing.B, run func(*bench, context.Context, shape) (sample,
 				b.ReportMetric(float64(res.end.Sub(res.start).Nanoseconds())/float64(b.N), "ns/op")
 				b.ReportMetric(res.rate(b.N), "msgs/s")
 				b.ReportMetric(float64(res.mallocs)/float64(b.N), "allocs/msg")
+				b.ReportMetric(res.otherCPU, "other-cpus")
 				for _, n := range s.notes {
 					b.Log(n)
 				}

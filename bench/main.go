@@ -223,8 +223,8 @@ func runSuite(ctx context.Context, cfg *config, log io.Writer) (*Report, error) 
 						}
 						k := throughputKey{sc.scenario, storage, r}
 						samples[k] = append(samples[k], s)
-						fmt.Fprintf(log, "bench: %-16s %-6s r=%d run %d/%d: %9.0f msgs/s, %.1f allocs/msg\n",
-							sc.scenario, storage, r, run+1, cfg.runs, s.rate(cfg.n), float64(s.mallocs)/float64(cfg.n))
+						fmt.Fprintf(log, "bench: %-16s %-6s r=%d run %d/%d: %9.0f msgs/s, %.1f allocs/msg, others' CPU %.2f\n",
+							sc.scenario, storage, r, run+1, cfg.runs, s.rate(cfg.n), float64(s.mallocs)/float64(cfg.n), s.otherCPU)
 					}
 				}
 			}

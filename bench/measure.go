@@ -38,8 +38,12 @@ func pollInterval(profile bool) time.Duration {
 	return pollEvery
 }
 
-// prefillWindow is the async publish window of the pre-fill publisher.
-const prefillWindow = 8192
+// prefillWindow is the async publish window of the pre-fill publisher;
+// a publish waits at most prefillStallWait for room in it.
+const (
+	prefillWindow    = 8192
+	prefillStallWait = 30 * time.Second
+)
 
 // prefill publishes records on subject, each with Nats-Msg-Id
 // idPrefix+index, asynchronously, and returns once JetStream acknowledged
@@ -58,7 +62,7 @@ func prefill(ctx context.Context, nc *nats.Conn, subject, idPrefix string, recor
 	}
 	for i, data := range records {
 		m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{stages.HeaderMsgID: []string{idPrefix + strconv.Itoa(i)}}}
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(prefillStallWait)); err != nil {
 			return fmt.Errorf("prefill %s: record %d: %w", subject, i, err)
 		}
 		if i%prefillWindow == 0 && ctx.Err() != nil {
@@ -99,17 +103,10 @@ func waitLastSeq(ctx context.Context, js jetstream.JetStream, stream string, n u
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			if stallHook != nil {
-				stallStream = strings.Replace(stream, "_HOP", "_IN", 1)
-				stallHook()
-			}
 			return time.Time{}, fmt.Errorf("watch stream %s: last sequence %d of %d: %w", stream, last, n, ctx.Err())
 		}
 	}
 }
-
-var stallHook func()
-var stallStream string
 
 // waitAcked polls consumer every so often until it has acknowledged n messages of its
 // stream and returns the time the poll saw it.
@@ -137,6 +134,25 @@ func waitAcked(ctx context.Context, js jetstream.JetStream, stream, consumer str
 	}
 }
 
+// consumerState describes where the named consumers stand, for the error
+// of a run that did not finish: each as stream/consumer and its counts.
+func consumerState(js jetstream.JetStream, consumers ...[2]string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var parts []string
+	for _, sc := range consumers {
+		c, err := js.Consumer(ctx, sc[0], sc[1])
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("%s/%s: %v", sc[0], sc[1], err))
+			continue
+		}
+		i := c.CachedInfo()
+		parts = append(parts, fmt.Sprintf("%s/%s: delivered %d, ack floor %d, ack pending %d, pending %d, redelivered %d, waiting pulls %d",
+			sc[0], sc[1], i.Delivered.Stream, i.AckFloor.Stream, i.NumAckPending, i.NumPending, i.NumRedelivered, i.NumWaiting))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // deleteStreams deletes the named streams; a stream already gone is fine.
 func deleteStreams(ctx context.Context, js jetstream.JetStream, names ...string) error {
 	var errs []error
@@ -153,6 +169,7 @@ type sample struct {
 	start, end time.Time
 	mallocs    uint64              // heap allocations in the process during the run
 	rssKiB     int64               // peak RSS of the process; -1 if unknown
+	otherCPU   float64             // CPUs kept busy by anything but this process; -1 if unknown
 	sites      map[allocSite]int64 // with profiling: allocations by site
 }
 
@@ -164,6 +181,7 @@ func (s sample) rate(n int) float64 { return float64(n) / s.end.Sub(s.start).Sec
 // embedded nats-server.
 type probe struct {
 	mallocs0 uint64
+	cpu0     cpuTicks
 	start    time.Time
 	profile  allocSnapshot // nil unless profiling
 	rate     int           // runtime.MemProfileRate to restore
@@ -185,6 +203,7 @@ func startProbe(profile bool) *probe {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	p.mallocs0 = ms.Mallocs
+	p.cpu0 = readCPUTicks()
 	p.start = time.Now()
 	return p
 }
@@ -194,12 +213,76 @@ func startProbe(profile bool) *probe {
 func (p *probe) stop(end time.Time, n int) sample {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	s := sample{start: p.start, end: end, mallocs: ms.Mallocs - p.mallocs0, rssKiB: -1}
+	s := sample{start: p.start, end: end, mallocs: ms.Mallocs - p.mallocs0, rssKiB: -1,
+		otherCPU: readCPUTicks().othersSince(p.cpu0, time.Since(p.start))}
 	if p.profile != nil {
 		runtime.MemProfileRate = p.rate
 		s.sites = attribute(p.profile, memProfile())
 	}
 	return s
+}
+
+// cpuTicks is the CPU time, in clock ticks, that the machine spent busy
+// (steal included: time the hypervisor gave to others) and that this
+// process used.
+type cpuTicks struct {
+	machine, self uint64
+	ok            bool
+}
+
+// clockTick is USER_HZ, the unit of /proc/stat, on every Linux platform Go
+// supports.
+const clockTick = 10 * time.Millisecond
+
+// readCPUTicks reads /proc/stat and /proc/self/stat (Linux).
+func readCPUTicks() cpuTicks {
+	st, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}
+	}
+	line, _, _ := strings.Cut(string(st), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTicks{}
+	}
+	var t cpuTicks
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			return cpuTicks{}
+		}
+		t.machine += v
+	}
+	self, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return cpuTicks{}
+	}
+	// Fields after the command name, which is in parentheses: utime and
+	// stime are the 12th and 13th.
+	_, rest, ok := strings.Cut(string(self), ") ")
+	sf := strings.Fields(rest)
+	if !ok || len(sf) < 13 {
+		return cpuTicks{}
+	}
+	for _, s := range sf[11:13] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return cpuTicks{}
+		}
+		t.self += v
+	}
+	t.ok = true
+	return t
+}
+
+// othersSince returns how many CPUs, on average over elapsed, were busy
+// with anything but this process since t0; -1 if unknown.
+func (t cpuTicks) othersSince(t0 cpuTicks, elapsed time.Duration) float64 {
+	if !t.ok || !t0.ok || elapsed <= 0 {
+		return -1
+	}
+	others := int64(t.machine-t0.machine) - int64(t.self-t0.self)
+	return max(float64(others)*float64(clockTick)/float64(elapsed), 0)
 }
 
 // resetPeakRSS resets the kernel's high-water mark of this process's RSS

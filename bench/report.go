@@ -66,6 +66,9 @@ type ThroughputRow struct {
 	VsOneReplica *float64 `json:"vs_one_replica,omitempty"`
 	AllocsPerMsg float64  `json:"allocs_per_msg"` // process-wide, median of the runs
 	PeakRSSMiB   float64  `json:"peak_rss_mib"`   // process-wide, highest of the runs; 0 if unknown
+	// OtherCPU is how many CPUs anything but this process kept busy during
+	// the run, the highest of the runs: the machine's noise. -1 if unknown.
+	OtherCPU float64 `json:"other_cpu"`
 }
 
 // LatencyRow is the end-to-end latency at one offered rate.
@@ -151,9 +154,10 @@ func throughputRows(samples map[throughputKey][]sample, n int, order []string) [
 	rows := make([]ThroughputRow, 0, len(samples))
 	byKey := make(map[throughputKey]*ThroughputRow, len(samples))
 	for k, ss := range samples {
-		row := ThroughputRow{Scenario: k.scenario, Storage: k.storage, Replicas: k.replicas}
+		row := ThroughputRow{Scenario: k.scenario, Storage: k.storage, Replicas: k.replicas, OtherCPU: -1}
 		var allocs []float64
 		for _, s := range ss {
+			row.OtherCPU = max(row.OtherCPU, s.otherCPU)
 			row.Runs = append(row.Runs, s.rate(n))
 			allocs = append(allocs, float64(s.mallocs)/float64(n))
 			if s.rssKiB > 0 {
@@ -247,9 +251,11 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "## Throughput\n\n")
 	fmt.Fprintf(&b, "%d records of %.0f bytes on average per run, median of %d runs; one embedded nats-server, in-process clients. "+
 		"Ratio: the median over the median of the baseline of the same shape (storage, replicas). "+
-		"allocs/msg and peak RSS are process-wide (harness, clients and server).\n\n", r.N, r.MeanRecordBytes, r.Runs)
-	b.WriteString("| scenario | storage | replicas | msgs/s (median) | min–max | ratio to baseline | allocs/msg | peak RSS MiB |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		"allocs/msg and peak RSS are process-wide (harness, clients and server). "+
+		"Others' CPU: the most CPUs that anything outside this process kept busy during one of the runs (the noise).\n\n",
+		r.N, r.MeanRecordBytes, r.Runs)
+	b.WriteString("| scenario | storage | replicas | msgs/s (median) | min–max | ratio to baseline | allocs/msg | peak RSS MiB | others' CPU |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, t := range r.Throughput {
 		ratio := "—"
 		if t.Ratio != nil {
@@ -259,8 +265,12 @@ func (r *Report) Markdown() string {
 		if t.PeakRSSMiB > 0 {
 			rss = fmt.Sprintf("%.0f", t.PeakRSSMiB)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s–%s | %s | %.1f | %s |\n", t.Scenario, t.Storage, t.Replicas,
-			thousands(t.MsgsPerSec), thousands(t.Min), thousands(t.Max), ratio, t.AllocsPerMsg, rss)
+		others := "—"
+		if t.OtherCPU >= 0 {
+			others = fmt.Sprintf("%.2f", t.OtherCPU)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s–%s | %s | %.1f | %s | %s |\n", t.Scenario, t.Storage, t.Replicas,
+			thousands(t.MsgsPerSec), thousands(t.Min), thousands(t.Max), ratio, t.AllocsPerMsg, rss, others)
 	}
 	r.perWorker(&b)
 	if len(r.Latency) > 0 {

@@ -112,8 +112,16 @@ func (b *bench) note(format string, args ...any) {
 
 // dataConn opens the connection the timed code runs on: one per scenario
 // for either side, like a process of its own would have.
+// Asynchronous errors (a slow consumer, say) become notes of the report.
 func (b *bench) dataConn() (*nats.Conn, error) {
-	nc, err := b.emb.Connect(nats.Name("sluice-bench-data"))
+	nc, err := b.emb.Connect(nats.Name("sluice-bench-data"),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				b.note("data connection, subscription on %s: %v", sub.Subject, err)
+				return
+			}
+			b.note("data connection: %v", err)
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("data connection: %w", err)
 	}
@@ -157,6 +165,9 @@ func (b *bench) baselineHop(ctx context.Context, sh shape, prof bool) (sample, e
 	})
 	end, waitErr := waitLastSeq(ctx, b.js, out.Name, uint64(sh.n), pollInterval(prof))
 	s := pr.stop(end, sh.n)
+	if waitErr != nil {
+		waitErr = fmt.Errorf("%w (%s)", waitErr, consumerState(b.js, [2]string{in.Name, "hop"}))
+	}
 	stop()
 	if err := errors.Join(waitErr, <-done); err != nil {
 		return sample{}, fmt.Errorf("%s %s: %w", scBaselineHop, sh, err)
@@ -244,7 +255,11 @@ func (b *bench) sluiceHop(ctx context.Context, sh shape, goTransform, prof bool)
 	}
 	out := pipeline.StreamName(name, "hop")
 	s, sum, err := b.timeRun(ctx, p, sh, []string{"hop"}, prof, func(ctx context.Context) (time.Time, error) {
-		return waitLastSeq(ctx, b.js, out, uint64(sh.n), pollInterval(prof))
+		end, err := waitLastSeq(ctx, b.js, out, uint64(sh.n), pollInterval(prof))
+		if err != nil {
+			err = fmt.Errorf("%w (%s)", err, consumerState(b.js, [2]string{pipeline.StreamName(name, "src"), "hop"}))
+		}
+		return end, err
 	})
 	if err != nil {
 		return sample{}, fmt.Errorf("%s %s: %w", scenario, sh, err)
@@ -413,6 +428,13 @@ func (b *bench) baselineChain(ctx context.Context, sh shape) (sample, error) {
 	last := streams[len(streams)-1].Name
 	end, waitErr := waitAcked(ctx, b.js, last, "out", uint64(sh.n), pollEvery)
 	s := pr.stop(end, sh.n)
+	if waitErr != nil {
+		var cs [][2]string
+		for i, d := range durables {
+			cs = append(cs, [2]string{streams[i].Name, d})
+		}
+		waitErr = fmt.Errorf("%w (%s)", waitErr, consumerState(b.js, cs...))
+	}
 	stop()
 	errs := []error{waitErr}
 	for _, h := range hops {
@@ -450,7 +472,17 @@ func (b *bench) sluiceChain(ctx context.Context, sh shape) (sample, error) {
 	}
 	last := pipeline.StreamName(name, "m2")
 	s, sum, err := b.timeRun(ctx, p, sh, []string{"m1", "f", "m2", "out"}, false, func(ctx context.Context) (time.Time, error) {
-		return waitAcked(ctx, b.js, last, pipeline.ConsumerName("out"), uint64(sh.n), pollEvery)
+		end, err := waitAcked(ctx, b.js, last, pipeline.ConsumerName("out"), uint64(sh.n), pollEvery)
+		if err != nil {
+			var cs [][2]string
+			for _, st := range p.Stages {
+				for _, in := range st.From {
+					cs = append(cs, [2]string{pipeline.StreamName(name, in.Stage), pipeline.ConsumerName(st.Name)})
+				}
+			}
+			err = fmt.Errorf("%w (%s)", err, consumerState(b.js, cs...))
+		}
+		return end, err
 	})
 	if err != nil {
 		return sample{}, fmt.Errorf("%s %s: %w", scSluiceChain, sh, err)
