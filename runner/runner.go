@@ -89,6 +89,7 @@ type run struct {
 	stats map[string]*stageStats
 
 	sources    []*sourceLoop
+	feeds      []*feed
 	workers    []*worker
 	transforms []stages.Transform
 	sinks      []stages.Sink
@@ -240,8 +241,10 @@ func (r *run) build(local []*pipeline.Stage, inputs map[string][]input) error {
 				}
 				r.sinks = append(r.sinks, sink)
 			}
+			f := newFeed(s, inputs[s.Name], r.log.With("stage", s.Name))
+			r.feeds = append(r.feeds, f)
 			for i := range s.Replicas {
-				w, err := newWorker(r, s, i, inputs[s.Name])
+				w, err := newWorker(r, s, i, inputs[s.Name], f)
 				if err != nil {
 					return fmt.Errorf("stage %q: %w", s.Name, err)
 				}
@@ -279,11 +282,18 @@ func (r *run) execute(ctx context.Context, local []*pipeline.Stage, inputs map[s
 	defer stopWorkers()
 	var workers sync.WaitGroup
 	for _, w := range r.workers {
-		workers.Go(func() {
-			if err := w.loop(workCtx); err != nil {
-				fail(err)
-			}
-		})
+		workers.Go(func() { w.loop(workCtx) })
+	}
+	defer func() {
+		for _, f := range r.feeds {
+			f.stop()
+		}
+	}()
+	for _, f := range r.feeds {
+		if err := f.start(workCtx); err != nil {
+			fail(err)
+			break
+		}
 	}
 
 	var sources sync.WaitGroup

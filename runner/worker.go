@@ -46,6 +46,7 @@ type worker struct {
 	stage     *pipeline.Stage
 	idx       int
 	inputs    []input
+	feed      *feed            // the stage's feed in this process, shared by its workers
 	transform stages.Transform // set for a transform stage
 	sink      stages.Sink      // set for a sink stage
 	stats     *stageStats
@@ -61,7 +62,7 @@ type worker struct {
 	outs    []*stages.Message
 }
 
-func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input) (*worker, error) {
+func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed) (*worker, error) {
 	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4*batchSize))
 	if err != nil {
 		return nil, err
@@ -71,6 +72,7 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input) (*worker, er
 		stage:   st,
 		idx:     idx,
 		inputs:  inputs,
+		feed:    f,
 		stats:   r.stats[st.Name],
 		log:     r.log.With("stage", st.Name, "worker", idx),
 		js:      js,
@@ -84,57 +86,18 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input) (*worker, er
 	return w, nil
 }
 
-// loop reads and processes batches until ctx is done, then stops reading,
-// finishes the batch in hand and naks what was read but not processed.
-func (w *worker) loop(ctx context.Context) error {
-	// Each consumer's callback hands its messages to the worker through ch.
-	// nats.go keeps at most batchSize messages requested per consumer.
-	ch := make(chan jetstream.Msg, batchSize)
-	feedCtx, stopFeeding := context.WithCancel(ctx)
-	var consuming []jetstream.ConsumeContext
-	defer func() {
-		stopFeeding() // a callback blocked on ch naks instead
-		for _, cc := range consuming {
-			cc.Stop()
-		}
-		for _, cc := range consuming {
-			<-cc.Closed()
-		}
-		for {
-			select {
-			case jm := <-ch:
-				_ = jm.Nak()
-			default:
-				return
-			}
-		}
-	}()
-	feed := func(jm jetstream.Msg) {
-		select {
-		case ch <- jm:
-		case <-feedCtx.Done():
-			_ = jm.Nak()
-		}
-	}
-	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		// Missed heartbeats and the like: nats.go pulls again by itself.
-		w.log.Debug("pull", "err", err)
-	})
-	for _, in := range w.inputs {
-		cc, err := in.consumer.Consume(feed, jetstream.PullMaxMessages(batchSize), onErr)
-		if err != nil {
-			return fmt.Errorf("stage %q: read %s: %w", w.stage.Name, in.stream, err)
-		}
-		consuming = append(consuming, cc)
-	}
-
+// loop processes batches of what the stage's feed hands over until ctx
+// is done, then returns after finishing the batch in hand; the feed naks
+// what was pulled but not processed.
+func (w *worker) loop(ctx context.Context) {
+	ch := w.feed.ch
 	for {
 		w.batch = w.batch[:0]
 		select {
 		case jm := <-ch:
 			w.batch = append(w.batch, inFlight{jm: jm})
 		case <-ctx.Done():
-			return nil
+			return
 		}
 	fill:
 		for len(w.batch) < batchSize {

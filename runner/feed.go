@@ -1,0 +1,85 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+// feed pulls a stage's inputs once per process and hands the messages to
+// all of the stage's workers in this process through one channel: adding
+// replicas adds processing goroutines, not pull subscriptions competing
+// for the same consumer.
+type feed struct {
+	stage  *pipeline.Stage
+	inputs []input
+	log    *slog.Logger
+	ch     chan jetstream.Msg
+
+	cancel    context.CancelFunc
+	consuming []jetstream.ConsumeContext
+}
+
+func newFeed(st *pipeline.Stage, inputs []input, log *slog.Logger) *feed {
+	return &feed{
+		stage:  st,
+		inputs: inputs,
+		log:    log,
+		ch:     make(chan jetstream.Msg, batchSize),
+	}
+}
+
+// start begins pulling. Until ctx is done, every message pulled is handed
+// to a worker; after, a message a callback could not hand over is nak'ed
+// for redelivery.
+func (f *feed) start(ctx context.Context) error {
+	ctx, f.cancel = context.WithCancel(ctx)
+	deliver := func(jm jetstream.Msg) {
+		select {
+		case f.ch <- jm:
+		case <-ctx.Done():
+			_ = jm.Nak()
+		}
+	}
+	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		// Missed heartbeats and the like: nats.go pulls again by itself.
+		f.log.Debug("pull", "err", err)
+	})
+	// nats.go keeps up to this many messages requested per consumer: enough
+	// for every worker to fill a batch, within the consumer's ack window.
+	pull := min(batchSize*f.stage.Replicas, defaultMaxAckPending/2)
+	for _, in := range f.inputs {
+		cc, err := in.consumer.Consume(deliver, jetstream.PullMaxMessages(pull), onErr)
+		if err != nil {
+			return fmt.Errorf("stage %q: read %s: %w", f.stage.Name, in.stream, err)
+		}
+		f.consuming = append(f.consuming, cc)
+	}
+	return nil
+}
+
+// stop ends pulling once the workers have returned, and naks what was
+// pulled but not processed.
+func (f *feed) stop() {
+	if f.cancel != nil {
+		f.cancel()
+	}
+	for _, cc := range f.consuming {
+		cc.Stop()
+	}
+	for _, cc := range f.consuming {
+		<-cc.Closed()
+	}
+	for {
+		select {
+		case jm := <-f.ch:
+			_ = jm.Nak()
+		default:
+			return
+		}
+	}
+}
