@@ -69,7 +69,9 @@ func (f *feed) stop() {
 		f.cancel()
 	}
 	for _, cc := range f.consuming {
-		cc.Stop()
+		// Drain hands what nats.go holds to deliver, which naks it: with
+		// Stop those messages would wait out ack_wait.
+		cc.Drain()
 	}
 	for _, cc := range f.consuming {
 		<-cc.Closed()

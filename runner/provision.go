@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -20,6 +19,7 @@ const defaultMaxAckPending = 20_000
 // input is one durable consumer a stage reads: the stage's consumer on the
 // output stream of one upstream stage, filtered to the routes it reads.
 type input struct {
+	stage    string // the upstream stage
 	stream   string
 	consumer jetstream.Consumer
 }
@@ -118,68 +118,30 @@ func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline
 			if err != nil {
 				return nil, fmt.Errorf("stage %q: consumer %s on %s: %w", s.Name, cfg.Durable, stream, err)
 			}
-			inputs[s.Name] = append(inputs[s.Name], input{stream: stream, consumer: c})
+			inputs[s.Name] = append(inputs[s.Name], input{stage: u, stream: stream, consumer: c})
 		}
 	}
 	return inputs, nil
 }
 
-// runRecord is what the state bucket keeps about a pipeline's runs.
-type runRecord struct {
-	Run   uint64 `json:"run"`
-	State string `json:"state"` // running | finished | interrupted
-}
-
-func runKey(p string) string { return "run." + p }
-
-// stateBucket opens the sluice_state bucket, creating it if needed.
-func stateBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      pipeline.StateBucket,
-		Description: "sluice run records and checkpoints",
-		Storage:     jetstream.FileStorage,
-		History:     1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("state bucket %s: %w", pipeline.StateBucket, err)
-	}
-	return kv, nil
-}
-
-// startRun records a new run of pipeline p and returns its number.
-func startRun(ctx context.Context, kv jetstream.KeyValue, p string) (uint64, error) {
-	last, err := currentRun(ctx, kv, p)
-	if err != nil {
-		return 0, err
-	}
-	rec := runRecord{Run: last + 1, State: "running"}
-	return rec.Run, putRun(ctx, kv, p, rec)
-}
-
-// currentRun returns the number of the latest run of pipeline p, 0 if
-// none.
-func currentRun(ctx context.Context, kv jetstream.KeyValue, p string) (uint64, error) {
-	entry, err := kv.Get(ctx, runKey(p))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read run record: %w", err)
-	}
-	var rec runRecord
-	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
-		return 0, fmt.Errorf("read run record: %w", err)
-	}
-	return rec.Run, nil
-}
-
-func putRun(ctx context.Context, kv jetstream.KeyValue, p string, rec runRecord) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	if _, err := kv.Put(ctx, runKey(p), b); err != nil {
-		return fmt.Errorf("write run record: %w", err)
+// purgeStreams empties the stage streams of p, discarding what an
+// interrupted run left in them. The dead letters stay.
+func purgeStreams(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline) error {
+	for _, s := range p.Stages {
+		if s.Role == stages.RoleSink {
+			continue
+		}
+		name := pipeline.StreamName(p.Name, s.Name)
+		str, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err == nil {
+			err = str.Purge(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("stage %q: purge stream %s: %w", s.Name, name, err)
+		}
 	}
 	return nil
 }

@@ -37,6 +37,11 @@ type Options struct {
 	// source ends once its stages have drained what their streams hold, and
 	// does not start a new run.
 	Stages []string
+	// Fresh starts a new run even when the latest run of the pipeline was
+	// interrupted, discarding the messages it left in the stage streams.
+	// Without it, such a run is resumed: sources continue from their
+	// checkpoints and the stages process what the streams hold.
+	Fresh bool
 }
 
 func (o *Options) setDefaults() {
@@ -74,6 +79,7 @@ type StageSummary struct {
 type Summary struct {
 	Pipeline    string
 	Run         uint64 // the run number, 1 for the first run of a pipeline
+	Resumed     bool   // this process continued run Run, which had been interrupted
 	Elapsed     time.Duration
 	Interrupted bool // the run was stopped before it drained
 	Stages      []StageSummary
@@ -81,12 +87,15 @@ type Summary struct {
 
 // run is the state of one pipeline run in this process.
 type run struct {
-	p     *pipeline.Pipeline
-	nc    *nats.Conn
-	id    uint64
-	opts  Options
-	log   *slog.Logger
-	stats map[string]*stageStats
+	p  *pipeline.Pipeline
+	nc *nats.Conn
+	kv jetstream.KeyValue // the state bucket
+	id uint64
+	// resumed tells that the run continues one that was interrupted.
+	resumed bool
+	opts    Options
+	log     *slog.Logger
+	stats   map[string]*stageStats
 
 	sources    []*sourceLoop
 	feeds      []*feed
@@ -131,8 +140,15 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	// Only a process that runs a source starts a run: the run number is
 	// in the IDs of what sources publish.
 	startsRun := slices.ContainsFunc(local, func(s *pipeline.Stage) bool { return s.Role == stages.RoleSource })
+	if startsRun && opts.Fresh {
+		err = purgeStreams(ctx, js, p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	r.kv = kv
 	if startsRun {
-		r.id, err = startRun(ctx, kv, p.Name)
+		r.id, r.resumed, err = beginRun(ctx, kv, p.Name, opts.Fresh)
 	} else {
 		r.id, err = currentRun(ctx, kv, p.Name)
 	}
@@ -143,7 +159,11 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 		r.closeStages()
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
-	r.log.Info("run started", "run", r.id, "stages", len(p.Stages))
+	if r.resumed {
+		r.log.Info("run resumed", "run", r.id, "stages", len(p.Stages))
+	} else {
+		r.log.Info("run started", "run", r.id, "stages", len(p.Stages))
+	}
 
 	start := time.Now()
 	drained, runErr := r.execute(ctx, local, inputs)
@@ -152,9 +172,9 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 		runErr = err
 	}
 
-	state := "finished"
+	state := stateFinished
 	if runErr != nil || !drained {
-		state = "interrupted"
+		state = stateInterrupted
 	}
 	if startsRun {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.StopTimeout)
@@ -164,7 +184,7 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 		}
 	}
 
-	sum := &Summary{Pipeline: p.Name, Run: r.id, Elapsed: elapsed, Interrupted: !drained}
+	sum := &Summary{Pipeline: p.Name, Run: r.id, Resumed: r.resumed, Elapsed: elapsed, Interrupted: !drained}
 	for _, s := range local {
 		sum.Stages = append(sum.Stages, r.stats[s.Name].summary(s, elapsed))
 	}
@@ -219,6 +239,8 @@ func (r *run) build(local []*pipeline.Stage, inputs map[string][]input) error {
 			Logger:   r.log.With("stage", s.Name),
 			Stdin:    r.opts.Stdin,
 			Stdout:   r.opts.Stdout,
+			Run:      r.id,
+			Resumed:  r.resumed,
 		}
 		switch s.Role {
 		case stages.RoleSource:

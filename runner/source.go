@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,11 +17,22 @@ import (
 	"github.com/sluicehq/sluice/stages"
 )
 
-// sourceRead is one result of Source.Read.
+// sourceRead is one result of Source.Read, or (m and err nil) the end of
+// the source. cp, when set, is the source's checkpoint after it.
 type sourceRead struct {
 	m   *stages.Message
 	err error
+	cp  []byte
 }
+
+// checkpointEvery is how many records the reader reads between two
+// checkpoints while the publisher is behind; when the publisher has caught
+// up, the reader takes a checkpoint after every record.
+const checkpointEvery = 256
+
+// checkpointInterval is the least time between two checkpoints stored in
+// the state bucket, except the last one when the source ends.
+const checkpointInterval = 100 * time.Millisecond
 
 // sourceLoop runs one source stage: a reader goroutine calls Read while
 // this loop publishes what was read in batches and waits for the acks, so
@@ -36,6 +48,12 @@ type sourceLoop struct {
 	origin  string // "s/r<run>/"
 	pub     publishBatch
 	seq     uint64 // records read so far in this run
+
+	resumable stages.Resumable // nil when the source cannot resume
+	done      bool             // a resumed run whose source had ended
+	cp        checkpoint       // the latest checkpoint of published records
+	unsaved   bool             // cp is not stored yet
+	saved     time.Time        // when a checkpoint was last stored
 }
 
 func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, error) {
@@ -55,33 +73,100 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 		origin:  st.Name + "/" + runID,
 	}
 	l.pub.js, l.pub.fastOK = js, true
+	l.resumable, _ = src.(stages.Resumable)
+	l.cp.Run = r.id
 	return l, nil
+}
+
+// resume moves the source of a resumed run to its stored checkpoint.
+func (l *sourceLoop) resume(ctx context.Context) error {
+	cp, found, err := getJSON[checkpoint](ctx, l.run.kv, checkpointKey(l.run.p.Name, l.stage.Name))
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	if !found || cp.Run != l.run.id {
+		// Killed before its first checkpoint: the source starts over and
+		// the records it publishes again are duplicates the streams drop.
+		return nil
+	}
+	l.cp, l.seq, l.done = cp, cp.Records, cp.Done
+	switch {
+	case cp.Done:
+		l.log.Info("source had ended before the interruption", "records", cp.Records)
+	case l.resumable != nil && cp.Position != nil:
+		if err := l.resumable.Resume(cp.Position); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		l.log.Info("source resumes", "records", cp.Records, "checkpoint", string(cp.Position))
+	default:
+		l.log.Warn("source cannot resume a position: it starts over, numbering its records after those of the interrupted run", "records", cp.Records)
+	}
+	return nil
+}
+
+// save stores the latest checkpoint, unless one was stored less than
+// checkpointInterval ago and force is false.
+func (l *sourceLoop) save(ctx context.Context, force bool) error {
+	if !force && time.Since(l.saved) < checkpointInterval {
+		return nil
+	}
+	if err := putJSON(ctx, l.run.kv, checkpointKey(l.run.p.Name, l.stage.Name), l.cp); err != nil {
+		return fmt.Errorf("stage %q: store checkpoint: %w", l.stage.Name, err)
+	}
+	l.saved, l.unsaved = time.Now(), false
+	return nil
 }
 
 // loop reads until the source ends (nil), ctx ends (ctx.Err()) or the
 // source fails. Everything read before it returns has been published and
 // acknowledged, unless ctx ended first.
 func (l *sourceLoop) loop(ctx context.Context) error {
+	if l.run.resumed {
+		if err := l.resume(ctx); err != nil {
+			return fmt.Errorf("stage %q: %w", l.stage.Name, err)
+		}
+	}
 	ch := make(chan sourceRead, batchSize)
 	readCtx, stopReading := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		stopReading()
 		wg.Wait()
+		if l.unsaved {
+			// Stopped: store where the source stands, so that a resumed
+			// run reads as little again as possible.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.run.opts.StopTimeout)
+			defer cancel()
+			if err := l.save(sctx, true); err != nil {
+				l.log.Warn("checkpoint not stored", "err", err)
+			}
+		}
 	}()
+	if l.done {
+		return nil
+	}
 	wg.Go(func() {
 		defer close(ch)
-		for {
+		for n := 1; ; n++ {
 			m, err := l.src.Read(readCtx)
-			if errors.Is(err, io.EOF) || readCtx.Err() != nil {
+			if readCtx.Err() != nil {
 				return
 			}
+			r := sourceRead{m: m, err: err}
+			if errors.Is(err, io.EOF) {
+				r = sourceRead{}
+			}
+			if l.resumable != nil && (r.m == nil || n%checkpointEvery == 0 || len(ch) == 0) {
+				if r.cp, err = l.resumable.Checkpoint(); err != nil {
+					r.err = fmt.Errorf("checkpoint: %w", err)
+				}
+			}
 			select {
-			case ch <- sourceRead{m, err}:
+			case ch <- r:
 			case <-readCtx.Done():
 				return
 			}
-			if err != nil && !stages.IsPermanent(err) {
+			if r.m == nil || (r.err != nil && !stages.IsPermanent(r.err)) {
 				return
 			}
 		}
@@ -107,22 +192,37 @@ func (l *sourceLoop) loop(ctx context.Context) error {
 				break fill
 			}
 		}
-		if err := l.publish(ctx, batch); err != nil {
+		ended, err := l.publish(ctx, batch)
+		if err != nil {
+			return err
+		}
+		if err := l.save(ctx, ended); err != nil {
 			return err
 		}
 	}
 }
 
 // publish publishes a batch of reads and waits until JetStream has them
-// all, retrying while the first stage's buffer is full.
-func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) error {
+// all, retrying while the first stage's buffer is full; then it moves the
+// checkpoint to the batch's latest. It reports whether the batch ends the
+// source.
+func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended bool, err error) {
 	l.pub.reset()
 	dead := 0
+	next := l.cp
 	for _, r := range batch {
 		if r.err != nil && !stages.IsPermanent(r.err) {
-			return fmt.Errorf("stage %q: read: %w", l.stage.Name, r.err)
+			return false, fmt.Errorf("stage %q: read: %w", l.stage.Name, r.err)
+		}
+		if r.m == nil && r.err == nil {
+			ended = true
+			next.Done, next.Records, next.Position = true, l.seq, r.cp
+			break
 		}
 		l.seq++
+		if r.cp != nil {
+			next.Records, next.Position = l.seq, r.cp
+		}
 		n := strconv.FormatUint(l.seq, 10)
 		l.stats.in.Add(1)
 		var data []byte
@@ -154,9 +254,13 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) error {
 	// A source cannot nak: it retries until JetStream has the batch or the
 	// run is stopped.
 	if left := l.pub.wait(ctx); left > 0 {
-		return ctx.Err()
+		return false, ctx.Err()
 	}
+	if l.resumable == nil {
+		next.Records = l.seq
+	}
+	l.cp, l.unsaved = next, true
 	l.stats.dead.Add(uint64(dead))
-	l.stats.out.Add(uint64(len(batch) - dead))
-	return nil
+	l.stats.out.Add(uint64(l.pub.len() - dead))
+	return ended, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,8 +34,9 @@ const (
 // inFlight is one input of a batch and the publishes it waits on.
 type inFlight struct {
 	jm     jetstream.Msg
-	first  int // index of its first publish in the batch
-	n      int // number of publishes
+	lin    string // the input's lineage, what its outputs' IDs derive from
+	first  int    // index of its first publish in the batch
+	n      int    // number of publishes
 	act    action
 	filter bool // produced no output
 }
@@ -54,7 +56,8 @@ type worker struct {
 
 	js      jetstream.JetStream
 	subject string            // the stage's output subject
-	idBase  map[string]string // input stream -> "p/s/<stream>/"
+	idBase  string            // "p/s/"
+	idFanIn map[string]string // input stream -> "~<upstream stage>" when the stage has several
 	idBuf   []byte            // reused to build message IDs
 	pub     publishBatch
 	batch   []inFlight
@@ -77,11 +80,14 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed) (*w
 		log:     r.log.With("stage", st.Name, "worker", idx),
 		js:      js,
 		subject: pipeline.Subject(r.p.Name, st.Name),
-		idBase:  make(map[string]string, len(inputs)),
+		idBase:  r.p.Name + "/" + st.Name + "/",
+		idFanIn: make(map[string]string, len(inputs)),
 	}
 	w.pub.js, w.pub.fastOK = js, true
 	for _, in := range inputs {
-		w.idBase[in.stream] = r.p.Name + "/" + st.Name + "/" + in.stream + "/"
+		if len(inputs) > 1 {
+			w.idFanIn[in.stream] = "~" + in.stage
+		}
 	}
 	return w, nil
 }
@@ -138,6 +144,7 @@ func (w *worker) process(stop context.Context) {
 			Deliveries: meta.NumDelivered,
 			Published:  meta.Timestamp,
 		}
+		f.lin = w.lineage(m)
 		if w.transform != nil {
 			w.processOne(ctx, f, m)
 		} else {
@@ -178,20 +185,49 @@ func (w *worker) processOne(ctx context.Context, f *inFlight, m *stages.Message)
 		if h == nil {
 			h = make(nats.Header, 1)
 		}
-		h[stages.HeaderMsgID] = []string{w.outputID(m, i)}
+		h[stages.HeaderMsgID] = []string{w.outputID(f.lin, i)}
 		w.pub.addOutput(&nats.Msg{Subject: w.subject, Data: data, Header: h})
 	}
 }
 
-// outputID returns the Nats-Msg-Id of output i of input m,
-// p/s/<stream>/<seq>/<i>, built in one allocation.
-func (w *worker) outputID(m *stages.Message, i int) string {
-	b := append(w.idBuf[:0], w.idBase[m.Meta.Stream]...)
-	b = strconv.AppendUint(b, m.Meta.Sequence, 10)
-	b = append(b, '/')
+// outputID returns the Nats-Msg-Id of output i of an input of lineage
+// lin, p/s/<lin>.<i>, built in one allocation.
+func (w *worker) outputID(lin string, i int) string {
+	b := append(w.idBuf[:0], w.idBase...)
+	b = append(b, lin...)
+	b = append(b, '.')
 	b = strconv.AppendInt(b, int64(i), 10)
 	w.idBuf = b
 	return string(b)
+}
+
+// lineage returns what the IDs of the outputs of input m derive from: its
+// own ID without the "p/u/" of the stage that published it, followed at a
+// stage with several upstream stages by "~u". An ID so derived names a
+// record by its path from the source record it came from, whatever stream
+// sequences its ancestors got, so every copy of a record republished after
+// a crash carries the same ID. An input published without an ID (by
+// something other than sluice) is named by its stream and sequence.
+func (w *worker) lineage(m *stages.Message) string {
+	lin := ""
+	if ids := m.Header[stages.HeaderMsgID]; len(ids) == 1 {
+		lin = ids[0]
+		for range 2 {
+			i := strings.IndexByte(lin, '/')
+			if i < 0 {
+				lin = ""
+				break
+			}
+			lin = lin[i+1:]
+		}
+	}
+	if lin == "" {
+		lin = m.Meta.Stream + ":" + strconv.FormatUint(m.Meta.Sequence, 10)
+	}
+	if fanIn := w.idFanIn[m.Meta.Stream]; fanIn != "" {
+		lin += fanIn
+	}
+	return lin
 }
 
 // safeProcess runs the transform, turning a panic into an error.
@@ -254,7 +290,7 @@ func (w *worker) fail(f *inFlight, m *stages.Message, err error) {
 		f.act = actNone
 		return
 	}
-	id := w.idBase[m.Meta.Stream] + strconv.FormatUint(m.Meta.Sequence, 10) + "/dlq"
+	id := w.idBase + f.lin + "/dlq"
 	f.act, f.first, f.n = actTerm, w.pub.len(), 1
 	w.pub.add(deadLetter(w.run.p.Name, w.stage.Name, id, f.jm.Data(), f.jm.Headers(), err, m.Meta.Deliveries))
 }

@@ -61,18 +61,29 @@ type recordReader interface {
 	// other error (an I/O error, a bad CSV header) ends the input and does
 	// not name it: the caller wraps it.
 	read() (*Message, error)
+	// pos returns where the next record starts.
+	pos() readerPos
 }
 
-// newRecordReader returns a reader of format over r; name (a file name or
-// "stdin") and line numbers locate errors.
-func newRecordReader(format string, r io.Reader, name string) recordReader {
+// readerPos is a position in an input: the byte offset where the next
+// record starts and the number of lines before it.
+type readerPos struct {
+	Offset int64 `json:"offset"`
+	Line   int64 `json:"line"`
+}
+
+// newRecordReader returns a reader of format over r, which starts at
+// position at of the input; name (a file name or "stdin") and line numbers
+// locate errors. A csv reader that does not start at the beginning is given
+// the header of the input.
+func newRecordReader(format string, r io.Reader, name string, at readerPos, header []string) recordReader {
 	switch format {
 	case formatCSV:
-		return newCSVReader(r, name)
+		return newCSVReader(r, name, at, header)
 	case formatLines:
-		return &linesReader{lr: newLineReader(r)}
+		return &linesReader{lr: newLineReader(r, at)}
 	}
-	return &jsonlReader{lr: newLineReader(r)}
+	return &jsonlReader{lr: newLineReader(r, at)}
 }
 
 // lineReader reads lines of any length. The returned line is valid until
@@ -80,10 +91,11 @@ func newRecordReader(format string, r io.Reader, name string) recordReader {
 type lineReader struct {
 	br   *bufio.Reader
 	long []byte // a line longer than the buffer, reused
+	at   readerPos
 }
 
-func newLineReader(r io.Reader) *lineReader {
-	return &lineReader{br: bufio.NewReaderSize(r, readBufferSize)}
+func newLineReader(r io.Reader, at readerPos) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, readBufferSize), at: at}
 }
 
 // next returns the next line without its line ending ("\n" or "\r\n"), or
@@ -101,6 +113,8 @@ func (l *lineReader) next() ([]byte, error) {
 	if err != nil && (err != io.EOF || len(line) == 0) {
 		return nil, err
 	}
+	l.at.Offset += int64(len(line))
+	l.at.Line++
 	line = bytes.TrimSuffix(line, []byte{'\n'})
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	return line, nil
@@ -125,6 +139,8 @@ func (r *jsonlReader) read() (*Message, error) {
 		return NewMessage(bytes.Clone(line)), nil
 	}
 }
+
+func (r *jsonlReader) pos() readerPos { return r.lr.at }
 
 func isBlank(b []byte) bool {
 	for _, c := range b {
@@ -151,6 +167,8 @@ func (r *linesReader) read() (*Message, error) {
 	return NewMessage(bytes.Clone(line)), nil
 }
 
+func (r *linesReader) pos() readerPos { return r.lr.at }
+
 // csvReader reads CSV with a header row: each further row becomes a JSON
 // object of strings keyed by the header's names. A row with another number
 // of fields than the header, or one that does not parse, is returned as its
@@ -160,16 +178,22 @@ type csvReader struct {
 	tee    *rawTee
 	cr     *csv.Reader
 	header []string
-	off    int64 // stream offset where the next record starts
+	start  readerPos // where the reader started in the input
+	at     readerPos // where the next record starts
 }
 
-func newCSVReader(r io.Reader, name string) *csvReader {
-	tee := &rawTee{r: r}
+func newCSVReader(r io.Reader, name string, at readerPos, header []string) *csvReader {
+	tee := &rawTee{r: r, base: at.Offset}
 	cr := csv.NewReader(bufio.NewReaderSize(tee, readBufferSize))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
-	return &csvReader{name: name, tee: tee, cr: cr}
+	return &csvReader{name: name, tee: tee, cr: cr, header: header, start: at, at: at}
 }
+
+func (r *csvReader) pos() readerPos { return r.at }
+
+// line turns a line number of the csv.Reader into one of the input.
+func (r *csvReader) line(n int) int64 { return r.start.Line + int64(n) }
 
 func (r *csvReader) read() (*Message, error) {
 	for r.header == nil {
@@ -177,7 +201,7 @@ func (r *csvReader) read() (*Message, error) {
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				return nil, fmt.Errorf("line %d: header: %w", pe.StartLine, pe.Err)
+				return nil, fmt.Errorf("line %d: header: %w", r.line(pe.StartLine), pe.Err)
 			}
 			return nil, err
 		}
@@ -200,12 +224,12 @@ func (r *csvReader) read() (*Message, error) {
 			return nil, err
 		}
 		m := NewMessage(r.consumed())
-		return m, Permanent(fmt.Errorf("%s line %d: %w", r.name, pe.StartLine, pe.Err))
+		return m, Permanent(fmt.Errorf("%s line %d: %w", r.name, r.line(pe.StartLine), pe.Err))
 	}
 	if len(row) != len(r.header) {
 		line, _ := r.cr.FieldPos(0)
 		m := NewMessage(r.consumed())
-		return m, Permanent(fmt.Errorf("%s line %d: row has %d fields, header has %d", r.name, line, len(row), len(r.header)))
+		return m, Permanent(fmt.Errorf("%s line %d: row has %d fields, header has %d", r.name, r.line(line), len(row), len(r.header)))
 	}
 	r.consumed()
 	rec := make(map[string]any, len(row))
@@ -218,13 +242,14 @@ func (r *csvReader) read() (*Message, error) {
 // consumed returns a copy of the raw text of the record just read, without
 // the blank lines before it and its line ending, and forgets it.
 func (r *csvReader) consumed() []byte {
-	end := r.cr.InputOffset()
-	raw := r.tee.span(r.off, end)
+	end := r.start.Offset + r.cr.InputOffset()
+	raw := r.tee.span(r.at.Offset, end)
+	r.at.Line += int64(bytes.Count(raw, []byte{'\n'}))
 	raw = bytes.TrimLeft(raw, "\r\n")
 	raw = bytes.TrimRight(raw, "\r\n")
 	out := bytes.Clone(raw)
 	r.tee.discard(end)
-	r.off = end
+	r.at.Offset = end
 	return out
 }
 

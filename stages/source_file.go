@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -51,9 +52,17 @@ type fileSource struct {
 	next   int // index in files of the next file to open
 	f      *os.File
 	rr     recordReader
+	resume *fileCheckpoint // where to start in the next file opened
 }
 
-var _ Source = (*fileSource)(nil)
+var _ Resumable = (*fileSource)(nil)
+
+// fileCheckpoint is the position of a file source: in the file named
+// File, or after every file when File is empty.
+type fileCheckpoint struct {
+	File string `json:"file,omitempty"`
+	readerPos
+}
 
 func newFileSource(p Params, _ Info) (Source, error) {
 	path := p.String("path")
@@ -113,10 +122,11 @@ func (s *fileSource) Read(ctx context.Context) (*Message, error) {
 			if s.next == len(s.files) {
 				return nil, io.EOF
 			}
-			if err := s.open(s.files[s.next]); err != nil {
+			if err := s.open(s.files[s.next], s.resume); err != nil {
 				return nil, err
 			}
 			s.next++
+			s.resume = nil
 		}
 		m, err := s.rr.read()
 		if err == nil || (m != nil && IsPermanent(err)) {
@@ -135,7 +145,8 @@ func (s *fileSource) Read(ctx context.Context) (*Message, error) {
 	}
 }
 
-func (s *fileSource) open(name string) error {
+// open opens file name for reading, from the start or from a checkpoint.
+func (s *fileSource) open(name string, at *fileCheckpoint) error {
 	f, err := os.Open(name)
 	if err != nil {
 		return fileError(name, err)
@@ -144,8 +155,74 @@ func (s *fileSource) open(name string) error {
 	if format == "" {
 		format = inputFormat(name)
 	}
+	var pos readerPos
+	var header []string
+	if at != nil && at.Offset > 0 {
+		if pos, header, err = seekCheckpoint(f, format, at.readerPos); err != nil {
+			f.Close()
+			return fileError(name, err)
+		}
+	}
 	s.f = f
-	s.rr = newRecordReader(format, f, "file "+name)
+	s.rr = newRecordReader(format, f, "file "+name, pos, header)
+	return nil
+}
+
+// seekCheckpoint moves f to position at, and for csv returns the header
+// the records after it are read with.
+func seekCheckpoint(f *os.File, format string, at readerPos) (readerPos, []string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return readerPos{}, nil, err
+	}
+	if at.Offset > fi.Size() {
+		return readerPos{}, nil, fmt.Errorf("cannot resume at byte %d: the file has %d bytes (it changed since the run started)", at.Offset, fi.Size())
+	}
+	var header []string
+	if format == formatCSV {
+		hr := newCSVReader(f, f.Name(), readerPos{}, nil)
+		if _, err := hr.read(); err != nil && !IsPermanent(err) && !errors.Is(err, io.EOF) {
+			return readerPos{}, nil, err
+		}
+		if header = hr.header; header == nil {
+			return readerPos{}, nil, fmt.Errorf("cannot resume at byte %d: the file has no csv header", at.Offset)
+		}
+	}
+	if _, err := f.Seek(at.Offset, io.SeekStart); err != nil {
+		return readerPos{}, nil, err
+	}
+	return at, header, nil
+}
+
+// Checkpoint returns the file being read and the position in it after the
+// last record returned.
+func (s *fileSource) Checkpoint() ([]byte, error) {
+	var c fileCheckpoint
+	switch {
+	case s.rr != nil:
+		c = fileCheckpoint{File: s.f.Name(), readerPos: s.rr.pos()}
+	case s.next < len(s.files):
+		c = fileCheckpoint{File: s.files[s.next]}
+	}
+	return json.Marshal(c)
+}
+
+// Resume makes the source start at a checkpoint: the files before the
+// checkpoint's file, in sorted order, count as read.
+func (s *fileSource) Resume(checkpoint []byte) error {
+	var c fileCheckpoint
+	if err := json.Unmarshal(checkpoint, &c); err != nil {
+		return fmt.Errorf("checkpoint %q: %w", checkpoint, err)
+	}
+	if c.File == "" {
+		s.next = len(s.files)
+		return nil
+	}
+	i := slices.Index(s.files, c.File)
+	if i < 0 {
+		return fmt.Errorf("cannot resume in file %s: it is not among the files to read any more", c.File)
+	}
+	s.next, s.resume = i, &c
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -56,11 +57,12 @@ type generateSource struct {
 	rate  float64 // 0: unpaced
 	env   map[string]any
 	seq   int
+	seq0  int // the first seq of this process: pacing starts there
 	start time.Time
 	timer *time.Timer
 }
 
-var _ Source = (*generateSource)(nil)
+var _ Resumable = (*generateSource)(nil)
 
 func newGenerateSource(p Params, _ Info) (Source, error) {
 	if err := checkGenerate(p); err != nil {
@@ -109,7 +111,7 @@ func (g *generateSource) pace(ctx context.Context) error {
 	if g.start.IsZero() {
 		g.start = now
 	}
-	due := g.start.Add(time.Duration(float64(g.seq) / g.rate * float64(time.Second)))
+	due := g.start.Add(time.Duration(float64(g.seq-g.seq0) / g.rate * float64(time.Second)))
 	wait := due.Sub(now)
 	if wait <= 0 {
 		return nil
@@ -126,6 +128,21 @@ func (g *generateSource) pace(ctx context.Context) error {
 		g.timer.Stop()
 		return ctx.Err()
 	}
+}
+
+// Checkpoint returns the number of records generated.
+func (g *generateSource) Checkpoint() ([]byte, error) {
+	return strconv.AppendInt(nil, int64(g.seq), 10), nil
+}
+
+// Resume continues with the record after those a checkpoint counts.
+func (g *generateSource) Resume(checkpoint []byte) error {
+	n, err := strconv.Atoi(string(checkpoint))
+	if err != nil || n < 0 {
+		return fmt.Errorf("checkpoint %q is not a record count", checkpoint)
+	}
+	g.seq, g.seq0 = n, n
+	return nil
 }
 
 func (g *generateSource) Close(context.Context) error {

@@ -63,7 +63,7 @@ func newStdinSource(p Params, info Info) (Source, error) {
 		format = formatJSONL
 	}
 	return &stdinSource{
-		rr:   newRecordReader(format, in, "stdin"),
+		rr:   newRecordReader(format, in, "stdin", readerPos{}, nil),
 		ch:   make(chan stdinRead, stdinBuffer),
 		done: make(chan struct{}),
 	}, nil

@@ -45,6 +45,22 @@ type Source interface {
 	Close(ctx context.Context) error
 }
 
+// Resumable is a Source that can continue a run where an earlier process
+// stopped, even one that was killed. The runner asks for a checkpoint after
+// a Read now and then and stores it once every message read up to it is
+// acknowledged by JetStream. When a run is resumed, the runner builds the
+// source afresh and calls Resume with the last checkpoint stored, before
+// the first Read; messages read after that checkpoint are read again and
+// their republished copies dropped by the streams' duplicate window.
+type Resumable interface {
+	Source
+	// Checkpoint returns the position after the last message Read
+	// returned, in a form Resume accepts.
+	Checkpoint() ([]byte, error)
+	// Resume moves the source to a position Checkpoint returned.
+	Resume(checkpoint []byte) error
+}
+
 // Transform turns one input message into zero, one or many outputs. The
 // runner builds one Transform per worker, so Process is never called
 // concurrently on one value.
@@ -84,6 +100,11 @@ type Info struct {
 	Stage    string
 	// Worker is the 0-based index of the worker within this process.
 	Worker int
+	// Run is the number of the pipeline's run, 1 for the first. Resumed
+	// tells that the run was interrupted and this process continues it: a
+	// sink keeps what the run wrote before instead of starting over.
+	Run     uint64
+	Resumed bool
 	// Logger carries the pipeline and stage attributes; never nil when the
 	// runner builds the stage.
 	Logger *slog.Logger
