@@ -241,6 +241,8 @@ func (r *run) build(local []*pipeline.Stage, inputs map[string][]input) error {
 			Stdout:   r.opts.Stdout,
 			Run:      r.id,
 			Resumed:  r.resumed,
+
+			DedupWindow: r.p.Settings.DedupWindow,
 		}
 		switch s.Role {
 		case stages.RoleSource:

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 )
 
 const (
@@ -26,14 +27,21 @@ func fileSinkSpec() Spec {
 			`file when the run starts; append adds to it (a CSV file that has a ` +
 			`header keeps it and its column order). The format defaults to csv for ` +
 			`a .csv path, lines for .txt and .log, and jsonl otherwise, written as ` +
-			`by the stdout sink. Each ` +
-			`batch is handed to the operating system before it is acknowledged, so ` +
-			`a killed process loses nothing acknowledged; the file is synced to disk ` +
-			`when the sink closes. A batch that fails to write is cut off the file ` +
-			`again, so a retry neither tears nor repeats lines. Delivery is ` +
-			`at-least-once: records of a batch redelivered after a crash appear ` +
-			`twice. The sink must be the file's only writer: give each process its ` +
-			`own path.
+			`by the stdout sink.
+
+With dedupe (the default) the sink writes each record exactly once, ` +
+			`across crashes too: after each batch it syncs the file and records, ` +
+			`in a journal next to it (.NAME.sluice-journal), the file's length ` +
+			`and the message IDs the batch held. A resumed run cuts the file ` +
+			`back to the last length recorded and skips the messages the journal ` +
+			`has seen within the pipeline's dedup_window; it remembers about 50 ` +
+			`bytes per record of that window. Without dedupe each batch is handed ` +
+			`to the operating system before it is acknowledged and synced when ` +
+			`the sink closes: delivery is at-least-once, records of a batch ` +
+			`redelivered after a crash appear twice. A batch that fails to write ` +
+			`is cut off the file again, so a retry neither tears nor repeats ` +
+			`lines. The sink must be the file's only writer: give each process ` +
+			`its own path.
 
 Example:
 
@@ -47,6 +55,7 @@ Example:
 			{Name: "format", Type: TypeString, Enum: []string{formatJSONL, formatCSV, formatLines}, Doc: "Output format: jsonl, csv, or lines (each payload as it is, one per line); default csv for a .csv path, lines for .txt/.log, else jsonl."},
 			{Name: "mode", Type: TypeString, Default: modeOverwrite, Enum: []string{modeOverwrite, modeAppend}, Doc: "overwrite empties the file at the start of the run; append adds to it."},
 			columnsParam,
+			{Name: "dedupe", Type: TypeBool, Default: true, Doc: "Write each record once across crashes and resumed runs, keeping a journal next to the file; false is at-least-once and does not sync each batch."},
 		},
 		Check:   checkFileSink,
 		NewSink: newFileSink,
@@ -77,6 +86,12 @@ type fileSink struct {
 	bw   *bufio.Writer
 	rw   *recordWriter
 	size int64
+
+	j       *journal // nil without dedupe
+	fresh   []*Message
+	pos     []int // index in the batch of each message of fresh
+	ids     []digest
+	inBatch map[digest]struct{}
 }
 
 var _ Sink = (*fileSink)(nil)
@@ -93,7 +108,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func newFileSink(p Params, _ Info) (Sink, error) {
+func newFileSink(p Params, info Info) (Sink, error) {
 	if err := checkFileSink(p); err != nil {
 		return nil, err
 	}
@@ -103,17 +118,70 @@ func newFileSink(p Params, _ Info) (Sink, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fileError(filepath.Dir(path), err)
 	}
-	// O_APPEND in both modes, so that writes after a truncation land at the
-	// new end of the file.
+	var j *journal
+	resume := false
+	if p.Bool("dedupe") {
+		window := info.DedupWindow
+		if window <= 0 {
+			window = defaultDedupWindow
+		}
+		var found bool
+		var err error
+		if j, found, err = openJournal(path, window); err != nil {
+			return nil, err
+		}
+		// The journal holds this run's writes only if the run is resumed
+		// and the sink had opened before the interruption.
+		resume = info.Resumed && found && j.last.run == info.Run
+		j.run = info.Run
+	}
+	s, err := openFileSink(path, format, columns, p.String("mode") == modeAppend, j, resume)
+	if err != nil {
+		if j != nil {
+			j.close()
+		}
+		return nil, err
+	}
+	if j != nil && !resume {
+		if err := j.reset(info.Run, s.size); err != nil {
+			s.f.Close()
+			j.close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// defaultDedupWindow is the dedup window when Info does not give one.
+const defaultDedupWindow = 2 * time.Minute
+
+// openFileSink opens the file for writing: emptied, or appended to, or
+// cut back to the journal's last entry when resuming.
+func openFileSink(path, format string, columns []string, appendTo bool, j *journal, resume bool) (*fileSink, error) {
+	// O_APPEND in every mode, so that writes after a truncation land at
+	// the new end of the file.
 	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
-	if p.String("mode") != modeAppend {
+	if !appendTo && !resume {
 		flags |= os.O_TRUNC
 	}
 	f, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
 		return nil, fileError(path, err)
 	}
-	s := &fileSink{path: path, f: f}
+	s := &fileSink{path: path, f: f, j: j}
+	if j != nil {
+		s.inBatch = make(map[digest]struct{})
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	if resume {
+		if err := s.cutBack(j.last.size); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 	header, err := s.prepare(format)
 	if err != nil {
 		f.Close()
@@ -130,6 +198,25 @@ func newFileSink(p Params, _ Info) (Sink, error) {
 	s.bw = bufio.NewWriterSize(&s.cw, writeBufferSize)
 	s.rw = newRecordWriter(format, s.bw, columns, header != nil)
 	return s, nil
+}
+
+// cutBack truncates the file of a resumed run to the length the journal
+// recorded last, dropping a batch written after it.
+func (s *fileSink) cutBack(size int64) error {
+	fi, err := s.f.Stat()
+	if err != nil {
+		return fileError(s.path, err)
+	}
+	if fi.Size() < size {
+		return fmt.Errorf("file %s: cannot resume the run: the file has %d bytes, its journal %s recorded %d (the file changed since the run was interrupted; run with --fresh to start over)",
+			s.path, fi.Size(), journalPath(s.path), size)
+	}
+	if fi.Size() > size {
+		if err := s.f.Truncate(size); err != nil {
+			return fileError(s.path, err)
+		}
+	}
+	return nil
 }
 
 // prepare looks at what an appended-to file holds: it sets s.size, ends a
@@ -179,21 +266,79 @@ func (s *fileSink) Write(_ context.Context, batch []*Message) error {
 	if s.f == nil {
 		return fmt.Errorf("file %s: %w", s.path, errSinkClosed)
 	}
-	header := s.rw.header
+	if s.j == nil {
+		return s.write(batch)
+	}
+
+	// Leave out what the journal has seen and repeats within the batch.
+	s.fresh, s.pos, s.ids = s.fresh[:0], s.pos[:0], s.ids[:0]
+	clear(s.inBatch)
+	for i, m := range batch {
+		var d digest
+		if ids := m.Header[HeaderMsgID]; len(ids) > 0 && ids[0] != "" {
+			d = s.j.digest(ids[0])
+			if _, dup := s.inBatch[d]; dup || s.j.has(d) {
+				continue
+			}
+			s.inBatch[d] = struct{}{}
+		}
+		s.fresh, s.pos, s.ids = append(s.fresh, m), append(s.pos, i), append(s.ids, d)
+	}
+	if len(s.fresh) == 0 {
+		return nil
+	}
+	before, header := s.size, s.rw.header
+	err := s.write(s.fresh)
+	var be *BatchError
+	if err != nil && !errors.As(err, &be) {
+		return err
+	}
+	// Record the IDs of what reached the file.
+	ids := s.ids[:0]
+	for k, d := range s.ids {
+		if (be == nil || be.Errs[k] == nil) && d != (digest{}) {
+			ids = append(ids, d)
+		}
+	}
+	if serr := s.f.Sync(); serr != nil {
+		return s.rollback(before, header, fileError(s.path, serr))
+	}
+	if jerr := s.j.record(s.size, ids); jerr != nil {
+		return s.rollback(before, header, jerr)
+	}
+	clear(s.fresh)
+	if be == nil {
+		return nil
+	}
+	errs := make([]error, len(batch))
+	for k, e := range be.Errs {
+		errs[s.pos[k]] = e
+	}
+	return &BatchError{Errs: errs}
+}
+
+// write writes a batch to the file. If it fails, the file is cut back to
+// its length before, so that the retry neither tears nor repeats lines.
+func (s *fileSink) write(batch []*Message) error {
+	before, header := s.size, s.rw.header
 	err := writeBatch(s.rw, s.bw, batch)
 	if _, ok := err.(*BatchError); err == nil || ok {
 		s.size = s.cw.n
 		return err
 	}
-	// Take back what part of the batch reached the file, so that the retry
-	// of the batch neither tears nor repeats lines.
+	return s.rollback(before, header, fileError(s.path, err))
+}
+
+// rollback cuts the file back to size after err and returns err; header
+// tells whether the csv header was in the file at that size.
+func (s *fileSink) rollback(size int64, header bool, err error) error {
 	s.bw.Reset(&s.cw)
 	s.rw.header = header
-	if terr := s.f.Truncate(s.size); terr != nil {
-		return fmt.Errorf("file %s: %w (truncating back failed too: %v)", s.path, err, terr)
+	if terr := s.f.Truncate(size); terr != nil {
+		return fmt.Errorf("%w (truncating back failed too: %v)", err, terr)
 	}
-	s.cw.n = s.size
-	return fileError(s.path, err)
+	s.cw.n, s.size = size, size
+	return err
 }
 
 // Close flushes, syncs the file to disk and closes it. Closing again does
@@ -212,6 +357,11 @@ func (s *fileSink) Close(context.Context) error {
 		err = cerr
 	}
 	s.f = nil
+	if s.j != nil {
+		if jerr := s.j.close(); err == nil {
+			err = jerr
+		}
+	}
 	if err != nil {
 		return fileError(s.path, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"time"
 )
 
 // Role is what a stage does in a pipeline: produce, transform or consume
@@ -105,6 +106,10 @@ type Info struct {
 	// sink keeps what the run wrote before instead of starting over.
 	Run     uint64
 	Resumed bool
+	// DedupWindow is how long the pipeline's streams remember message IDs
+	// to drop duplicates; a sink that deduplicates remembers what it wrote
+	// for as long.
+	DedupWindow time.Duration
 	// Logger carries the pipeline and stage attributes; never nil when the
 	// runner builds the stage.
 	Logger *slog.Logger
