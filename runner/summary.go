@@ -40,7 +40,11 @@ func (s *Summary) WriteTable(w io.Writer) error {
 	if s.Interrupted {
 		state = "interrupted"
 	}
-	if _, err := fmt.Fprintf(w, "pipeline %s run %d %s in %s\n", s.Pipeline, s.Run, state, s.Elapsed.Round(time.Millisecond)); err != nil {
+	run := "run"
+	if s.Resumed {
+		run = "resumed run"
+	}
+	if _, err := fmt.Fprintf(w, "pipeline %s %s %d %s in %s\n", s.Pipeline, run, s.Run, state, s.Elapsed.Round(time.Millisecond)); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -154,12 +154,15 @@ func TestFileSinkDedupeErrors(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
-	t.Run("without dedupe IDs repeat", func(t *testing.T) {
+	t.Run("without dedupe IDs repeat and a resumed run appends", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "out.jsonl")
 		raw := map[string]any{"path": path, "dedupe": false}
 		sk := newTestSink(t, "file", raw, Info{Run: 1})
 		writeOK(t, sk, idMsgs("a", "a"))
-		if got := readString(t, path); got != lines("a", "a") {
+		sk.Close(context.Background())
+		sk = newTestSink(t, "file", raw, Info{Run: 1, Resumed: true})
+		writeOK(t, sk, idMsgs("a", "b"))
+		if got := readString(t, path); got != lines("a", "a", "a", "b") {
 			t.Fatalf("got %q", got)
 		}
 		if _, err := os.Stat(journalPath(path)); !errors.Is(err, os.ErrNotExist) {

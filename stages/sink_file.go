@@ -135,7 +135,9 @@ func newFileSink(p Params, info Info) (Sink, error) {
 		resume = info.Resumed && found && j.last.run == info.Run
 		j.run = info.Run
 	}
-	s, err := openFileSink(path, format, columns, p.String("mode") == modeAppend, j, resume)
+	// Without a journal a resumed run appends to what the run wrote.
+	appendTo := p.String("mode") == modeAppend || (j == nil && info.Resumed)
+	s, err := openFileSink(path, format, columns, appendTo, j, resume)
 	if err != nil {
 		if j != nil {
 			j.close()

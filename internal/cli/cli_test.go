@@ -434,19 +434,8 @@ func TestRunFailures(t *testing.T) {
 // TestBinary builds the sluice command and checks its exit status as a
 // process.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command: ", err)
-	}
+	bin := buildSluice(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "sluice")
-	build := exec.Command(goTool, "build", "-o", bin, "github.com/sluicehq/sluice/cmd/sluice")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 
 	t.Run("validate", func(t *testing.T) {
 		bad := writeFile(t, dir, "bad.yaml", badPipeline)

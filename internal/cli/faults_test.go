@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/natstest"
+)
+
+// faultRecords is the size of the fault tests' job.
+const faultRecords = 200_000
+
+// faultPipeline generates faultRecords records through two transforms into
+// a file sink; ack_wait is short so that what a killed process held is
+// redelivered soon after the restart.
+const faultPipeline = `name: faults
+settings:
+  ack_wait: 2s
+stages:
+  - name: gen
+    source: generate
+    with: {count: 200000, template: '{"n": seq}'}
+  - name: double
+    transform: map
+    replicas: 2
+    with: {expr: 'merge($env, {"double": n * 2})'}
+  - name: tag
+    transform: map
+    with: {expr: 'merge($env, {"tag": n % 7 == 0 ? "seven" : "other"})'}
+  - name: out
+    sink: file
+    with: {path: OUT}
+`
+
+// TestStopAndResume stops `sluice run` as a subprocess at random points,
+// with kill -9 or SIGTERM, runs it again to the end, and checks that the
+// output holds every record exactly once.
+func TestStopAndResume(t *testing.T) {
+	bin := buildSluice(t)
+	tests := []struct {
+		name  string
+		sig   syscall.Signal
+		stops int
+	}{
+		{"kill -9", syscall.SIGKILL, 4},
+		{"SIGTERM", syscall.SIGTERM, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seed := uint64(time.Now().UnixNano())
+			t.Logf("seed %d", seed)
+			rng := rand.New(rand.NewPCG(seed, seed))
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out.jsonl")
+			p := writeFile(t, dir, "faults.yaml", strings.ReplaceAll(faultPipeline, "OUT", out))
+			const lineSize = 40 // about, in bytes
+			for i := range tt.stops {
+				// The first stop comes at a random moment of the start-up;
+				// the others once a random share of the output is written.
+				var wait func() bool
+				if i == 0 {
+					deadline := time.Now().Add(time.Duration(rng.IntN(400)) * time.Millisecond)
+					wait = func() bool { return time.Now().After(deadline) }
+				} else {
+					share := (float64(i) + 0.2 + 0.6*rng.Float64()) / float64(tt.stops)
+					target := int64(share * faultRecords * lineSize)
+					wait = func() bool { return fileSize(out) >= target }
+				}
+				cmd, stderr := startRun(t, bin, dir, p)
+				exited := make(chan error, 1)
+				go func() { exited <- cmd.Wait() }()
+				var err error
+				natstest.WaitFor(t, 2*time.Minute, "the moment to stop", func() bool {
+					select {
+					case err = <-exited:
+						return true
+					default:
+						return wait()
+					}
+				})
+				if cmd.ProcessState == nil {
+					size := fileSize(out)
+					if err := cmd.Process.Signal(tt.sig); err != nil {
+						t.Fatal(err)
+					}
+					err = <-exited
+					t.Logf("stop %d: %s at %d bytes of output", i+1, tt.sig, size)
+				}
+				if tt.sig == syscall.SIGTERM && err != nil {
+					t.Fatalf("stopped by SIGTERM: %v, want exit status 0; stderr:\n%s", err, stderr)
+				}
+				if i > 0 && !strings.Contains(stderr.String(), "run resumed") {
+					t.Errorf("stop %d: the run did not resume; stderr:\n%s", i+1, stderr)
+				}
+			}
+			cmd, stderr := startRun(t, bin, dir, p)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("final run: %v; stderr:\n%s", err, stderr)
+			}
+			if !strings.Contains(stderr.String(), "pipeline faults resumed run 1 finished") {
+				t.Errorf("final run did not resume run 1 to its end; stderr:\n%s", stderr)
+			}
+			checkEachOnce(t, out)
+		})
+	}
+}
+
+// startRun starts `sluice run` on pipeline p in dir with a deadline that
+// kills a hung process.
+func startRun(t *testing.T, bin, dir, p string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, bin, "run", "--log-level", "info", p)
+	cmd.Dir = dir
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stderr
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// checkEachOnce checks that the output of faultPipeline holds every record
+// once, transformed by both stages.
+func checkEachOnce(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	seen := make([]int, faultRecords)
+	lines, bad := 0, 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines++
+		var rec struct {
+			N, Double *int
+			Tag       string
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.N == nil || rec.Double == nil ||
+			*rec.N < 0 || *rec.N >= faultRecords || *rec.Double != 2**rec.N || (rec.Tag == "seven") != (*rec.N%7 == 0) {
+			if bad++; bad <= 3 {
+				t.Errorf("line %d: %q", lines, sc.Text())
+			}
+			continue
+		}
+		seen[*rec.N]++
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	missing, twice := 0, 0
+	for n, c := range seen {
+		switch {
+		case c == 0:
+			if missing++; missing <= 3 {
+				t.Errorf("record %d missing", n)
+			}
+		case c > 1:
+			if twice++; twice <= 3 {
+				t.Errorf("record %d written %d times", n, c)
+			}
+		}
+	}
+	t.Logf("output: %d lines, %d records of %d, %d missing, %d more than once, %d malformed", lines, faultRecords-missing, faultRecords, missing, twice, bad)
+	if missing > 0 || twice > 0 || bad > 0 {
+		t.FailNow()
+	}
+}
