@@ -59,7 +59,7 @@ func encode(t *testing.T, v any) string {
 func summaryRow(t *testing.T, stderr, stage string) []string {
 	t.Helper()
 	for _, line := range strings.Split(stderr, "\n") {
-		if f := strings.Fields(line); len(f) == 9 && f[0] == stage {
+		if f := strings.Fields(line); len(f) == 10 && f[0] == stage {
 			return f
 		}
 	}

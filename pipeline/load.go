@@ -100,6 +100,9 @@ func (d *decoder) decode(data []byte) *Pipeline {
 	}
 	if f, ok := fields["stages"]; ok {
 		p.Stages = d.stages(f)
+		for _, s := range p.Stages {
+			s.defaults(p.Settings)
+		}
 	} else {
 		d.problem(root, "missing required key \"stages\"")
 	}

@@ -209,6 +209,48 @@ func TestParseDefaultSettings(t *testing.T) {
 	}
 }
 
+func TestParseMaxBufferBytes(t *testing.T) {
+	for text, want := range map[string]int64{"2097152": 2 << 20, "64MiB": 64 << 20, "1 GB": 1e9, "3GiB": 3 << 30, "1048576B": 1 << 20} {
+		p := mustParse(t, "name: p\nsettings: {max_buffer_bytes: "+text+"}\nstages: [{name: s, source: gen}]\n", nil)
+		if p.Settings.MaxBufferBytes != want {
+			t.Errorf("%s: got %d, want %d", text, p.Settings.MaxBufferBytes, want)
+		}
+	}
+}
+
+func TestParseErrorHandling(t *testing.T) {
+	p := mustParse(t, `name: p
+settings: {max_deliver: 3, backoff: [2s]}
+stages:
+  - {name: s, source: gen}
+  - {name: a, sink: out}
+  - {name: b, from: s, sink: out, max_deliver: 7, backoff: [1s, 1m]}
+  - {name: c, from: s, sink: out, on_error: drop}
+  - {name: d, from: s, sink: out, on_error: dead_letter}
+`, nil)
+	tests := []struct {
+		stage      string
+		onError    string
+		maxDeliver int
+		backoff    []time.Duration
+	}{
+		{"s", OnErrorDeadLetter, 3, []time.Duration{2 * time.Second}},
+		{"a", OnErrorRetry, 3, []time.Duration{2 * time.Second}},
+		{"b", OnErrorRetry, 7, []time.Duration{time.Second, time.Minute}},
+		{"c", OnErrorDrop, 3, []time.Duration{2 * time.Second}},
+		{"d", OnErrorDeadLetter, 3, []time.Duration{2 * time.Second}},
+	}
+	for _, tt := range tests {
+		s := p.Stage(tt.stage)
+		if s.OnError != tt.onError || s.MaxDeliver != tt.maxDeliver || !reflect.DeepEqual(s.Backoff, tt.backoff) {
+			t.Errorf("stage %s: on_error %q, max_deliver %d, backoff %v; want %q, %d, %v", tt.stage, s.OnError, s.MaxDeliver, s.Backoff, tt.onError, tt.maxDeliver, tt.backoff)
+		}
+	}
+	if d := p.Stage("b").RetryDelay(5); d != time.Minute {
+		t.Errorf("retry delay after 5 deliveries = %v, want the last backoff, 1m", d)
+	}
+}
+
 func TestParseDefaultRegistry(t *testing.T) {
 	// Options{} uses stages.Default; a type it does not have is a problem
 	// that lists what it has, without relying on which types those are.

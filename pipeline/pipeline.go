@@ -22,14 +22,17 @@ var DefaultBackoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Sec
 
 // Settings are the pipeline-wide options of the `settings:` key.
 type Settings struct {
-	Storage     string          // "file" or "memory": storage of the stage streams
-	Retention   string          // "interest" or "limits"
-	MaxAge      time.Duration   // message age limit of the stage streams
-	MaxBuffer   int             // messages buffered per stage stream before upstream waits
-	DedupWindow time.Duration   // JetStream duplicate window of the stage streams
-	AckWait     time.Duration   // time a worker has before a message is redelivered
-	MaxDeliver  int             // attempts before a message goes to the dead-letter stream
-	Backoff     []time.Duration // delay before retry n is Backoff[min(n, len-1)]
+	Storage   string        // "file" or "memory": storage of the stage streams
+	Retention string        // "interest" or "limits"
+	MaxAge    time.Duration // message age limit of the stage streams
+	MaxBuffer int           // messages buffered per stage stream before upstream waits
+	// MaxBufferBytes bounds the bytes of each stage stream too; 0 is no
+	// bound but MaxBuffer.
+	MaxBufferBytes int64
+	DedupWindow    time.Duration   // JetStream duplicate window of the stage streams
+	AckWait        time.Duration   // time a worker has before a message is redelivered
+	MaxDeliver     int             // attempts before a message goes to the dead-letter stream
+	Backoff        []time.Duration // delay before retry n is Backoff[min(n, len-1)]
 }
 
 // DefaultSettings returns the settings of a pipeline that sets none.
@@ -49,18 +52,29 @@ func DefaultSettings() Settings {
 // RetryDelay returns the delay before the next attempt of a message that
 // has failed deliveries times (deliveries >= 1).
 func (s Settings) RetryDelay(deliveries int) time.Duration {
-	if len(s.Backoff) == 0 {
+	return retryDelay(s.Backoff, deliveries)
+}
+
+func retryDelay(backoff []time.Duration, deliveries int) time.Duration {
+	if len(backoff) == 0 {
 		return 0
 	}
-	i := deliveries - 1
-	if i < 0 {
-		i = 0
-	}
-	if i >= len(s.Backoff) {
-		i = len(s.Backoff) - 1
-	}
-	return s.Backoff[i]
+	i := min(max(deliveries-1, 0), len(backoff)-1)
+	return backoff[i]
 }
+
+// What a stage does with a message it failed to process, as on_error
+// gives it.
+const (
+	// OnErrorRetry retries with the backoff until max_deliver attempts,
+	// then dead-letters; a permanent error dead-letters at once.
+	OnErrorRetry = "retry"
+	// OnErrorDeadLetter dead-letters at the first error.
+	OnErrorDeadLetter = "dead_letter"
+	// OnErrorDrop acknowledges the message at the first error and counts
+	// it as dropped.
+	OnErrorDrop = "drop"
+)
 
 // Position is a place in a pipeline file. Line and Col are 1-based; zero
 // means unknown.
@@ -96,6 +110,20 @@ type Stage struct {
 	Replicas    int          // workers per runner process
 	Params      stages.Params
 	Pos         Position // where the stage's mapping starts
+
+	// What to do with a message the stage fails on: OnErrorRetry (the
+	// default; a source, which cannot retry, dead-letters),
+	// OnErrorDeadLetter or OnErrorDrop. MaxDeliver and Backoff are the
+	// pipeline's settings unless the stage sets its own.
+	OnError    string
+	MaxDeliver int
+	Backoff    []time.Duration
+}
+
+// RetryDelay returns the delay before the next attempt of a message that
+// has failed deliveries times (deliveries >= 1).
+func (s *Stage) RetryDelay(deliveries int) time.Duration {
+	return retryDelay(s.Backoff, deliveries)
 }
 
 // Pipeline is a decoded and validated pipeline file.

@@ -76,6 +76,20 @@ func TestProblems(t *testing.T) {
 			`3:17 settings.dedup_window must be > 0 (got 0s)`}},
 		{"zero max_buffer", "name: p\nsettings:\n  max_buffer: 0\nstages: [{name: s, source: gen}]\n", []string{
 			`3:15 settings.max_buffer must be >= 1 (got 0)`}},
+		{"unknown on_error", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, on_error: ignore}\n", []string{
+			`4:36 stage "t": on_error must be one of retry, dead_letter, drop (got "ignore")`}},
+		{"source retries", "name: p\nstages:\n  - {name: s, source: gen, on_error: retry}\n", []string{
+			`3:38 stage "s": on_error: a source cannot retry a record it could not read: want dead_letter or drop`}},
+		{"backoff without retries", "name: p\nstages:\n  - {name: s, source: gen, backoff: [1s]}\n  - {name: t, sink: out, on_error: drop, max_deliver: 2}\n", []string{
+			`3:28 stage "s": backoff is for a stage that retries (on_error: retry), not a source`,
+			`4:42 stage "t": max_deliver is for a stage that retries (on_error: retry), not a stage with on_error: drop`}},
+		{"stage max_deliver", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, max_deliver: 0, backoff: 1s}\n", []string{
+			`4:39 stage "t": max_deliver must be >= 1 (got 0)`,
+			`4:51 stage "t": backoff: want a list of durations such as [1s, 5s], got "1s"`}},
+		{"small max_buffer_bytes", "name: p\nsettings:\n  max_buffer_bytes: 1000\nstages: [{name: s, source: gen}]\n", []string{
+			`3:21 settings.max_buffer_bytes must be at least 1MiB, the largest message NATS takes by default (got 1000 bytes)`}},
+		{"max_buffer_bytes not a size", "name: p\nsettings:\n  max_buffer_bytes: 2 lots\nstages: [{name: s, source: gen}]\n", []string{
+			`3:21 settings.max_buffer_bytes: want a size in bytes such as 512MiB or 1GB, got "2 lots"`}},
 		{"max_deliver not an int", "name: p\nsettings:\n  max_deliver: 2.5\nstages: [{name: s, source: gen}]\n", []string{
 			`3:16 settings.max_deliver: want an integer, got "2.5"`}},
 		{"quoted int", "name: p\nsettings:\n  max_deliver: \"3\"\nstages: [{name: s, source: gen}]\n", []string{
@@ -98,7 +112,7 @@ func TestProblems(t *testing.T) {
 
 		// One stage.
 		{"unknown stage key", "name: p\nstages:\n  - name: s\n    source: gen\n    replica: 2\n", []string{
-			`5:5 stage "s": unknown key "replica" (want name, description, source, transform, sink, from, replicas, with)`}},
+			`5:5 stage "s": unknown key "replica" (want name, description, source, transform, sink, from, replicas, on_error, max_deliver, backoff, with)`}},
 		{"missing stage name", "name: p\nstages:\n  - source: gen\n", []string{`3:5 stage 1: missing required key "name"`}},
 		{"bad stage name", "name: p\nstages:\n  - {name: Read, source: gen}\n", []string{
 			`3:12 stage 1: name "Read" must match ^[a-z][a-z0-9-]*$`}},

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -10,7 +12,7 @@ import (
 )
 
 // Keys of the settings mapping.
-var settingsKeys = []string{"storage", "retention", "max_age", "max_buffer", "dedup_window", "ack_wait", "max_deliver", "backoff"}
+var settingsKeys = []string{"storage", "retention", "max_age", "max_buffer", "max_buffer_bytes", "dedup_window", "ack_wait", "max_deliver", "backoff"}
 
 // settings decodes the settings mapping n over the defaults in s.
 func (d *decoder) settings(n *yaml.Node, s *Settings) {
@@ -40,6 +42,12 @@ func (d *decoder) settings(n *yaml.Node, s *Settings) {
 		case "max_buffer":
 			if v, ok := d.intMin(n, where, 1); ok {
 				s.MaxBuffer = v
+			}
+		case "max_buffer_bytes":
+			if v, ok := d.byteSize(n, where); ok && v < minBufferBytes {
+				d.problem(n, "%s must be at least 1MiB, the largest message NATS takes by default (got %d bytes)", where, v)
+			} else if ok {
+				s.MaxBufferBytes = v
 			}
 		case "dedup_window":
 			if v, ok := d.duration(n, where); ok && v <= 0 {
@@ -122,4 +130,39 @@ func (d *decoder) durationMin(n *yaml.Node, where string, min time.Duration) (ti
 		return 0, false
 	}
 	return v, ok
+}
+
+// minBufferBytes is the least max_buffer_bytes: a buffer must hold a
+// message of the largest size NATS accepts by default.
+const minBufferBytes = 1 << 20
+
+// byteUnits are the suffixes of a byte size, longest first.
+var byteUnits = []struct {
+	suffix string
+	factor int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+// byteSize returns the scalar n as a number of bytes: an integer, or an
+// integer followed by B, KB, MB, GB, TB, KiB, MiB, GiB or TiB.
+func (d *decoder) byteSize(n *yaml.Node, where string) (int64, bool) {
+	if d.bad[n] {
+		return 0, false
+	}
+	if n.Kind == yaml.ScalarNode && !isNull(n) {
+		text, factor := strings.TrimSpace(n.Value), int64(1)
+		for _, u := range byteUnits {
+			if num, ok := strings.CutSuffix(text, u.suffix); ok {
+				text, factor = strings.TrimSpace(num), u.factor
+				break
+			}
+		}
+		if v, err := strconv.ParseInt(text, 10, 64); err == nil && v >= 0 && v <= math.MaxInt64/factor {
+			return v * factor, true
+		}
+	}
+	d.problem(n, "%s: want a size in bytes such as 512MiB or 1GB, got %s", where, describe(n))
+	return 0, false
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // Keys of a stage mapping.
-var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "with"}
+var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "on_error", "max_deliver", "backoff", "with"}
 
 // routePattern is what may follow the dot of a routed input "stage.route":
 // one subject token.
@@ -95,12 +95,47 @@ func (d *decoder) stage(n *yaml.Node, index int) *draft {
 			s.Replicas = v
 		}
 	}
+	d.errorHandling(s, fields)
 	if s.Spec != nil {
 		d.params(s, fields["with"])
 	} else if f, ok := fields["with"]; ok && !isNull(f.value) {
 		d.mapping(f.value, s.where+": with", nil) // the type is unknown: check the shape only
 	}
 	return s
+}
+
+// errorHandling decodes on_error, max_deliver and backoff.
+func (d *decoder) errorHandling(s *draft, fields map[string]field) {
+	if f, ok := fields["on_error"]; ok {
+		if v, ok := d.enum(f.value, s.where+": on_error", OnErrorRetry, OnErrorDeadLetter, OnErrorDrop); ok {
+			if v == OnErrorRetry && s.Role == stages.RoleSource {
+				d.problem(f.value, "%s: on_error: a source cannot retry a record it could not read: want %s or %s", s.where, OnErrorDeadLetter, OnErrorDrop)
+			}
+			s.OnError = v
+		}
+	}
+	if f, ok := fields["max_deliver"]; ok {
+		if v, ok := d.intMin(f.value, s.where+": max_deliver", 1); ok {
+			s.MaxDeliver = v
+		}
+	}
+	if f, ok := fields["backoff"]; ok {
+		if v, ok := d.backoff(f.value, s.where+": backoff"); ok {
+			s.Backoff = v
+		}
+	}
+	for _, key := range []string{"max_deliver", "backoff"} {
+		if f, ok := fields[key]; ok && (s.Role == stages.RoleSource || s.OnError == OnErrorDeadLetter || s.OnError == OnErrorDrop) && s.Role != 0 {
+			d.problem(f.key, "%s: %s is for a stage that retries (on_error: retry), not a %s", s.where, key, describeErrorHandling(s))
+		}
+	}
+}
+
+func describeErrorHandling(s *draft) string {
+	if s.Role == stages.RoleSource {
+		return "source"
+	}
+	return "stage with on_error: " + s.OnError
 }
 
 // stageName sets the name of s from n if it is a valid one.
@@ -317,4 +352,20 @@ func plain(v any) any {
 // comparePos orders nodes by line and column.
 func comparePos(a, b *yaml.Node) int {
 	return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+}
+
+// defaults fills in what the stage takes from the pipeline's settings.
+func (s *Stage) defaults(set Settings) {
+	if s.OnError == "" {
+		s.OnError = OnErrorRetry
+		if s.Role == stages.RoleSource {
+			s.OnError = OnErrorDeadLetter
+		}
+	}
+	if s.MaxDeliver == 0 {
+		s.MaxDeliver = set.MaxDeliver
+	}
+	if s.Backoff == nil {
+		s.Backoff = slices.Clone(set.Backoff)
+	}
 }

@@ -51,6 +51,9 @@ func streamConfig(p *pipeline.Pipeline, s string) jetstream.StreamConfig {
 		// upstream retries until downstream acknowledgements make room.
 		cfg.MaxMsgs = int64(set.MaxBuffer)
 		cfg.Discard = jetstream.DiscardNew
+		if set.MaxBufferBytes > 0 {
+			cfg.MaxBytes = set.MaxBufferBytes
+		}
 	}
 	return cfg
 }

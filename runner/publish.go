@@ -198,6 +198,17 @@ func (b *publishBatch) ok(i int) bool { return b.state[i] == pubDone }
 // err returns why message i was not acknowledged.
 func (b *publishBatch) err(i int) error { return b.errs[i] }
 
+// ackedPrefix returns how many messages at the start of the batch are
+// acknowledged.
+func (b *publishBatch) ackedPrefix() int {
+	for i, st := range b.state {
+		if st != pubDone {
+			return i
+		}
+	}
+	return len(b.state)
+}
+
 // len returns the number of messages in the batch.
 func (b *publishBatch) len() int { return len(b.msgs) }
 

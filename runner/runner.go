@@ -72,6 +72,7 @@ type StageSummary struct {
 	Filtered    uint64  // inputs that produced no output
 	Errors      uint64  // failed attempts that were retried
 	DeadLetters uint64  // messages sent to the dead-letter stream
+	Dropped     uint64  // failed messages acknowledged without output (on_error: drop)
 	Rate        float64 // In per second of the run
 }
 

@@ -606,3 +606,79 @@ stages:
 		t.Fatalf("unknown stage: err = %v, want ErrInvalidOption", err)
 	}
 }
+
+func TestRunOnError(t *testing.T) {
+	// Of the 50 records, the 8 multiples of 7 fail their first two
+	// deliveries.
+	tests := []struct {
+		name     string
+		stage    string // the flaky stage's error keys
+		out      uint64
+		errors   uint64
+		dead     uint64
+		dropped  uint64
+		deadRecs int
+	}{
+		{"retry succeeds", "backoff: [5ms]", 50, 16, 0, 0, 0},
+		{"retry gives up after the stage's max_deliver", "max_deliver: 2\n    backoff: [5ms]", 42, 8, 8, 0, 8},
+		{"dead_letter at once", "on_error: dead_letter", 42, 0, 8, 0, 8},
+		{"drop", "on_error: drop", 42, 0, 0, 8, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			p := e.parse(t, `
+name: onerror
+settings:
+  max_deliver: 5
+  backoff: [1h]
+stages:
+  - name: gen
+    source: generate
+    with: {count: 50, template: '{"n": seq}'}
+  - name: work
+    transform: flaky
+    with: {every_n: 7, fail_times: 2}
+    `+tt.stage+`
+  - name: out
+    sink: collect
+`)
+			sum := e.run(t, context.Background(), p)
+			work := stageSum(t, sum, "work")
+			if work.Out != tt.out || work.Errors != tt.errors || work.DeadLetters != tt.dead || work.Dropped != tt.dropped {
+				t.Errorf("work: out %d, errors %d, dead letters %d, dropped %d; want %d, %d, %d, %d",
+					work.Out, work.Errors, work.DeadLetters, work.Dropped, tt.out, tt.errors, tt.dead, tt.dropped)
+			}
+			if n := len(e.c.sorted("out")); uint64(n) != tt.out {
+				t.Errorf("sink got %d records, want %d", n, tt.out)
+			}
+			if n := len(e.deadLetters(t, "onerror")); n != tt.deadRecs {
+				t.Errorf("%d dead letters, want %d", n, tt.deadRecs)
+			}
+		})
+	}
+}
+
+func TestRunSourceDrop(t *testing.T) {
+	e := newEnv(t)
+	if err := os.WriteFile(filepath.Join(e.dir, "in.csv"), []byte("a,b\n1,2\n3\n4,5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := e.run(t, context.Background(), e.parse(t, `
+name: srcdrop
+stages:
+  - name: read
+    source: file
+    on_error: drop
+    with: {path: $DIR/in.csv}
+  - name: out
+    sink: collect
+`))
+	read := stageSum(t, sum, "read")
+	if read.In != 3 || read.Out != 2 || read.Dropped != 1 || read.DeadLetters != 0 {
+		t.Errorf("read = %+v, want 3 in, 2 out, 1 dropped", read)
+	}
+	if n := len(e.deadLetters(t, "srcdrop")); n != 0 {
+		t.Errorf("%d dead letters, want none", n)
+	}
+}

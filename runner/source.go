@@ -52,8 +52,9 @@ type sourceLoop struct {
 	resumable stages.Resumable // nil when the source cannot resume
 	done      bool             // a resumed run whose source had ended
 	cp        checkpoint       // the latest checkpoint of published records
-	unsaved   bool             // cp is not stored yet
-	saved     time.Time        // when a checkpoint was last stored
+	cps       []pendingCheckpoint
+	unsaved   bool      // cp is not stored yet
+	saved     time.Time // when a checkpoint was last stored
 }
 
 func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, error) {
@@ -76,6 +77,14 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 	l.resumable, _ = src.(stages.Resumable)
 	l.cp.Run = r.id
 	return l, nil
+}
+
+// pendingCheckpoint is a checkpoint taken within a batch being published:
+// it holds once the first published messages of the batch are
+// acknowledged.
+type pendingCheckpoint struct {
+	published int
+	cp        checkpoint
 }
 
 // resume moves the source of a resumed run to its stored checkpoint.
@@ -203,25 +212,26 @@ func (l *sourceLoop) loop(ctx context.Context) error {
 }
 
 // publish publishes a batch of reads and waits until JetStream has them
-// all, retrying while the first stage's buffer is full; then it moves the
-// checkpoint to the batch's latest. It reports whether the batch ends the
-// source.
+// all, retrying while the first stage's buffer is full. It moves the
+// checkpoint to the latest one whose records, and all before them, are
+// acknowledged, even if ctx ends the wait. It reports whether the batch
+// ends the source.
 func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended bool, err error) {
 	l.pub.reset()
+	l.cps = l.cps[:0]
 	dead := 0
-	next := l.cp
 	for _, r := range batch {
 		if r.err != nil && !stages.IsPermanent(r.err) {
 			return false, fmt.Errorf("stage %q: read: %w", l.stage.Name, r.err)
 		}
 		if r.m == nil && r.err == nil {
 			ended = true
-			next.Done, next.Records, next.Position = true, l.seq, r.cp
+			l.cps = append(l.cps, pendingCheckpoint{l.pub.len(), checkpoint{Run: l.run.id, Records: l.seq, Position: r.cp, Done: true}})
 			break
 		}
 		l.seq++
-		if r.cp != nil {
-			next.Records, next.Position = l.seq, r.cp
+		if r.cp != nil || l.resumable == nil {
+			l.cps = append(l.cps, pendingCheckpoint{l.pub.len() + 1, checkpoint{Run: l.run.id, Records: l.seq, Position: r.cp}})
 		}
 		n := strconv.FormatUint(l.seq, 10)
 		l.stats.in.Add(1)
@@ -234,6 +244,12 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			reason := r.err
 			if reason == nil {
 				reason = err
+			}
+			if l.stage.OnError == pipeline.OnErrorDrop {
+				l.log.Warn("record dropped", "err", reason, "record", l.seq)
+				l.stats.dropped.Add(1)
+				l.cps[len(l.cps)-1].published--
+				continue
 			}
 			var hdr nats.Header
 			if r.m != nil {
@@ -253,13 +269,19 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 	}
 	// A source cannot nak: it retries until JetStream has the batch or the
 	// run is stopped.
-	if left := l.pub.wait(ctx); left > 0 {
+	left := l.pub.wait(ctx)
+	acked := l.pub.len()
+	if left > 0 {
+		acked = l.pub.ackedPrefix()
+	}
+	for _, pc := range l.cps {
+		if pc.published <= acked {
+			l.cp, l.unsaved = pc.cp, true
+		}
+	}
+	if left > 0 {
 		return false, ctx.Err()
 	}
-	if l.resumable == nil {
-		next.Records = l.seq
-	}
-	l.cp, l.unsaved = next, true
 	l.stats.dead.Add(uint64(dead))
 	l.stats.out.Add(uint64(l.pub.len() - dead))
 	return ended, nil

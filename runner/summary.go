@@ -13,7 +13,7 @@ import (
 // stageStats counts what one stage does in this process. Workers update it
 // concurrently.
 type stageStats struct {
-	in, out, filtered, errors, dead atomic.Uint64
+	in, out, filtered, errors, dead, dropped atomic.Uint64
 }
 
 func (s *stageStats) summary(st *pipeline.Stage, elapsed time.Duration) StageSummary {
@@ -26,6 +26,7 @@ func (s *stageStats) summary(st *pipeline.Stage, elapsed time.Duration) StageSum
 		Filtered:    s.filtered.Load(),
 		Errors:      s.errors.Load(),
 		DeadLetters: s.dead.Load(),
+		Dropped:     s.dropped.Load(),
 	}
 	if secs := elapsed.Seconds(); secs > 0 {
 		sum.Rate = float64(sum.In) / secs
@@ -48,10 +49,10 @@ func (s *Summary) WriteTable(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "stage\trole\ttype\tin\tout\tfiltered\terrors\tdead letters\tmsgs/s\t")
+	fmt.Fprintln(tw, "stage\trole\ttype\tin\tout\tfiltered\terrors\tdead letters\tdropped\tmsgs/s\t")
 	for _, st := range s.Stages {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.0f\t\n",
-			st.Name, st.Role, st.Type, st.In, st.Out, st.Filtered, st.Errors, st.DeadLetters, st.Rate)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t\n",
+			st.Name, st.Role, st.Type, st.In, st.Out, st.Filtered, st.Errors, st.DeadLetters, st.Dropped, st.Rate)
 	}
 	return tw.Flush()
 }

@@ -28,6 +28,7 @@ type action uint8
 const (
 	actAck  action = iota + 1 // processed: acknowledge
 	actTerm                   // dead-lettered: terminate
+	actDrop                   // failed with on_error: drop: acknowledge
 	actNone                   // already nak'ed
 )
 
@@ -278,21 +279,26 @@ func (w *worker) safeWrite(ctx context.Context) (err error) {
 	return w.sink.Write(ctx, w.msgs)
 }
 
-// fail handles an input whose processing failed: a permanent error, or
-// the last allowed attempt, dead-letters it; any other error naks it with
-// the pipeline's backoff.
+// fail handles an input whose processing failed, as the stage's on_error
+// says: retry naks it with the stage's backoff until the last allowed
+// attempt, or a permanent error, dead-letters it; dead_letter does so at
+// once; drop acknowledges it and counts it.
 func (w *worker) fail(f *inFlight, m *stages.Message, err error) {
-	set := w.run.p.Settings
-	if !stages.IsPermanent(err) && m.Meta.Deliveries < uint64(set.MaxDeliver) {
+	st := w.stage
+	switch {
+	case st.OnError == pipeline.OnErrorDrop:
+		w.log.Warn("processing failed, message dropped", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence)
+		f.act, f.first, f.n = actDrop, w.pub.len(), 0
+		return
+	case st.OnError == pipeline.OnErrorRetry && !stages.IsPermanent(err) && m.Meta.Deliveries < uint64(st.MaxDeliver):
 		w.stats.errors.Add(1)
 		w.log.Warn("processing failed, will retry", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence, "deliveries", m.Meta.Deliveries)
-		_ = f.jm.NakWithDelay(set.RetryDelay(int(m.Meta.Deliveries)))
+		_ = f.jm.NakWithDelay(st.RetryDelay(int(m.Meta.Deliveries)))
 		f.act = actNone
 		return
 	}
-	id := w.idBase + f.lin + "/dlq"
 	f.act, f.first, f.n = actTerm, w.pub.len(), 1
-	w.pub.add(deadLetter(w.run.p.Name, w.stage.Name, id, f.jm.Data(), f.jm.Headers(), err, m.Meta.Deliveries))
+	w.pub.add(deadLetter(w.run.p.Name, st.Name, w.idBase+f.lin+"/dlq", f.jm.Data(), f.jm.Headers(), err, m.Meta.Deliveries))
 }
 
 // settle waits for the batch's publishes and answers every input: ack or
@@ -334,6 +340,9 @@ func (w *worker) settle(stop context.Context) {
 		case f.act == actTerm:
 			w.stats.dead.Add(1)
 			_ = f.jm.Term()
+		case f.act == actDrop:
+			w.stats.dropped.Add(1)
+			_ = f.jm.Ack()
 		case f.filter:
 			w.stats.filtered.Add(1)
 			_ = f.jm.Ack()
