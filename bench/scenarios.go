@@ -250,7 +250,7 @@ func (b *bench) sluiceHop(ctx context.Context, sh shape, goTransform, prof bool)
 		return sample{}, fmt.Errorf("%s %s: %w", scenario, sh, err)
 	}
 	b.compareConfigs(ctx, p, "src", "hop", sh)
-	if err := prefill(ctx, b.ctl, pipeline.Subject(name, "src"), "prefill/", b.data.first(sh.n)); err != nil {
+	if err := prefill(ctx, b.ctl, pipeline.Subject(name, "src"), name+"/src/r1/", b.data.first(sh.n)); err != nil {
 		return sample{}, err
 	}
 	out := pipeline.StreamName(name, "hop")
@@ -467,7 +467,7 @@ func (b *bench) sluiceChain(ctx context.Context, sh shape) (sample, error) {
 	if err := runner.Provision(ctx, b.ctl, p); err != nil {
 		return sample{}, fmt.Errorf("%s %s: %w", scSluiceChain, sh, err)
 	}
-	if err := prefill(ctx, b.ctl, pipeline.Subject(name, "src"), "prefill/", b.data.first(sh.n)); err != nil {
+	if err := prefill(ctx, b.ctl, pipeline.Subject(name, "src"), name+"/src/r1/", b.data.first(sh.n)); err != nil {
 		return sample{}, err
 	}
 	last := pipeline.StreamName(name, "m2")

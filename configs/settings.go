@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/viper"
 )
@@ -26,6 +27,8 @@ const (
 	// (bounded batches), and collecting less often is worth about a tenth
 	// more throughput (see docs/performance.md).
 	DefaultGCPercent = 400
+	// DefaultShutdownTimeout bounds a clean stop after a signal.
+	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultConfigFile is read by [Load] when no config file is named and
 	// it exists in the working directory.
 	DefaultConfigFile = "sluice.yaml"
@@ -59,6 +62,9 @@ type Settings struct {
 	// -1 turns the collector off. The GOGC environment variable, if set,
 	// wins over it.
 	GCPercent int `mapstructure:"gc_percent"`
+	// ShutdownTimeout bounds a clean stop after SIGINT or SIGTERM:
+	// finishing the batches in hand, flushing and syncing sinks.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	// NATS holds credentials and TLS files for NATSURL.
 	NATS NATSAuth `mapstructure:"nats"`
 }
@@ -80,7 +86,7 @@ type NATSAuth struct {
 // Keys lists every settings key, as used in config files and with
 // viper.BindPFlag.
 var Keys = []string{
-	"nats_url", "store_dir", "listen", "log_level", "log_format", "gc_percent",
+	"nats_url", "store_dir", "listen", "log_level", "log_format", "gc_percent", "shutdown_timeout",
 	"nats.creds_file", "nats.user", "nats.password", "nats.token",
 	"nats.nkey_seed_file", "nats.tls_ca", "nats.tls_cert", "nats.tls_key",
 }
@@ -102,6 +108,7 @@ func NewViper() *viper.Viper {
 	v.SetDefault("log_level", DefaultLogLevel)
 	v.SetDefault("log_format", DefaultLogFormat)
 	v.SetDefault("gc_percent", DefaultGCPercent)
+	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
 	return v
 }
 
@@ -179,6 +186,9 @@ func (s Settings) Validate() error {
 	}
 	if s.GCPercent != -1 && s.GCPercent < 10 {
 		problems = append(problems, fmt.Sprintf("gc_percent must be -1 (off) or at least 10 (got %d)", s.GCPercent))
+	}
+	if s.ShutdownTimeout <= 0 {
+		problems = append(problems, fmt.Sprintf("shutdown_timeout must be > 0 (got %s)", s.ShutdownTimeout))
 	}
 	if !slices.Contains(LogFormats, s.LogFormat) {
 		problems = append(problems, fmt.Sprintf("log_format must be one of %s (got %q)", strings.Join(LogFormats, ", "), s.LogFormat))

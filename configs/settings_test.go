@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -38,7 +39,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400}
+	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, ShutdownTimeout: 30 * time.Second}
 	if s != want {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
@@ -104,6 +105,7 @@ store_dir: /data/sluice
 log_level: warn
 log_format: text
 gc_percent: 250
+shutdown_timeout: 1m
 nats:
   user: ann
   password: secret
@@ -120,6 +122,8 @@ nats:
 		LogFormat: "text",
 		GCPercent: 250,
 		NATS:      NATSAuth{User: "ann", Password: "secret", TLSCA: "/etc/ca.pem"},
+
+		ShutdownTimeout: time.Minute,
 	}
 	if s != want {
 		t.Errorf("got %+v, want %+v", s, want)
@@ -225,6 +229,8 @@ func TestLoadInvalid(t *testing.T) {
 			want: []string{`log_level`, `log_format`}},
 		{name: "gc percent", env: map[string]string{"SLUICE_GC_PERCENT": "5"},
 			want: []string{`gc_percent must be -1 (off) or at least 10 (got 5)`}},
+		{name: "shutdown timeout", env: map[string]string{"SLUICE_SHUTDOWN_TIMEOUT": "0s"},
+			want: []string{`shutdown_timeout must be > 0 (got 0s)`}},
 		{name: "unknown key", file: "log_levl: debug\n",
 			want: []string{`unknown key "log_levl"`}},
 		{name: "unknown nested key", file: "nats:\n  usr: ann\n",

@@ -38,6 +38,10 @@ func StreamSubjects(p, s string) []string {
 	return []string{subj, subj + ".>"}
 }
 
+// ReplaySubject returns the subject on the output stream of stage u that
+// only stage s reads: where its dead letters are replayed.
+func ReplaySubject(p, u, s string) string { return Subject(p, u) + "._replay." + s }
+
 // ConsumerName returns the name of the durable consumer that the workers of
 // stage s share on each stream they read.
 func ConsumerName(s string) string { return s }

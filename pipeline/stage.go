@@ -18,7 +18,8 @@ var stageKeys = []string{"name", "description", "source", "transform", "sink", "
 
 // routePattern is what may follow the dot of a routed input "stage.route":
 // one subject token.
-var routePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+// Routes beginning with "_" are reserved (_replay).
+var routePattern = regexp.MustCompile(`^[A-Za-z0-9-][A-Za-z0-9_-]*$`)
 
 // draft is a stage being decoded, with the nodes that later checks point at.
 type draft struct {
@@ -233,7 +234,7 @@ func (d *decoder) from(n *yaml.Node, where string) []input {
 		in := input{Input: Input{Stage: stage, Route: route}, node: item}
 		switch {
 		case routed && !routePattern.MatchString(route):
-			d.problem(item, "%s: %q: want stage or stage.route, with a route of letters, digits, '_' and '-'", where, text)
+			d.problem(item, "%s: %q: want stage or stage.route, with a route of letters, digits, '_' and '-' that does not begin with '_'", where, text)
 		case slices.ContainsFunc(out, func(o input) bool { return o.Input == in.Input }):
 			d.problem(item, "%s: %q given twice", where, text)
 		default:

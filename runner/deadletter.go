@@ -14,10 +14,18 @@ import (
 // not process: the original headers and payload, plus Sluice-Error,
 // Sluice-Stage and Sluice-Deliveries, with a Nats-Msg-Id derived from the
 // input's own id so that a redelivered input is not dead-lettered twice.
-func deadLetter(p, stage, id string, data []byte, hdr nats.Header, reason error, deliveries uint64) *nats.Msg {
-	h := make(nats.Header, len(hdr)+4)
+// subject is the input's subject, empty for a record a source could not
+// read; it and the input's own Nats-Msg-Id are kept for a replay.
+func deadLetter(p, stage, id, subject string, data []byte, hdr nats.Header, reason error, deliveries uint64) *nats.Msg {
+	h := make(nats.Header, len(hdr)+6)
 	for k, v := range hdr {
 		h[k] = v
+	}
+	if in := hdr.Get(stages.HeaderMsgID); in != "" {
+		h.Set(stages.HeaderInputID, in)
+	}
+	if subject != "" {
+		h.Set(stages.HeaderSubject, subject)
 	}
 	h.Set(stages.HeaderError, headerSafe(reason.Error()))
 	h.Set(stages.HeaderStage, stage)

@@ -95,6 +95,11 @@ func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline
 		// stage reads from it (the default output and/or routes).
 		byUpstream := make(map[string][]string)
 		for _, in := range s.From {
+			if byUpstream[in.Stage] == nil {
+				// Where the stage's dead letters are replayed (sluice dlq
+				// replay), read by this stage only.
+				byUpstream[in.Stage] = []string{pipeline.ReplaySubject(p.Name, in.Stage, s.Name)}
+			}
 			byUpstream[in.Stage] = append(byUpstream[in.Stage], pipeline.InputSubject(p.Name, in))
 		}
 		ups := make([]string, 0, len(byUpstream))
@@ -113,9 +118,6 @@ func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline
 				MaxDeliver:     -1, // the worker dead-letters after max_deliver itself, so nothing is dropped by the server
 				MaxAckPending:  defaultMaxAckPending,
 				FilterSubjects: byUpstream[u],
-			}
-			if len(cfg.FilterSubjects) == 1 {
-				cfg.FilterSubject, cfg.FilterSubjects = cfg.FilterSubjects[0], nil
 			}
 			c, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
 			if err != nil {

@@ -60,8 +60,9 @@ func (s *collectSink) Write(_ context.Context, batch []*stages.Message) error {
 func (s *collectSink) Close(context.Context) error { return nil }
 
 // flaky fails each record whose n is a multiple of every_n on its first
-// fail_times deliveries, and panics on n == panic_on.
-type flaky struct{ every, times, panicOn int }
+// fail_times deliveries, fails those that are multiples of always_n on
+// every delivery, and panics on n == panic_on.
+type flaky struct{ every, times, always, panicOn int }
 
 func (f *flaky) Process(_ context.Context, in *stages.Message, out []*stages.Message) ([]*stages.Message, error) {
 	rec, err := in.Record()
@@ -71,6 +72,9 @@ func (f *flaky) Process(_ context.Context, in *stages.Message, out []*stages.Mes
 	n := int(rec["n"].(int64))
 	if n == f.panicOn {
 		panic("boom")
+	}
+	if f.always > 0 && n%f.always == 0 {
+		return out, fmt.Errorf("always failing %d", n)
 	}
 	if f.every > 0 && n%f.every == 0 && in.Meta.Deliveries <= uint64(f.times) {
 		return out, fmt.Errorf("flaky failure of %d", n)
@@ -102,10 +106,11 @@ func testRegistry(t *testing.T, c *collector) *stages.Registry {
 		Params: []stages.Param{
 			{Name: "every_n", Type: stages.TypeInt, Default: 0},
 			{Name: "fail_times", Type: stages.TypeInt, Default: 0},
+			{Name: "always_n", Type: stages.TypeInt, Default: 0},
 			{Name: "panic_on", Type: stages.TypeInt, Default: -1},
 		},
 		NewTransform: func(p stages.Params, _ stages.Info) (stages.Transform, error) {
-			return &flaky{every: p.Int("every_n"), times: p.Int("fail_times"), panicOn: p.Int("panic_on")}, nil
+			return &flaky{every: p.Int("every_n"), times: p.Int("fail_times"), always: p.Int("always_n"), panicOn: p.Int("panic_on")}, nil
 		},
 	}))
 	return reg

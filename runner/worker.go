@@ -298,7 +298,7 @@ func (w *worker) fail(f *inFlight, m *stages.Message, err error) {
 		return
 	}
 	f.act, f.first, f.n = actTerm, w.pub.len(), 1
-	w.pub.add(deadLetter(w.run.p.Name, st.Name, w.idBase+f.lin+"/dlq", f.jm.Data(), f.jm.Headers(), err, m.Meta.Deliveries))
+	w.pub.add(deadLetter(w.run.p.Name, st.Name, w.idBase+f.lin+"/dlq", f.jm.Subject(), f.jm.Data(), f.jm.Headers(), err, m.Meta.Deliveries))
 }
 
 // settle waits for the batch's publishes and answers every input: ack or

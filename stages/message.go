@@ -22,6 +22,10 @@ const (
 	HeaderError      = "Sluice-Error"
 	HeaderStage      = "Sluice-Stage"
 	HeaderDeliveries = "Sluice-Deliveries"
+	// HeaderSubject and HeaderInputID keep, on a dead letter, the subject
+	// and Nats-Msg-Id its input had, so that it can be replayed.
+	HeaderSubject = "Sluice-Subject"
+	HeaderInputID = "Sluice-Input-Id"
 )
 
 // Meta is where a message came from. The runner fills it for messages read

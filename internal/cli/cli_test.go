@@ -247,7 +247,6 @@ func TestUsageErrors(t *testing.T) {
 		{name: "bad log level flag", args: []string{"--log-level", "loud", "run", "x.yaml"}, stderr: `log_level must be one of debug, info, warn, error (got "loud")`},
 		{name: "bad log level env", args: []string{"run", "x.yaml"}, env: map[string]string{"SLUICE_LOG_LEVEL": "loud"}, stderr: `(got "loud")`},
 		{name: "missing config file", args: []string{"--config", "nope.yaml", "run", "x.yaml"}, stderr: "nope.yaml"},
-		{name: "fresh with nats", args: []string{"run", "--fresh", "--nats", "nats://127.0.0.1:4222", "x.yaml"}, stderr: "--fresh"},
 		{name: "listen with nats", args: []string{"run", "--listen", "127.0.0.1:0", "x.yaml"}, env: map[string]string{"SLUICE_NATS_URL": "nats://127.0.0.1:4222"}, stderr: "--listen"},
 		{name: "conflicting auth", args: []string{"run", "--nats", "nats://127.0.0.1:4222", "x.yaml"}, env: map[string]string{"SLUICE_NATS_TOKEN": "t", "SLUICE_NATS_USER": "u"}, stderr: "nats.token, nats.user conflict"},
 	}

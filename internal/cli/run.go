@@ -51,18 +51,8 @@ func (a *app) run(ctx context.Context, files []string, fresh bool) error {
 	}
 	s := a.settings
 	a.log.Debug("garbage collector", "gc_percent", s.ApplyGC())
-	var natsOpts []nats.Option
-	if s.NATSURL != "" {
-		if fresh {
-			return errors.New("--fresh removes the embedded server's store: it cannot be used with --nats or SLUICE_NATS_URL")
-		}
-		if s.Listen != "" {
-			return errors.New("--listen is for the embedded server: it cannot be used with --nats or SLUICE_NATS_URL")
-		}
-		var err error
-		if natsOpts, err = s.NATSOptions(); err != nil {
-			return err
-		}
+	if err := a.checkListen(); err != nil {
+		return err
 	}
 	ps, err := a.loadPipelines(files)
 	if err != nil {
@@ -71,7 +61,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool) error {
 	if err := uniqueNames(ps); err != nil {
 		return err
 	}
-	if fresh {
+	if fresh && s.NATSURL == "" {
 		if err := wipeStore(s.StoreDir); err != nil {
 			return err
 		}
@@ -82,17 +72,17 @@ func (a *app) run(ctx context.Context, files []string, fresh bool) error {
 	defer stop()
 	context.AfterFunc(ctx, stop) // restore the default: a second signal kills
 
-	conn, err := a.connect(natsOpts)
+	conn, err := a.connect()
 	if err != nil {
 		return failure(err)
 	}
 	defer conn.close()
-	return a.runAll(ctx, conn.nc, ps)
+	return a.runAll(ctx, conn.nc, ps, fresh && s.NATSURL != "")
 }
 
 // runAll runs the pipelines concurrently and writes the summary of each to
 // stderr as it ends. The first failure stops the other pipelines.
-func (a *app) runAll(ctx context.Context, nc *nats.Conn, ps []*pipeline.Pipeline) error {
+func (a *app) runAll(ctx context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, fresh bool) error {
 	g, ctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex // one summary table at a time
 	for _, p := range ps {
@@ -102,6 +92,7 @@ func (a *app) runAll(ctx context.Context, nc *nats.Conn, ps []*pipeline.Pipeline
 				Logger:   a.log,
 				Stdin:    a.stdin,
 				Stdout:   a.stdout,
+				Fresh:    fresh,
 			})
 			if sum != nil {
 				mu.Lock()
@@ -163,13 +154,27 @@ type conn struct {
 	closed chan struct{}    // closed when nc is
 }
 
-// connect connects to the NATS URL of the settings with opts, or starts
-// the embedded server and connects to it in-process.
-func (a *app) connect(opts []nats.Option) (*conn, error) {
+// checkListen refuses --listen with a NATS URL: it is for the embedded
+// server.
+func (a *app) checkListen() error {
+	if a.settings.NATSURL != "" && a.settings.Listen != "" {
+		return errors.New("--listen is for the embedded server: it cannot be used with --nats or SLUICE_NATS_URL")
+	}
+	return nil
+}
+
+// connect connects to the NATS URL of the settings, or starts the embedded
+// server and connects to it in-process.
+func (a *app) connect() (*conn, error) {
 	s := a.settings
 	c := &conn{closed: make(chan struct{})}
-	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }))
+	opts := []nats.Option{nats.ClosedHandler(func(*nats.Conn) { close(c.closed) })}
 	if s.NATSURL != "" {
+		auth, err := s.NATSOptions()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, auth...)
 		opts = append(opts,
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				a.log.Warn("disconnected from NATS", "err", err)
