@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,21 +17,27 @@ import (
 // replicas adds processing goroutines, not pull subscriptions competing
 // for the same consumer.
 type feed struct {
-	stage  *pipeline.Stage
-	inputs []input
-	log    *slog.Logger
-	ch     chan jetstream.Msg
+	stage   *pipeline.Stage
+	inputs  []input
+	log     *slog.Logger
+	ch      chan jetstream.Msg
+	held    *held
+	ackWait time.Duration
 
 	cancel    context.CancelFunc
 	consuming []jetstream.ConsumeContext
+	stopKeep  chan struct{} // closed to end keepAlive
+	keeping   sync.WaitGroup
 }
 
-func newFeed(st *pipeline.Stage, inputs []input, log *slog.Logger) *feed {
+func newFeed(st *pipeline.Stage, inputs []input, ackWait time.Duration, log *slog.Logger) *feed {
 	return &feed{
-		stage:  st,
-		inputs: inputs,
-		log:    log,
-		ch:     make(chan jetstream.Msg, batchSize),
+		stage:   st,
+		inputs:  inputs,
+		log:     log,
+		ch:      make(chan jetstream.Msg, batchSize),
+		held:    newHeld(),
+		ackWait: ackWait,
 	}
 }
 
@@ -38,11 +46,15 @@ func newFeed(st *pipeline.Stage, inputs []input, log *slog.Logger) *feed {
 // for redelivery.
 func (f *feed) start(ctx context.Context) error {
 	ctx, f.cancel = context.WithCancel(ctx)
+	f.stopKeep = make(chan struct{})
+	f.keeping.Go(func() { f.held.keepAlive(f.ackWait, f.stopKeep) })
 	deliver := func(jm jetstream.Msg) {
+		f.held.add(jm)
 		select {
 		case f.ch <- jm:
 		case <-ctx.Done():
 			_ = jm.Nak()
+			f.held.forget(jm)
 		}
 	}
 	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -75,6 +87,10 @@ func (f *feed) stop() {
 	}
 	for _, cc := range f.consuming {
 		<-cc.Closed()
+	}
+	if f.stopKeep != nil {
+		close(f.stopKeep)
+		f.keeping.Wait()
 	}
 	for {
 		select {

@@ -266,7 +266,7 @@ func (r *run) build(local []*pipeline.Stage, inputs map[string][]input) error {
 				}
 				r.sinks = append(r.sinks, sink)
 			}
-			f := newFeed(s, inputs[s.Name], r.log.With("stage", s.Name))
+			f := newFeed(s, inputs[s.Name], r.p.Settings.AckWait, r.log.With("stage", s.Name))
 			r.feeds = append(r.feeds, f)
 			for i := range s.Replicas {
 				w, err := newWorker(r, s, i, inputs[s.Name], f)
@@ -305,9 +305,18 @@ func (r *run) execute(ctx context.Context, local []*pipeline.Stage, inputs map[s
 
 	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()
+	// The batches in hand run to their end after the stop, within
+	// StopTimeout: then hardCtx tells the stages to give up.
+	hardCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardStop()
+	stopHard := context.AfterFunc(workCtx, func() {
+		t := time.AfterFunc(r.opts.StopTimeout, hardStop)
+		context.AfterFunc(hardCtx, func() { t.Stop() })
+	})
+	defer stopHard()
 	var workers sync.WaitGroup
 	for _, w := range r.workers {
-		workers.Go(func() { w.loop(workCtx) })
+		workers.Go(func() { w.loop(workCtx, hardCtx) })
 	}
 	defer func() {
 		for _, f := range r.feeds {

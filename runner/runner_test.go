@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -113,8 +114,48 @@ func testRegistry(t *testing.T, c *collector) *stages.Registry {
 			return &flaky{every: p.Int("every_n"), times: p.Int("fail_times"), always: p.Int("always_n"), panicOn: p.Int("panic_on")}, nil
 		},
 	}))
+	must(reg.Register(stages.Spec{
+		Name:    "slow",
+		Summary: "sleeps on chosen records and counts calls",
+		Params: []stages.Param{
+			{Name: "every_n", Type: stages.TypeInt, Default: 0},
+			{Name: "sleep", Type: stages.TypeString, Default: "1s"},
+		},
+		NewTransform: func(p stages.Params, _ stages.Info) (stages.Transform, error) {
+			d, err := time.ParseDuration(p.String("sleep"))
+			return &slow{every: p.Int("every_n"), sleep: d, c: c}, err
+		},
+	}))
 	return reg
 }
+
+// slow sleeps for sleep on each record whose n is a multiple of every_n,
+// and counts how many times it saw each n.
+type slow struct {
+	every int
+	sleep time.Duration
+	c     *collector
+}
+
+func (s *slow) Process(ctx context.Context, in *stages.Message, out []*stages.Message) ([]*stages.Message, error) {
+	rec, err := in.Record()
+	if err != nil {
+		return out, err
+	}
+	n := int(rec["n"].(int64))
+	s.c.add("slow-calls", []byte(strconv.Itoa(n)))
+	if s.every > 0 && n%s.every == 0 {
+		t := time.NewTimer(s.sleep)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+	return append(out, in), nil
+}
+func (s *slow) Close(context.Context) error { return nil }
 
 type env struct {
 	nc  *nats.Conn
@@ -685,5 +726,33 @@ stages:
 	}
 	if n := len(e.deadLetters(t, "srcdrop")); n != 0 {
 		t.Errorf("%d dead letters, want none", n)
+	}
+}
+
+// TestRunLongWorkKeepsItsMessages: records that take longer than ack_wait
+// are not delivered again to the other worker.
+func TestRunLongWorkKeepsItsMessages(t *testing.T) {
+	e := newEnv(t)
+	sum := e.run(t, context.Background(), e.parse(t, `
+name: long
+settings:
+  ack_wait: 1s
+stages:
+  - name: gen
+    source: generate
+    with: {count: 20, template: '{"n": seq}'}
+  - name: work
+    transform: slow
+    replicas: 2
+    with: {every_n: 10, sleep: 1500ms}
+  - name: out
+    sink: collect
+`))
+	calls := e.c.sorted("slow-calls")
+	if want := seqRecords(0, 20, "%d"); !slices.Equal(calls, want) {
+		t.Fatalf("calls %v, want each record once", calls)
+	}
+	if work := stageSum(t, sum, "work"); work.In != 20 || work.Out != 20 {
+		t.Fatalf("work = %+v", work)
 	}
 }

@@ -96,7 +96,10 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed) (*w
 // loop processes batches of what the stage's feed hands over until ctx
 // is done, then returns after finishing the batch in hand; the feed naks
 // what was pulled but not processed.
-func (w *worker) loop(ctx context.Context) {
+//
+// The batch in hand is processed with hard, which the runner cancels some
+// time after ctx: a stage that heeds its context gives up then.
+func (w *worker) loop(ctx, hard context.Context) {
 	ch := w.feed.ch
 	for {
 		w.batch = w.batch[:0]
@@ -115,16 +118,13 @@ func (w *worker) loop(ctx context.Context) {
 				break fill
 			}
 		}
-		w.process(ctx)
+		w.process(ctx, hard)
 	}
 }
 
 // process handles w.batch: runs the stage, publishes outputs and dead
 // letters, waits for their acks and then acks, terminates or naks inputs.
-func (w *worker) process(stop context.Context) {
-	// The batch runs to its end even when stop comes: its publishes are in
-	// flight and its inputs must be answered.
-	ctx := context.WithoutCancel(stop)
+func (w *worker) process(stop, ctx context.Context) {
 	w.pub.reset()
 	w.msgs = w.msgs[:0]
 	for i := range w.batch {
@@ -303,22 +303,16 @@ func (w *worker) fail(f *inFlight, m *stages.Message, err error) {
 
 // settle waits for the batch's publishes and answers every input: ack or
 // term once all its publishes are acknowledged. While the server refuses
-// publishes (a full downstream buffer) it keeps retrying and tells the
-// server the inputs are still in progress; after stop, it naks what could
-// not be published.
+// publishes (a full downstream buffer) it keeps retrying, and the feed
+// keeps the inputs in progress; after stop, it naks what could not be
+// published.
 func (w *worker) settle(stop context.Context) {
-	keepAlive := max(w.run.p.Settings.AckWait/3, 100*time.Millisecond)
 	for {
-		wctx, cancel := context.WithTimeout(context.Background(), keepAlive)
+		wctx, cancel := context.WithTimeout(context.Background(), settlePoll)
 		left := w.pub.wait(wctx)
 		cancel()
 		if left == 0 || stop.Err() != nil {
 			break
-		}
-		for i := range w.batch {
-			if w.batch[i].act != actNone {
-				_ = w.batch[i].jm.InProgress()
-			}
 		}
 	}
 	for i := range w.batch {
@@ -355,6 +349,12 @@ func (w *worker) settle(stop context.Context) {
 			_ = f.jm.Ack()
 		}
 	}
+	w.feed.held.done(w.batch)
 	clear(w.batch)
 	clear(w.msgs)
 }
+
+// settlePoll is how often a worker waiting on its publishes checks whether
+// it is told to stop: once it is, it waits one more round at most, then
+// naks what is not published.
+const settlePoll = 250 * time.Millisecond
