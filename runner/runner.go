@@ -92,8 +92,9 @@ type run struct {
 	nc *nats.Conn
 	kv jetstream.KeyValue // the state bucket
 	id uint64
-	// resumed tells that the run continues one that was interrupted.
-	resumed bool
+	// resumed tells that the run continues one that was interrupted;
+	// joined, that another process started it.
+	resumed, joined bool
 	opts    Options
 	log     *slog.Logger
 	stats   map[string]*stageStats
@@ -152,6 +153,7 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 		r.id, r.resumed, err = beginRun(ctx, kv, p.Name, opts.Fresh)
 	} else {
 		r.id, err = currentRun(ctx, kv, p.Name)
+		r.joined = true
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
@@ -241,7 +243,7 @@ func (r *run) build(local []*pipeline.Stage, inputs map[string][]input) error {
 			Stdin:    r.opts.Stdin,
 			Stdout:   r.opts.Stdout,
 			Run:      r.id,
-			Resumed:  r.resumed,
+			Resumed:  r.resumed || r.joined,
 
 			DedupWindow: r.p.Settings.DedupWindow,
 		}

@@ -102,8 +102,9 @@ type Info struct {
 	// Worker is the 0-based index of the worker within this process.
 	Worker int
 	// Run is the number of the pipeline's run, 1 for the first. Resumed
-	// tells that the run was interrupted and this process continues it: a
-	// sink keeps what the run wrote before instead of starting over.
+	// tells that the run did not start in this process: it was interrupted
+	// and this process continues it, or another process started it. A sink
+	// keeps what the run wrote before instead of starting over.
 	Run     uint64
 	Resumed bool
 	// DedupWindow is how long the pipeline's streams remember message IDs

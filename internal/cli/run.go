@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -21,6 +22,7 @@ import (
 
 func (a *app) runCmd() *cobra.Command {
 	var fresh bool
+	var only []string
 	cmd := &cobra.Command{
 		Use:   "run FILE...",
 		Short: "Run pipelines until their sources finish or a signal stops them",
@@ -30,22 +32,30 @@ SIGTERM stops it cleanly (a second signal kills the process). A summary of
 each run goes to stderr; stdout carries only what stdout sinks write.
 
 Without --nats, run starts a NATS server with JetStream inside the process,
-storing in --store-dir; --fresh starts over with an empty store. Running a
-pipeline again starts a new run that reads its sources from the beginning.
+storing in --store-dir; --fresh starts over with an empty store.
+
+A run that was interrupted (a signal, kill -9, a crash, a power loss) is
+resumed by the next run of the pipeline: its sources continue from their
+checkpoints and its stages process what their streams hold. --fresh with
+--nats discards it instead. Running a pipeline whose last run finished starts
+a new run that reads its sources from the beginning.
 
 If a pipeline fails, the others are stopped too and the exit status is 1.`,
 		Args: wantFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.run(cmd.Context(), args, fresh)
+			return a.run(cmd.Context(), args, fresh, only)
 		},
 	}
 	cmd.Flags().BoolVar(&fresh, "fresh", false, "remove the embedded server's store first, starting every pipeline over")
+	cmd.Flags().StringSliceVar(&only, "stages", nil, "run only these stages (comma-separated) in this process; without a source it processes what their streams hold and ends")
 	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients (default: none)")
 	a.bind("listen", cmd.Flags().Lookup("listen"))
+	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
+	a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
 	return cmd
 }
 
-func (a *app) run(ctx context.Context, files []string, fresh bool) error {
+func (a *app) run(ctx context.Context, files []string, fresh bool, only []string) error {
 	if err := a.loadSettings(); err != nil {
 		return err
 	}
@@ -76,24 +86,47 @@ func (a *app) run(ctx context.Context, files []string, fresh bool) error {
 	if err != nil {
 		return failure(err)
 	}
-	defer conn.close()
-	return a.runAll(ctx, conn.nc, ps, fresh && s.NATSURL != "")
+	done := make(chan error, 1)
+	opts := runner.Options{
+		Registry:    a.reg,
+		Logger:      a.log,
+		Stdin:       a.stdin,
+		Stdout:      a.stdout,
+		Stages:      only,
+		Fresh:       fresh && s.NATSURL != "",
+		StopTimeout: s.ShutdownTimeout,
+	}
+	go func() { done <- a.runAll(ctx, conn.nc, ps, opts) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// Stopped by a signal: the runs finish what they hold, within the
+		// shutdown timeout (the runner bounds each part by it; this bounds
+		// the whole, connection drain included).
+		t := time.NewTimer(s.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case err = <-done:
+		case <-t.C:
+			conn.nc.Close()
+			if conn.emb != nil {
+				conn.emb.Shutdown()
+			}
+			return failure(fmt.Errorf("not stopped within the shutdown timeout of %s: what was in flight will be delivered again on the next run", s.ShutdownTimeout))
+		}
+	}
+	conn.close()
+	return err
 }
 
 // runAll runs the pipelines concurrently and writes the summary of each to
 // stderr as it ends. The first failure stops the other pipelines.
-func (a *app) runAll(ctx context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, fresh bool) error {
+func (a *app) runAll(ctx context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, opts runner.Options) error {
 	g, ctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex // one summary table at a time
 	for _, p := range ps {
 		g.Go(func() error {
-			sum, err := runner.Run(ctx, nc, p, runner.Options{
-				Registry: a.reg,
-				Logger:   a.log,
-				Stdin:    a.stdin,
-				Stdout:   a.stdout,
-				Fresh:    fresh,
-			})
+			sum, err := runner.Run(ctx, nc, p, opts)
 			if sum != nil {
 				mu.Lock()
 				_ = sum.WriteTable(a.stderr) // stderr failing leaves nowhere to tell
@@ -103,6 +136,9 @@ func (a *app) runAll(ctx context.Context, nc *nats.Conn, ps []*pipeline.Pipeline
 		})
 	}
 	if err := g.Wait(); err != nil {
+		if errors.Is(err, runner.ErrInvalidOption) {
+			return &exitError{code: ExitUsage, err: err}
+		}
 		return failure(err)
 	}
 	return nil
