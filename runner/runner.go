@@ -95,9 +95,9 @@ type run struct {
 	// resumed tells that the run continues one that was interrupted;
 	// joined, that another process started it.
 	resumed, joined bool
-	opts    Options
-	log     *slog.Logger
-	stats   map[string]*stageStats
+	opts            Options
+	log             *slog.Logger
+	stats           map[string]*stageStats
 
 	sources    []*sourceLoop
 	feeds      []*feed
