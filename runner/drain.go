@@ -2,9 +2,12 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/pipeline"
 )
@@ -31,15 +34,17 @@ func waitDrained(ctx context.Context, p *pipeline.Pipeline, local []*pipeline.St
 			pause := drainPollMin
 			for {
 				info, err := in.consumer.Info(ctx)
-				if err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if errors.Is(err, jetstream.ErrConsumerNotFound) {
 					return fmt.Errorf("stage %q: consumer on %s: %w", s.Name, in.stream, err)
 				}
-				if info.NumPending == 0 && info.NumAckPending == 0 {
+				if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
 					break
 				}
+				// Not drained, or not known now (the server is away): ask
+				// again.
 				if !sleepCtx(ctx, pause) {
 					return ctx.Err()
 				}

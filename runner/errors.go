@@ -9,3 +9,7 @@ var ErrInvalidOption = errors.New("sluice: invalid runner option")
 // errFastBatchShort is why a fast batch is published again when the server
 // acknowledged fewer messages than were sent.
 var errFastBatchShort = errors.New("sluice: fast batch acknowledged short")
+
+// errNoAck is why a publish is sent again after publishStall without an
+// acknowledgement.
+var errNoAck = errors.New("sluice: no acknowledgement from JetStream within " + publishStall.String())

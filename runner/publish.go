@@ -28,6 +28,12 @@ const (
 	pubFast                     // sent in the fast batch, its commit awaited
 )
 
+// publishStall is how long a publish may wait for its acknowledgement
+// before it is sent again: an acknowledgement lost with a connection or a
+// server that went away would otherwise be awaited forever. The message's
+// Nats-Msg-Id makes sending it again safe.
+const publishStall = 5 * time.Second
+
 // Fast-batch publishing: the stream's server acknowledges a whole batch
 // at once (with flow control every so many messages) instead of each
 // message. A batch that fails in any way is published again message by
@@ -105,7 +111,9 @@ func (b *publishBatch) commitFast(ctx context.Context) {
 		return
 	}
 	if b.fastErr == nil {
-		ack, err := b.fast.Close(ctx)
+		cctx, cancel := context.WithTimeout(ctx, publishStall)
+		ack, err := b.fast.Close(cctx)
+		cancel()
 		switch {
 		case err != nil:
 			b.fastErr = err
@@ -143,22 +151,33 @@ func (b *publishBatch) publish(i int) {
 func (b *publishBatch) wait(ctx context.Context) int {
 	b.commitFast(ctx)
 	pause := publishRetryMin
+	stall := time.NewTimer(publishStall)
+	defer stall.Stop()
 	for {
-		failed, stored := 0, false
+		failed, stored, stalled := 0, false, false
 		for i := range b.msgs {
-			if b.state[i] == pubInFlight {
+			if b.state[i] == pubInFlight && !stalled {
 				select {
 				case <-b.futs[i].Ok():
 					b.state[i], b.errs[i], stored = pubDone, nil, true
+					stall.Reset(publishStall)
 				case err := <-b.futs[i].Err():
 					b.state[i], b.errs[i] = pubRetry, err
+				case <-stall.C:
+					stalled = true
 				case <-ctx.Done():
 					return b.pending(ctx.Err())
 				}
 			}
+			if stalled && b.state[i] == pubInFlight {
+				b.state[i], b.errs[i] = pubRetry, errNoAck
+			}
 			if b.state[i] == pubRetry {
 				failed++
 			}
+		}
+		if stalled {
+			stall.Reset(publishStall)
 		}
 		if failed == 0 {
 			return 0

@@ -206,7 +206,9 @@ func (l *sourceLoop) loop(ctx context.Context) error {
 			return err
 		}
 		if err := l.save(ctx, ended); err != nil {
-			return err
+			// The next batch tries again; a resumed run reads a little
+			// more again meanwhile.
+			l.log.Warn("checkpoint not stored", "err", err)
 		}
 	}
 }

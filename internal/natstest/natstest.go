@@ -15,11 +15,20 @@ import (
 // storing in a temporary directory, and shuts it down when the test ends.
 func Server(t testing.TB) *server.Server {
 	t.Helper()
+	return ServerOn(t, t.TempDir(), server.RANDOM_PORT)
+}
+
+// ServerOn starts a nats-server with JetStream on loopback port (or a
+// random one for server.RANDOM_PORT), storing in storeDir, and shuts it
+// down when the test ends. Starting another on the same port and store
+// after a Shutdown restarts the server.
+func ServerOn(t testing.TB, storeDir string, port int) *server.Server {
+	t.Helper()
 	opts := &server.Options{
 		Host:      "127.0.0.1",
-		Port:      server.RANDOM_PORT,
+		Port:      port,
 		JetStream: true,
-		StoreDir:  t.TempDir(),
+		StoreDir:  storeDir,
 		NoLog:     true,
 		NoSigs:    true,
 	}
