@@ -64,7 +64,7 @@ func TestStopAndResume(t *testing.T) {
 			out := filepath.Join(dir, "out.jsonl")
 			p := writeFile(t, dir, "faults.yaml", strings.ReplaceAll(faultPipeline, "OUT", out))
 			const lineSize = 40 // about, in bytes
-			began := false // a process got as far as starting run 1
+			began := false      // a process got as far as starting run 1
 			for i := range tt.stops {
 				// The first stop comes at a random moment of the start-up;
 				// the others once a random share of the output is written.
