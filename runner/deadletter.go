@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -16,10 +18,17 @@ import (
 // input's own id so that a redelivered input is not dead-lettered twice.
 // subject is the input's subject, empty for a record a source could not
 // read; it and the input's own Nats-Msg-Id are kept for a replay.
-func deadLetter(p, stage, id, subject string, data []byte, hdr nats.Header, reason error, deliveries uint64) *nats.Msg {
-	h := make(nats.Header, len(hdr)+6)
+//
+// A payload too large for the server (limit is its max_payload) is cut,
+// and Sluice-Truncated gives its full length.
+func deadLetter(p, stage, id, subject string, data []byte, hdr nats.Header, reason error, deliveries uint64, limit int64) *nats.Msg {
+	h := make(nats.Header, len(hdr)+7)
 	for k, v := range hdr {
 		h[k] = v
+	}
+	if room := limit - headerRoom; int64(len(data)) > room {
+		h.Set(stages.HeaderTruncated, strconv.Itoa(len(data)))
+		data = data[:max(room, 0)]
 	}
 	if in := hdr.Get(stages.HeaderMsgID); in != "" {
 		h.Set(stages.HeaderInputID, in)
@@ -32,6 +41,21 @@ func deadLetter(p, stage, id, subject string, data []byte, hdr nats.Header, reas
 	h.Set(stages.HeaderDeliveries, strconv.FormatUint(deliveries, 10))
 	h.Set(stages.HeaderMsgID, id)
 	return &nats.Msg{Subject: pipeline.DLQSubject(p, stage), Data: data, Header: h}
+}
+
+// headerRoom is what a message's headers and subject may take of the
+// server's max_payload: the payload gets the rest.
+const headerRoom = 16 << 10
+
+// errTooLarge tells that a payload does not fit in a NATS message.
+var errTooLarge = errors.New("too large for NATS")
+
+// checkSize fails, permanently, a payload that the server would refuse.
+func (r *run) checkSize(data []byte) error {
+	if room := r.nc.MaxPayload() - headerRoom; int64(len(data)) > room {
+		return stages.Permanent(fmt.Errorf("record of %d bytes is %w: the server's max_payload leaves %d bytes for a payload", len(data), errTooLarge, room))
+	}
+	return nil
 }
 
 // headerSafe makes text fit in a header value: one line, bounded length.

@@ -21,6 +21,7 @@ const defaultMaxAckPending = 20_000
 type input struct {
 	stage    string // the upstream stage
 	stream   string
+	str      jetstream.Stream // the upstream stage's output stream
 	consumer jetstream.Consumer
 }
 
@@ -75,14 +76,17 @@ func dlqConfig(p *pipeline.Pipeline) jetstream.StreamConfig {
 // returns the inputs of every stage that reads, by stage name. It is
 // idempotent: any number of processes may provision the same pipeline.
 func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline) (map[string][]input, error) {
+	streams := make(map[string]jetstream.Stream)
 	for _, s := range p.Stages {
 		if s.Role == stages.RoleSink {
 			continue // a sink has no output stream
 		}
 		cfg := streamConfig(p, s.Name)
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		str, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err != nil {
 			return nil, fmt.Errorf("stage %q: stream %s: %w", s.Name, cfg.Name, err)
 		}
+		streams[s.Name] = str
 	}
 	dlq := dlqConfig(p)
 	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
@@ -123,7 +127,7 @@ func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline
 			if err != nil {
 				return nil, fmt.Errorf("stage %q: consumer %s on %s: %w", s.Name, cfg.Durable, stream, err)
 			}
-			inputs[s.Name] = append(inputs[s.Name], input{stage: u, stream: stream, consumer: c})
+			inputs[s.Name] = append(inputs[s.Name], input{stage: u, stream: stream, str: streams[u], consumer: c})
 		}
 	}
 	return inputs, nil

@@ -240,7 +240,9 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		var data []byte
 		var err error
 		if r.m != nil {
-			data, err = r.m.Payload()
+			if data, err = r.m.Payload(); err == nil {
+				err = l.run.checkSize(data)
+			}
 		}
 		if r.err != nil || err != nil {
 			reason := r.err
@@ -257,7 +259,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			if r.m != nil {
 				hdr = r.m.Header
 			}
-			l.pub.add(deadLetter(l.run.p.Name, l.stage.Name, l.idBase+n+"/dlq", "", data, hdr, reason, 0))
+			l.pub.add(deadLetter(l.run.p.Name, l.stage.Name, l.idBase+n+"/dlq", "", data, hdr, reason, 0, l.run.nc.MaxPayload()))
 			dead++
 			continue
 		}

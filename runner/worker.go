@@ -166,7 +166,11 @@ func (w *worker) processOne(ctx context.Context, f *inFlight, m *stages.Message)
 		// Encode every output before publishing any, so that a record
 		// that cannot be encoded fails its input as a whole.
 		for _, o := range outs {
-			if _, err = o.Payload(); err != nil {
+			var data []byte
+			if data, err = o.Payload(); err != nil {
+				break
+			}
+			if err = w.run.checkSize(data); err != nil {
 				break
 			}
 		}
@@ -298,7 +302,7 @@ func (w *worker) fail(f *inFlight, m *stages.Message, err error) {
 		return
 	}
 	f.act, f.first, f.n = actTerm, w.pub.len(), 1
-	w.pub.add(deadLetter(w.run.p.Name, st.Name, w.idBase+f.lin+"/dlq", f.jm.Subject(), f.jm.Data(), f.jm.Headers(), err, m.Meta.Deliveries))
+	w.pub.add(deadLetter(w.run.p.Name, st.Name, w.idBase+f.lin+"/dlq", f.jm.Subject(), f.jm.Data(), f.jm.Headers(), err, m.Meta.Deliveries, w.run.nc.MaxPayload()))
 }
 
 // settle waits for the batch's publishes and answers every input: ack or

@@ -26,6 +26,9 @@ const (
 	// and Nats-Msg-Id its input had, so that it can be replayed.
 	HeaderSubject = "Sluice-Subject"
 	HeaderInputID = "Sluice-Input-Id"
+	// HeaderTruncated is set on a dead letter whose payload was too large
+	// for NATS and was cut: it gives the full length in bytes.
+	HeaderTruncated = "Sluice-Truncated"
 )
 
 // Meta is where a message came from. The runner fills it for messages read
