@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bytedance/sonic"
 	"github.com/nats-io/nats.go"
@@ -152,17 +153,23 @@ func jsonKind(v any) string {
 // codec is the JSON codec of records: integers decode as int64 when they
 // fit (so IDs keep their digits), other numbers as float64; objects encode
 // with sorted keys and without HTML escaping, as encoding/json does except
-// for the escaping; strings are validated as UTF-8 both ways.
+// for the escaping; control characters in strings and invalid \u escapes
+// are errors.
 var codec = sonic.Config{
-	UseInt64:       true,
-	SortMapKeys:    true,
-	ValidateString: true,
+	UseInt64:         true,
+	SortMapKeys:      true,
+	ValidateString:   true,
+	UseUnicodeErrors: true,
 }.Froze()
 
 // DecodeJSON decodes one JSON value the way [Message.Value] does: integers
-// that fit in an int64 stay exact. The error says what is wrong without
-// quoting the input.
+// that fit in an int64 stay exact. A record that is not valid UTF-8 is an
+// error, not silently mended. The error says what is wrong without quoting
+// the input.
 func DecodeJSON(b []byte) (any, error) {
+	if !utf8.Valid(b) {
+		return nil, fmt.Errorf("record is not valid UTF-8 (at byte %d)", invalidUTF8At(b))
+	}
 	var v any
 	if err := codec.Unmarshal(b, &v); err != nil {
 		return nil, explain(json.Unmarshal(b, new(any)))
@@ -180,6 +187,19 @@ func EncodeJSON(v any) ([]byte, error) {
 		return nil, explain(stdErr)
 	}
 	return b, nil
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not
+// valid UTF-8.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 // explain returns the error of encoding/json for a value the codec

@@ -81,9 +81,13 @@ func TestEncodeJSON(t *testing.T) {
 	if _, err := EncodeJSON(math.NaN()); err == nil || err.Error() != "json: unsupported value: NaN" {
 		t.Errorf("EncodeJSON(NaN) error = %v", err)
 	}
-	// Invalid UTF-8 is replaced, as encoding/json does.
-	if v, err := DecodeJSON([]byte("\"a\xffb\"")); err != nil || v != "a\ufffdb" {
+	// Invalid UTF-8 is an error, not mended as encoding/json does; so is
+	// an invalid escape.
+	if v, err := DecodeJSON([]byte("\"a\xffb\"")); err == nil || err.Error() != "record is not valid UTF-8 (at byte 2)" {
 		t.Errorf("DecodeJSON of invalid UTF-8 = %q, %v", v, err)
+	}
+	if v, err := DecodeJSON([]byte(`"\ud800"`)); err == nil {
+		t.Errorf("DecodeJSON of a lone surrogate = %q, %v", v, err)
 	}
 }
 
