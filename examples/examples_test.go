@@ -2,6 +2,7 @@ package examples_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/cli"
 	"github.com/sluicehq/sluice/internal/natstest"
@@ -137,7 +139,7 @@ func TestETLExample(t *testing.T) {
 	if len(dead) != 3 {
 		t.Fatalf("dead letters = %q, want 3", dead)
 	}
-	for i, want := range []string{`clean: expression`, `clean: expression`, `read: file examples/etl/orders.csv line 2502`} {
+	for i, want := range []string{`clean: invalid operation: float(n/a)`, `clean: invalid operation: float(twelve)`, `read: file examples/etl/orders.csv line 2502`} {
 		if !strings.HasPrefix(dead[i], want) {
 			t.Errorf("dead letter %d = %q, want prefix %q", i, dead[i], want)
 		}
@@ -189,6 +191,60 @@ func TestFanoutExample(t *testing.T) {
 	for stage, in := range map[string]string{"events": "1000", "errors": "1000", "slow": "1000", "report": "425"} {
 		if got := summaryRow(t, stderr, stage)[3]; got != in {
 			t.Errorf("summary of %s: in = %s, want %s", stage, got, in)
+		}
+	}
+}
+
+// TestResumeExample stops the resume example midway, as a signal would,
+// runs it again, and checks the file holds every event once.
+func TestResumeExample(t *testing.T) {
+	t.Chdir("..")
+	out, store := t.TempDir(), t.TempDir()
+	t.Setenv("SLUICE_OUT", out)
+	t.Setenv("COUNT", "20000")
+	file := "examples/resume/pipeline.yaml"
+	path := filepath.Join(out, "events.jsonl")
+
+	// The first run is stopped once a few thousand events are written.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan string, 1)
+	go func() {
+		var so, se bytes.Buffer
+		cli.MainContext(ctx, []string{"run", "--store-dir", store, file}, strings.NewReader(""), &so, &se)
+		done <- se.String()
+	}()
+	natstest.WaitFor(t, time.Minute, "events written", func() bool {
+		fi, err := os.Stat(path)
+		return err == nil && fi.Size() > 100_000
+	})
+	cancel()
+	if stderr := <-done; !strings.Contains(stderr, "pipeline resume-demo run 1 interrupted") {
+		t.Fatalf("the first run was not interrupted:\n%s", stderr)
+	}
+
+	var so, se bytes.Buffer
+	if code := cli.Main([]string{"run", "--store-dir", store, file}, strings.NewReader(""), &so, &se); code != 0 {
+		t.Fatalf("second run: exit %d\n%s", code, se.String())
+	}
+	if !strings.Contains(se.String(), "pipeline resume-demo resumed run 1 finished") {
+		t.Fatalf("the second run did not resume run 1:\n%s", se.String())
+	}
+	seen := make(map[int64]int)
+	for _, line := range readLines(t, path) {
+		var ev struct {
+			ID    int64   `json:"id"`
+			Euros float64 `json:"euros"`
+			Big   bool    `json:"big"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		seen[ev.ID]++
+	}
+	for id := range int64(20000) {
+		if seen[id] != 1 {
+			t.Fatalf("event %d written %d times", id, seen[id])
 		}
 	}
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -88,10 +89,21 @@ func (e *Expr) Eval(m *Message) (any, error) {
 	out, err := e.vm.Run(e.prog, rec)
 	if err != nil {
 		// expr's message ends in a multi-line snippet of the source with a
-		// caret; the first line says what failed.
-		return nil, Permanent(fmt.Errorf("expression %q: %s", e.src, oneLine(err.Error())))
+		// caret; the first line says what failed. It comes first, so that
+		// a long expression does not hide it.
+		return nil, Permanent(fmt.Errorf("%s (in expression %q)", oneLine(err.Error()), shortSource(e.src)))
 	}
 	return out, nil
+}
+
+// shortSource returns an expression's source on one line with its spaces
+// collapsed, cut to about 60 characters.
+func shortSource(src string) string {
+	s := strings.Join(strings.Fields(src), " ")
+	if r := []rune(s); len(r) > 60 {
+		s = string(r[:60]) + "…"
+	}
+	return s
 }
 
 // msgEnv builds the msg variable of an expression.

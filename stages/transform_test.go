@@ -73,7 +73,7 @@ func TestMap(t *testing.T) {
 func TestMapExpressionFails(t *testing.T) {
 	tr := newTestTransform(t, "map", map[string]any{"expr": "int(s)"})
 	_, err := tr.Process(context.Background(), NewMessage([]byte(`{"s":"abc"}`)), nil)
-	if !IsPermanent(err) || !strings.HasPrefix(err.Error(), `expression "int(s)": `) {
+	if !IsPermanent(err) || !strings.HasSuffix(err.Error(), ` (in expression "int(s)")`) {
 		t.Fatalf("got %v, want a permanent error naming the expression", err)
 	}
 }

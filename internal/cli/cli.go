@@ -72,6 +72,12 @@ type app struct {
 // and returns the exit code: [ExitOK], [ExitFailure] or [ExitUsage].
 // Pipeline data goes to stdout; errors, logs and run summaries to stderr.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return MainContext(context.Background(), args, stdin, stdout, stderr)
+}
+
+// MainContext is [Main] with a context: when it is done, a run stops as
+// it does on SIGTERM.
+func MainContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{
 		stdin:  stdin,
 		stdout: syncWriter(stdout),
@@ -84,7 +90,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		args = []string{} // cobra reads os.Args for nil
 	}
 	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
 	}
