@@ -29,7 +29,8 @@ func fileSourceSpec() Spec {
 			`of each file names the fields; a row with another number of fields, or ` +
 			`one that does not parse, goes to the dead-letter stream as its raw text ` +
 			`and reading goes on. Lines of any length work. The source ends after the ` +
-			`last file.
+			`last file. It checkpoints the file and byte offset it has reached, so a ` +
+			`resumed run goes on from there; the files must not change in between.
 
 Example:
 

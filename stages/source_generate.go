@@ -20,7 +20,8 @@ func generateSpec() Spec {
 			`object) is the record. With count the source ends after that many ` +
 			`records, otherwise it runs until stopped. With rate, record i is ` +
 			`emitted at start + i/rate, so a source that fell behind catches up ` +
-			`in a burst; without it records come as fast as the pipeline takes them.
+			`in a burst; without it records come as fast as the pipeline takes them. ` +
+			`A resumed run goes on from the record after the last one checkpointed.
 
 Example:
 
