@@ -3,11 +3,14 @@ package runner_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 )
 
@@ -105,5 +108,48 @@ func TestRunFreshDiscardsAnInterruptedRun(t *testing.T) {
 	// each once.
 	if out := e.c.sorted("out"); len(out) != 6000 || len(slices.Compact(out)) != 6000 {
 		t.Fatalf("sink got %d records, want 6000 distinct", len(out))
+	}
+}
+
+// TestRunResumeReadsStdinAnew: a source that cannot resume reads new
+// input in the resumed run, and its records are not taken for duplicates
+// of those the interrupted run published.
+func TestRunResumeReadsStdinAnew(t *testing.T) {
+	e := newEnv(t)
+	const yaml = `
+name: stdin-resume
+stages:
+  - {name: in, source: stdin}
+  - {name: out, sink: collect}
+`
+	lines := func(from, to int) string {
+		var b strings.Builder
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&b, "{\"n\":%d}\n", i)
+		}
+		return b.String()
+	}
+	// The first run's input never ends: the run is interrupted.
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	go func() { _, _ = io.WriteString(pw, lines(0, 100)) }()
+	first := e.interrupt(t, yaml, "out", 100, runner.Options{Stdin: pr})
+	if !first.Interrupted {
+		t.Fatalf("first = %+v, want interrupted", first)
+	}
+	// As if it had been killed before it stored a checkpoint.
+	kv, err := e.js.KeyValue(context.Background(), pipeline.StateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(context.Background(), "source.stdin-resume.in"); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := runner.Run(context.Background(), e.nc, e.parse(t, yaml), runner.Options{Registry: e.reg, Stdin: strings.NewReader(lines(100, 200))})
+	if err != nil || !sum.Resumed {
+		t.Fatalf("second run: %+v, %v", sum, err)
+	}
+	if got, want := e.c.sorted("out"), seqRecords(0, 200, `{"n":%d}`); !slices.Equal(got, want) {
+		t.Fatalf("sink holds %d records, want the 200 of both inputs", len(got))
 	}
 }

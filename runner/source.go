@@ -89,13 +89,21 @@ type pendingCheckpoint struct {
 
 // resume moves the source of a resumed run to its stored checkpoint.
 func (l *sourceLoop) resume(ctx context.Context) error {
+	if l.resumable == nil {
+		// It reads anew (stdin): new records must not take the IDs of
+		// those the interrupted process published, or the streams would
+		// drop them as duplicates.
+		attempt := "r" + strconv.FormatUint(l.run.id, 10) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "/"
+		l.idBase = l.run.p.Name + "/" + l.stage.Name + "/" + attempt
+		l.origin = l.stage.Name + "/" + attempt
+	}
 	cp, found, err := getJSON[checkpoint](ctx, l.run.kv, checkpointKey(l.run.p.Name, l.stage.Name))
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
 	if !found || cp.Run != l.run.id {
-		// Killed before its first checkpoint: the source starts over and
-		// the records it publishes again are duplicates the streams drop.
+		// Killed before its first checkpoint: the source starts over, and
+		// a resumable one publishes again what the streams then drop.
 		return nil
 	}
 	l.cp, l.seq, l.done = cp, cp.Records, cp.Done
@@ -108,7 +116,7 @@ func (l *sourceLoop) resume(ctx context.Context) error {
 		}
 		l.log.Info("source resumes", "records", cp.Records, "checkpoint", string(cp.Position))
 	default:
-		l.log.Warn("source cannot resume a position: it starts over, numbering its records after those of the interrupted run", "records", cp.Records)
+		l.log.Warn("source cannot resume a position: it reads anew", "records", cp.Records)
 	}
 	return nil
 }
