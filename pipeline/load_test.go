@@ -51,6 +51,7 @@ settings:
   ack_wait: 1m
   max_deliver: 3
   backoff: [2s, 10s]
+  replicas: 3
 stages:
   - name: read
     source: file
@@ -187,12 +188,13 @@ func TestParsePipelineFields(t *testing.T) {
 		AckWait:     time.Minute,
 		MaxDeliver:  3,
 		Backoff:     []time.Duration{2 * time.Second, 10 * time.Second},
+		Replicas:    3,
 	}
 	if !reflect.DeepEqual(p.Settings, want) {
 		t.Errorf("settings:\n got %+v\nwant %+v", p.Settings, want)
 	}
-	if s := p.Stage("clean"); s == nil || s.Pos != (Position{File: "p.yaml", Line: 18, Col: 5}) {
-		t.Errorf("stage clean at %+v, want p.yaml:18:5", s)
+	if s := p.Stage("clean"); s == nil || s.Pos != (Position{File: "p.yaml", Line: 19, Col: 5}) {
+		t.Errorf("stage clean at %+v, want p.yaml:19:5", s)
 	}
 }
 

@@ -15,6 +15,7 @@ const (
 	DefaultDedupWindow = 2 * time.Minute
 	DefaultAckWait     = 30 * time.Second
 	DefaultMaxDeliver  = 5
+	DefaultReplicas    = 1
 )
 
 // DefaultBackoff is the default delay before each retry of a failed message.
@@ -33,6 +34,9 @@ type Settings struct {
 	AckWait        time.Duration   // time a worker has before a message is redelivered
 	MaxDeliver     int             // attempts before a message goes to the dead-letter stream
 	Backoff        []time.Duration // delay before retry n is Backoff[min(n, len-1)]
+	// Replicas is how many servers of a JetStream cluster keep a copy of
+	// each stage stream, the dead-letter stream and the state bucket.
+	Replicas int
 }
 
 // DefaultSettings returns the settings of a pipeline that sets none.
@@ -45,6 +49,7 @@ func DefaultSettings() Settings {
 		DedupWindow: DefaultDedupWindow,
 		AckWait:     DefaultAckWait,
 		MaxDeliver:  DefaultMaxDeliver,
+		Replicas:    DefaultReplicas,
 		Backoff:     append([]time.Duration(nil), DefaultBackoff...),
 	}
 }

@@ -56,8 +56,10 @@ func TestProblems(t *testing.T) {
 		// Settings.
 		{"settings not a mapping", "name: p\nsettings: [1]\nstages: [{name: s, source: gen}]\n", []string{
 			`2:11 settings: want a mapping, got a list`}},
-		{"unknown setting", "name: p\nsettings: {replicas: 2}\nstages: [{name: s, source: gen}]\n", []string{
-			`2:12 settings: unknown key "replicas" (want storage, retention, max_age`}},
+		{"unknown setting", "name: p\nsettings: {workers: 2}\nstages: [{name: s, source: gen}]\n", []string{
+			`2:12 settings: unknown key "workers" (want storage, retention, max_age`}},
+		{"replicas", "name: p\nsettings: {replicas: 7}\nstages: [{name: s, source: gen}]\n", []string{
+			`2:22 settings.replicas must be from 1 to 5, the copies JetStream keeps at most (got 7); 3 is usual on a cluster`}},
 		{"storage", "name: p\nsettings: {storage: disk}\nstages: [{name: s, source: gen}]\n", []string{
 			`2:21 settings.storage must be one of file, memory (got "disk")`}},
 		{"retention", "name: p\nsettings: {retention: work}\nstages: [{name: s, source: gen}]\n", []string{

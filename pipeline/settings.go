@@ -12,7 +12,7 @@ import (
 )
 
 // Keys of the settings mapping.
-var settingsKeys = []string{"storage", "retention", "max_age", "max_buffer", "max_buffer_bytes", "dedup_window", "ack_wait", "max_deliver", "backoff"}
+var settingsKeys = []string{"storage", "retention", "max_age", "max_buffer", "max_buffer_bytes", "dedup_window", "ack_wait", "max_deliver", "backoff", "replicas"}
 
 // settings decodes the settings mapping n over the defaults in s.
 func (d *decoder) settings(n *yaml.Node, s *Settings) {
@@ -66,6 +66,12 @@ func (d *decoder) settings(n *yaml.Node, s *Settings) {
 		case "backoff":
 			if v, ok := d.backoff(n, where); ok {
 				s.Backoff = v
+			}
+		case "replicas":
+			if v, ok := d.intMin(n, where, 1); ok && v > 5 {
+				d.problem(n, "%s must be from 1 to 5, the copies JetStream keeps at most (got %d); 3 is usual on a cluster", where, v)
+			} else if ok {
+				s.Replicas = v
 			}
 		}
 	}

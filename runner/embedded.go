@@ -1,9 +1,11 @@
 package runner
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -20,6 +22,23 @@ type ServerOptions struct {
 	Listen string
 	// ReadyTimeout bounds the wait for the server to start; 0 means 10s.
 	ReadyTimeout time.Duration
+
+	// Name is the server's name, unique in a cluster; empty means
+	// "sluice".
+	Name string
+	// ClusterName names the cluster; ClusterListen is a host:port where
+	// the server accepts routes from the other servers of the cluster,
+	// and Routes are the URLs (nats-route://host:port) of the others.
+	// With ClusterListen empty the server is standalone.
+	ClusterName   string
+	ClusterListen string
+	Routes        []string
+	// JetStreamDomain sets the server's JetStream domain; empty means
+	// none.
+	JetStreamDomain string
+	// User and Password, or Token, make clients authenticate; empty means
+	// no authentication.
+	User, Password, Token string
 }
 
 // Embedded is a nats-server with JetStream running in this process.
@@ -34,25 +53,44 @@ func StartEmbedded(opts ServerOptions) (*Embedded, error) {
 		return nil, errors.New("sluice: embedded server: store directory is required")
 	}
 	so := &server.Options{
-		ServerName: "sluice",
-		JetStream:  true,
-		StoreDir:   opts.StoreDir,
-		NoLog:      true,
-		NoSigs:     true,
-		DontListen: opts.Listen == "",
+		ServerName:      opts.Name,
+		JetStream:       true,
+		JetStreamDomain: opts.JetStreamDomain,
+		StoreDir:        opts.StoreDir,
+		NoLog:           true,
+		NoSigs:          true,
+		DontListen:      opts.Listen == "",
+		Username:        opts.User,
+		Password:        opts.Password,
+		Authorization:   opts.Token,
+	}
+	if so.ServerName == "" {
+		so.ServerName = "sluice"
 	}
 	if opts.Listen != "" {
-		host, port, err := net.SplitHostPort(opts.Listen)
+		var err error
+		if so.Host, so.Port, err = hostPort(opts.Listen); err != nil {
+			return nil, fmt.Errorf("sluice: embedded server: listen address: %w", err)
+		}
+	}
+	if opts.ClusterListen != "" {
+		host, port, err := hostPort(opts.ClusterListen)
 		if err != nil {
-			return nil, fmt.Errorf("sluice: embedded server: listen address %q: %w", opts.Listen, err)
+			return nil, fmt.Errorf("sluice: embedded server: cluster listen address: %w", err)
 		}
-		so.Host = host
-		if so.Port, err = strconv.Atoi(port); err != nil {
-			return nil, fmt.Errorf("sluice: embedded server: listen port %q: %w", port, err)
+		so.Cluster = server.ClusterOpts{Name: opts.ClusterName, Host: host, Port: port}
+		if so.Cluster.Name == "" {
+			so.Cluster.Name = "sluice"
 		}
-		if so.Port == 0 {
-			so.Port = server.RANDOM_PORT
+		for _, r := range opts.Routes {
+			u, err := url.Parse(r)
+			if err != nil || u.Host == "" {
+				return nil, fmt.Errorf("sluice: embedded server: route %q: want nats-route://host:port", r)
+			}
+			so.Routes = append(so.Routes, u)
 		}
+	} else if len(opts.Routes) > 0 {
+		return nil, errors.New("sluice: embedded server: routes need a cluster listen address")
 	}
 	srv, err := server.NewServer(so)
 	if err != nil {
@@ -70,6 +108,22 @@ func StartEmbedded(opts ServerOptions) (*Embedded, error) {
 	return &Embedded{srv: srv}, nil
 }
 
+// hostPort splits a host:port address; port 0 picks a free port.
+func hostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, p)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
 // Connect returns a connection to the server, in-process.
 func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.Name("sluice"), nats.InProcessServer(e.srv)}, opts...)
@@ -78,6 +132,32 @@ func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
 		return nil, fmt.Errorf("sluice: connect to embedded server: %w", err)
 	}
 	return nc, nil
+}
+
+// ClusterAddr returns the address where the server accepts routes, or ""
+// for a standalone server.
+func (e *Embedded) ClusterAddr() string {
+	if a := e.srv.ClusterAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// JetStreamReady waits until JetStream can serve requests: at once for a
+// standalone server, once the cluster has elected its meta leader for a
+// clustered one (a majority of its nodes must be up). It returns
+// ctx.Err() if ctx ends first.
+func (e *Embedded) JetStreamReady(ctx context.Context) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !e.srv.JetStreamIsCurrent() && e.srv.JetStreamIsClustered() {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // ClientURL returns the URL of the TCP listener, or "" without one.

@@ -35,7 +35,7 @@ func streamConfig(p *pipeline.Pipeline, s string) jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.InterestPolicy,
 		Duplicates:  set.DedupWindow,
-		Replicas:    1,
+		Replicas:    set.Replicas,
 		// Outputs are published in fast batches (see publishBatch).
 		AllowBatchPublish: true,
 	}
@@ -68,7 +68,7 @@ func dlqConfig(p *pipeline.Pipeline) jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Duplicates:  p.Settings.DedupWindow,
-		Replicas:    1,
+		Replicas:    p.Settings.Replicas,
 	}
 }
 

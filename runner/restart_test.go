@@ -84,7 +84,14 @@ stages:
 		t.Fatal("the connection never reconnected")
 	}
 
-	f, err := os.Open(out)
+	checkEachOnce(t, out, records)
+}
+
+// checkEachOnce checks that the JSON lines file at path holds records
+// {"n": i, "double": 2i} for i from 0 to records-1, each once.
+func checkEachOnce(t *testing.T, path string, records int) {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +105,9 @@ stages:
 		}
 		seen[rec.N]++
 	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
 	wrong := 0
 	for n := range records {
 		if seen[n] != 1 {
@@ -106,5 +116,4 @@ stages:
 			}
 		}
 	}
-	t.Logf("%d records, each once, after a server restart", len(seen))
 }

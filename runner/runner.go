@@ -131,7 +131,7 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
-	kv, err := stateBucket(ctx, js)
+	kv, err := stateBucket(ctx, js, p.Settings.Replicas)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}

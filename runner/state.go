@@ -40,14 +40,27 @@ type checkpoint struct {
 
 func checkpointKey(p, s string) string { return "source." + p + "." + s }
 
-// stateBucket opens the sluice_state bucket, creating it if needed.
-func stateBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// stateBucket opens the sluice_state bucket, creating it with replicas
+// copies if needed, or raising its copies to replicas. Pipelines share the
+// bucket: one that asks for fewer copies does not lower them.
+func stateBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	cfg := jetstream.KeyValueConfig{
 		Bucket:      pipeline.StateBucket,
 		Description: "sluice run records and checkpoints",
 		Storage:     jetstream.FileStorage,
 		History:     1,
-	})
+		Replicas:    replicas,
+	}
+	kv, err := js.KeyValue(ctx, pipeline.StateBucket)
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+	case err == nil:
+		var st jetstream.KeyValueStatus
+		if st, err = kv.Status(ctx); err == nil && st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas < replicas {
+			kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", pipeline.StateBucket, err)
 	}

@@ -151,6 +151,7 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 	root.AddCommand(
 		a.runCmd(),
 		a.dlqCmd(),
+		a.serverCmd(),
 		a.validateCmd(),
 		a.graphCmd(),
 		a.stagesCmd(),

@@ -3,6 +3,9 @@ package natstest
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,4 +128,71 @@ func StreamMessages(t testing.TB, nc *nats.Conn, stream string) []*nats.Msg {
 		out = append(out, &nats.Msg{Subject: m.Subject(), Data: m.Data(), Header: m.Headers()})
 	}
 	return out
+}
+
+// Cluster starts a JetStream cluster of n nats-servers in this process on
+// loopback ports, each storing in a temporary directory, waits until
+// JetStream has a meta leader, and shuts them down when the test ends.
+func Cluster(t testing.TB, n int) []*server.Server {
+	t.Helper()
+	// JetStream wants every node's routes configured from the start, so
+	// the route ports are chosen before any server starts.
+	ports := make([]int, n)
+	var routes []string
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
+	}
+	nodes := make([]*server.Server, n)
+	for i := range nodes {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoLog:      true,
+			NoSigs:     true,
+			Cluster:    server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatalf("start nats-server %d: %v", i+1, err)
+		}
+		s.Start()
+		t.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+		nodes[i] = s
+	}
+	for i, s := range nodes {
+		if !s.ReadyForConnections(30 * time.Second) {
+			t.Fatalf("nats-server %d not ready", i+1)
+		}
+	}
+	WaitFor(t, 30*time.Second, "a JetStream meta leader", func() bool {
+		for _, s := range nodes {
+			if s.JetStreamIsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	return nodes
+}
+
+// URLs returns the client URLs of servers, comma-separated.
+func URLs(servers []*server.Server) string {
+	urls := make([]string, len(servers))
+	for i, s := range servers {
+		urls[i] = s.ClientURL()
+	}
+	return strings.Join(urls, ",")
 }
