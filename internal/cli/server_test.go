@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/natstest"
+)
+
+// lockedBuffer is a bytes.Buffer safe to write from a subprocess's copier
+// while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestServerCluster forms a 3-node JetStream cluster of `sluice server`
+// processes on loopback and runs a pipeline with three copies of its
+// streams on it.
+func TestServerCluster(t *testing.T) {
+	bin := buildSluice(t)
+	dir := t.TempDir()
+	var clientURLs, routes []string
+	clusterPorts := make([]int, 3)
+	for i := range clusterPorts {
+		clusterPorts[i] = freePort(t)
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i]))
+	}
+	logs := make([]*lockedBuffer, 3)
+	for i := range 3 {
+		port := freePort(t)
+		clientURLs = append(clientURLs, fmt.Sprintf("nats://127.0.0.1:%d", port))
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, bin, "server",
+			"--name", fmt.Sprintf("n%d", i+1),
+			"--store-dir", filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
+			"--listen", fmt.Sprintf("127.0.0.1:%d", port),
+			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", clusterPorts[i]),
+			"--routes", strings.Join(routes, ","))
+		logs[i] = new(lockedBuffer)
+		cmd.Stderr = logs[i]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cancel()
+			_ = cmd.Wait()
+		})
+	}
+	natstest.WaitFor(t, time.Minute, "JetStream ready on every node", func() bool {
+		for _, l := range logs {
+			if !strings.Contains(l.String(), "JetStream ready") {
+				return false
+			}
+		}
+		return true
+	})
+
+	out := filepath.Join(dir, "out.jsonl")
+	p := writeFile(t, dir, "p.yaml", `name: onthree
+settings: {replicas: 3}
+stages:
+  - {name: gen, source: generate, with: {count: 5000, template: '{"n": seq}'}}
+  - {name: out, sink: file, with: {path: `+out+`}}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run := exec.CommandContext(ctx, bin, "run", "--nats", strings.Join(clientURLs, ","), p)
+	var stderr bytes.Buffer
+	run.Stderr = &stderr
+	if err := run.Run(); err != nil {
+		t.Fatalf("sluice run on the cluster: %v\n%s", err, stderr.String())
+	}
+	if got := len(readLines(t, out)); got != 5000 {
+		t.Errorf("%d records written, want 5000", got)
+	}
+	if !strings.Contains(stderr.String(), "pipeline onthree run 1 finished") {
+		t.Errorf("no summary:\n%s", stderr.String())
+	}
+}
