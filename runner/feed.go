@@ -12,6 +12,15 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 )
 
+// A pull request lives pullExpiry; the server sends a heartbeat every
+// pullHeartbeat while it waits, and nats.go pulls again when two are
+// missed. Shorter than nats.go's defaults (30s and 15s) so that a pull lost
+// with a server or a consumer leader that moved is replaced in seconds.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+)
+
 // feed pulls a stage's inputs once per process and hands the messages to
 // all of the stage's workers in this process through one channel: adding
 // replicas adds processing goroutines, not pull subscriptions competing
@@ -65,7 +74,8 @@ func (f *feed) start(ctx context.Context) error {
 	// for every worker to fill a batch, within the consumer's ack window.
 	pull := min(batchSize*f.stage.Replicas, defaultMaxAckPending/2)
 	for _, in := range f.inputs {
-		cc, err := in.consumer.Consume(deliver, jetstream.PullMaxMessages(pull), onErr)
+		cc, err := in.consumer.Consume(deliver, jetstream.PullMaxMessages(pull),
+			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat), onErr)
 		if err != nil {
 			return fmt.Errorf("stage %q: read %s: %w", f.stage.Name, in.stream, err)
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -153,4 +155,33 @@ func purgeStreams(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipel
 		}
 	}
 	return nil
+}
+
+// errCodeNoPeers is JetStream's "no suitable peers for placement": a
+// cluster that has not yet heard from enough servers to place a stream
+// with the replicas asked for.
+const errCodeNoPeers jetstream.ErrorCode = 10005
+
+// placementWait bounds how long provisioning waits for a cluster to be
+// able to place the streams.
+const placementWait = 30 * time.Second
+
+// whilePlacing runs setUp, and again while it fails because the cluster
+// cannot place a stream yet (just started, or a server away), for up to
+// placementWait.
+func whilePlacing(ctx context.Context, log *slog.Logger, setUp func() error) error {
+	deadline := time.Now().Add(placementWait)
+	pause := 250 * time.Millisecond
+	for {
+		err := setUp()
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeNoPeers || time.Now().After(deadline) {
+			return err
+		}
+		log.Info("waiting for the cluster to place the streams", "err", err)
+		if !sleepCtx(ctx, pause) {
+			return err
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
 }

@@ -131,11 +131,15 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
-	kv, err := stateBucket(ctx, js, p.Settings.Replicas)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
-	}
-	inputs, err := provision(ctx, js, p)
+	var kv jetstream.KeyValue
+	var inputs map[string][]input
+	err = whilePlacing(ctx, r.log, func() error {
+		if kv, err = stateBucket(ctx, js, p.Settings.Replicas); err != nil {
+			return err
+		}
+		inputs, err = provision(ctx, js, p)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}

@@ -132,7 +132,8 @@ func StreamMessages(t testing.TB, nc *nats.Conn, stream string) []*nats.Msg {
 
 // Cluster starts a JetStream cluster of n nats-servers in this process on
 // loopback ports, each storing in a temporary directory, waits until
-// JetStream has a meta leader, and shuts them down when the test ends.
+// JetStream can place streams on all of them, and shuts them down when
+// the test ends.
 func Cluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
 	// JetStream wants every node's routes configured from the start, so
@@ -177,9 +178,11 @@ func Cluster(t testing.TB, n int) []*server.Server {
 			t.Fatalf("nats-server %d not ready", i+1)
 		}
 	}
-	WaitFor(t, 30*time.Second, "a JetStream meta leader", func() bool {
+	// Streams with n replicas can be placed once the meta leader has
+	// heard from every node.
+	WaitFor(t, 30*time.Second, "a JetStream meta leader that knows every node", func() bool {
 		for _, s := range nodes {
-			if s.JetStreamIsLeader() {
+			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n {
 				return true
 			}
 		}

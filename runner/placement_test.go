@@ -1,0 +1,46 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestWhilePlacing(t *testing.T) {
+	noPeers := &jetstream.APIError{Code: 400, ErrorCode: errCodeNoPeers, Description: "no suitable peers for placement"}
+	other := errors.New("bad config")
+	tests := []struct {
+		name    string
+		results []error // what setUp returns, call after call
+		calls   int
+		want    error
+	}{
+		{"at once", []error{nil}, 1, nil},
+		{"after the cluster formed", []error{noPeers, noPeers, nil}, 3, nil},
+		{"another error is not retried", []error{other}, 1, other},
+	}
+	log := slog.New(slog.DiscardHandler)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			err := whilePlacing(context.Background(), log, func() error {
+				calls++
+				return tt.results[calls-1]
+			})
+			if !errors.Is(err, tt.want) || calls != tt.calls {
+				t.Fatalf("got %v after %d calls, want %v after %d", err, calls, tt.want, tt.calls)
+			}
+		})
+	}
+	t.Run("stops with its context", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := whilePlacing(ctx, log, func() error { return noPeers })
+		if !errors.Is(err, noPeers) {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
