@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,14 +17,14 @@ import (
 // lockedBuffer is a bytes.Buffer safe to write from a subprocess's copier
 // while the test reads it.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	lockedWriter
+	b bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
+func newLockedBuffer() *lockedBuffer {
+	l := new(lockedBuffer)
+	l.w = &l.b
+	return l
 }
 
 func (l *lockedBuffer) String() string {
@@ -67,7 +66,7 @@ func TestServerCluster(t *testing.T) {
 			"--listen", fmt.Sprintf("127.0.0.1:%d", port),
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", clusterPorts[i]),
 			"--routes", strings.Join(routes, ","))
-		logs[i] = new(lockedBuffer)
+		logs[i] = newLockedBuffer()
 		cmd.Stderr = logs[i]
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
