@@ -57,8 +57,10 @@ func stateBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jet
 		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
 	case err == nil:
 		var st jetstream.KeyValueStatus
-		if st, err = kv.Status(ctx); err == nil && st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas < replicas {
-			kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		if st, err = kv.Status(ctx); err == nil {
+			if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo().Config.Replicas < replicas {
+				kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+			}
 		}
 	}
 	if err != nil {
