@@ -25,6 +25,12 @@ var ErrInvalidSpec = errors.New("sluice: invalid stage spec")
 // spec's Check function.
 var ErrInvalidParam = errors.New("sluice: invalid parameter")
 
+// ErrBusy is returned by a stage constructor when what the stage writes is
+// held by another process (a file another sink writes). Where a standby is
+// useful (sluice worker), the runner tries again later; elsewhere it is a
+// start-up error.
+var ErrBusy = errors.New("sluice: in use by another process")
+
 type permanentError struct{ err error }
 
 func (e *permanentError) Error() string        { return e.err.Error() }

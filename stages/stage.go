@@ -101,6 +101,10 @@ type Info struct {
 	Stage    string
 	// Worker is the 0-based index of the worker within this process.
 	Worker int
+	// WorkerID is the stable name of the process among those that run the
+	// pipeline (sluice worker --id, the host name by default): a sink that
+	// writes one file per process puts it in the file's name.
+	WorkerID string
 	// Run is the number of the pipeline's run, 1 for the first. Resumed
 	// tells that the run did not start in this process: it was interrupted
 	// and this process continues it, or another process started it. A sink
