@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,6 +41,9 @@ type Options struct {
 	// Without it, such a run is resumed: sources continue from their
 	// checkpoints and the stages process what the streams hold.
 	Fresh bool
+	// WorkerID names this process among those that run the pipeline; a
+	// file sink puts it in a path with {worker}. Empty means the host name.
+	WorkerID string
 }
 
 func (o *Options) setDefaults() {
@@ -59,6 +61,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.StopTimeout == 0 {
 		o.StopTimeout = 30 * time.Second
+	}
+	if o.WorkerID == "" {
+		o.WorkerID = hostName()
 	}
 }
 
@@ -99,11 +104,7 @@ type run struct {
 	log             *slog.Logger
 	stats           map[string]*stageStats
 
-	sources    []*sourceLoop
-	feeds      []*feed
-	workers    []*worker
-	transforms []stages.Transform
-	sinks      []stages.Sink
+	units []*unit
 }
 
 // Run provisions the streams and consumers of p on the server behind nc and
@@ -236,60 +237,14 @@ func localStages(p *pipeline.Pipeline, names []string) ([]*pipeline.Stage, error
 	return out, nil
 }
 
-// build constructs the stage instances: one per source, one transform per
-// worker, one sink per sink stage shared by its workers.
+// build constructs the instances of the local stages.
 func (r *run) build(local []*pipeline.Stage, inputs map[string][]input) error {
 	for _, s := range local {
-		info := stages.Info{
-			Pipeline: r.p.Name,
-			Stage:    s.Name,
-			Logger:   r.log.With("stage", s.Name),
-			Stdin:    r.opts.Stdin,
-			Stdout:   r.opts.Stdout,
-			Run:      r.id,
-			Resumed:  r.resumed || r.joined,
-
-			DedupWindow: r.p.Settings.DedupWindow,
+		u, err := r.buildUnit(s, inputs[s.Name])
+		if err != nil {
+			return err
 		}
-		switch s.Role {
-		case stages.RoleSource:
-			src, err := s.Spec.NewSource(s.Params, info)
-			if err != nil {
-				return fmt.Errorf("stage %q: %w", s.Name, err)
-			}
-			l, err := newSourceLoop(r, s, src)
-			if err != nil {
-				_ = src.Close(context.Background())
-				return fmt.Errorf("stage %q: %w", s.Name, err)
-			}
-			r.sources = append(r.sources, l)
-		case stages.RoleTransform, stages.RoleSink:
-			var sink stages.Sink
-			if s.Role == stages.RoleSink {
-				var err error
-				if sink, err = s.Spec.NewSink(s.Params, info); err != nil {
-					return fmt.Errorf("stage %q: %w", s.Name, err)
-				}
-				r.sinks = append(r.sinks, sink)
-			}
-			f := newFeed(s, inputs[s.Name], r.p.Settings.AckWait, r.log.With("stage", s.Name))
-			r.feeds = append(r.feeds, f)
-			for i := range s.Replicas {
-				w, err := newWorker(r, s, i, inputs[s.Name], f)
-				if err != nil {
-					return fmt.Errorf("stage %q: %w", s.Name, err)
-				}
-				w.sink = sink
-				if s.Role == stages.RoleTransform {
-					info.Worker = i
-					if w.transform, err = s.Spec.NewTransform(s.Params, info); err != nil {
-						return fmt.Errorf("stage %q: %w", s.Name, err)
-					}
-					r.transforms = append(r.transforms, w.transform)
-				}
-				r.workers = append(r.workers, w)
-			}
-		}
+		r.units = append(r.units, u)
 	}
 	return nil
 }
@@ -309,37 +264,25 @@ func (r *run) execute(ctx context.Context, local []*pipeline.Stage, inputs map[s
 		failOnce.Do(func() { failure = err; cancelRun(err) })
 	}
 
-	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWorkers()
-	// The batches in hand run to their end after the stop, within
-	// StopTimeout: then hardCtx tells the stages to give up.
-	hardCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
-	defer hardStop()
-	stopHard := context.AfterFunc(workCtx, func() {
-		t := time.AfterFunc(r.opts.StopTimeout, hardStop)
-		context.AfterFunc(hardCtx, func() { t.Stop() })
-	})
-	defer stopHard()
-	var workers sync.WaitGroup
-	for _, w := range r.workers {
-		workers.Go(func() { w.loop(workCtx, hardCtx) })
-	}
-	defer func() {
-		for _, f := range r.feeds {
-			f.stop()
+	c := newCrew(ctx, r.opts.StopTimeout)
+	defer c.stop()
+	for _, u := range r.units {
+		if u.feed == nil {
+			continue
 		}
-	}()
-	for _, f := range r.feeds {
-		if err := f.start(workCtx); err != nil {
+		if err := c.start(u); err != nil {
 			fail(err)
 			break
 		}
 	}
 
 	var sources sync.WaitGroup
-	for _, l := range r.sources {
+	for _, u := range r.units {
+		if u.source == nil {
+			continue
+		}
 		sources.Go(func() {
-			if err := l.loop(runCtx); err != nil && runCtx.Err() == nil {
+			if err := u.source.loop(runCtx); err != nil && runCtx.Err() == nil {
 				fail(err)
 			}
 		})
@@ -348,8 +291,7 @@ func (r *run) execute(ctx context.Context, local []*pipeline.Stage, inputs map[s
 	if runCtx.Err() == nil {
 		drained = waitDrained(runCtx, r.p, local, inputs) == nil
 	}
-	stopWorkers()
-	workers.Wait()
+	c.stop()
 	failOnce.Do(func() {}) // no failure can be recorded from here on
 	if failure != nil {
 		return false, failure
@@ -357,28 +299,12 @@ func (r *run) execute(ctx context.Context, local []*pipeline.Stage, inputs map[s
 	return drained, nil
 }
 
-// closeStages closes every stage instance built, sources first, sinks
-// last (a sink's Close flushes and syncs its output). It returns the first
+// closeStages closes every stage instance built and returns the first
 // error.
 func (r *run) closeStages() error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.StopTimeout)
 	defer cancel()
-	var errs []error
-	for _, l := range r.sources {
-		if err := l.src.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stage %q: close: %w", l.stage.Name, err))
-		}
-	}
-	for _, t := range r.transforms {
-		if err := t.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("close transform: %w", err))
-		}
-	}
-	for _, s := range r.sinks {
-		if err := s.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("close sink: %w", err))
-		}
-	}
-	r.sources, r.transforms, r.sinks = nil, nil, nil
-	return errors.Join(errs...)
+	err := closeUnits(ctx, r.units)
+	r.units = nil
+	return err
 }
