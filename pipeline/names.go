@@ -7,6 +7,7 @@ const (
 	StateBucket     = "sluice_state"     // run records and source checkpoints
 	PipelinesBucket = "sluice_pipelines" // deployed pipeline specs
 	WorkersBucket   = "sluice_workers"   // worker heartbeats
+	LeasesBucket    = "sluice_leases"    // which worker runs each source
 )
 
 // DLQStage is the reserved name that the dead-letter stream takes in the

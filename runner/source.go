@@ -138,7 +138,9 @@ func (l *sourceLoop) save(ctx context.Context, force bool) error {
 // source fails. Everything read before it returns has been published and
 // acknowledged, unless ctx ended first.
 func (l *sourceLoop) loop(ctx context.Context) error {
-	if l.run.resumed {
+	if l.run.resumed || l.run.joined {
+		// A run started elsewhere (a worker taking a deployed pipeline's
+		// source over) continues from the checkpoint, if there is one.
 		if err := l.resume(ctx); err != nil {
 			return fmt.Errorf("stage %q: %w", l.stage.Name, err)
 		}

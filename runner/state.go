@@ -44,29 +44,7 @@ func checkpointKey(p, s string) string { return "source." + p + "." + s }
 // copies if needed, or raising its copies to replicas. Pipelines share the
 // bucket: one that asks for fewer copies does not lower them.
 func stateBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	cfg := jetstream.KeyValueConfig{
-		Bucket:      pipeline.StateBucket,
-		Description: "sluice run records and checkpoints",
-		Storage:     jetstream.FileStorage,
-		History:     1,
-		Replicas:    replicas,
-	}
-	kv, err := js.KeyValue(ctx, pipeline.StateBucket)
-	switch {
-	case errors.Is(err, jetstream.ErrBucketNotFound):
-		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
-	case err == nil:
-		var st jetstream.KeyValueStatus
-		if st, err = kv.Status(ctx); err == nil {
-			if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo().Config.Replicas < replicas {
-				kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
-			}
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("state bucket %s: %w", pipeline.StateBucket, err)
-	}
-	return kv, nil
+	return ensureBucket(ctx, js, controlBucket(pipeline.StateBucket, replicas, 0))
 }
 
 // beginRun records the start of a run of pipeline p and returns its number

@@ -1,0 +1,170 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+// ClusterStatus is what [Status] reports: the live workers and the
+// deployed pipelines.
+type ClusterStatus struct {
+	Workers   []WorkerInfo
+	Pipelines []PipelineStatus
+}
+
+// PipelineStatus is the state of one deployed pipeline.
+type PipelineStatus struct {
+	Deployment *Deployment
+	RunState   string   // running, finished or interrupted
+	Stages     []StageStatus
+	Errors     []string // what workers report they could not start, "worker: error"
+}
+
+// StageStatus is the state of one stage of a deployed pipeline, from its
+// consumers, the dead-letter stream and the workers' heartbeats.
+type StageStatus struct {
+	DeployedStage
+	Workers     []string // the workers running it (a source: its owner)
+	Standby     []string // the workers standing by to take it over
+	Pending     uint64   // messages in its input streams not yet delivered to it
+	AckPending  uint64   // delivered, not yet acknowledged
+	Redelivered uint64   // delivered more than once, not yet acknowledged
+	DeadLetters uint64   // its messages in the dead-letter stream
+	Rate        float64  // messages (a source: records) per second over the last minute, all workers together
+}
+
+// Status reports the live workers and the deployed pipelines, or only
+// pipeline name if it is not empty (ErrNotDeployed if it is not deployed).
+func Status(ctx context.Context, nc *nats.Conn, name string) (*ClusterStatus, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	deps, err := Deployments(ctx, nc)
+	if err != nil {
+		return nil, err
+	}
+	if name != "" {
+		deps = slices.DeleteFunc(deps, func(d *Deployment) bool { return d.Name != name })
+		if len(deps) == 0 {
+			return nil, fmt.Errorf("%w: %s", ErrNotDeployed, name)
+		}
+	}
+	ws, err := liveWorkers(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	st := &ClusterStatus{Workers: ws}
+	for _, d := range deps {
+		ps, err := pipelineStatus(ctx, js, d, ws)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: %w", d.Name, err)
+		}
+		st.Pipelines = append(st.Pipelines, ps)
+	}
+	return st, nil
+}
+
+// liveWorkers returns the workers whose heartbeat has not expired, by id.
+func liveWorkers(ctx context.Context, js jetstream.JetStream) ([]WorkerInfo, error) {
+	kv, err := js.KeyValue(ctx, pipeline.WorkersBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []WorkerInfo
+	for k := range keys.Keys() {
+		w, found, err := getJSON[WorkerInfo](ctx, kv, k)
+		if err != nil {
+			return nil, fmt.Errorf("worker %s: %w", k, err)
+		}
+		if found {
+			out = append(out, w)
+		}
+	}
+	slices.SortFunc(out, func(a, b WorkerInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func pipelineStatus(ctx context.Context, js jetstream.JetStream, d *Deployment, ws []WorkerInfo) (PipelineStatus, error) {
+	ps := PipelineStatus{Deployment: d, RunState: stateRunning}
+	if kv, err := js.KeyValue(ctx, pipeline.StateBucket); err == nil {
+		rec, found, err := getJSON[runRecord](ctx, kv, runKey(d.Name))
+		if err != nil {
+			return ps, err
+		}
+		if found && rec.Run == d.Run {
+			ps.RunState = rec.State
+		}
+	}
+	dead := map[string]uint64{}
+	if dlq, err := js.Stream(ctx, pipeline.DLQStreamName(d.Name)); err == nil {
+		info, err := dlq.Info(ctx, jetstream.WithSubjectFilter(pipeline.DLQSubjects(d.Name)[0]))
+		if err != nil {
+			return ps, fmt.Errorf("dead-letter stream: %w", err)
+		}
+		for subj, n := range info.State.Subjects {
+			dead[subj] = n
+		}
+	}
+	for _, s := range d.Stages {
+		ss := StageStatus{DeployedStage: s, DeadLetters: dead[pipeline.DLQSubject(d.Name, s.Name)]}
+		for _, u := range s.Inputs {
+			c, err := js.Consumer(ctx, pipeline.StreamName(d.Name, u), pipeline.ConsumerName(s.Name))
+			if err != nil {
+				return ps, fmt.Errorf("stage %q: consumer on %s: %w", s.Name, pipeline.StreamName(d.Name, u), err)
+			}
+			info, err := c.Info(ctx)
+			if err != nil {
+				return ps, fmt.Errorf("stage %q: consumer on %s: %w", s.Name, pipeline.StreamName(d.Name, u), err)
+			}
+			ss.Pending += info.NumPending
+			ss.AckPending += uint64(info.NumAckPending)
+			ss.Redelivered += uint64(info.NumRedelivered)
+		}
+		for _, w := range ws {
+			for _, wp := range w.Pipelines {
+				if wp.Name != d.Name {
+					continue
+				}
+				for _, st := range wp.Stages {
+					if st.Name != s.Name {
+						continue
+					}
+					switch st.State {
+					case StageRunning:
+						ss.Workers = append(ss.Workers, w.ID)
+						ss.Rate += st.Rate
+					case StageStandby:
+						ss.Standby = append(ss.Standby, w.ID)
+					case StageFailed:
+						ps.Errors = append(ps.Errors, fmt.Sprintf("%s: stage %q: %s", w.ID, s.Name, st.Error))
+					}
+				}
+			}
+		}
+		ps.Stages = append(ps.Stages, ss)
+	}
+	for _, w := range ws {
+		for _, wp := range w.Pipelines {
+			if wp.Name == d.Name && wp.Error != "" {
+				ps.Errors = append(ps.Errors, w.ID+": "+wp.Error)
+			}
+		}
+	}
+	return ps, nil
+}
