@@ -29,6 +29,9 @@ const (
 	DefaultGCPercent = 400
 	// DefaultShutdownTimeout bounds a clean stop after a signal.
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultLeaseTTL is how long a worker's heartbeat and source leases
+	// live without renewal.
+	DefaultLeaseTTL = 10 * time.Second
 	// DefaultConfigFile is read by [Load] when no config file is named and
 	// it exists in the working directory.
 	DefaultConfigFile = "sluice.yaml"
@@ -65,6 +68,13 @@ type Settings struct {
 	// ShutdownTimeout bounds a clean stop after SIGINT or SIGTERM:
 	// finishing the batches in hand, flushing and syncing sinks.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// WorkerID names a sluice worker among the cluster's workers; empty
+	// means the host name.
+	WorkerID string `mapstructure:"worker_id"`
+	// LeaseTTL is how long a worker's heartbeat and source leases live
+	// without renewal: a worker that dies is known dead, and its sources
+	// taken over, after about this long.
+	LeaseTTL time.Duration `mapstructure:"lease_ttl"`
 	// NATS holds credentials and TLS files for NATSURL.
 	NATS NATSAuth `mapstructure:"nats"`
 }
@@ -87,6 +97,7 @@ type NATSAuth struct {
 // viper.BindPFlag.
 var Keys = []string{
 	"nats_url", "store_dir", "listen", "log_level", "log_format", "gc_percent", "shutdown_timeout",
+	"worker_id", "lease_ttl",
 	"nats.creds_file", "nats.user", "nats.password", "nats.token",
 	"nats.nkey_seed_file", "nats.tls_ca", "nats.tls_cert", "nats.tls_key",
 }
@@ -109,6 +120,7 @@ func NewViper() *viper.Viper {
 	v.SetDefault("log_format", DefaultLogFormat)
 	v.SetDefault("gc_percent", DefaultGCPercent)
 	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
+	v.SetDefault("lease_ttl", DefaultLeaseTTL)
 	return v
 }
 
@@ -189,6 +201,9 @@ func (s Settings) Validate() error {
 	}
 	if s.ShutdownTimeout <= 0 {
 		problems = append(problems, fmt.Sprintf("shutdown_timeout must be > 0 (got %s)", s.ShutdownTimeout))
+	}
+	if s.LeaseTTL < time.Second {
+		problems = append(problems, fmt.Sprintf("lease_ttl must be at least 1s (got %s)", s.LeaseTTL))
 	}
 	if !slices.Contains(LogFormats, s.LogFormat) {
 		problems = append(problems, fmt.Sprintf("log_format must be one of %s (got %q)", strings.Join(LogFormats, ", "), s.LogFormat))

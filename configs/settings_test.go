@@ -39,7 +39,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, ShutdownTimeout: 30 * time.Second}
+	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, ShutdownTimeout: 30 * time.Second, LeaseTTL: 10 * time.Second}
 	if s != want {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
@@ -124,6 +124,7 @@ nats:
 		NATS:      NATSAuth{User: "ann", Password: "secret", TLSCA: "/etc/ca.pem"},
 
 		ShutdownTimeout: time.Minute,
+		LeaseTTL:        DefaultLeaseTTL,
 	}
 	if s != want {
 		t.Errorf("got %+v, want %+v", s, want)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -40,8 +41,25 @@ With dedupe (the default) the sink writes each record exactly once, ` +
 			`the sink closes: delivery is at-least-once, records of a batch ` +
 			`redelivered after a crash appear twice. A batch that fails to write ` +
 			`is cut off the file again, so a retry neither tears nor repeats ` +
-			`lines. The sink must be the file's only writer: give each process ` +
-			`its own path.
+			`lines.
+
+A {worker} in path becomes the worker's stable id (sluice worker --id, ` +
+			`the host name by default; characters other than letters, digits, ` +
+			`'.', '_' and '-' become '_'), giving each worker its own file. ` +
+			`While open, the sink holds an exclusive lock on the file: a second ` +
+			`sink opening it, in another process or the same one, is refused at ` +
+			`start with an error saying the file is busy, instead of ` +
+			`interleaving its records with the first's. The lock is advisory ` +
+			`(flock on Linux, macOS and the BSDs; none on Windows) and local ` +
+			`to one host: a shared network file system may not honour it.
+
+With dedupe and many workers writing per-worker files, each file holds ` +
+			`exactly once the records its worker acknowledged, but a record a ` +
+			`killed worker wrote and did not acknowledge is delivered again to ` +
+			`another worker: across the files, delivery is at-least-once after a ` +
+			`worker dies. One path without {worker} stays exactly-once: the lock ` +
+			`lets a second sluice worker stand by, retrying, and take the file ` +
+			`over from its journal when the first dies.
 
 Example:
 
@@ -51,7 +69,7 @@ Example:
         path: out/big-orders.jsonl
         mode: append`,
 		Params: []Param{
-			{Name: "path", Type: TypeString, Required: true, Doc: "The file to write."},
+			{Name: "path", Type: TypeString, Required: true, Doc: "The file to write; {worker} in it becomes the worker's id, one file per worker."},
 			{Name: "format", Type: TypeString, Enum: []string{formatJSONL, formatCSV, formatLines}, Doc: "Output format: jsonl, csv, or lines (each payload as it is, one per line); default csv for a .csv path, lines for .txt/.log, else jsonl."},
 			{Name: "mode", Type: TypeString, Default: modeOverwrite, Enum: []string{modeOverwrite, modeAppend}, Doc: "overwrite empties the file at the start of the run; append adds to it."},
 			columnsParam,
@@ -82,6 +100,7 @@ type fileSink struct {
 	path string
 	mu   sync.Mutex
 	f    *os.File // nil once closed
+	lock *os.File // holds the file's advisory lock until Close
 	cw   countingWriter
 	bw   *bufio.Writer
 	rw   *recordWriter
@@ -112,12 +131,26 @@ func newFileSink(p Params, info Info) (Sink, error) {
 	if err := checkFileSink(p); err != nil {
 		return nil, err
 	}
-	path := p.String("path")
+	path, perWorker, err := fileSinkPath(p.String("path"), info.WorkerID)
+	if err != nil {
+		return nil, err
+	}
 	format := fileSinkFormat(p)
 	columns := p.Strings("columns")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fileError(filepath.Dir(path), err)
 	}
+	// Lock the file before anything empties, cuts back or journals it.
+	lock, err := lockFileSink(path, perWorker)
+	if err != nil {
+		return nil, err
+	}
+	locked := true
+	defer func() {
+		if locked {
+			lock.Close()
+		}
+	}()
 	var j *journal
 	resume := false
 	if p.Bool("dedupe") {
@@ -126,7 +159,6 @@ func newFileSink(p Params, info Info) (Sink, error) {
 			window = defaultDedupWindow
 		}
 		var found bool
-		var err error
 		if j, found, err = openJournal(path, window); err != nil {
 			return nil, err
 		}
@@ -151,8 +183,80 @@ func newFileSink(p Params, info Info) (Sink, error) {
 			return nil, err
 		}
 	}
+	s.lock, locked = lock, false
 	return s, nil
 }
+
+// workerPlaceholder in a file sink's path becomes the worker's id.
+const workerPlaceholder = "{worker}"
+
+// fileSinkPath replaces {worker} in path with the worker's id, or with the
+// host name when the id is empty; perWorker tells that path had one.
+func fileSinkPath(path, workerID string) (_ string, perWorker bool, err error) {
+	if !strings.Contains(path, workerPlaceholder) {
+		return path, false, nil
+	}
+	if workerID == "" {
+		if workerID, err = os.Hostname(); err != nil {
+			return "", false, paramError("path", "%s needs the worker's id, and the host name is unknown: %v", workerPlaceholder, err)
+		}
+	}
+	return strings.ReplaceAll(path, workerPlaceholder, sanitizeFileName(workerID)), true, nil
+}
+
+// sanitizeFileName makes s safe as a part of a file name: every character
+// other than A-Z, a-z, 0-9, '.', '_' and '-' becomes '_', and so does a
+// name of dots alone ("." and ".." would name directories).
+func sanitizeFileName(s string) string {
+	if strings.Trim(s, ".") == "" {
+		return strings.Repeat("_", len(s))
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// lockFileSink opens the file at path, creating it but leaving its content
+// alone, and takes the exclusive advisory lock that keeps a second sink
+// from writing it. Closing the returned file releases the lock. A lock
+// held elsewhere is an error matching ErrBusy.
+func lockFileSink(path string, perWorker bool) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fileError(path, err)
+	}
+	ok, err := tryLock(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("file %s: lock: %w", path, err)
+	}
+	if !ok {
+		f.Close()
+		return nil, &busyError{path: path, perWorker: perWorker}
+	}
+	return f, nil
+}
+
+// busyError reports a file that another sink holds locked. It matches
+// ErrBusy.
+type busyError struct {
+	path      string
+	perWorker bool
+}
+
+func (e *busyError) Error() string {
+	fix := "put " + workerPlaceholder + " in path to give each process its own file"
+	if e.perWorker {
+		fix = "give each worker its own id (sluice worker --id)"
+	}
+	return fmt.Sprintf("file %s is being written by another process (or another sink of this one); two writers would interleave their records: %s", e.path, fix)
+}
+
+func (e *busyError) Is(target error) bool { return target == ErrBusy }
 
 // defaultDedupWindow is the dedup window when Info does not give one.
 const defaultDedupWindow = 2 * time.Minute
@@ -343,8 +447,8 @@ func (s *fileSink) rollback(size int64, header bool, err error) error {
 	return err
 }
 
-// Close flushes, syncs the file to disk and closes it. Closing again does
-// nothing.
+// Close flushes, syncs the file to disk, closes it and then releases its
+// lock. Closing again does nothing.
 func (s *fileSink) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -363,6 +467,10 @@ func (s *fileSink) Close(context.Context) error {
 		if jerr := s.j.close(); err == nil {
 			err = jerr
 		}
+	}
+	// Release the lock last, once the file and its journal are final.
+	if lerr := s.lock.Close(); err == nil {
+		err = lerr
 	}
 	if err != nil {
 		return fileError(s.path, err)

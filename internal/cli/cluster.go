@@ -1,0 +1,242 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/runner"
+)
+
+// clusterHelp is the part of the cluster commands' help they share.
+const clusterHelp = `
+The cluster commands need a NATS server or cluster with JetStream: --nats URL
+or SLUICE_NATS_URL (sluice server starts one). The control plane lives in
+NATS itself: the sluice_pipelines bucket holds the deployed pipelines,
+sluice_workers the workers' heartbeats and sluice_leases which worker runs
+each source.`
+
+func (a *app) deployCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "deploy FILE...",
+		Short: "Validate pipelines and deploy them to the cluster's workers",
+		Long: `Deploy validates each pipeline file, provisions its streams and consumers, and
+stores it as the next version of its deployment. Every "sluice worker" runs
+the latest version of each deployed pipeline: a new version is taken up
+without a restart, the workers of the old one finishing their batches first,
+and nothing is lost across the switch.
+
+A deploy starts a new run of the pipeline, whose sources read from the
+beginning, unless its latest run has not finished: then the new version
+carries it on from the sources' checkpoints. ${VAR} references are resolved
+by each worker, in its own environment, so secrets need not be stored in
+NATS.` + clusterHelp,
+		Args: wantFiles,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withCluster(cmd.Context(), func(ctx context.Context, c *conn) error {
+				ps, err := a.loadPipelines(args)
+				if err != nil {
+					return err
+				}
+				if err := uniqueNames(ps); err != nil {
+					return err
+				}
+				for _, p := range ps {
+					spec, err := os.ReadFile(p.File)
+					if err != nil {
+						return failure(err)
+					}
+					d, err := runner.Deploy(ctx, c.nc, p, spec)
+					if err != nil {
+						return failure(err)
+					}
+					fmt.Fprintf(a.stdout, "deployed pipeline %s version %d (run %d)\n", d.Name, d.Version, d.Run)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) undeployCmd() *cobra.Command {
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "undeploy NAME",
+		Short: "Stop a deployed pipeline on every worker",
+		Long: `Undeploy removes a pipeline's deployment: every worker stops it cleanly, its
+sources storing their checkpoints. What its streams hold stays, and deploying
+it again carries its unfinished run on. With --purge, once the workers have
+stopped it (or after a minute), its streams, dead letters, run record and
+checkpoints are deleted too.` + clusterHelp,
+		Args: wantPipelineName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withCluster(cmd.Context(), func(ctx context.Context, c *conn) error {
+				err := runner.Undeploy(ctx, c.nc, args[0], runner.UndeployOptions{Purge: purge})
+				if err != nil {
+					return failure(err)
+				}
+				what := "undeployed"
+				if purge {
+					what = "undeployed and purged"
+				}
+				fmt.Fprintf(a.stdout, "%s pipeline %s\n", what, args[0])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the pipeline's streams, dead letters and state")
+	return cmd
+}
+
+func (a *app) workerCmd() *cobra.Command {
+	var patterns []string
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Join the cluster and run the deployed pipelines",
+		Long: `Worker joins the cluster: it registers a heartbeat in sluice_workers under its
+--id, runs every deployed pipeline (or the stages that --stages matches), and
+follows the deployments until SIGINT or SIGTERM, starting, switching and
+stopping pipelines as they are deployed and undeployed.
+
+Every worker runs replicas workers of each transform and sink stage on the
+stage's durable consumers, so more worker processes, on this host or others,
+share the stage's work. A source that reads one thing (a file, generate) runs
+on one worker at a time: the worker that holds its lease in sluice_leases. If
+that worker dies, another takes the source over from its checkpoint once the
+lease expires (--lease-ttl). A file sink another worker writes waits the same
+way, unless its path holds {worker}.
+
+--id must be stable across restarts and unique among live workers; a worker
+started again after kill -9 waits for its old heartbeat to expire.` + clusterHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			context.AfterFunc(ctx, stop) // a second signal kills
+			return a.withCluster(ctx, func(ctx context.Context, c *conn) error {
+				s := a.settings
+				a.log.Debug("garbage collector", "gc_percent", s.ApplyGC())
+				err := runner.RunWorker(ctx, c.nc, runner.WorkerOptions{
+					ID:          s.WorkerID,
+					Stages:      patterns,
+					LeaseTTL:    s.LeaseTTL,
+					Registry:    a.reg,
+					Logger:      a.log,
+					Stdin:       a.stdin,
+					Stdout:      a.stdout,
+					StopTimeout: s.ShutdownTimeout,
+				})
+				if errors.Is(err, runner.ErrInvalidOption) {
+					return err
+				}
+				return failure(err)
+			})
+		},
+	}
+	cmd.Flags().StringSliceVar(&patterns, "stages", nil, `run only the stages matching these patterns (comma-separated; "stage" or "pipeline.stage", with * and ?)`)
+	cmd.Flags().String("id", "", "this worker's stable name (default: the host name)")
+	a.bind("worker_id", cmd.Flags().Lookup("id"))
+	cmd.Flags().Duration("lease-ttl", 0, "how long heartbeats and source leases live without renewal, when this worker creates their buckets (default 10s)")
+	a.bind("lease_ttl", cmd.Flags().Lookup("lease-ttl"))
+	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take (default 30s)")
+	a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
+	return cmd
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [NAME]",
+		Short: "Show the deployed pipelines, their stages and the live workers",
+		Long: `Status prints, for each deployed pipeline (or only NAME), its version and
+run, and per stage: the workers running it and standing by, the messages
+pending in its input streams, awaiting acknowledgement and redelivered, its
+dead letters, and its rate over the last minute, all workers together. Then
+the live workers. --json prints the same as JSON.` + clusterHelp,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			return a.withCluster(cmd.Context(), func(ctx context.Context, c *conn) error {
+				st, err := runner.Status(ctx, c.nc, name)
+				if err != nil {
+					return failure(err)
+				}
+				if asJSON {
+					enc := json.NewEncoder(a.stdout)
+					enc.SetIndent("", "  ")
+					return failure(enc.Encode(st))
+				}
+				return failure(writeStatus(a, st))
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// withCluster is withNATS for the commands that need a NATS server of
+// their own: an embedded one would end with the command.
+func (a *app) withCluster(ctx context.Context, fn func(context.Context, *conn) error) error {
+	if err := a.loadSettings(); err != nil {
+		return err
+	}
+	if a.settings.NATSURL == "" {
+		return errors.New("this command needs a NATS server: give --nats URL or set SLUICE_NATS_URL (sluice server starts one)")
+	}
+	return a.withNATS(ctx, fn)
+}
+
+// writeStatus prints a status as tables on stdout.
+func writeStatus(a *app, st *runner.ClusterStatus) error {
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	if len(st.Pipelines) == 0 {
+		fmt.Fprintln(tw, "no pipeline deployed")
+	}
+	for _, ps := range st.Pipelines {
+		d := ps.Deployment
+		fmt.Fprintf(tw, "pipeline %s  version %d  run %d %s  deployed %s from %s on %s\n",
+			d.Name, d.Version, d.Run, ps.RunState, d.Deployed.Format(time.RFC3339), d.File, d.Host)
+		fmt.Fprintln(tw, "STAGE\tROLE\tTYPE\tWORKERS\tSTANDBY\tPENDING\tACK PENDING\tREDELIVERED\tDEAD LETTERS\tRATE/S")
+		for _, s := range ps.Stages {
+			pending, ack, redelivered := "-", "-", "-"
+			if len(s.Inputs) > 0 {
+				pending, ack, redelivered = fmt.Sprint(s.Pending), fmt.Sprint(s.AckPending), fmt.Sprint(s.Redelivered)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.1f\n", s.Name, s.Role, s.Type,
+				orDash(s.Workers), orDash(s.Standby), pending, ack, redelivered, s.DeadLetters, s.Rate)
+		}
+		for _, e := range ps.Errors {
+			fmt.Fprintf(tw, "error: %s\n", e)
+		}
+		fmt.Fprintln(tw)
+	}
+	fmt.Fprintln(tw, "WORKER\tHOST\tPID\tUP\tPIPELINES")
+	for _, w := range st.Workers {
+		var ps []string
+		for _, p := range w.Pipelines {
+			ps = append(ps, fmt.Sprintf("%s v%d", p.Name, p.Version))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", w.ID, w.Host, w.PID,
+			w.Seen.Sub(w.Started).Round(time.Second), orDash(ps))
+	}
+	return tw.Flush()
+}
+
+func orDash(s []string) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ",")
+}
