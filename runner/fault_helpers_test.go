@@ -94,7 +94,14 @@ func (r *faultRun) finish(t *testing.T, what string) {
 	if res.err != nil || res.sum.Interrupted {
 		t.Fatalf("run: %+v, %v", res.sum, res.err)
 	}
-	f, err := os.Open(r.out)
+	checkExactlyOnce(t, r.out, r.records)
+}
+
+// checkExactlyOnce checks that the file holds every record {"n": i,
+// "double": 2i} for i < records once, and nothing else.
+func checkExactlyOnce(t *testing.T, path string, records int) {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +119,15 @@ func (r *faultRun) finish(t *testing.T, what string) {
 		t.Fatal(err)
 	}
 	wrong := 0
-	for n := range r.records {
+	for n := range records {
 		if seen[n] != 1 {
 			if wrong++; wrong <= 5 {
 				t.Errorf("record %d written %d times", n, seen[n])
 			}
 		}
+	}
+	if len(seen) != records {
+		t.Errorf("%d distinct records, want %d", len(seen), records)
 	}
 }
 

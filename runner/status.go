@@ -16,29 +16,29 @@ import (
 // ClusterStatus is what [Status] reports: the live workers and the
 // deployed pipelines.
 type ClusterStatus struct {
-	Workers   []WorkerInfo
-	Pipelines []PipelineStatus
+	Workers   []WorkerInfo     `json:"workers"`
+	Pipelines []PipelineStatus `json:"pipelines"`
 }
 
 // PipelineStatus is the state of one deployed pipeline.
 type PipelineStatus struct {
-	Deployment *Deployment
-	RunState   string   // running, finished or interrupted
-	Stages     []StageStatus
-	Errors     []string // what workers report they could not start, "worker: error"
+	Deployment *Deployment   `json:"deployment"`
+	RunState   string        `json:"run_state"` // running, finished or interrupted
+	Stages     []StageStatus `json:"stages"`
+	Errors     []string      `json:"errors,omitempty"` // what workers report they could not start, "worker: error"
 }
 
 // StageStatus is the state of one stage of a deployed pipeline, from its
 // consumers, the dead-letter stream and the workers' heartbeats.
 type StageStatus struct {
 	DeployedStage
-	Workers     []string // the workers running it (a source: its owner)
-	Standby     []string // the workers standing by to take it over
-	Pending     uint64   // messages in its input streams not yet delivered to it
-	AckPending  uint64   // delivered, not yet acknowledged
-	Redelivered uint64   // delivered more than once, not yet acknowledged
-	DeadLetters uint64   // its messages in the dead-letter stream
-	Rate        float64  // messages (a source: records) per second over the last minute, all workers together
+	Workers     []string `json:"workers"`      // the workers running it (a source: its owner)
+	Standby     []string `json:"standby"`      // the workers standing by to take it over
+	Pending     uint64   `json:"pending"`      // messages in its input streams not yet delivered to it
+	AckPending  uint64   `json:"ack_pending"`  // delivered, not yet acknowledged
+	Redelivered uint64   `json:"redelivered"`  // delivered more than once, not yet acknowledged
+	DeadLetters uint64   `json:"dead_letters"` // its messages in the dead-letter stream
+	Rate        float64  `json:"rate"`         // messages (a source: records) per second over the last minute, all workers together
 }
 
 // Status reports the live workers and the deployed pipelines, or only

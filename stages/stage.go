@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -29,6 +30,20 @@ func (r Role) String() string {
 		return "sink"
 	}
 	return "unknown"
+}
+
+// MarshalText encodes the role as its YAML key.
+func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText decodes a role from its YAML key.
+func (r *Role) UnmarshalText(b []byte) error {
+	for _, role := range Roles {
+		if role.String() == string(b) {
+			*r = role
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown role %q", b)
 }
 
 // Roles lists every role, in pipeline order.
