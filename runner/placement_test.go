@@ -11,6 +11,7 @@ import (
 
 func TestWhilePlacing(t *testing.T) {
 	noPeers := &jetstream.APIError{Code: 400, ErrorCode: errCodeNoPeers, Description: "no suitable peers for placement"}
+	inUse := &jetstream.APIError{Code: 400, ErrorCode: errCodeNameInUse, Description: "stream name already in use"}
 	other := errors.New("bad config")
 	tests := []struct {
 		name    string
@@ -20,6 +21,8 @@ func TestWhilePlacing(t *testing.T) {
 	}{
 		{"at once", []error{nil}, 1, nil},
 		{"after the cluster formed", []error{noPeers, noPeers, nil}, 3, nil},
+		{"after another process created it", []error{inUse, nil}, 2, nil},
+		{"after a request timed out", []error{context.DeadlineExceeded, nil}, 2, nil},
 		{"another error is not retried", []error{other}, 1, other},
 	}
 	log := slog.New(slog.DiscardHandler)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/pipeline"
@@ -157,25 +158,44 @@ func purgeStreams(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipel
 	return nil
 }
 
-// errCodeNoPeers is JetStream's "no suitable peers for placement": a
-// cluster that has not yet heard from enough servers to place a stream
-// with the replicas asked for.
-const errCodeNoPeers jetstream.ErrorCode = 10005
+// JetStream errors that a cluster settling gives for a while: it has not
+// yet heard from enough servers to place a stream with the replicas asked
+// for, or another process created the same stream or bucket a moment
+// before, with other settings.
+const (
+	errCodeNoPeers     jetstream.ErrorCode = 10005
+	errCodeNameInUse   jetstream.ErrorCode = 10058
+	errCodeUnavailable jetstream.ErrorCode = 10008 // "JetStream system temporarily unavailable"
+)
 
 // placementWait bounds how long provisioning waits for a cluster to be
 // able to place the streams.
 const placementWait = 30 * time.Second
 
+// settling reports whether err is one a cluster gives while it settles:
+// see the error codes above, and a request that timed out (a meta leader
+// being elected) while ctx is still live.
+func settling(ctx context.Context, err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errCodeNoPeers, errCodeNameInUse, errCodeUnavailable:
+			return true
+		}
+		return false
+	}
+	return ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders))
+}
+
 // whilePlacing runs setUp, and again while it fails because the cluster
-// cannot place a stream yet (just started, or a server away), for up to
-// placementWait.
+// is settling (just started, a server away, other processes setting up the
+// same pipeline), for up to placementWait.
 func whilePlacing(ctx context.Context, log *slog.Logger, setUp func() error) error {
 	deadline := time.Now().Add(placementWait)
 	pause := 250 * time.Millisecond
 	for {
 		err := setUp()
-		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeNoPeers || time.Now().After(deadline) {
+		if err == nil || !settling(ctx, err) || time.Now().After(deadline) {
 			return err
 		}
 		log.Info("waiting for the cluster to place the streams", "err", err)

@@ -39,6 +39,9 @@ type StageStatus struct {
 	Redelivered uint64   `json:"redelivered"`  // delivered more than once, not yet acknowledged
 	DeadLetters uint64   `json:"dead_letters"` // its messages in the dead-letter stream
 	Rate        float64  `json:"rate"`         // messages (a source: records) per second over the last minute, all workers together
+	// Unknown says why the counts of messages are not known now (a
+	// consumer whose leader is being elected), empty when they are.
+	Unknown string `json:"unknown,omitempty"`
 }
 
 // Status reports the live workers and the deployed pipelines, or only
@@ -112,25 +115,30 @@ func pipelineStatus(ctx context.Context, js jetstream.JetStream, d *Deployment, 
 		}
 	}
 	dead := map[string]uint64{}
-	if dlq, err := js.Stream(ctx, pipeline.DLQStreamName(d.Name)); err == nil {
-		info, err := dlq.Info(ctx, jetstream.WithSubjectFilter(pipeline.DLQSubjects(d.Name)[0]))
-		if err != nil {
-			return ps, fmt.Errorf("dead-letter stream: %w", err)
-		}
+	dlq, err := js.Stream(ctx, pipeline.DLQStreamName(d.Name))
+	var info *jetstream.StreamInfo
+	if err == nil {
+		info, err = dlq.Info(ctx, jetstream.WithSubjectFilter(pipeline.DLQSubjects(d.Name)[0]))
+	}
+	switch {
+	case err == nil:
 		for subj, n := range info.State.Subjects {
 			dead[subj] = n
 		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		ps.Errors = append(ps.Errors, fmt.Sprintf("dead letters not counted: %v", err))
 	}
 	for _, s := range d.Stages {
 		ss := StageStatus{DeployedStage: s, DeadLetters: dead[pipeline.DLQSubject(d.Name, s.Name)]}
 		for _, u := range s.Inputs {
 			c, err := js.Consumer(ctx, pipeline.StreamName(d.Name, u), pipeline.ConsumerName(s.Name))
-			if err != nil {
-				return ps, fmt.Errorf("stage %q: consumer on %s: %w", s.Name, pipeline.StreamName(d.Name, u), err)
+			var info *jetstream.ConsumerInfo
+			if err == nil {
+				info, err = c.Info(ctx)
 			}
-			info, err := c.Info(ctx)
 			if err != nil {
-				return ps, fmt.Errorf("stage %q: consumer on %s: %w", s.Name, pipeline.StreamName(d.Name, u), err)
+				ss.Unknown = fmt.Sprintf("consumer on %s: %v", pipeline.StreamName(d.Name, u), err)
+				continue
 			}
 			ss.Pending += info.NumPending
 			ss.AckPending += uint64(info.NumAckPending)

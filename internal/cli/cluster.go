@@ -211,11 +211,19 @@ func writeStatus(a *app, st *runner.ClusterStatus) error {
 		fmt.Fprintln(tw, "STAGE\tROLE\tTYPE\tWORKERS\tSTANDBY\tPENDING\tACK PENDING\tREDELIVERED\tDEAD LETTERS\tRATE/S")
 		for _, s := range ps.Stages {
 			pending, ack, redelivered := "-", "-", "-"
-			if len(s.Inputs) > 0 {
+			switch {
+			case s.Unknown != "":
+				pending, ack, redelivered = "?", "?", "?"
+			case len(s.Inputs) > 0:
 				pending, ack, redelivered = fmt.Sprint(s.Pending), fmt.Sprint(s.AckPending), fmt.Sprint(s.Redelivered)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.1f\n", s.Name, s.Role, s.Type,
 				orDash(s.Workers), orDash(s.Standby), pending, ack, redelivered, s.DeadLetters, s.Rate)
+		}
+		for _, s := range ps.Stages {
+			if s.Unknown != "" {
+				fmt.Fprintf(tw, "stage %s: not known now: %s\n", s.Name, s.Unknown)
+			}
 		}
 		for _, e := range ps.Errors {
 			fmt.Fprintf(tw, "error: %s\n", e)

@@ -112,7 +112,7 @@ func TestStopAndResume(t *testing.T) {
 			if !strings.Contains(stderr.String(), "pipeline faults resumed run 1 finished") {
 				t.Errorf("final run did not resume run 1 to its end; stderr:\n%s", stderr)
 			}
-			checkEachOnce(t, out)
+			checkEachOnce(t, out, faultRecords)
 		})
 	}
 }
@@ -141,16 +141,17 @@ func fileSize(path string) int64 {
 	return fi.Size()
 }
 
-// checkEachOnce checks that the output of faultPipeline holds every record
-// once, transformed by both stages.
-func checkEachOnce(t *testing.T, path string) {
+// checkEachOnce checks that the output of faultPipeline, or of a pipeline
+// of the same stages, holds every one of records records once, transformed
+// by both stages.
+func checkEachOnce(t *testing.T, path string, records int) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	seen := make([]int, faultRecords)
+	seen := make([]int, records)
 	lines, bad := 0, 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -160,7 +161,7 @@ func checkEachOnce(t *testing.T, path string) {
 			Tag       string
 		}
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.N == nil || rec.Double == nil ||
-			*rec.N < 0 || *rec.N >= faultRecords || *rec.Double != 2**rec.N || (rec.Tag == "seven") != (*rec.N%7 == 0) {
+			*rec.N < 0 || *rec.N >= records || *rec.Double != 2**rec.N || (rec.Tag == "seven") != (*rec.N%7 == 0) {
 			if bad++; bad <= 3 {
 				t.Errorf("line %d: %q", lines, sc.Text())
 			}
@@ -184,7 +185,7 @@ func checkEachOnce(t *testing.T, path string) {
 			}
 		}
 	}
-	t.Logf("output: %d lines, %d records of %d, %d missing, %d more than once, %d malformed", lines, faultRecords-missing, faultRecords, missing, twice, bad)
+	t.Logf("output: %d lines, %d records of %d, %d missing, %d more than once, %d malformed", lines, records-missing, records, missing, twice, bad)
 	if missing > 0 || twice > 0 || bad > 0 {
 		t.FailNow()
 	}

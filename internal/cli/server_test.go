@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,22 +45,28 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// TestServerCluster forms a 3-node JetStream cluster of `sluice server`
-// processes on loopback and runs a pipeline with three copies of its
-// streams on it.
-func TestServerCluster(t *testing.T) {
-	bin := buildSluice(t)
-	dir := t.TempDir()
-	var clientURLs, routes []string
-	clusterPorts := make([]int, 3)
+// serverNode is a `sluice server` subprocess of a test cluster.
+type serverNode struct {
+	url  string // its client URL
+	log  *lockedBuffer
+	cmd  *exec.Cmd
+	stop func() // shuts it down (SIGTERM) and waits until it has exited
+}
+
+// startServerCluster forms a JetStream cluster of n `sluice server`
+// processes on loopback ports, storing under dir, and waits until
+// JetStream is ready on every node. The nodes stop when the test ends.
+func startServerCluster(t *testing.T, bin, dir string, n int) []*serverNode {
+	t.Helper()
+	var routes []string
+	clusterPorts := make([]int, n)
 	for i := range clusterPorts {
 		clusterPorts[i] = freePort(t)
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i]))
 	}
-	logs := make([]*lockedBuffer, 3)
-	for i := range 3 {
+	nodes := make([]*serverNode, n)
+	for i := range n {
 		port := freePort(t)
-		clientURLs = append(clientURLs, fmt.Sprintf("nats://127.0.0.1:%d", port))
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, bin, "server",
 			"--name", fmt.Sprintf("n%d", i+1),
@@ -66,24 +74,50 @@ func TestServerCluster(t *testing.T) {
 			"--listen", fmt.Sprintf("127.0.0.1:%d", port),
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", clusterPorts[i]),
 			"--routes", strings.Join(routes, ","))
-		logs[i] = newLockedBuffer()
-		cmd.Stderr = logs[i]
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 30 * time.Second
+		node := &serverNode{url: fmt.Sprintf("nats://127.0.0.1:%d", port), log: newLockedBuffer(), cmd: cmd}
+		cmd.Stderr = node.log
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			cancel()
-			_ = cmd.Wait()
-		})
+		var once sync.Once
+		node.stop = func() {
+			once.Do(func() {
+				cancel()
+				_ = cmd.Wait()
+			})
+		}
+		t.Cleanup(node.stop)
+		nodes[i] = node
 	}
 	natstest.WaitFor(t, time.Minute, "JetStream ready on every node", func() bool {
-		for _, l := range logs {
-			if !strings.Contains(l.String(), "JetStream ready") {
+		for _, node := range nodes {
+			if !strings.Contains(node.log.String(), "JetStream ready") {
 				return false
 			}
 		}
 		return true
 	})
+	return nodes
+}
+
+// clientURLs returns the nodes' client URLs, comma-separated.
+func clientURLs(nodes []*serverNode) string {
+	urls := make([]string, len(nodes))
+	for i, node := range nodes {
+		urls[i] = node.url
+	}
+	return strings.Join(urls, ",")
+}
+
+// TestServerCluster forms a 3-node JetStream cluster of `sluice server`
+// processes on loopback and runs a pipeline with three copies of its
+// streams on it.
+func TestServerCluster(t *testing.T) {
+	bin := buildSluice(t)
+	dir := t.TempDir()
+	nodes := startServerCluster(t, bin, dir, 3)
 
 	out := filepath.Join(dir, "out.jsonl")
 	p := writeFile(t, dir, "p.yaml", `name: onthree
@@ -94,7 +128,7 @@ stages:
 `)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	run := exec.CommandContext(ctx, bin, "run", "--nats", strings.Join(clientURLs, ","), p)
+	run := exec.CommandContext(ctx, bin, "run", "--nats", clientURLs(nodes), p)
 	var stderr bytes.Buffer
 	run.Stderr = &stderr
 	if err := run.Run(); err != nil {

@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/runner"
+)
+
+// clusterRecords is the size of the cluster test's job.
+const clusterRecords = 100_000
+
+// clusterPipeline is faultPipeline with three copies of every stream.
+const clusterPipeline = `name: spread
+settings:
+  replicas: 3
+  ack_wait: 2s
+stages:
+  - name: gen
+    source: generate
+    with: {count: 100000, template: '{"n": seq}'}
+  - name: double
+    transform: map
+    replicas: 2
+    with: {expr: 'merge($env, {"double": n * 2})'}
+  - name: tag
+    transform: map
+    with: {expr: 'merge($env, {"tag": n % 7 == 0 ? "seven" : "other"})'}
+  - name: out
+    sink: file
+    with: {path: OUT}
+`
+
+// workerProc is a `sluice worker` subprocess.
+type workerProc struct {
+	id     string
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+}
+
+// leaseTTL is the workers' lease time in the cluster test.
+const leaseTTL = 2 * time.Second
+
+func startWorkerProc(t *testing.T, bin, dir, urls, id string) *workerProc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	cmd := exec.CommandContext(ctx, bin, "worker", "--nats", urls, "--id", id,
+		"--lease-ttl", leaseTTL.String(), "--log-format", "text")
+	cmd.Dir = dir
+	w := &workerProc{id: id, cmd: cmd, stderr: newLockedBuffer()}
+	cmd.Stderr = w.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("worker %s:\n%s", id, w.stderr.String())
+		}
+	})
+	return w
+}
+
+// sluiceCmd runs the sluice binary to its end and returns its stdout.
+func sluiceCmd(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	out, err := trySluice(bin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func trySluice(bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("sluice %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// clusterStatus returns the status of pipeline spread. While the cluster
+// settles after a node stopped, status may fail: then it logs why and
+// returns false.
+func clusterStatus(t *testing.T, bin, urls string) (runner.ClusterStatus, bool) {
+	t.Helper()
+	var st runner.ClusterStatus
+	out, err := trySluice(bin, "status", "--json", "--nats", urls, "spread")
+	if err != nil {
+		t.Log(err)
+		return st, false
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st, true
+}
+
+func workerIDs(st runner.ClusterStatus) []string {
+	var ids []string
+	for _, w := range st.Workers {
+		ids = append(ids, w.ID)
+	}
+	return ids
+}
+
+// TestWorkersOnCluster deploys a pipeline to two `sluice worker` processes
+// on a 3-node cluster of `sluice server` processes, kills the worker that
+// owns the source and writes the file with kill -9 and shuts a cluster
+// node down while the job runs, and checks that the other worker takes the
+// source and the file over and the job completes with every record exactly
+// once.
+func TestWorkersOnCluster(t *testing.T) {
+	bin := buildSluice(t)
+	dir := t.TempDir()
+	nodes := startServerCluster(t, bin, dir, 3)
+	urls := clientURLs(nodes)
+	out := filepath.Join(dir, "out.jsonl")
+	p := writeFile(t, dir, "spread.yaml", strings.ReplaceAll(clusterPipeline, "OUT", out))
+
+	// w1 starts first and takes both the source and the file; w2 stands
+	// by for them. Killing w1 then makes w2 take both over.
+	workers := map[string]*workerProc{"w1": startWorkerProc(t, bin, dir, urls, "w1")}
+	if got := sluiceCmd(t, bin, "deploy", "--nats", urls, p); got != "deployed pipeline spread version 1 (run 1)\n" {
+		t.Fatalf("deploy said %q", got)
+	}
+	natstest.WaitFor(t, time.Minute, "w1 to run the source and the sink", func() bool {
+		st, ok := clusterStatus(t, bin, urls)
+		if !ok {
+			return false
+		}
+		stg := st.Pipelines[0].Stages
+		return slices.Equal(stg[0].Workers, []string{"w1"}) && slices.Equal(stg[3].Workers, []string{"w1"})
+	})
+	workers["w2"] = startWorkerProc(t, bin, dir, urls, "w2")
+	natstest.WaitFor(t, time.Minute, "both workers running the pipeline", func() bool {
+		st, ok := clusterStatus(t, bin, urls)
+		if !ok {
+			return false
+		}
+		stg := st.Pipelines[0].Stages
+		return slices.Equal(workerIDs(st), []string{"w1", "w2"}) && slices.Equal(stg[1].Workers, []string{"w1", "w2"}) &&
+			slices.Equal(stg[0].Standby, []string{"w2"}) && slices.Equal(stg[3].Standby, []string{"w2"})
+	})
+	text := sluiceCmd(t, bin, "status", "--nats", urls)
+	t.Logf("status:\n%s", text)
+	for _, want := range []string{"pipeline spread  version 1  run 1 running", "w1,w2", "WORKER"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status lacks %q", want)
+		}
+	}
+
+	natstest.WaitFor(t, 2*time.Minute, "a fifth of the output", func() bool {
+		return fileSize(out) > clusterRecords*40/5
+	})
+	if err := workers["w1"].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	t.Logf("killed w1 at %d bytes of output", fileSize(out))
+	nodes[2].stop()
+	t.Logf("stopped node n3")
+
+	const other = "w2"
+	natstest.WaitFor(t, time.Minute, "w2 to take the source and the file over", func() bool {
+		st, ok := clusterStatus(t, bin, urls)
+		if !ok {
+			return false
+		}
+		stg := st.Pipelines[0].Stages
+		return slices.Equal(stg[0].Workers, []string{other}) && slices.Equal(stg[3].Workers, []string{other})
+	})
+	// The lease expires at most leaseTTL after the killed worker's last
+	// renewal; the status adds up to a heartbeat's delay.
+	t.Logf("source and file taken over %s after the kill (lease time %s)", time.Since(killedAt).Round(100*time.Millisecond), leaseTTL)
+	natstest.WaitFor(t, time.Minute, "the status to show one worker", func() bool {
+		st, ok := clusterStatus(t, bin, urls)
+		return ok && slices.Equal(workerIDs(st), []string{other})
+	})
+	natstest.WaitFor(t, 3*time.Minute, "the run to finish", func() bool {
+		st, ok := clusterStatus(t, bin, urls)
+		return ok && st.Pipelines[0].RunState == "finished"
+	})
+	checkEachOnce(t, out, clusterRecords)
+	if !strings.Contains(workers[other].stderr.String(), "source taken") {
+		t.Errorf("worker %s did not log taking the source", other)
+	}
+}
