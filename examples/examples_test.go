@@ -6,17 +6,20 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/cli"
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -201,7 +204,7 @@ func TestResumeExample(t *testing.T) {
 	t.Chdir("..")
 	out, store := t.TempDir(), t.TempDir()
 	t.Setenv("SLUICE_OUT", out)
-	t.Setenv("COUNT", "20000")
+	t.Setenv("COUNT", "5000")
 	file := "examples/resume/pipeline.yaml"
 	path := filepath.Join(out, "events.jsonl")
 
@@ -246,5 +249,72 @@ func TestResumeExample(t *testing.T) {
 		if seen[id] != 1 {
 			t.Fatalf("event %d written %d times", id, seen[id])
 		}
+	}
+}
+
+// TestClusterExample runs the README of examples/cluster on a 3-node
+// cluster in this process: two workers, a deploy, the status, the files.
+func TestClusterExample(t *testing.T) {
+	t.Chdir("..")
+	out := t.TempDir()
+	t.Setenv("SLUICE_OUT", out)
+	t.Setenv("COUNT", "5000")
+	t.Setenv("SLUICE_NATS_URL", natstest.URLs(natstest.Cluster(t, 3)))
+	t.Setenv("SLUICE_LEASE_TTL", "2s")
+	ctx, cancel := context.WithCancel(context.Background())
+	var workers sync.WaitGroup
+	t.Cleanup(func() { cancel(); workers.Wait() })
+	for _, id := range []string{"w1", "w2"} {
+		workers.Go(func() {
+			var se bytes.Buffer
+			if code := cli.MainContext(ctx, []string{"worker", "--id", id}, strings.NewReader(""), io.Discard, &se); code != 0 {
+				t.Errorf("worker %s: exit %d\n%s", id, code, se.String())
+			}
+		})
+	}
+	sluice := func(args ...string) string {
+		t.Helper()
+		var so, se bytes.Buffer
+		if code := cli.Main(args, strings.NewReader(""), &so, &se); code != 0 {
+			t.Fatalf("sluice %s: exit %d\n%s", strings.Join(args, " "), code, se.String())
+		}
+		return so.String()
+	}
+	if got := sluice("deploy", "examples/cluster/pipeline.yaml"); got != "deployed pipeline views version 1 (run 1)\n" {
+		t.Fatalf("deploy said %q", got)
+	}
+	natstest.WaitFor(t, 2*time.Minute, "the run to finish on both workers", func() bool {
+		var st runner.ClusterStatus
+		if err := json.Unmarshal([]byte(sluice("status", "--json", "views")), &st); err != nil {
+			t.Fatal(err)
+		}
+		ps := st.Pipelines[0]
+		return ps.RunState == "finished" && slices.Equal(ps.Stages[1].Workers, []string{"w1", "w2"})
+	})
+	ids := make(map[int64]int)
+	for _, id := range []string{"w1", "w2"} {
+		lines := readLines(t, filepath.Join(out, "views-"+id+".jsonl"))
+		if len(lines) == 0 {
+			t.Errorf("worker %s wrote nothing", id)
+		}
+		for _, line := range lines {
+			var v struct {
+				ID       int64  `json:"id"`
+				Page     string `json:"page"`
+				Checkout bool   `json:"checkout"`
+			}
+			if err := json.Unmarshal([]byte(line), &v); err != nil || v.Checkout != (v.Page == "/cart" || v.Page == "/pay") {
+				t.Fatalf("bad line %q", line)
+			}
+			ids[v.ID]++
+		}
+	}
+	for i := range int64(5000) {
+		if ids[i] != 1 {
+			t.Fatalf("view %d written %d times", i, ids[i])
+		}
+	}
+	if got := sluice("undeploy", "--purge", "views"); got != "undeployed and purged pipeline views\n" {
+		t.Errorf("undeploy said %q", got)
 	}
 }

@@ -15,15 +15,16 @@ import (
 // its transform and sink stages run as long as it does, each of its
 // sources runs wherever its lease is held.
 type deployment struct {
-	a      *agent
-	d      *Deployment
-	r      *run // nil when the version could not start
-	local  []*pipeline.Stage
-	inputs map[string][]input
-	ctx    context.Context
-	cancel context.CancelFunc
-	crew   *crew
-	tasks  sync.WaitGroup // the stages' goroutines
+	a       *agent
+	d       *Deployment
+	started time.Time
+	r       *run // nil when the version could not start
+	local   []*pipeline.Stage
+	inputs  map[string][]input
+	ctx     context.Context
+	cancel  context.CancelFunc
+	crew    *crew
+	tasks   sync.WaitGroup // the stages' goroutines
 
 	mu     sync.Mutex
 	err    error // why the version could not start
@@ -36,7 +37,7 @@ type deployment struct {
 // spec does not load here, the streams cannot be provisioned) is kept with
 // its error, which the heartbeat reports, until the next version.
 func (a *agent) start(ctx context.Context, d *Deployment) *deployment {
-	dep := &deployment{a: a, d: d, states: make(map[string]WorkerStage), rates: make(map[string]*rateWindow)}
+	dep := &deployment{a: a, d: d, started: time.Now(), states: make(map[string]WorkerStage), rates: make(map[string]*rateWindow)}
 	log := a.log.With("pipeline", d.Name, "version", d.Version)
 	p, err := pipeline.Parse(d.File, []byte(d.Spec), pipeline.Options{Registry: a.opts.Registry})
 	if err != nil {
@@ -198,7 +199,9 @@ func (d *deployment) ownSource(s *pipeline.Stage) {
 		case !ok:
 			d.setState(s, StageStandby, nil)
 		default:
-			d.own(s, l, log)
+			if d.own(s, l, log) {
+				continue // at once: the run may have finished
+			}
 		}
 		if !sleepCtx(d.ctx, a.ttl/3) {
 			return
@@ -208,8 +211,8 @@ func (d *deployment) ownSource(s *pipeline.Stage) {
 
 // own runs source s under lease l: from its checkpoint until it ends,
 // then until the run has finished; or until the lease is lost or the
-// version stops.
-func (d *deployment) own(s *pipeline.Stage, l *lease, log *slog.Logger) {
+// version stops. It reports whether it ended without a failure.
+func (d *deployment) own(s *pipeline.Stage, l *lease, log *slog.Logger) bool {
 	ctx, lose := context.WithCancel(d.ctx)
 	var keeping sync.WaitGroup
 	keeping.Go(func() {
@@ -236,7 +239,8 @@ func (d *deployment) own(s *pipeline.Stage, l *lease, log *slog.Logger) {
 		}
 		return err
 	}()
-	if err != nil && ctx.Err() == nil {
+	failed := err != nil && ctx.Err() == nil
+	if failed {
 		d.setState(s, StageFailed, err)
 		log.Error("source failed; its lease is released", "err", err)
 	}
@@ -248,6 +252,7 @@ func (d *deployment) own(s *pipeline.Stage, l *lease, log *slog.Logger) {
 	if d.state(s) == StageRunning {
 		d.setState(s, StageStandby, nil)
 	}
+	return !failed
 }
 
 // finish waits, after a source ended, until every source of the run has
@@ -313,7 +318,7 @@ func (d *deployment) report() WorkerPipeline {
 		st.In = d.r.stats[s.Name].in.Load()
 		rw := d.rates[s.Name]
 		if rw == nil {
-			rw = new(rateWindow)
+			rw = &rateWindow{samples: []rateSample{{d.started, 0}}}
 			d.rates[s.Name] = rw
 		}
 		st.Rate = rw.add(now, st.In)

@@ -153,10 +153,10 @@ func pipelineStatus(ctx context.Context, js jetstream.JetStream, d *Deployment, 
 					if st.Name != s.Name {
 						continue
 					}
+					ss.Rate += st.Rate
 					switch st.State {
 					case StageRunning:
 						ss.Workers = append(ss.Workers, w.ID)
-						ss.Rate += st.Rate
 					case StageStandby:
 						ss.Standby = append(ss.Standby, w.ID)
 					case StageFailed:

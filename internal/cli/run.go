@@ -213,7 +213,9 @@ func (a *app) connect() (*conn, error) {
 		opts = append(opts, auth...)
 		opts = append(opts,
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				a.log.Warn("disconnected from NATS", "err", err)
+				if err != nil { // nil: closed on purpose
+					a.log.Warn("disconnected from NATS", "err", err)
+				}
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) {
 				a.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
