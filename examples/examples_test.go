@@ -204,7 +204,7 @@ func TestResumeExample(t *testing.T) {
 	t.Chdir("..")
 	out, store := t.TempDir(), t.TempDir()
 	t.Setenv("SLUICE_OUT", out)
-	t.Setenv("COUNT", "5000")
+	t.Setenv("COUNT", "20000")
 	file := "examples/resume/pipeline.yaml"
 	path := filepath.Join(out, "events.jsonl")
 
