@@ -175,6 +175,8 @@ func TestFlags(t *testing.T) {
 		{"bad group", []string{"-only", "hop,x"}, `unknown group "x"`},
 		{"short latency", []string{"-latency-duration", "1s"}, "more than the 1s warm-up"},
 		{"bad pull", []string{"-baseline-pull", "push"}, "-baseline-pull must be"},
+		{"scaleout", []string{"-only", "scaleout", "-processes", "1,3"}, ""},
+		{"bad processes", []string{"-processes", "1,0"}, `"0" is not a count >= 1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr strings.Builder
@@ -292,5 +294,69 @@ func TestScenariosCleanUp(t *testing.T) {
 	}
 	if len(s.notes) > 0 {
 		t.Errorf("notes: %q", s.notes)
+	}
+}
+
+// TestScaleoutSmall runs the scale-out group on a few records: it builds
+// the sluice binary and starts servers and workers as processes.
+func TestScaleoutSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds sluice and starts a cluster")
+	}
+	out := t.TempDir()
+	var stdout, stderr strings.Builder
+	code := realMain([]string{"-only", "scaleout", "-n", "2000", "-runs", "1", "-processes", "1,2", "-out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	md := stdout.String()
+	for _, want := range []string{"## Scale-out", "| single server R1 | 2 |", "| 3-node cluster R3 | 2 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "## Throughput") {
+		t.Errorf("report has an empty throughput table:\n%s", md)
+	}
+}
+
+func TestScaleoutRows(t *testing.T) {
+	const n = 1000
+	sec := func(s float64) scaleSample {
+		return scaleSample{elapsed: time.Duration(s * float64(time.Second)), serverCPU: 0.5, workerCPU: 1, busiestWorker: 1, otherCPU: 0}
+	}
+	single, cluster := scaleShapes[0].name, scaleShapes[1].name
+	rows := scaleoutRows(map[scaleKey][]scaleSample{
+		{cluster, 2}: {sec(0.5)},
+		{single, 2}:  {sec(0.25), sec(0.2), sec(1)},
+		{single, 1}:  {sec(0.5)},
+		{cluster, 1}: {sec(1)},
+	}, n)
+	type got struct {
+		shape      string
+		p          int
+		rate       float64
+		vsOne      float64
+		vsSingle   float64
+		cpuPerMsgs float64
+	}
+	deref := func(v *float64) float64 {
+		if v == nil {
+			return 0
+		}
+		return *v
+	}
+	var g []got
+	for _, r := range rows {
+		g = append(g, got{r.Shape, r.Processes, r.MsgsPerSec, deref(r.VsOneProcess), deref(r.VsSingle), r.CPUMicrosPerMsg})
+	}
+	want := []got{
+		{single, 1, 2000, 1, 0, 750},
+		{single, 2, 4000, 2, 0, 375},
+		{cluster, 1, 1000, 1, 0.5, 1500},
+		{cluster, 2, 2000, 2, 0.5, 750},
+	}
+	if fmt.Sprint(g) != fmt.Sprint(want) {
+		t.Errorf("rows\n got %v\nwant %v", g, want)
 	}
 }

@@ -10,6 +10,13 @@
 // acking consumer), each at every -storage and -replicas; sluice-latency at
 // each of -rates; and an attribution of allocations to packages. See
 // docs/performance.md.
+//
+// The scale-out group runs only when -only names it, as it builds and
+// execs the sluice binary: one CPU-bound transform stage run by each of
+// -processes `sluice worker` processes, on one `sluice server` process
+// and on a 3-node cluster of them, about 5 minutes with -runs 3:
+//
+//	go run ./bench -only scaleout -runs 1
 package main
 
 import (
@@ -36,9 +43,14 @@ const (
 	groupChain   = "chain"
 	groupLatency = "latency"
 	groupAllocs  = "allocs"
+	// groupScaleout is not among the default groups.
+	groupScaleout = "scaleout"
 )
 
-var allGroups = []string{groupHop, groupChain, groupLatency, groupAllocs}
+var (
+	defaultGroups = []string{groupHop, groupChain, groupLatency, groupAllocs}
+	allGroups     = append(slices.Clone(defaultGroups), groupScaleout)
+)
 
 // scenarioOrder is the order of the report's rows.
 var scenarioOrder = []string{scBaselineHop, scSluiceHopExpr, scSluiceHopGo, scBaselineChain, scSluiceChain}
@@ -57,24 +69,28 @@ type config struct {
 	baselineBatch   int
 	baselinePull    string
 	gcPercent       int
+	processes       []int
+	sluiceBin       string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &config{}
-	var replicas, storages, only, rates string
+	var replicas, storages, only, rates, processes string
 	fs.IntVar(&c.n, "n", 200_000, "records per throughput run")
 	fs.IntVar(&c.runs, "runs", 3, "runs of each throughput scenario; the report gives the median")
 	fs.StringVar(&replicas, "replicas", "1,2,4", "comma-separated workers per stage")
 	fs.StringVar(&storages, "storage", "file,memory", "comma-separated stream storage: file, memory")
-	fs.StringVar(&only, "only", strings.Join(allGroups, ","), "comma-separated scenario groups: "+strings.Join(allGroups, ", "))
+	fs.StringVar(&only, "only", strings.Join(defaultGroups, ","), "comma-separated scenario groups: "+strings.Join(allGroups, ", "))
 	fs.StringVar(&rates, "rates", "5000,20000", "comma-separated offered rates of the latency runs, msgs/s")
 	fs.DurationVar(&c.latencyDuration, "latency-duration", 10*time.Second, "length of each latency run (the first second is warm-up)")
 	fs.IntVar(&c.allocN, "alloc-n", 20_000, "records of the allocation-profiled runs")
 	fs.StringVar(&c.out, "out", "bench/results", "directory for latest.md and latest.json")
 	fs.IntVar(&c.baselineBatch, "baseline-batch", defaultBaselineBatch, "pull batch of the hand-written hop")
 	fs.StringVar(&c.baselinePull, "baseline-pull", defaultBaselinePull, "pull style of the hand-written hop: messages or fetch")
+	fs.StringVar(&processes, "processes", "1,2,4", "comma-separated counts of worker processes of the scaleout group")
+	fs.StringVar(&c.sluiceBin, "sluice-bin", "", "sluice binary of the scaleout group (default: go build ./cmd/sluice into a temporary directory)")
 	fs.IntVar(&c.gcPercent, "gc-percent", configs.DefaultGCPercent, "garbage collector target percentage, as `sluice run` applies it (GOGC wins when set); -1 is off")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -100,6 +116,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		check(err == nil && r >= 1, "-replicas: %q is not a count >= 1", s)
 		c.replicas = append(c.replicas, r)
 	}
+	for _, s := range splitList(processes) {
+		p, err := strconv.Atoi(s)
+		check(err == nil && p >= 1, "-processes: %q is not a count >= 1", s)
+		c.processes = append(c.processes, p)
+	}
+	check(len(c.processes) > 0, "-processes must not be empty")
 	for _, s := range splitList(storages) {
 		check(s == "file" || s == "memory", "-storage: %q is not file or memory", s)
 		c.storages = append(c.storages, s)
@@ -275,6 +297,18 @@ func runSuite(ctx context.Context, cfg *config, log io.Writer) (*Report, error) 
 			row := allocRow(res)
 			fmt.Fprintf(log, "bench: %-16s allocations: %.1f/msg, %.2f/msg in sluice's own code\n", sc, row.PerMsg, row.SluiceOwnPerMsg)
 			rep.Allocs = append(rep.Allocs, row)
+		}
+	}
+	if cfg.has(groupScaleout) {
+		so := &scaleout{bin: cfg.sluiceBin, n: cfg.n, runs: cfg.runs, processes: cfg.processes, gcPercent: cfg.gcPercent,
+			template: fmt.Sprintf(`merge(%s, {"id": seq, "customer": "customer-" + string(seq %% 50000)})`, data.Records[0]), log: log}
+		if so.bin == "" {
+			if so.bin, err = buildSluice(ctx, dir); err != nil {
+				return nil, fmt.Errorf("%s: %w", groupScaleout, err)
+			}
+		}
+		if rep.Scaleout, err = runScaleout(ctx, so); err != nil {
+			return nil, fmt.Errorf("%s: %w", groupScaleout, err)
 		}
 	}
 	rep.Notes = b.notes

@@ -27,6 +27,7 @@ type Report struct {
 	Throughput      []ThroughputRow `json:"throughput"`
 	Latency         []LatencyRow    `json:"latency"`
 	Allocs          []AllocRow      `json:"allocs"`
+	Scaleout        *ScaleoutReport `json:"scaleout,omitempty"` // only when the group ran
 	Notes           []string        `json:"notes,omitempty"`
 }
 
@@ -68,6 +69,41 @@ type ThroughputRow struct {
 	PeakRSSMiB   float64  `json:"peak_rss_mib"`   // process-wide, highest of the runs; 0 if unknown
 	// OtherCPU is how many CPUs anything but this process kept busy during
 	// the run, the highest of the runs: the machine's noise. -1 if unknown.
+	OtherCPU float64 `json:"other_cpu"`
+}
+
+// ScaleoutReport is the scale-out group: one CPU-bound transform run by
+// worker processes on a server of its own or on a cluster.
+type ScaleoutReport struct {
+	N    int           `json:"n"`
+	Runs int           `json:"runs"`
+	Expr string        `json:"expr"` // the transform's map expression
+	Rows []ScaleoutRow `json:"rows"`
+}
+
+// ScaleoutRow is one server set-up with one count of worker processes.
+// CPU figures are CPUs kept busy on average over a run, medians of the
+// runs.
+type ScaleoutRow struct {
+	Shape          string    `json:"shape"`
+	Servers        int       `json:"servers"`
+	StreamReplicas int       `json:"stream_replicas"`
+	Processes      int       `json:"processes"`
+	MsgsPerSec     float64   `json:"msgs_per_sec"` // median of the runs
+	Min            float64   `json:"min_msgs_per_sec"`
+	Max            float64   `json:"max_msgs_per_sec"`
+	Runs           []float64 `json:"runs_msgs_per_sec"`
+	// VsOneProcess is the median over the same shape's median with one
+	// process; VsSingle, for the cluster, over the single server's median
+	// with as many processes.
+	VsOneProcess     *float64 `json:"vs_one_process,omitempty"`
+	VsSingle         *float64 `json:"vs_single_server,omitempty"`
+	ServerCPU        float64  `json:"server_cpus"`         // all servers; -1 if unknown
+	WorkerCPU        float64  `json:"worker_cpus"`         // all worker processes; -1 if unknown
+	BusiestWorkerCPU float64  `json:"busiest_worker_cpus"` // the busiest worker process; -1 if unknown
+	CPUMicrosPerMsg  float64  `json:"cpu_us_per_msg"`      // servers and workers; -1 if unknown
+	// OtherCPU is what anything but the bench and its processes kept
+	// busy, the highest of the runs: the machine's noise. -1 if unknown.
 	OtherCPU float64 `json:"other_cpu"`
 }
 
@@ -248,31 +284,34 @@ func allocRow(r allocResult) AllocRow {
 // Markdown renders the report.
 func (r *Report) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## Throughput\n\n")
-	fmt.Fprintf(&b, "%d records of %.0f bytes on average per run, median of %d runs; one embedded nats-server, in-process clients. "+
-		"Ratio: the median over the median of the baseline of the same shape (storage, replicas). "+
-		"allocs/msg and peak RSS are process-wide (harness, clients and server). "+
-		"Others' CPU: the most CPUs that anything outside this process kept busy during one of the runs (the noise).\n\n",
-		r.N, r.MeanRecordBytes, r.Runs)
-	b.WriteString("| scenario | storage | replicas | msgs/s (median) | min–max | ratio to baseline | allocs/msg | peak RSS MiB | others' CPU |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, t := range r.Throughput {
-		ratio := "—"
-		if t.Ratio != nil {
-			ratio = fmt.Sprintf("%.2f×", *t.Ratio)
+	if len(r.Throughput) > 0 {
+		fmt.Fprintf(&b, "## Throughput\n\n")
+		fmt.Fprintf(&b, "%d records of %.0f bytes on average per run, median of %d runs; one embedded nats-server, in-process clients. "+
+			"Ratio: the median over the median of the baseline of the same shape (storage, replicas). "+
+			"allocs/msg and peak RSS are process-wide (harness, clients and server). "+
+			"Others' CPU: the most CPUs that anything outside this process kept busy during one of the runs (the noise).\n\n",
+			r.N, r.MeanRecordBytes, r.Runs)
+		b.WriteString("| scenario | storage | replicas | msgs/s (median) | min–max | ratio to baseline | allocs/msg | peak RSS MiB | others' CPU |\n")
+		b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, t := range r.Throughput {
+			ratio := "—"
+			if t.Ratio != nil {
+				ratio = fmt.Sprintf("%.2f×", *t.Ratio)
+			}
+			rss := "—"
+			if t.PeakRSSMiB > 0 {
+				rss = fmt.Sprintf("%.0f", t.PeakRSSMiB)
+			}
+			others := "—"
+			if t.OtherCPU >= 0 {
+				others = fmt.Sprintf("%.2f", t.OtherCPU)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s–%s | %s | %.1f | %s | %s |\n", t.Scenario, t.Storage, t.Replicas,
+				thousands(t.MsgsPerSec), thousands(t.Min), thousands(t.Max), ratio, t.AllocsPerMsg, rss, others)
 		}
-		rss := "—"
-		if t.PeakRSSMiB > 0 {
-			rss = fmt.Sprintf("%.0f", t.PeakRSSMiB)
-		}
-		others := "—"
-		if t.OtherCPU >= 0 {
-			others = fmt.Sprintf("%.2f", t.OtherCPU)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s–%s | %s | %.1f | %s | %s |\n", t.Scenario, t.Storage, t.Replicas,
-			thousands(t.MsgsPerSec), thousands(t.Min), thousands(t.Max), ratio, t.AllocsPerMsg, rss, others)
 	}
 	r.perWorker(&b)
+	r.scaleoutTable(&b)
 	if len(r.Latency) > 0 {
 		b.WriteString("\n## Latency\n\nFrom the source's timestamp (taken when the record is generated, just before publish) " +
 			"to the sink's Write; the first second is dropped as warm-up.\n\n")
@@ -342,6 +381,44 @@ func (r *Report) perWorker(b *strings.Builder) {
 			}
 		}
 		b.WriteString("\n")
+	}
+}
+
+// scaleoutTable renders the scale-out group.
+func (r *Report) scaleoutTable(b *strings.Builder) {
+	so := r.Scaleout
+	if so == nil {
+		return
+	}
+	fmt.Fprintf(b, "\n## Scale-out\n\nOne CPU-bound `map` stage run by P `sluice worker` processes, each with one worker "+
+		"on the stage (and one on the discard sink; one of them also runs the generate source, by lease): generate %d records "+
+		"→ map → discard, file storage, timed from the deploy to the run's finished record; median of %d runs, a fresh "+
+		"store and fresh processes each. The single server is a `sluice server` process (the same nats-server the other "+
+		"groups embed, but out of process, with every client over loopback TCP) and keeps one copy of each stream; the "+
+		"cluster is three of them keeping three. CPUs busy: averages over the run, by process group; CPU µs/msg: servers "+
+		"and workers together. The transform:\n\n    %s\n\n", so.N, so.Runs, so.Expr)
+	b.WriteString("| shape | processes | msgs/s (median) | min–max | vs 1 process | cluster / single | CPUs busy: servers | workers (busiest) | CPU µs/msg | others' CPU |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	opt := func(v *float64) string {
+		if v == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f×", *v)
+	}
+	num := func(v float64, format string) string {
+		if v < 0 {
+			return "—"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	for _, t := range so.Rows {
+		workers := "—"
+		if t.WorkerCPU >= 0 {
+			workers = fmt.Sprintf("%.2f (%.2f)", t.WorkerCPU, t.BusiestWorkerCPU)
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s–%s | %s | %s | %s | %s | %s | %s |\n", t.Shape, t.Processes,
+			thousands(t.MsgsPerSec), thousands(t.Min), thousands(t.Max), opt(t.VsOneProcess), opt(t.VsSingle),
+			num(t.ServerCPU, "%.2f"), workers, num(t.CPUMicrosPerMsg, "%.0f"), num(t.OtherCPU, "%.2f"))
 	}
 }
 
