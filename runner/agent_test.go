@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/pipeline"
@@ -185,4 +186,47 @@ func fileSize(path string) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// TestDeployPrunesConsumers deploys a version without a stage: its
+// consumer goes, or it would hold every message of its stream.
+func TestDeployPrunesConsumers(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Server(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	deploy := func(spec string) {
+		t.Helper()
+		p, err := pipeline.Parse("p.yaml", []byte(spec), pipeline.Options{Registry: stages.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := runner.Deploy(ctx, nc, p, []byte(spec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumers := func() []string {
+		t.Helper()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		str, err := js.Stream(ctx, pipeline.StreamName("prune", "gen"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for n := range str.ConsumerNames(ctx).Name() {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return names
+	}
+	deploy(`{name: prune, stages: [{name: gen, source: generate, with: {count: 1}}, {name: a, sink: discard, from: gen}, {name: b, sink: discard, from: gen}]}`)
+	if got := consumers(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("consumers on gen: %v, want [a b]", got)
+	}
+	deploy(`{name: prune, stages: [{name: gen, source: generate, with: {count: 1}}, {name: b, sink: discard, from: gen}]}`)
+	if got := consumers(); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("consumers on gen after a was removed: %v, want [b]", got)
+	}
 }

@@ -130,8 +130,11 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 		if state, err = stateBucket(ctx, js, p.Settings.Replicas); err != nil {
 			return err
 		}
-		_, err = provision(ctx, js, p)
-		return err
+		inputs, err := provision(ctx, js, p)
+		if err != nil {
+			return err
+		}
+		return pruneConsumers(ctx, js, p, inputs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
@@ -185,6 +188,52 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 		}
 		return d, nil
 	}
+}
+
+// pruneConsumers deletes the durable consumers on the streams of p that
+// no stage of p reads any more (a stage removed or rewired by a new
+// version): with interest retention, such a consumer would keep every
+// message of its stream and, once max_buffer is reached, stall the
+// stages before it.
+func pruneConsumers(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline, inputs map[string][]input) error {
+	want := make(map[string]bool) // "stream/consumer"
+	for s, ins := range inputs {
+		for _, in := range ins {
+			want[in.stream+"/"+pipeline.ConsumerName(s)] = true
+		}
+	}
+	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject(pipeline.Subject(p.Name, ">")))
+	var streams []string
+	for name := range lister.Name() {
+		if name != pipeline.DLQStreamName(p.Name) {
+			streams = append(streams, name)
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return fmt.Errorf("list streams: %w", err)
+	}
+	for _, stream := range streams {
+		str, err := js.Stream(ctx, stream)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", stream, err)
+		}
+		names := str.ConsumerNames(ctx)
+		var stale []string
+		for c := range names.Name() {
+			if !want[stream+"/"+c] {
+				stale = append(stale, c)
+			}
+		}
+		if err := names.Err(); err != nil {
+			return fmt.Errorf("stream %s: list consumers: %w", stream, err)
+		}
+		for _, c := range stale {
+			if err := str.DeleteConsumer(ctx, c); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return fmt.Errorf("stream %s: delete consumer %s no stage reads: %w", stream, c, err)
+			}
+		}
+	}
+	return nil
 }
 
 // isWrongRevision reports whether err is a KV update's "wrong last
@@ -324,7 +373,7 @@ func waitUnused(ctx context.Context, js jetstream.JetStream, name string, wait t
 // purge deletes the streams of pipeline name and its keys in the state
 // and leases buckets.
 func purge(ctx context.Context, js jetstream.JetStream, name string) error {
-	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject("sluice."+name+".>"))
+	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject(pipeline.Subject(name, ">")))
 	var streams []string
 	for s := range lister.Name() {
 		streams = append(streams, s)
