@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -272,15 +273,7 @@ func (a *agent) snapshot() WorkerInfo {
 	for _, d := range deps {
 		info.Pipelines = append(info.Pipelines, d.report())
 	}
-	slices.SortFunc(info.Pipelines, func(x, y WorkerPipeline) int {
-		if x.Name < y.Name {
-			return -1
-		}
-		if x.Name > y.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(info.Pipelines, func(x, y WorkerPipeline) int { return strings.Compare(x.Name, y.Name) })
 	return info
 }
 

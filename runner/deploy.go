@@ -266,8 +266,8 @@ func decodeDeployment(e jetstream.KeyValueEntry) (*Deployment, error) {
 	return d, nil
 }
 
-// Deployments returns the deployed pipelines, by name; ErrNotDeployed
-// when none is.
+// Deployments returns the deployed pipelines, by name; none when nothing
+// was ever deployed.
 func Deployments(ctx context.Context, nc *nats.Conn) ([]*Deployment, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
