@@ -20,26 +20,12 @@ import (
 // clusterRecords is the size of the cluster test's job.
 const clusterRecords = 100_000
 
-// clusterPipeline is faultPipeline with three copies of every stream.
-const clusterPipeline = `name: spread
-settings:
-  replicas: 3
-  ack_wait: 2s
-stages:
-  - name: gen
-    source: generate
-    with: {count: 100000, template: '{"n": seq}'}
-  - name: double
-    transform: map
-    replicas: 2
-    with: {expr: 'merge($env, {"double": n * 2})'}
-  - name: tag
-    transform: map
-    with: {expr: 'merge($env, {"tag": n % 7 == 0 ? "seven" : "other"})'}
-  - name: out
-    sink: file
-    with: {path: OUT}
-`
+// clusterPipeline is faultPipeline, of clusterRecords records, with three
+// copies of every stream.
+var clusterPipeline = strings.NewReplacer(
+	"name: faults\nsettings:\n", "name: spread\nsettings:\n  replicas: 3\n",
+	"count: 200000", "count: 100000",
+).Replace(faultPipeline)
 
 // workerProc is a `sluice worker` subprocess.
 type workerProc struct {
