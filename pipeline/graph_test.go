@@ -8,7 +8,7 @@ import (
 const graphSrc = `name: orders-etl
 stages:
   - {name: read, source: file, with: {path: in.csv}}
-  - {name: clean, transform: map, with: {expr: x}}
+  - {name: clean, transform: route, with: {routes: [big]}}
   - {name: end, sink: out, from: [clean.big, read]}
   - {name: audit, sink: file, from: read, with: {path: audit.jsonl}}
 `
@@ -21,7 +21,7 @@ func TestGraph(t *testing.T) {
 		format: "mermaid",
 		want: `flowchart LR
     s0["read<br/>source: file"]
-    s1["clean<br/>transform: map"]
+    s1["clean<br/>transform: route"]
     s2["end<br/>sink: out"]
     s3["audit<br/>sink: file"]
     s0 --> s1
@@ -35,7 +35,7 @@ func TestGraph(t *testing.T) {
     rankdir=LR;
     node [shape=box];
     "read" [label="read\nsource: file"];
-    "clean" [label="clean\ntransform: map"];
+    "clean" [label="clean\ntransform: route"];
     "end" [label="end\nsink: out"];
     "audit" [label="audit\nsink: file"];
     "read" -> "clean";

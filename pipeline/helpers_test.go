@@ -10,8 +10,8 @@ import (
 )
 
 // testRegistry returns a registry of small test-only types, independent of
-// the built-in ones: sources gen and file, transforms map and filter, sinks
-// file and out.
+// the built-in ones: sources gen and file, transforms map, filter and
+// route (whose outputs take the routes it lists), sinks file and out.
 func testRegistry(t testing.TB) *stages.Registry {
 	t.Helper()
 	newSource := func(stages.Params, stages.Info) (stages.Source, error) { return nil, nil }
@@ -33,6 +33,9 @@ func testRegistry(t testing.TB) *stages.Registry {
 		{Name: "filter", NewTransform: newTransform, Params: []stages.Param{
 			{Name: "expr", Type: stages.TypeExpr, Required: true},
 		}},
+		{Name: "route", NewTransform: newTransform, Params: []stages.Param{
+			{Name: "routes", Type: stages.TypeStringList, Required: true},
+		}, Routes: func(p stages.Params) []string { return p.Strings("routes") }},
 		{Name: "file", NewSink: newSink, Params: []stages.Param{
 			{Name: "path", Type: stages.TypeString, Required: true},
 			{Name: "mode", Type: stages.TypeString, Enum: []string{"overwrite", "append"}},

@@ -110,15 +110,17 @@ stages:
 		src: `name: fan-in
 stages:
   - {name: one, source: gen}
-  - {name: two, source: gen}
+  - {name: two, transform: route, from: one, with: {routes: [left, ""]}}
   - name: both
     sink: out
     from: [one, two.left]
+  - {name: rest, sink: out, from: two}
 `,
 		want: []stageView{
 			{Name: "one", Role: stages.RoleSource, Type: "gen", Replicas: 1, Params: map[string]any{"count": 0}},
-			{Name: "two", Role: stages.RoleSource, Type: "gen", Replicas: 1, Params: map[string]any{"count": 0}},
+			{Name: "two", Role: stages.RoleTransform, Type: "route", From: []string{"one"}, Replicas: 1, Params: map[string]any{"routes": []string{"left", ""}}},
 			{Name: "both", Role: stages.RoleSink, Type: "out", From: []string{"one", "two.left"}, Replicas: 1, Params: map[string]any{}},
+			{Name: "rest", Role: stages.RoleSink, Type: "out", From: []string{"two"}, Replicas: 1, Params: map[string]any{}},
 		},
 	}, {
 		name: "default from, null with and typed params",

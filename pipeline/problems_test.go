@@ -130,7 +130,7 @@ func TestProblems(t *testing.T) {
 		{"two roles", "name: p\nstages:\n  - {name: g, source: gen}\n  - name: s\n    source: gen\n    sink: out\n", []string{
 			`6:5 stage "s": both source and sink given: a stage has exactly one role`}},
 		{"unknown type", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: mapp}\n", []string{
-			`4:26 stage "t": unknown transform type "mapp" (want filter, map)`}},
+			`4:26 stage "t": unknown transform type "mapp" (want filter, map, route)`}},
 		{"type of another role", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: file}\n", []string{
 			`4:26 stage "t": "file" is a source and sink type, not a transform`}},
 		{"type not a string", "name: p\nstages:\n  - {name: s, source: [gen]}\n", []string{
@@ -151,6 +151,12 @@ func TestProblems(t *testing.T) {
 			`4:36 stage "t": from "ghost": no stage is named "ghost"`}},
 		{"dangling route", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: ghost.big}\n", []string{
 			`4:32 stage "t": from "ghost.big": no stage is named "ghost"`}},
+		{"route of a type without routes", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: s.big}\n", []string{
+			`4:32 stage "t": from "s.big": source "gen" has no routes: read from "s"`}},
+		{"undeclared route", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: r, transform: route, with: {routes: [a, b]}}\n  - {name: t, sink: out, from: r.c}\n", []string{
+			`5:32 stage "t": from "r.c": transform "route" has no route "c": read from "r.a", "r.b"`}},
+		{"default output of a routed type", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: r, transform: route, with: {routes: [a]}}\n  - {name: t, sink: out}\n", []string{
+			`5:5 stage "t": from "r": transform "route" has only routes: read from "r.a"`}},
 		{"from itself", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: filter, from: [s, t], with: {expr: x}}\n", []string{
 			`4:44 stage "t": from "t": a stage cannot read from itself`}},
 		{"from a sink", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out}\n  - {name: u, sink: out, from: t}\n", []string{

@@ -29,6 +29,7 @@ type draft struct {
 	where    string     // names the stage in messages: stage "clean", or stage 3
 	fromKey  *yaml.Node // nil when from is not given
 	inputs   []input
+	paramsOK bool // the parameters were decoded without a problem
 }
 
 // input is one input of a stage and the from item that names it.
@@ -270,6 +271,7 @@ func (d *decoder) params(s *draft, with field) {
 	}
 	params, errs := s.Spec.ParseParams(raw)
 	s.Params = params
+	s.paramsOK = len(errs) == 0 && len(skip) == 0
 	prefix := fmt.Sprintf("%s: %s %q", s.where, s.Role, s.Type)
 	for _, err := range errs {
 		var pe *stages.ParamError

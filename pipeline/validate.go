@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -61,11 +63,48 @@ func (d *decoder) link(stagesKey *yaml.Node, drafts []*draft) {
 			case drafts[j].Role == stages.RoleSink:
 				d.problem(in.node, "%s: from %q: %q is a sink, which has no output to read", s.where, in.String(), in.Stage)
 			default:
+				d.route(s, in, drafts[j])
 				readers[j] = append(readers[j], i)
 			}
 		}
 	}
 	d.cycles(drafts, readers)
+}
+
+// route checks that input in of stage s names an output that stage u
+// has: its default output, unless its type declares routes without it, or
+// one of the routes it declares.
+func (d *decoder) route(s *draft, in input, u *draft) {
+	if u.Spec == nil || !u.paramsOK {
+		return
+	}
+	at := in.node
+	if at == nil {
+		at = s.node
+	}
+	if u.Spec.Routes == nil {
+		if in.Route != "" {
+			d.problem(at, "%s: from %q: %s %q has no routes: read from %q", s.where, in.String(), u.Role, u.Type, u.Name)
+		}
+		return
+	}
+	routes := u.Spec.Routes(u.Params)
+	if slices.Contains(routes, in.Route) {
+		return
+	}
+	var named []string
+	for _, r := range routes {
+		if r == "" {
+			named = append(named, strconv.Quote(u.Name))
+		} else {
+			named = append(named, strconv.Quote(u.Name+"."+r))
+		}
+	}
+	what := fmt.Sprintf("no route %q", in.Route)
+	if in.Route == "" {
+		what = "only routes"
+	}
+	d.problem(at, "%s: from %q: %s %q has %s: read from %s", s.where, in.String(), u.Role, u.Type, what, strings.Join(named, ", "))
 }
 
 // cycles reports the cycles of the graph whose edges are readers, one

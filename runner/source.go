@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,10 +45,12 @@ type sourceLoop struct {
 	stats   *stageStats
 	log     *slog.Logger
 	subject string
-	idBase  string // "p/s/r<run>/"
+	idBase  string // "p/s/r<run>/", and the attempt when a source that cannot resume reads anew
+	keyBase string // "p/s/r<run>/id/": what the ID of a record the source identified begins with
 	origin  string // "s/r<run>/"
 	pub     publishBatch
 	seq     uint64 // records read so far in this run
+	acks    []pendingAck
 
 	resumable stages.Resumable // nil when the source cannot resume
 	done      bool             // a resumed run whose source had ended
@@ -71,12 +74,21 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 		log:     r.log.With("stage", st.Name),
 		subject: pipeline.Subject(r.p.Name, st.Name),
 		idBase:  r.p.Name + "/" + st.Name + "/" + runID,
+		keyBase: r.p.Name + "/" + st.Name + "/" + runID + "id/",
 		origin:  st.Name + "/" + runID,
 	}
 	l.pub.js, l.pub.fastOK = js, true
 	l.resumable, _ = src.(stages.Resumable)
 	l.cp.Run = r.id
 	return l, nil
+}
+
+// pendingAck is a record of a batch whose source waits to hear that
+// JetStream has it (see stages.Message.OnAck).
+type pendingAck struct {
+	m   *stages.Message
+	idx int   // its index in the publish batch
+	err error // set when the record was dead-lettered or dropped
 }
 
 // pendingCheckpoint is a checkpoint taken within a batch being published:
@@ -145,12 +157,20 @@ func (l *sourceLoop) loop(ctx context.Context) error {
 			return fmt.Errorf("stage %q: %w", l.stage.Name, err)
 		}
 	}
+	if l.done {
+		return nil
+	}
 	ch := make(chan sourceRead, batchSize)
 	readCtx, stopReading := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		stopReading()
 		wg.Wait()
+		for r := range ch { // read but not published: the run stops
+			if r.m != nil {
+				r.m.Ack(fmt.Errorf("stage %q: not stored: the run stops", l.stage.Name))
+			}
+		}
 		if l.unsaved {
 			// Stopped: store where the source stands, so that a resumed
 			// run reads as little again as possible.
@@ -161,9 +181,6 @@ func (l *sourceLoop) loop(ctx context.Context) error {
 			}
 		}
 	}()
-	if l.done {
-		return nil
-	}
 	wg.Go(func() {
 		defer close(ch)
 		for n := 1; ; n++ {
@@ -231,9 +248,27 @@ func (l *sourceLoop) loop(ctx context.Context) error {
 func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended bool, err error) {
 	l.pub.reset()
 	l.cps = l.cps[:0]
+	l.acks = l.acks[:0]
+	defer func() {
+		// Tell the sources that wait: stored, refused, or not stored
+		// because the run stops.
+		for _, a := range l.acks {
+			switch {
+			case a.err != nil:
+				a.m.Ack(a.err)
+			case l.pub.ok(a.idx):
+				a.m.Ack(nil)
+			default:
+				a.m.Ack(fmt.Errorf("stage %q: not stored: %w", l.stage.Name, cmp.Or(err, context.Canceled)))
+			}
+		}
+	}()
 	dead := 0
 	for _, r := range batch {
 		if r.err != nil && !stages.IsPermanent(r.err) {
+			if r.m != nil {
+				l.acks = append(l.acks, pendingAck{m: r.m, err: r.err})
+			}
 			return false, fmt.Errorf("stage %q: read: %w", l.stage.Name, r.err)
 		}
 		if r.m == nil && r.err == nil {
@@ -259,6 +294,9 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			if reason == nil {
 				reason = err
 			}
+			if r.m != nil {
+				l.acks = append(l.acks, pendingAck{m: r.m, err: fmt.Errorf("%w: %w", stages.ErrDeadLettered, reason)})
+			}
 			if l.stage.OnError == pipeline.OnErrorDrop {
 				l.log.Warn("record dropped", "err", reason, "record", l.seq)
 				l.stats.dropped.Add(1)
@@ -277,9 +315,14 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		if h == nil {
 			h = make(nats.Header, 2)
 		}
-		h[stages.HeaderMsgID] = []string{l.idBase + n}
+		if ids := h[stages.HeaderMsgID]; len(ids) == 1 && ids[0] != "" {
+			h[stages.HeaderMsgID] = []string{l.keyBase + ids[0]}
+		} else {
+			h[stages.HeaderMsgID] = []string{l.idBase + n}
+		}
 		h[stages.HeaderOrigin] = []string{l.origin + n}
-		l.pub.addOutput(&nats.Msg{Subject: l.subject, Data: data, Header: h})
+		idx := l.pub.addOutput(&nats.Msg{Subject: l.subject, Data: data, Header: h})
+		l.acks = append(l.acks, pendingAck{m: r.m, idx: idx})
 	}
 	// A source cannot nak: it retries until JetStream has the batch or the
 	// run is stopped.

@@ -35,6 +35,7 @@ func (r *run) info(s *pipeline.Stage) stages.Info {
 		Run:         r.id,
 		Resumed:     r.resumed || r.joined,
 		DedupWindow: r.p.Settings.DedupWindow,
+		Conn:        r.nc,
 	}
 }
 

@@ -57,6 +57,7 @@ type worker struct {
 
 	js      jetstream.JetStream
 	subject string            // the stage's output subject
+	routes  map[string]bool   // the routes the stage may send outputs on, "" its default output
 	idBase  string            // "p/s/"
 	idFanIn map[string]string // input stream -> "~<upstream stage>" when the stage has several
 	idBuf   []byte            // reused to build message IDs
@@ -81,6 +82,7 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed) (*w
 		log:     r.log.With("stage", st.Name, "worker", idx),
 		js:      js,
 		subject: pipeline.Subject(r.p.Name, st.Name),
+		routes:  outputRoutes(st),
 		idBase:  r.p.Name + "/" + st.Name + "/",
 		idFanIn: make(map[string]string, len(inputs)),
 	}
@@ -173,6 +175,10 @@ func (w *worker) processOne(ctx context.Context, f *inFlight, m *stages.Message)
 			if err = w.run.checkSize(data); err != nil {
 				break
 			}
+			if !w.routes[o.Route] {
+				err = stages.Permanent(fmt.Errorf("output on route %q, which %s %q does not declare", o.Route, w.stage.Role, w.stage.Type))
+				break
+			}
 		}
 	}
 	if err != nil {
@@ -191,8 +197,25 @@ func (w *worker) processOne(ctx context.Context, f *inFlight, m *stages.Message)
 			h = make(nats.Header, 1)
 		}
 		h[stages.HeaderMsgID] = []string{w.outputID(f.lin, i)}
-		w.pub.addOutput(&nats.Msg{Subject: w.subject, Data: data, Header: h})
+		subject := w.subject
+		if o.Route != "" {
+			subject = w.subject + "." + o.Route
+		}
+		w.pub.addOutput(&nats.Msg{Subject: subject, Data: data, Header: h})
 	}
+}
+
+// outputRoutes returns the routes stage st may send outputs on: those its
+// type declares, or else only its default output "".
+func outputRoutes(st *pipeline.Stage) map[string]bool {
+	if st.Spec == nil || st.Spec.Routes == nil {
+		return map[string]bool{"": true}
+	}
+	routes := make(map[string]bool)
+	for _, r := range st.Spec.Routes(st.Params) {
+		routes[r] = true
+	}
+	return routes
 }
 
 // outputID returns the Nats-Msg-Id of output i of an input of lineage

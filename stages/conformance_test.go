@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"path/filepath"
@@ -11,11 +10,10 @@ import (
 	"time"
 )
 
-// checkSpec is the conformance check that every built-in spec passes, and
-// that a spec of another package can be held to as well: it is documented,
-// its parameters are well-formed, and it builds from its required
-// parameters alone. sample gives a value for a required parameter.
-func checkSpec(t *testing.T, s *Spec, sample func(p *Param) any) {
+// checkSpec is the declaration check that every built-in spec passes: it
+// is documented and its parameters are well-formed. How each type behaves
+// in a pipeline is the conformance suite of the runner package.
+func checkSpec(t *testing.T, s *Spec) {
 	t.Helper()
 	if s.Role() == 0 {
 		t.Errorf("%s: no role", s.Name)
@@ -29,7 +27,6 @@ func checkSpec(t *testing.T, s *Spec, sample func(p *Param) any) {
 	if strings.TrimSpace(s.Doc) == "" {
 		t.Errorf("%s %s: no doc", s.Role(), s.Name)
 	}
-	raw := map[string]any{}
 	for i := range s.Params {
 		p := &s.Params[i]
 		if strings.TrimSpace(p.Doc) == "" {
@@ -54,29 +51,6 @@ func checkSpec(t *testing.T, s *Spec, sample func(p *Param) any) {
 				t.Errorf("%s %s: parameter %s: default %#v converts to %#v, %v", s.Role(), s.Name, p.Name, p.Default, got, err)
 			}
 		}
-		if p.Required {
-			raw[p.Name] = sample(p)
-		}
-	}
-	params, errs := s.ParseParams(raw)
-	if len(errs) > 0 {
-		t.Fatalf("%s %s: required parameters %v: %v", s.Role(), s.Name, raw, errs)
-	}
-	var closer interface{ Close(context.Context) error }
-	var err error
-	switch s.Role() {
-	case RoleSource:
-		closer, err = s.NewSource(params, Info{Stdin: strings.NewReader("")})
-	case RoleTransform:
-		closer, err = s.NewTransform(params, Info{})
-	case RoleSink:
-		closer, err = s.NewSink(params, Info{Stdout: &strings.Builder{}})
-	}
-	if err != nil {
-		t.Fatalf("%s %s: build with %v: %v", s.Role(), s.Name, raw, err)
-	}
-	if err := closer.Close(context.Background()); err != nil {
-		t.Errorf("%s %s: close: %v", s.Role(), s.Name, err)
 	}
 }
 
@@ -91,28 +65,25 @@ func asYAML(v any) any {
 			out[i] = s
 		}
 		return out
+	case map[string]string:
+		out := make(map[string]any, len(x))
+		for k, s := range x {
+			out[k] = s
+		}
+		return out
+	case []map[string]string:
+		out := make([]any, len(x))
+		for i, m := range x {
+			out[i] = asYAML(m)
+		}
+		return out
 	}
 	return v
 }
 
 func TestBuiltinConformance(t *testing.T) {
 	for _, s := range NewRegistry().Specs() {
-		t.Run(s.Role().String()+"/"+s.Name, func(t *testing.T) {
-			dir := t.TempDir()
-			checkSpec(t, s, func(p *Param) any {
-				switch {
-				case p.Name == "path" && s.Role() == RoleSource:
-					return writeFile(t, dir, "in.jsonl", "{}\n")
-				case p.Name == "path":
-					return filepath.Join(dir, "out", "out.jsonl")
-				case p.Type == TypeExpr:
-					return "true"
-				case p.Type == TypeInt:
-					return 1
-				}
-				return "items"
-			})
-		})
+		t.Run(s.Role().String()+"/"+s.Name, func(t *testing.T) { checkSpec(t, s) })
 	}
 }
 

@@ -31,6 +31,11 @@ var ErrInvalidParam = errors.New("sluice: invalid parameter")
 // start-up error.
 var ErrBusy = errors.New("sluice: in use by another process")
 
+// ErrDeadLettered is what [Message.Ack] gets, wrapped with the reason,
+// for a record that went to the dead-letter stream (or was dropped with
+// on_error: drop) instead of into the pipeline.
+var ErrDeadLettered = errors.New("sluice: record not accepted")
+
 type permanentError struct{ err error }
 
 func (e *permanentError) Error() string        { return e.err.Error() }

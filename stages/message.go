@@ -49,6 +49,12 @@ type Meta struct {
 type Message struct {
 	Header Header
 	Meta   Meta
+	// Route, set by a transform on an output, sends it on that route of
+	// the stage ("stage.route" in YAML) instead of its default output. The
+	// type's [Spec.Routes] must list it.
+	Route string
+
+	ack func(error)
 
 	payload  []byte
 	value    any
@@ -117,6 +123,25 @@ func (m *Message) Record() (map[string]any, error) {
 // SetValue replaces the record; the payload is re-encoded when asked for.
 func (m *Message) SetValue(v any) {
 	m.value, m.hasValue, m.stale = v, true, true
+}
+
+// OnAck sets the function that the runner calls, once, when the message a
+// source returned from Read is safe in JetStream (err nil) or will not be
+// stored: err then says why (the run stopped, or the record was
+// dead-lettered or dropped, see [ErrDeadLettered]). A source that must tell
+// its own upstream, such as an HTTP client waiting for an answer or a
+// broker waiting for an acknowledgement, sets it. The function must not
+// block for long: the runner calls it from its publishing loop.
+func (m *Message) OnAck(f func(err error)) { m.ack = f }
+
+// Ack reports the outcome of a message to the function [Message.OnAck]
+// set, the first time it is called; later calls do nothing. The runner
+// calls it.
+func (m *Message) Ack(err error) {
+	if f := m.ack; f != nil {
+		m.ack = nil
+		f(err)
+	}
 }
 
 // Derive returns a new message with value v and a copy of m's headers and

@@ -21,6 +21,8 @@ const (
 	TypeDuration                        // a Go duration such as "250ms" or "1h30m"
 	TypeExpr                            // an expr-lang expression, compiled at validation
 	TypeStringList                      // a list of scalars, or one scalar
+	TypeStringMap                       // a mapping of names to scalars
+	TypeMapList                         // a list of mappings of names to scalars
 )
 
 // String names the type as the docs and `sluice stages` show it.
@@ -40,6 +42,10 @@ func (t ParamType) String() string {
 		return "expression"
 	case TypeStringList:
 		return "list of strings"
+	case TypeStringMap:
+		return "mapping of strings"
+	case TypeMapList:
+		return "list of mappings"
 	}
 	return "unknown"
 }
@@ -61,7 +67,8 @@ type Param struct {
 // Convert checks a value decoded from YAML (string, int, float64, bool, or
 // []any of those) against the parameter and returns it as the Go type of
 // the parameter: string (TypeString, TypeExpr), int, float64, bool,
-// time.Duration or []string. Errors wrap [ErrInvalidParam].
+// time.Duration, []string, map[string]string (TypeStringMap) or
+// []map[string]string (TypeMapList). Errors wrap [ErrInvalidParam].
 func (p *Param) Convert(v any) (any, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidParam, p.Name, fmt.Sprintf(format, a...))
@@ -148,6 +155,26 @@ func (p *Param) Convert(v any) (any, error) {
 			out[i] = s
 		}
 		return out, nil
+	case TypeStringMap:
+		m, err := stringMap(v)
+		if err != nil {
+			return nil, bad("%s", err)
+		}
+		return m, nil
+	case TypeMapList:
+		list, ok := v.([]any)
+		if !ok {
+			return nil, bad("want a list of mappings, got %s", yamlKind(v))
+		}
+		out := make([]map[string]string, len(list))
+		for i, e := range list {
+			m, err := stringMap(e)
+			if err != nil {
+				return nil, bad("item %d: %s", i+1, err)
+			}
+			out[i] = m
+		}
+		return out, nil
 	}
 	return nil, bad("unknown parameter type %d", p.Type)
 }
@@ -164,6 +191,23 @@ func scalarString(v any) (string, bool) {
 		return strconv.FormatBool(x), true
 	}
 	return "", false
+}
+
+// stringMap converts a YAML mapping of scalars.
+func stringMap(v any) (map[string]string, error) {
+	raw, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("want a mapping, got %s", yamlKind(v))
+	}
+	out := make(map[string]string, len(raw))
+	for k, e := range raw {
+		s, ok := scalarString(e)
+		if !ok {
+			return nil, fmt.Errorf("%s: want a string, got %s", k, yamlKind(e))
+		}
+		out[k] = s
+	}
+	return out, nil
 }
 
 func yamlKind(v any) string {
@@ -238,3 +282,15 @@ func (p Params) Duration(name string) time.Duration {
 
 // Strings returns a TypeStringList parameter.
 func (p Params) Strings(name string) []string { s, _ := p.values[name].([]string); return s }
+
+// StringMap returns a TypeStringMap parameter.
+func (p Params) StringMap(name string) map[string]string {
+	m, _ := p.values[name].(map[string]string)
+	return m
+}
+
+// MapList returns a TypeMapList parameter.
+func (p Params) MapList(name string) []map[string]string {
+	l, _ := p.values[name].([]map[string]string)
+	return l
+}

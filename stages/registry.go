@@ -23,6 +23,12 @@ type Spec struct {
 	// (for example "path" and "glob" are exclusive). Return a *[ParamError]
 	// to point at one parameter.
 	Check func(Params) error
+	// Routes, if set, returns the routes a transform of this type sends
+	// its outputs on (see [Message.Route]), "" standing for its default
+	// output. Validation then lets a stage read "from: stage.route" only
+	// for a route listed, and "from: stage" only if "" is. Without
+	// Routes a stage has only its default output.
+	Routes func(Params) []string
 
 	NewSource    func(Params, Info) (Source, error)
 	NewTransform func(Params, Info) (Transform, error)
@@ -194,6 +200,12 @@ func defaultHasType(p Param) bool {
 		return ok
 	case TypeStringList:
 		_, ok := p.Default.([]string)
+		return ok
+	case TypeStringMap:
+		_, ok := p.Default.(map[string]string)
+		return ok
+	case TypeMapList:
+		_, ok := p.Default.([]map[string]string)
 		return ok
 	}
 	return false

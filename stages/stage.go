@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Role is what a stage does in a pipeline: produce, transform or consume
@@ -51,6 +53,14 @@ var Roles = []Role{RoleSource, RoleTransform, RoleSink}
 
 // Source produces the messages that enter a pipeline. The runner calls Read
 // from one goroutine; a source need not be safe for concurrent use.
+//
+// A source that knows a stable identity for a record, such as the stream
+// sequence of a message it consumed or a client's idempotency key, sets it
+// as the [HeaderMsgID] header of the message: the runner derives the
+// published ID from it, so a record read twice is stored once (within the
+// pipeline's dedup_window). Otherwise the runner numbers records in the
+// order read. A source whose upstream waits for an acknowledgement sets
+// [Message.OnAck].
 type Source interface {
 	// Read returns the next message. It returns io.EOF when a bounded source
 	// has no more messages (the message returned with io.EOF, if any, is
@@ -137,4 +147,9 @@ type Info struct {
 	// sluice is embedded or tested.
 	Stdin  io.Reader
 	Stdout io.Writer
+	// Conn is the NATS connection the pipeline runs on, for a stage that
+	// keeps state in NATS (a KV bucket) or talks to NATS subjects and
+	// streams of its own. It is nil when no runner built the stage. A
+	// stage must not close or drain it.
+	Conn *nats.Conn
 }

@@ -121,12 +121,17 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 
 // runAll runs the pipelines concurrently and writes the summary of each to
 // stderr as it ends. The first failure stops the other pipelines.
-func (a *app) runAll(ctx context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, opts runner.Options) error {
-	g, ctx := errgroup.WithContext(ctx)
+func (a *app) runAll(stop context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, opts runner.Options) error {
+	g, ctx := errgroup.WithContext(stop)
 	var mu sync.Mutex // one summary table at a time
 	for _, p := range ps {
 		g.Go(func() error {
 			sum, err := runner.Run(ctx, nc, p, opts)
+			if sum == nil && stop.Err() != nil && errors.Is(err, context.Canceled) {
+				// A signal while the run was being set up.
+				a.log.Info("stopped before the run started", "pipeline", p.Name)
+				return nil
+			}
 			if sum != nil {
 				mu.Lock()
 				_ = sum.WriteTable(a.stderr) // stderr failing leaves nowhere to tell
