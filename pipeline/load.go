@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -262,12 +263,18 @@ func (d *decoder) plugins(f field) []string {
 	}
 	var paths []string
 	for i, item := range n.Content {
-		if s, ok := d.str(resolveAlias(item), fmt.Sprintf("plugins[%d]", i)); ok {
-			paths = append(paths, s)
+		item = resolveAlias(item)
+		path, ok := d.str(item, fmt.Sprintf("plugins[%d]", i))
+		if !ok {
+			continue
 		}
-	}
-	if len(n.Content) > 0 {
-		d.problem(f.key, "plugins: loading Go plugins is not supported yet")
+		paths = append(paths, path)
+		if !filepath.IsAbs(path) && d.file != "" && d.file != "-" {
+			path = filepath.Join(filepath.Dir(d.file), path)
+		}
+		if _, err := d.reg.LoadPlugin(path); err != nil {
+			d.problem(item, "plugins[%d]: %s", i, strings.TrimPrefix(err.Error(), stages.ErrPlugin.Error()+" "))
+		}
 	}
 	return paths
 }

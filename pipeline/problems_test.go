@@ -49,7 +49,9 @@ func TestProblems(t *testing.T) {
 		{"description not a string", "name: p\ndescription: {a: 1}\nstages: [{name: s, source: gen}]\n", []string{
 			`2:14 description: want a string, got a mapping`}},
 		{"plugins", "name: p\nplugins: [./geo.so]\nstages: [{name: s, source: gen}]\n", []string{
-			`2:1 plugins: loading Go plugins is not supported yet`}},
+			`2:11 plugins[0]: geo.so: no such file or directory`}},
+		{"plugin not a plugin", "name: p\nplugins: [./load.go]\nstages: [{name: s, source: gen}]\n", []string{
+			`2:11 plugins[0]: load.go: not a Go plugin: `}},
 		{"plugins not a list", "name: p\nplugins: ./geo.so\nstages: [{name: s, source: gen}]\n", []string{
 			`2:10 plugins: want a list of paths, got "./geo.so"`}},
 
@@ -265,7 +267,7 @@ stages:
 		`2:1 unknown key "colour"`,
 		`4:13 settings.ack_wait: want a duration`,
 		`5:15 settings.max_buffer must be >= 1 (got -1)`,
-		`6:1 plugins: loading Go plugins is not supported yet`,
+		`6:11 plugins[0]: geo.so: no such file or directory`,
 		`8:5 stage "read": source "file": missing required parameter "path"`,
 		`10:5 stage "read": a source does not read from other stages`,
 		`11:15 stage "read": replicas must be 1 for a source`,

@@ -33,6 +33,10 @@ type Spec struct {
 	NewSource    func(Params, Info) (Source, error)
 	NewTransform func(Params, Info) (Transform, error)
 	NewSink      func(Params, Info) (Sink, error)
+
+	// Plugin is the file of the Go plugin that registered the type; the
+	// loader sets it. Empty for a type compiled in.
+	Plugin string
 }
 
 // Role returns the role decided by which constructor is set, or 0.
@@ -137,13 +141,20 @@ func NewRegistry() *Registry {
 // starts with the built-in types.
 var Default = NewRegistry()
 
-// Register adds spec to the [Default] registry.
-func Register(spec Spec) error { return Default.Register(spec) }
+// Register adds spec to the [Default] registry. While a Go plugin is being
+// loaded (see [Registry.LoadPlugin]), it hands the spec to the loader
+// instead, which registers it where the plugin is loaded to.
+func Register(spec Spec) error {
+	if captured(spec) {
+		return nil
+	}
+	return Default.Register(spec)
+}
 
 // MustRegister adds spec to the [Default] registry and panics on error; for
-// init functions.
+// init functions. In a Go plugin it does what [Register] does.
 func MustRegister(spec Spec) {
-	if err := Default.Register(spec); err != nil {
+	if err := Register(spec); err != nil {
 		panic(err)
 	}
 }

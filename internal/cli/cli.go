@@ -64,6 +64,7 @@ type app struct {
 	reg            *stages.Registry
 	v              *viper.Viper
 	configFile     string
+	plugins        []string         // --plugin files
 	settings       configs.Settings // set by loadSettings
 	log            *slog.Logger     // set by loadSettings
 }
@@ -131,6 +132,7 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 			return errors.New("missing command")
 		},
 	}
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return a.loadPlugins() }
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
@@ -139,6 +141,7 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 
 	f := root.PersistentFlags()
 	f.StringVar(&a.configFile, "config", "", "config file (default ./sluice.yaml if it exists)")
+	f.StringArrayVar(&a.plugins, "plugin", nil, "load stage types from this Go plugin (.so) first; repeatable")
 	f.String("nats", "", "NATS server URL(s), comma-separated (default: an embedded server)")
 	f.String("store-dir", "", `JetStream store of the embedded server (default "`+configs.DefaultStoreDir+`")`)
 	f.String("log-level", "", "log level: "+strings.Join(configs.LogLevels, ", ")+` (default "`+configs.DefaultLogLevel+`")`)
@@ -162,6 +165,16 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 		a.versionCmd(),
 	)
 	return root
+}
+
+// loadPlugins loads the --plugin files into the registry.
+func (a *app) loadPlugins() error {
+	for _, path := range a.plugins {
+		if _, err := a.reg.LoadPlugin(path); err != nil {
+			return &exitError{code: ExitUsage, err: err}
+		}
+	}
+	return nil
 }
 
 // bind makes flag set the settings key; a flag given wins over the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,7 +77,7 @@ func writeStageList(w io.Writer, specs []*stages.Spec) error {
 		fmt.Fprintf(tw, "%ss:\n", role)
 		for _, s := range specs {
 			if s.Role() == role {
-				fmt.Fprintf(tw, "  %s\t%s\n", s.Name, s.Summary)
+				fmt.Fprintf(tw, "  %s\t%s%s\n", s.Name, s.Summary, fromPlugin(s))
 			}
 		}
 		if role != stages.RoleSink {
@@ -86,10 +87,21 @@ func writeStageList(w io.Writer, specs []*stages.Spec) error {
 	return tw.Flush()
 }
 
+// fromPlugin tells, for the list, which plugin file a type comes from.
+func fromPlugin(s *stages.Spec) string {
+	if s.Plugin == "" {
+		return ""
+	}
+	return " (plugin " + filepath.Base(s.Plugin) + ")"
+}
+
 // writeStageSpec writes the name, role, summary, documentation and a table
 // of the parameters of one type.
 func writeStageSpec(w io.Writer, s *stages.Spec) error {
 	fmt.Fprintf(w, "%s %s: %s\n", s.Role(), s.Name, s.Summary)
+	if s.Plugin != "" {
+		fmt.Fprintf(w, "from plugin %s\n", s.Plugin)
+	}
 	if doc := strings.TrimSpace(s.Doc); doc != "" {
 		fmt.Fprintf(w, "\n%s\n", doc)
 	}
