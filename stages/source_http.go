@@ -71,17 +71,18 @@ The answer waits until JetStream has stored every record of the request: ` +
 			`logged), 413 for a body longer than max_body, 400 for a bad body or ` +
 			`Idempotency-Key, 422 when the pipeline refused records (one too large ` +
 			`for NATS: it went to the dead-letter stream), and 503 with ` +
-			`Retry-After when the source is not being read (starting or stopping), ` +
-			`its queue of queue requests is full, or JetStream did not confirm ` +
-			`within ack_timeout. Error answers are JSON: {"error": "..."}.
+			`Retry-After when the pipeline is not reading the source (starting or ` +
+			`stopping), queue requests already wait to be read, or JetStream did ` +
+			`not confirm within ack_timeout. Error answers are JSON: {"error": "..."}.
 
 Delivery is at-least-once: after a 503 some records of the request may ` +
 			`still be stored, so a client retries. A request with an ` +
 			`Idempotency-Key header (up to 200 visible ASCII characters) is ` +
 			`stored once however often it is retried within the pipeline's ` +
-			`dedup_window and run: its records are identified by the key (and, for ` +
-			`several records, their index in the body). Without it, a retry may ` +
-			`store records twice. The source cannot resume: what a client has not ` +
+			`dedup_window (in the same run of the pipeline, resumed or not): its ` +
+			`records are identified by the key (and, for several records, their ` +
+			`index in the body), so a second request with the key stores nothing ` +
+			`new whatever its body. Without it, a retry may store records twice. The source cannot resume: what a client has not ` +
 			`been answered 202 for is its to send again.
 
 A GET of health_path answers 200 while the pipeline reads the source and ` +
@@ -168,10 +169,10 @@ type httpSource struct {
 	tokenSum   []byte // sha256 of the token; nil without one
 	ackTimeout time.Duration
 
-	ln     net.Listener
-	srv    *http.Server
-	served chan struct{} // closed when Serve has returned
-	serveErr error       // why Serve returned, set before served is closed
+	ln       net.Listener
+	srv      *http.Server
+	served   chan struct{} // closed when Serve has returned
+	serveErr error         // why Serve returned, set before served is closed
 
 	ch chan *ingest // requests taken, not yet read
 

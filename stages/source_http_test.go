@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/internal/natstest"
 )
@@ -439,4 +441,36 @@ func TestHTTPSourceDefaultListen(t *testing.T) {
 	if got := p.String("listen"); !strings.HasPrefix(got, "127.0.0.1:") {
 		t.Errorf("default listen %q is not loopback", got)
 	}
+}
+
+// FuzzHTTPSplitBody: any body is either refused as a whole or becomes
+// records, which in the JSON formats are each valid JSON (as far as
+// encoding/json goes: the stricter record codec may still refuse one
+// downstream, which dead-letters it).
+func FuzzHTTPSplitBody(f *testing.F) {
+	for _, seed := range []string{"{\"n\": 1}\n{\"n\": 2}\n", "\n\n", "{\"n\": \n", "a\r\nb", "\xff", ""} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, format := range []string{formatJSON, formatJSONL, formatLines} {
+			ms, err := splitBody(format, body)
+			if err != nil {
+				if ms != nil {
+					t.Fatalf("%s: records with an error", format)
+				}
+				continue
+			}
+			if len(ms) == 0 {
+				t.Fatalf("%s: no records and no error", format)
+			}
+			if format == formatLines {
+				continue
+			}
+			for _, m := range ms {
+				if p, _ := m.Payload(); !utf8.Valid(p) || !json.Valid(p) {
+					t.Fatalf("%s: record %q is not JSON", format, p)
+				}
+			}
+		}
+	})
 }
