@@ -11,12 +11,14 @@ func builtins() []Spec {
 		generateSpec(),
 		fileSourceSpec(),
 		stdinSpec(),
+		httpSourceSpec(),
 		mapSpec(),
 		filterSpec(),
 		splitSpec(),
 		stdoutSpec(),
 		fileSinkSpec(),
 		discardSpec(),
+		httpSinkSpec(),
 	}
 }
 
