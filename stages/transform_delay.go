@@ -22,7 +22,12 @@ func delaySpec() Spec {
 			`is given.
 
 While a record waits, the runner tells JetStream it is in progress, so ` +
-			`delays longer than the pipeline's ack_wait are fine. A worker handles ` +
+			`delays longer than the pipeline's ack_wait work; but records that wait ` +
+			`read ahead, not yet handed to a worker, are not kept in progress, so ` +
+			`when more than a few thousand records queue at the stage, those are ` +
+			`delivered again after ack_wait (each copy's output dropped by the ` +
+			`dedup window, the stage's in count grows): for busy streams keep ` +
+			`ack_wait above the delay. A worker handles ` +
 			`its records one after another in the order they came, so a record due ` +
 			`late holds back those behind it (with duration they are due in order ` +
 			`anyway); and a worker holds at most a few thousand records at a time ` +

@@ -55,11 +55,16 @@ Example:
 }
 
 func checkTemplate(p Params) error {
-	if p.Has("field") && p.String("field") == "" {
-		return paramError("field", "must not be empty")
-	}
-	_, err := parseTemplate(p.String("template"))
+	_, err := newTemplateConfig(p)
 	return err
+}
+
+// newTemplateConfig checks the parameters and parses the template.
+func newTemplateConfig(p Params) (*template.Template, error) {
+	if p.Has("field") && p.String("field") == "" {
+		return nil, paramError("field", "must not be empty")
+	}
+	return parseTemplate(p.String("template"))
 }
 
 // parseTemplate parses the template parameter with the stage's functions.
@@ -94,10 +99,7 @@ type templateTransform struct {
 var _ Transform = (*templateTransform)(nil)
 
 func newTemplateTransform(p Params, _ Info) (Transform, error) {
-	if err := checkTemplate(p); err != nil {
-		return nil, err
-	}
-	t, err := parseTemplate(p.String("template"))
+	t, err := newTemplateConfig(p)
 	if err != nil {
 		return nil, err
 	}

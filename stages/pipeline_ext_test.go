@@ -47,3 +47,32 @@ stages:
 		})
 	}
 }
+
+// The example in the doc of each of these types is a valid pipeline
+// fragment.
+func TestTransformDocExamples(t *testing.T) {
+	reg := stages.NewRegistry()
+	for _, name := range []string{"jq", "switch", "template", "parse", "delay"} {
+		t.Run(name, func(t *testing.T) {
+			spec, err := reg.LookupRole(stages.RoleTransform, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, example, ok := strings.Cut(spec.Doc, "Example:\n\n")
+			if !ok {
+				t.Fatal("no example")
+			}
+			var b strings.Builder
+			b.WriteString("name: example\nstages:\n  - {name: src, source: generate, with: {count: 1}}\n")
+			for line := range strings.Lines(example) {
+				b.WriteString("  " + strings.TrimPrefix(line, "    "))
+			}
+			if name != "switch" {
+				b.WriteString("\n  - {name: out, sink: discard}\n")
+			}
+			if _, err := pipeline.Parse("example.yaml", []byte(b.String()), pipeline.Options{Registry: reg}); err != nil {
+				t.Fatalf("%s\n%v", b.String(), err)
+			}
+		})
+	}
+}
