@@ -8,7 +8,10 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -75,5 +78,42 @@ stages:
 	}
 	if errs := acks["bad"]; len(errs) != 1 || !errors.Is(errs[0], stages.ErrDeadLettered) {
 		t.Errorf("acks of the bad record: got %v, want one ErrDeadLettered", errs)
+	}
+}
+
+// A stage that gives up on a record because the run stops (its context is
+// cancelled after the stop timeout) does not make the record a dead
+// letter, even on its last allowed attempt: it is nak'ed for the next run.
+func TestStopIsNotAFailedAttempt(t *testing.T) {
+	e := newEnv(t)
+	p := e.parse(t, `name: stopping
+settings: {max_deliver: 1}
+stages:
+  - {name: gen, source: generate, with: {count: 1, template: '{"n": seq}'}}
+  - {name: hold, transform: slow, with: {every_n: 1, sleep: 1h}}
+  - {name: out, sink: collect}
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	var sum *runner.Summary
+	go func() {
+		var err error
+		sum, err = runner.Run(ctx, e.nc, p, runner.Options{Registry: e.reg, StopTimeout: 200 * time.Millisecond})
+		done <- err
+	}()
+	natstest.WaitFor(t, 30*time.Second, "the record held by the stage", func() bool { return len(e.c.sorted("slow-calls")) == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Interrupted {
+		t.Error("run not interrupted")
+	}
+	if dead := e.deadLetters(t, "stopping"); len(dead) != 0 {
+		t.Errorf("%d dead letters, want none", len(dead))
+	}
+	if st := stageSum(t, sum, "hold"); st.DeadLetters != 0 || st.Errors != 0 {
+		t.Errorf("hold: %+v", st)
 	}
 }

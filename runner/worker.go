@@ -182,7 +182,7 @@ func (w *worker) processOne(ctx context.Context, f *inFlight, m *stages.Message)
 		}
 	}
 	if err != nil {
-		w.fail(f, m, err)
+		w.fail(ctx, f, m, err)
 		return
 	}
 	f.act, f.first, f.n = actAck, w.pub.len(), len(outs)
@@ -289,7 +289,7 @@ func (w *worker) write(ctx context.Context) {
 		}
 		j++
 		if e != nil {
-			w.fail(f, m, e)
+			w.fail(ctx, f, m, e)
 			continue
 		}
 		f.act, f.first, f.n = actAck, w.pub.len(), 0
@@ -310,9 +310,15 @@ func (w *worker) safeWrite(ctx context.Context) (err error) {
 // says: retry naks it with the stage's backoff until the last allowed
 // attempt, or a permanent error, dead-letters it; dead_letter does so at
 // once; drop acknowledges it and counts it.
-func (w *worker) fail(f *inFlight, m *stages.Message, err error) {
+func (w *worker) fail(ctx context.Context, f *inFlight, m *stages.Message, err error) {
 	st := w.stage
 	switch {
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		// The run stops and the stage gave up because it was told to:
+		// not the message's fault, and not an attempt.
+		_ = f.jm.Nak()
+		f.act = actNone
+		return
 	case st.OnError == pipeline.OnErrorDrop:
 		w.log.Warn("processing failed, message dropped", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence)
 		f.act, f.first, f.n = actDrop, w.pub.len(), 0
