@@ -14,6 +14,7 @@ func builtins() []Spec {
 		mapSpec(),
 		filterSpec(),
 		splitSpec(),
+		execSpec(),
 		stdoutSpec(),
 		fileSinkSpec(),
 		discardSpec(),

@@ -101,7 +101,7 @@ func TestBuiltins(t *testing.T) {
 	r := NewRegistry()
 	want := map[Role][]string{
 		RoleSource:    {"file", "generate", "stdin"},
-		RoleTransform: {"filter", "map", "split"},
+		RoleTransform: {"exec", "filter", "map", "split"},
 		RoleSink:      {"discard", "file", "stdout"},
 	}
 	for role, names := range want {
