@@ -51,11 +51,12 @@ func execSpec() Spec {
 
 - a JSON object: the output record;
 - a JSON array of objects: one output record per element (an empty array filters the record);
-- null: the record is filtered.
+- null: the record is filtered;
+- a JSON string: the record is rejected, the string saying why: it goes to the dead-letter stream with the reason in its error.
 
-Any other answer (not JSON, a number, a string, an array holding something ` +
-			`other than objects, a line over 64 MiB) sends the record to the ` +
-			`dead-letter stream with an error quoting the start of the line. A ` +
+Any other answer (not JSON, a number, a boolean, an array holding ` +
+			`something other than objects, a line over 64 MiB) sends the record ` +
+			`to the dead-letter stream with an error quoting the start of the line. A ` +
 			`payload that spans several lines is compacted to one line first; ` +
 			`one that does not fit on a line because it is not JSON goes to the ` +
 			`dead-letter stream. Other payloads are sent as they are, so a command ` +
@@ -367,7 +368,7 @@ func (t *execTransform) decode(l execLine, in *Message, out []*Message) ([]*Mess
 	b := bytes.TrimSpace(l.b)
 	v, err := DecodeJSON(b)
 	if err != nil {
-		return out, Permanent(fmt.Errorf("exec: command %q answered with a line that is not JSON (%v): %s", t.command, err, quoteLine(l.b)))
+		return out, Permanent(fmt.Errorf("exec: command %q answered %s: not JSON (%v)", t.command, quoteLine(l.b), err))
 	}
 	switch x := v.(type) {
 	case nil:
@@ -379,15 +380,17 @@ func (t *execTransform) decode(l execLine, in *Message, out []*Message) ([]*Mess
 	case []any:
 		for i, e := range x {
 			if _, ok := e.(map[string]any); !ok {
-				return out, Permanent(fmt.Errorf("exec: command %q answered with an array whose element %d is a JSON %s, not an object: %s", t.command, i, jsonKind(e), quoteLine(l.b)))
+				return out, Permanent(fmt.Errorf("exec: command %q answered %s: element %d is a JSON %s, not an object", t.command, quoteLine(l.b), i, jsonKind(e)))
 			}
 		}
 		for _, e := range x {
 			out = append(out, in.Derive(e))
 		}
 		return out, nil
+	case string:
+		return out, Permanent(fmt.Errorf("exec: command %q rejected the record: %s", t.command, quoteLine([]byte(x))))
 	}
-	return out, Permanent(fmt.Errorf("exec: command %q answered with a JSON %s, not an object, an array of objects or null: %s", t.command, jsonKind(v), quoteLine(l.b)))
+	return out, Permanent(fmt.Errorf("exec: command %q answered %s: a JSON %s, not an object, an array of objects or null", t.command, quoteLine(l.b), jsonKind(v)))
 }
 
 // Close closes the command's stdin, gives it close_timeout (within ctx's

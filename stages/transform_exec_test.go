@@ -80,6 +80,8 @@ func serveLine(line string) {
 		fmt.Println("this is not json")
 	case "scalar":
 		fmt.Println("42")
+	case "reject":
+		fmt.Println(`"no good: \"x\""`)
 	case "stderr":
 		fmt.Fprintln(os.Stderr, rec.Msg)
 		fmt.Println(line)
@@ -181,9 +183,10 @@ func TestExec(t *testing.T) {
 			in: `{"do":"env","name":"EXEC_TEST_VAR"}`, want: []string{`{"env":"from the stage"}`}},
 		{name: "dir", extra: map[string]any{"dir": wd}, in: `{"do":"pwd"}`, want: []string{`{"dir":"exec-wd"}`}},
 		{name: "text over lines", in: "two\nlines", wantErr: "the record spans several lines and is not JSON"},
-		{name: "garbage", in: `{"do":"garbage"}`, wantErr: `answered with a line that is not JSON (invalid character 'h' in literal true (expecting 'r')): "this is not json"`},
-		{name: "scalar", in: `{"do":"scalar"}`, wantErr: `answered with a JSON number, not an object, an array of objects or null: "42"`},
-		{name: "array of scalars", in: `{"do":"bad-array"}`, wantErr: `answered with an array whose element 1 is a JSON number, not an object`},
+		{name: "garbage", in: `{"do":"garbage"}`, wantErr: `answered "this is not json": not JSON (invalid character 'h' in literal true (expecting 'r'))`},
+		{name: "scalar", in: `{"do":"scalar"}`, wantErr: `answered "42": a JSON number, not an object, an array of objects or null`},
+		{name: "rejected", in: `{"do":"reject"}`, wantErr: `rejected the record: "no good: \"x\""`},
+		{name: "array of scalars", in: `{"do":"bad-array"}`, wantErr: `answered "[{\"do\":\"bad-array\"}, 1]": element 1 is a JSON number, not an object`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
