@@ -99,7 +99,7 @@ Example:
 			{Name: "args", Type: TypeStringList, Doc: "Arguments passed to the command as they are."},
 			{Name: "env", Type: TypeStringMap, Doc: "Variables added to the environment the command inherits from sluice, replacing those of the same name."},
 			{Name: "dir", Type: TypeString, Doc: "Working directory of the command; default sluice's."},
-			{Name: "timeout", Type: TypeDuration, Default: execDefaultTimeout, Doc: "How long the command may take to answer one record; after it the command is killed and restarted and the record retried."},
+			{Name: "timeout", Type: TypeDuration, Default: execDefaultTimeout, Doc: "How long the command may take to answer one record (the first after a start includes the command's start-up); after it the command is killed and restarted and the record retried."},
 			{Name: "restart_backoff_min", Type: TypeDuration, Default: execDefaultBackoffMin, Doc: "Delay before the command is started again after it failed; it doubles with each failure in a row."},
 			{Name: "restart_backoff_max", Type: TypeDuration, Default: execDefaultBackoffMax, Doc: "Longest delay before the command is started again."},
 			{Name: "close_timeout", Type: TypeDuration, Default: execDefaultCloseTimeout, Doc: "How long the command has to exit after its standard input closed at the end of the run (or after it failed) before it is killed."},
@@ -282,7 +282,7 @@ func (t *execTransform) ready(ctx context.Context) (*execChild, error) {
 func (t *execTransform) exchange(ctx context.Context, c *execChild) (execLine, error) {
 	select {
 	case c.send <- t.buf.Bytes():
-	case <-ctx.Done(): // the writer always takes a line at once; for form
+	case <-ctx.Done(): // the writer takes a line at once, but ctx comes first
 		t.child = nil
 		c.stop(0)
 		return execLine{}, fmt.Errorf("exec: %w", context.Cause(ctx))
@@ -296,17 +296,13 @@ func (t *execTransform) exchange(ctx context.Context, c *execChild) (execLine, e
 		case err := <-wrote:
 			if err != nil {
 				t.child = nil
-				return execLine{}, t.broke(c, "did not take the record on its stdin ("+err.Error()+")", t.closeTimeout)
+				return execLine{}, t.broke(c, c.ended("did not take the record on its stdin ("+err.Error()+")", t.closeTimeout), t.closeTimeout)
 			}
 			wrote = nil
 		case l, ok := <-lines:
 			if !ok {
 				t.child = nil
-				what := "closed its stdout before answering"
-				if c.exitedWithin(min(t.closeTimeout, time.Second)) {
-					what = "exited before answering"
-				}
-				return execLine{}, t.broke(c, what, t.closeTimeout)
+				return execLine{}, t.broke(c, c.ended("closed its stdout before answering", t.closeTimeout), t.closeTimeout)
 			}
 			answer, lines = l, nil
 		case <-t.timer.C:
@@ -591,6 +587,16 @@ func (c *execChild) idle(log *slog.Logger) string {
 			return ""
 		}
 	}
+}
+
+// ended returns what to say of c when it failed on a record: that it
+// exited, if it does so within a second (or grace if shorter), or else
+// what.
+func (c *execChild) ended(what string, grace time.Duration) string {
+	if c.exitedWithin(min(grace, time.Second)) {
+		return "exited before answering"
+	}
+	return what
 }
 
 // exitedWithin reports whether the process exits within d.

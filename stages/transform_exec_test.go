@@ -164,6 +164,7 @@ func TestExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	hdr := Header{"X-Trace": {"t1"}, HeaderKey: {"k"}}
+	big := `{"do":"echo","s":"` + strings.Repeat("x", 1<<20) + `"}` // more than a pipe holds
 	tests := []struct {
 		name    string
 		extra   map[string]any // more parameters
@@ -178,6 +179,7 @@ func TestExec(t *testing.T) {
 		{name: "empty array", in: `{"do":"empty-array"}`, want: nil},
 		{name: "null", in: `{"do":"null"}`, want: nil},
 		{name: "lines compacted", in: "{\"do\": \"echo\",\r\n  \"s\": \"a\\nb\"\n}", want: []string{`{"do":"echo","s":"a\nb"}`}},
+		{name: "big", in: big, want: []string{big}},
 		{name: "text line", in: `hello there`, want: []string{`{"text":"hello there"}`}},
 		{name: "env", extra: map[string]any{"env": map[string]any{"EXEC_TEST_VAR": "from the stage"}},
 			in: `{"do":"env","name":"EXEC_TEST_VAR"}`, want: []string{`{"env":"from the stage"}`}},
@@ -242,8 +244,10 @@ func TestExecFailures(t *testing.T) {
 			wantErr: []string{"exited before answering", "(exit status 3)", `it last wrote to stderr: "dying on purpose"`}},
 		{name: "closes stdout", extra: map[string]any{"close_timeout": "100ms"}, in: `{"do":"close-stdout"}`,
 			wantErr: []string{"closed its stdout before answering"}},
-		{name: "timeout", extra: map[string]any{"timeout": "200ms"}, in: `{"do":"sleep"}`,
-			wantErr: []string{"gave no answer within 200ms", "(signal: killed)"}},
+		// Long enough for a start of the helper on a busy machine:
+		// the first record after a start waits for that too.
+		{name: "timeout", extra: map[string]any{"timeout": "2s"}, in: `{"do":"sleep"}`,
+			wantErr: []string{"gave no answer within 2s", "(signal: killed)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
