@@ -20,6 +20,7 @@ func builtins() []Spec {
 		templateSpec(),
 		parseSpec(),
 		delaySpec(),
+		execSpec(),
 		stdoutSpec(),
 		fileSinkSpec(),
 		discardSpec(),

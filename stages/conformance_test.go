@@ -101,7 +101,7 @@ func TestBuiltins(t *testing.T) {
 	r := NewRegistry()
 	want := map[Role][]string{
 		RoleSource:    {"file", "generate", "http", "stdin"},
-		RoleTransform: {"delay", "filter", "jq", "map", "parse", "split", "switch", "template"},
+		RoleTransform: {"delay", "exec", "filter", "jq", "map", "parse", "split", "switch", "template"},
 		RoleSink:      {"discard", "file", "http", "stdout"},
 	}
 	for role, names := range want {
