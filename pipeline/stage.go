@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -16,10 +15,6 @@ import (
 // Keys of a stage mapping.
 var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "on_error", "max_deliver", "backoff", "with"}
 
-// routePattern is what may follow the dot of a routed input "stage.route":
-// one subject token.
-// Routes beginning with "_" are reserved (_replay).
-var routePattern = regexp.MustCompile(`^[A-Za-z0-9-][A-Za-z0-9_-]*$`)
 
 // draft is a stage being decoded, with the nodes that later checks point at.
 type draft struct {
@@ -234,7 +229,7 @@ func (d *decoder) from(n *yaml.Node, where string) []input {
 		stage, route, routed := strings.Cut(text, ".")
 		in := input{Input: Input{Stage: stage, Route: route}, node: item}
 		switch {
-		case routed && !routePattern.MatchString(route):
+		case routed && !stages.ValidRoute(route):
 			d.problem(item, "%s: %q: want stage or stage.route, with a route of letters, digits, '_' and '-' that does not begin with '_'", where, text)
 		case slices.ContainsFunc(out, func(o input) bool { return o.Input == in.Input }):
 			d.problem(item, "%s: %q given twice", where, text)

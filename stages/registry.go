@@ -108,6 +108,14 @@ func (s *Spec) ParseParams(raw map[string]any) (Params, []error) {
 
 var typeName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
+// routeName is what a route may be called: one NATS subject token of
+// letters, digits, '_' and '-'. Routes beginning with '_' are reserved
+// (_replay).
+var routeName = regexp.MustCompile(`^[A-Za-z0-9-][A-Za-z0-9_-]*$`)
+
+// ValidRoute reports whether name may name a route (see [Spec.Routes]).
+func ValidRoute(name string) bool { return routeName.MatchString(name) }
+
 // Registry maps stage type names to specs. A name is unique within a role:
 // the source "file" and the sink "file" are two types. It is safe for
 // concurrent use.

@@ -3,16 +3,11 @@ package stages
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 )
 
-// routeName is what a route of a stage may be called: one NATS subject
-// token that does not begin with "_" (reserved). It is the pattern the
-// pipeline package accepts in "from: stage.route".
-var routeName = regexp.MustCompile(`^[A-Za-z0-9-][A-Za-z0-9_-]*$`)
 
 // Keys of one case of a switch.
 const (
@@ -95,7 +90,7 @@ func compileSwitchCases(p Params) ([]switchCase, error) {
 		if !ok || route == "" {
 			return nil, paramError("cases", "item %d: missing route", i+1)
 		}
-		if !routeName.MatchString(route) {
+		if !ValidRoute(route) {
 			return nil, paramError("cases", "item %d: route %q: want letters, digits, '_' and '-', not beginning with '_'", i+1, route)
 		}
 		e, err := CompileExpr(src)
@@ -104,7 +99,7 @@ func compileSwitchCases(p Params) ([]switchCase, error) {
 		}
 		cases[i] = switchCase{when: e, route: route}
 	}
-	if p.Has("default") && !routeName.MatchString(p.String("default")) {
+	if p.Has("default") && !ValidRoute(p.String("default")) {
 		return nil, paramError("default", "route %q: want letters, digits, '_' and '-', not beginning with '_'", p.String("default"))
 	}
 	return cases, nil
