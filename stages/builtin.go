@@ -11,12 +11,16 @@ func builtins() []Spec {
 		generateSpec(),
 		fileSourceSpec(),
 		stdinSpec(),
+		natsSourceSpec(),
+		jetstreamSourceSpec(),
 		mapSpec(),
 		filterSpec(),
 		splitSpec(),
 		stdoutSpec(),
 		fileSinkSpec(),
 		discardSpec(),
+		natsSinkSpec(),
+		jetstreamSinkSpec(),
 	}
 }
 

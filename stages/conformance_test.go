@@ -100,9 +100,9 @@ func TestBuiltinConformanceMissingPath(t *testing.T) {
 func TestBuiltins(t *testing.T) {
 	r := NewRegistry()
 	want := map[Role][]string{
-		RoleSource:    {"file", "generate", "stdin"},
+		RoleSource:    {"file", "generate", "jetstream", "nats", "stdin"},
 		RoleTransform: {"filter", "map", "split"},
-		RoleSink:      {"discard", "file", "stdout"},
+		RoleSink:      {"discard", "file", "jetstream", "nats", "stdout"},
 	}
 	for role, names := range want {
 		if got := r.Names(role); !reflect.DeepEqual(got, names) {
