@@ -27,7 +27,9 @@ var natsConnParams = []Param{
 
 // natsConnDoc is the paragraph every NATS stage's Doc has about its
 // connection.
-const natsConnDoc = `By default the stage uses the pipeline's own NATS connection. ` +
+const natsConnDoc = `By default the stage uses the pipeline's own NATS connection ` +
+	`(other clients reach that server when it is one of its own, sluice run ` +
+	`--nats, or when the embedded one listens, sluice run --listen). ` +
 	`With url it connects to that server instead (with the credentials file ` +
 	`creds, if given), reconnecting for as long as it runs, and closes the ` +
 	`connection when it closes; the URL is logged without its user and ` +
@@ -121,6 +123,9 @@ func openNATSConn(p Params, info Info, log *slog.Logger) (natsConn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
+		// A subscription the server refuses fails Read, instead of
+		// waiting for ever.
+		nats.PermissionErrOnSubscribe(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("disconnected from NATS", "url", shown, "err", err)

@@ -58,8 +58,8 @@ At most max_in_flight records read are waiting for their fate at a ` +
 			`upstream server that it is in progress every third of the consumer's ` +
 			`ack_wait, so the wait can be long. Messages pulled ahead are not ` +
 			`extended: keep the consumer's ack_wait above the time the pipeline ` +
-			`takes to publish max_in_flight records (seconds), or they are ` +
-			`redelivered, and their duplicates dropped. The consumer's own ` +
+			`takes to publish max_in_flight records, or they are redelivered ` +
+			`(and the duplicates dropped). The consumer's own ` +
 			`max_ack_pending caps all the processes that pull from it together. ` +
 			`On close the source naks what it pulled ahead and did not hand over, ` +
 			`so that it is redelivered at once rather than after ack_wait.
