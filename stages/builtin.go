@@ -12,6 +12,8 @@ func builtins() []Spec {
 		fileSourceSpec(),
 		stdinSpec(),
 		httpSourceSpec(),
+		natsSourceSpec(),
+		jetstreamSourceSpec(),
 		mapSpec(),
 		filterSpec(),
 		splitSpec(),
@@ -25,6 +27,8 @@ func builtins() []Spec {
 		fileSinkSpec(),
 		discardSpec(),
 		httpSinkSpec(),
+		natsSinkSpec(),
+		jetstreamSinkSpec(),
 	}
 }
 
