@@ -11,12 +11,16 @@ func builtins() []Spec {
 		generateSpec(),
 		fileSourceSpec(),
 		stdinSpec(),
+		kvWatchSpec(),
 		mapSpec(),
 		filterSpec(),
 		splitSpec(),
+		dedupeSpec(),
+		rateLimitSpec(),
 		stdoutSpec(),
 		fileSinkSpec(),
 		discardSpec(),
+		kvSinkSpec(),
 	}
 }
 

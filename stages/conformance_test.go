@@ -100,9 +100,9 @@ func TestBuiltinConformanceMissingPath(t *testing.T) {
 func TestBuiltins(t *testing.T) {
 	r := NewRegistry()
 	want := map[Role][]string{
-		RoleSource:    {"file", "generate", "stdin"},
-		RoleTransform: {"filter", "map", "split"},
-		RoleSink:      {"discard", "file", "stdout"},
+		RoleSource:    {"file", "generate", "kv_watch", "stdin"},
+		RoleTransform: {"dedupe", "filter", "map", "rate_limit", "split"},
+		RoleSink:      {"discard", "file", "kv", "stdout"},
 	}
 	for role, names := range want {
 		if got := r.Names(role); !reflect.DeepEqual(got, names) {
