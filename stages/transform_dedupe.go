@@ -41,8 +41,9 @@ Guarantee: each key passes once per ttl, and a record that passed is ` +
 			`from where the record came from (else its stream and sequence). A ` +
 			`redelivery of that input, after a worker died before the output ` +
 			`was acknowledged or from a dead-letter replay, passes again, and ` +
-			`its output carries the same Nats-Msg-Id, so the next stream's ` +
-			`duplicate window drops the copy if the first one was stored. A key ` +
+			`its output carries the same Nats-Msg-Id, so the next stream drops ` +
+			`the copy if the first one was stored within the pipeline's ` +
+			`dedup_window. A key ` +
 			`is forgotten ttl after the record that created its entry (not ` +
 			`after the last duplicate): a copy arriving later passes again. ` +
 			`The ttl is the bucket's max age; the stage sets it on an existing ` +
