@@ -36,6 +36,7 @@ func (r *run) info(s *pipeline.Stage) stages.Info {
 		Resumed:     r.resumed || r.joined,
 		DedupWindow: r.p.Settings.DedupWindow,
 		Conn:        r.nc,
+		Replicas:    r.p.Settings.Replicas,
 	}
 }
 

@@ -8,12 +8,15 @@ import (
 // builtins returns the specs of the built-in stage types.
 func builtins() []Spec {
 	return []Spec{
+		// sources
 		generateSpec(),
 		fileSourceSpec(),
 		stdinSpec(),
 		httpSourceSpec(),
 		natsSourceSpec(),
 		jetstreamSourceSpec(),
+		kvWatchSpec(),
+		// transforms
 		mapSpec(),
 		filterSpec(),
 		splitSpec(),
@@ -23,12 +26,16 @@ func builtins() []Spec {
 		parseSpec(),
 		delaySpec(),
 		execSpec(),
+		dedupeSpec(),
+		rateLimitSpec(),
+		// sinks
 		stdoutSpec(),
 		fileSinkSpec(),
 		discardSpec(),
 		httpSinkSpec(),
 		natsSinkSpec(),
 		jetstreamSinkSpec(),
+		kvSinkSpec(),
 	}
 }
 

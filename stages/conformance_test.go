@@ -100,9 +100,9 @@ func TestBuiltinConformanceMissingPath(t *testing.T) {
 func TestBuiltins(t *testing.T) {
 	r := NewRegistry()
 	want := map[Role][]string{
-		RoleSource:    {"file", "generate", "http", "jetstream", "nats", "stdin"},
-		RoleTransform: {"delay", "exec", "filter", "jq", "map", "parse", "split", "switch", "template"},
-		RoleSink:      {"discard", "file", "http", "jetstream", "nats", "stdout"},
+		RoleSource:    {"file", "generate", "http", "jetstream", "kv_watch", "nats", "stdin"},
+		RoleTransform: {"dedupe", "delay", "exec", "filter", "jq", "map", "parse", "rate_limit", "split", "switch", "template"},
+		RoleSink:      {"discard", "file", "http", "jetstream", "kv", "nats", "stdout"},
 	}
 	for role, names := range want {
 		if got := r.Names(role); !reflect.DeepEqual(got, names) {

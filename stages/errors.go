@@ -31,6 +31,11 @@ var ErrInvalidParam = errors.New("sluice: invalid parameter")
 // start-up error.
 var ErrBusy = errors.New("sluice: in use by another process")
 
+// ErrNoConn is returned by the constructor of a stage type that keeps its
+// state in NATS (a KV bucket) when [Info.Conn] is nil: such a stage runs
+// only in a pipeline, whose runner gives it the connection.
+var ErrNoConn = errors.New("sluice: no NATS connection")
+
 // ErrDeadLettered is what [Message.Ack] gets, wrapped with the reason,
 // for a record that went to the dead-letter stream (or was dropped with
 // on_error: drop) instead of into the pipeline.

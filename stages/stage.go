@@ -152,4 +152,8 @@ type Info struct {
 	// streams of its own. It is nil when no runner built the stage. A
 	// stage must not close or drain it.
 	Conn *nats.Conn
+	// Replicas is how many servers of a JetStream cluster keep a copy of
+	// the pipeline's streams (settings.replicas): a stage that creates a
+	// stream or bucket of its own keeps as many. 0 means 1.
+	Replicas int
 }
