@@ -15,7 +15,6 @@ import (
 // Keys of a stage mapping.
 var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "on_error", "max_deliver", "backoff", "with"}
 
-
 // draft is a stage being decoded, with the nodes that later checks point at.
 type draft struct {
 	*Stage

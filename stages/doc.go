@@ -3,11 +3,12 @@
 // declarative [Spec] of a stage type with its [Param]s, and the [Registry]
 // that maps type names to specs.
 //
-// The built-in types (sources generate, file, stdin, kv_watch; transforms
-// map, filter, split, dedupe, rate_limit; sinks stdout, file, discard, kv)
-// are registered in [Default] and in every registry made by [NewRegistry].
-// The types that keep state in NATS (kv_watch, dedupe, rate_limit, kv) use
-// [Info.Conn] and refuse to build without it ([ErrNoConn]).
+// The built-in types are registered in [Default] and in every registry
+// made by [NewRegistry]; `sluice stages` lists them and docs/stages.md is
+// their reference, generated from their specs. Types that keep state in
+// NATS or talk to NATS (kv_watch, dedupe, rate_limit, kv, and nats and
+// jetstream when given no url) use [Info.Conn] and refuse to build without
+// it ([ErrNoConn]).
 //
 // A Go program adds its own types with [Register] (or [MustRegister] from an
 // init function) and then runs pipelines through the runner package.

@@ -106,15 +106,19 @@ func shortSource(src string) string {
 	return s
 }
 
+// metadata is the type of the msg variable, so that merge($env, ...) can
+// tell it from the record's fields.
+type metadata map[string]any
+
 // msgEnv builds the msg variable of an expression.
-func msgEnv(m *Message) map[string]any {
+func msgEnv(m *Message) metadata {
 	headers := make(map[string]any, len(m.Header))
 	for k, vs := range m.Header {
 		if len(vs) > 0 {
 			headers[k] = vs[0]
 		}
 	}
-	env := map[string]any{
+	env := metadata{
 		"subject":    m.Meta.Subject,
 		"headers":    headers,
 		"key":        m.Header.Get(HeaderKey),
@@ -145,6 +149,9 @@ var mergeFunc = expr.Function("merge", func(args ...any) (any, error) {
 		case nil:
 		case map[string]any:
 			for k, v := range m {
+				if _, meta := v.(metadata); meta && k == MsgVar {
+					continue // $env holds msg while an expression runs: not a field
+				}
 				out[k] = v
 			}
 		default:

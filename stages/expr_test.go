@@ -112,3 +112,21 @@ func TestCompileExprError(t *testing.T) {
 		t.Errorf("compile error does not locate the problem: %v", err)
 	}
 }
+
+// merge($env, ...) in an expression that also reads msg gives the record's
+// fields, not msg.
+func TestMergeEnvWithoutMsg(t *testing.T) {
+	e, err := CompileExpr(`merge($env, {"subject": msg.subject})`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMessage([]byte(`{"a": 1}`))
+	m.Meta.Subject = "s.t"
+	got, err := e.Eval(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]any{"a": int64(1), "subject": "s.t"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %#v, want %#v", got, want)
+	}
+}

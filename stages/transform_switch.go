@@ -8,7 +8,6 @@ import (
 	"strings"
 )
 
-
 // Keys of one case of a switch.
 const (
 	caseWhen  = "when"
