@@ -60,7 +60,7 @@ stages:
 		wantIn     string // in stdout
 		wantErr    string // in stderr
 	}{
-		{"list plugin types", []string{"stages", "--plugin", redact}, 0, "", "redact  Replaces chosen fields of each record by a hash or a mask (plugin plugin.so)", ""},
+		{"list plugin types", []string{"stages", "--plugin", redact}, 0, "", "Replaces chosen fields of each record by a hash or a mask (plugin plugin.so)", ""},
 		{"show a plugin type", []string{"stages", "--plugin", redact, "redact"}, 0, "", "from plugin " + redact, ""},
 		{"plugin parameters", []string{"stages", "--plugin", redact, "logfmt"}, 0, "", "keys  list of strings  yes", ""},
 		{"run with plugins: in the file", []string{"run", "--store-dir", filepath.Join(dir, "s1"), listed}, 0, wantOut, "", "dead letters"},
