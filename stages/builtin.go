@@ -17,6 +17,7 @@ func builtins() []Spec {
 		stdoutSpec(),
 		fileSinkSpec(),
 		discardSpec(),
+		sqlSinkSpec(),
 	}
 }
 

@@ -102,7 +102,7 @@ func TestBuiltins(t *testing.T) {
 	want := map[Role][]string{
 		RoleSource:    {"file", "generate", "stdin"},
 		RoleTransform: {"filter", "map", "split"},
-		RoleSink:      {"discard", "file", "stdout"},
+		RoleSink:      {"discard", "file", "sql", "stdout"},
 	}
 	for role, names := range want {
 		if got := r.Names(role); !reflect.DeepEqual(got, names) {
