@@ -278,6 +278,17 @@ func TestSQLSink(t *testing.T) {
 					t.Errorf("second close: %v", err)
 				}
 			})
+			t.Run("a column added while writing", func(t *testing.T) {
+				tg.exec(t, fmt.Sprintf(sqlOrders, "grows"))
+				sk := tg.sink(t, "grows", nil)
+				batch := []string{`{"id": 1, "name": "a", "note": "x"}`, `{"id": 2, "name": "b"}`}
+				checkBatchErr(t, 0, sk.Write(context.Background(), msgs(batch...)), 2, []int{0})
+				tg.exec(t, `ALTER TABLE grows ADD COLUMN note text`)
+				checkBatchErr(t, 1, sk.Write(context.Background(), msgs(batch[0])), 1, nil)
+				if got, want := tg.rows(t, "grows", "id", "note"), []string{"1|x", "2|null"}; !slices.Equal(got, want) {
+					t.Errorf("rows: got %q, want %q", got, want)
+				}
+			})
 			t.Run("start-up errors", func(t *testing.T) { testSQLStartErrors(t, tg) })
 			if tg.pg != nil {
 				// Last: it stops the server.
