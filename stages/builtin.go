@@ -36,6 +36,7 @@ func builtins() []Spec {
 		natsSinkSpec(),
 		jetstreamSinkSpec(),
 		kvSinkSpec(),
+		sqlSinkSpec(),
 	}
 }
 

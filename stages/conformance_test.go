@@ -102,7 +102,7 @@ func TestBuiltins(t *testing.T) {
 	want := map[Role][]string{
 		RoleSource:    {"file", "generate", "http", "jetstream", "kv_watch", "nats", "stdin"},
 		RoleTransform: {"dedupe", "delay", "exec", "filter", "jq", "map", "parse", "rate_limit", "split", "switch", "template"},
-		RoleSink:      {"discard", "file", "http", "jetstream", "kv", "nats", "stdout"},
+		RoleSink:      {"discard", "file", "http", "jetstream", "kv", "nats", "sql", "stdout"},
 	}
 	for role, names := range want {
 		if got := r.Names(role); !reflect.DeepEqual(got, names) {
