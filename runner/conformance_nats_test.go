@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -28,7 +27,7 @@ import (
 func init() {
 	conformanceCases = append(conformanceCases,
 		conformanceCase{stages.RoleSource, "nats", func(t *testing.T, e *conformanceEnv) conformanceStage {
-			up := conformanceServer(t, 4<<20)
+			up := natstest.ServerMaxPayload(t, 4<<20)
 			client := natstest.Connect(t, up) // before the run: its goroutines are not the run's
 			// The first request starts the goroutine that takes the
 			// answers to every request of the connection: start it now.
@@ -68,7 +67,7 @@ func init() {
 			}
 		}},
 		conformanceCase{stages.RoleSource, "jetstream", func(t *testing.T, e *conformanceEnv) conformanceStage {
-			up := conformanceServer(t, 4<<20)
+			up := natstest.ServerMaxPayload(t, 4<<20)
 			nc := natstest.Connect(t, up)
 			js, err := jetstream.New(nc)
 			if err != nil {
@@ -106,7 +105,7 @@ func init() {
 			}
 		}},
 		conformanceCase{stages.RoleSink, "nats", func(t *testing.T, e *conformanceEnv) conformanceStage {
-			target := conformanceServer(t, 1024)
+			target := natstest.ServerMaxPayload(t, 1024)
 			client := natstest.Connect(t, target)
 			sub, err := client.SubscribeSync("out.>")
 			if err == nil {
@@ -171,29 +170,3 @@ var tooLargeForThePipeline = `{"pad":"` + strings.Repeat("x", 1100<<10) + `"}`
 
 // conformanceServer starts a nats-server with JetStream on a random
 // loopback port whose max_payload is maxPayload bytes, shut down when the
-// test ends.
-func conformanceServer(t *testing.T, maxPayload int32) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   t.TempDir(),
-		MaxPayload: maxPayload,
-		NoLog:      true,
-		NoSigs:     true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
-}

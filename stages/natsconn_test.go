@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -21,32 +20,6 @@ import (
 
 // natsServerWith starts a nats-server with JetStream on a random loopback
 // port whose max_payload is maxPayload bytes, shut down when the test
-// ends.
-func natsServerWith(t *testing.T, maxPayload int32) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   t.TempDir(),
-		MaxPayload: maxPayload,
-		NoLog:      true,
-		NoSigs:     true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
-}
 
 // newJS returns a JetStream context on nc.
 func newJS(t *testing.T, nc *nats.Conn) jetstream.JetStream {

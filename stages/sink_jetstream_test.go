@@ -87,7 +87,7 @@ func TestJetStreamSinkDedupsRetriedBatch(t *testing.T) {
 // A record the stream refuses fails alone and permanently; a publish that
 // is not acknowledged fails, to be retried.
 func TestJetStreamSinkErrors(t *testing.T) {
-	srv := natsServerWith(t, 4096)
+	srv := natstest.ServerMaxPayload(t, 4096)
 	nc := natstest.Connect(t, srv)
 	createStream(t, newJS(t, nc), jetstream.StreamConfig{Name: "OUT", Subjects: []string{"out.>"}, MaxMsgSize: 512})
 	sk := newTestSink(t, "jetstream", map[string]any{"stream": "OUT", "subject": "{area}.{kind}", "url": srv.ClientURL()}, Info{Conn: nc})

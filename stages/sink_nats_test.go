@@ -15,7 +15,7 @@ import (
 // Each record is published on the subject it gives, with its headers; a
 // record that cannot be published fails alone and permanently.
 func TestNATSSinkWrite(t *testing.T) {
-	srv := natsServerWith(t, 1024)
+	srv := natstest.ServerMaxPayload(t, 1024)
 	client := natstest.Connect(t, srv)
 	sub, err := client.SubscribeSync("out.>")
 	if err != nil {

@@ -27,14 +27,21 @@ func Server(t testing.TB) *server.Server {
 // after a Shutdown restarts the server.
 func ServerOn(t testing.TB, storeDir string, port int) *server.Server {
 	t.Helper()
-	opts := &server.Options{
-		Host:      "127.0.0.1",
-		Port:      port,
-		JetStream: true,
-		StoreDir:  storeDir,
-		NoLog:     true,
-		NoSigs:    true,
-	}
+	return start(t, &server.Options{Port: port, StoreDir: storeDir})
+}
+
+// ServerMaxPayload starts a server as [Server] does, whose max_payload is
+// maxPayload bytes.
+func ServerMaxPayload(t testing.TB, maxPayload int32) *server.Server {
+	t.Helper()
+	return start(t, &server.Options{Port: server.RANDOM_PORT, StoreDir: t.TempDir(), MaxPayload: maxPayload})
+}
+
+// start starts a nats-server with JetStream on loopback with opts, and
+// shuts it down when the test ends.
+func start(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	opts.Host, opts.JetStream, opts.NoLog, opts.NoSigs = "127.0.0.1", true, true, true
 	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("start nats-server: %v", err)
