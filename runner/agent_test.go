@@ -135,8 +135,22 @@ func TestWorkersRunDeployedPipeline(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// What a dedupe stage of the pipeline would have left.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice_dedupe_deployed_x"}); err != nil {
+		t.Fatal(err)
+	}
 	if err := runner.Undeploy(ctx, nc, "deployed", runner.UndeployOptions{Purge: true}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := js.KeyValue(ctx, "sluice_dedupe_deployed_x"); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Errorf("dedupe bucket after undeploy --purge: %v, want it deleted", err)
+	}
+	if _, err := js.Stream(ctx, pipeline.StreamName("deployed", "gen")); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("stream after undeploy --purge: %v, want it deleted", err)
 	}
 	if _, err := runner.Status(ctx, nc, "deployed"); !errors.Is(err, runner.ErrNotDeployed) {
 		t.Fatalf("status after undeploy: %v, want ErrNotDeployed", err)

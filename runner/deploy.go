@@ -302,8 +302,9 @@ func Deployments(ctx context.Context, nc *nats.Conn) ([]*Deployment, error) {
 // UndeployOptions configure [Undeploy].
 type UndeployOptions struct {
 	// Purge also deletes the pipeline's streams (dead letters included),
-	// its run record, checkpoints and source leases, once no worker runs
-	// it any more or Wait has passed.
+	// its run record, checkpoints and source leases, and the state its
+	// stages keep in NATS (see [stages.PurgeState]), once no worker runs it
+	// any more or Wait has passed.
 	Purge bool
 	// Wait bounds how long a purge waits for the workers to stop the
 	// pipeline; 0 means a minute.
@@ -370,8 +371,8 @@ func waitUnused(ctx context.Context, js jetstream.JetStream, name string, wait t
 	}
 }
 
-// purge deletes the streams of pipeline name and its keys in the state
-// and leases buckets.
+// purge deletes the streams of pipeline name, its keys in the state and
+// leases buckets, and the state its stages keep in NATS.
 func purge(ctx context.Context, js jetstream.JetStream, name string) error {
 	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject(pipeline.Subject(name, ">")))
 	var streams []string
@@ -404,5 +405,5 @@ func purge(ctx context.Context, js jetstream.JetStream, name string) error {
 			}
 		}
 	}
-	return nil
+	return stages.PurgeState(ctx, js, name)
 }

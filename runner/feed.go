@@ -2,7 +2,7 @@ package runner
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,7 +13,7 @@ import (
 )
 
 // A pull request lives pullExpiry; the server sends a heartbeat every
-// pullHeartbeat while it waits, and nats.go pulls again when two are
+// pullHeartbeat while it waits, and the feed pulls again when two are
 // missed. Shorter than nats.go's defaults (30s and 15s) so that a pull lost
 // with a server or a consumer leader that moved is replaced in seconds.
 const (
@@ -25,63 +25,111 @@ const (
 // all of the stage's workers in this process through one channel: adding
 // replicas adds processing goroutines, not pull subscriptions competing
 // for the same consumer.
+//
+// It asks the server only for messages it has room for (see held), so a
+// message is held, and kept in progress, from the moment it arrives: none
+// waits unseen in a client buffer while its ack_wait runs out. The room is
+// a batch per worker and one more waiting in ch, so that a worker finds
+// its next batch there as it finishes one; at most half the consumer's
+// max_ack_pending, so that processes sharing a stage all get work.
 type feed struct {
 	stage   *pipeline.Stage
 	inputs  []input
 	log     *slog.Logger
-	ch      chan jetstream.Msg
+	ch      chan jetstream.Msg // never full: it holds at most held.limit
 	held    *held
 	ackWait time.Duration
+	most    int // most messages one pull asks for
+	least   int // fewest messages one pull asks for
 
-	cancel    context.CancelFunc
-	consuming []jetstream.ConsumeContext
-	stopKeep  chan struct{} // closed to end keepAlive
-	keeping   sync.WaitGroup
+	cancel   context.CancelFunc
+	pulling  sync.WaitGroup
+	stopKeep chan struct{} // closed to end keepAlive
+	keeping  sync.WaitGroup
 }
 
 func newFeed(st *pipeline.Stage, inputs []input, ackWait time.Duration, log *slog.Logger) *feed {
+	limit := min(batchSize*(st.Replicas+1), defaultMaxAckPending/2)
+	// Each input may ask for its share at once; a pull waits for room for
+	// half a batch rather than asking for messages a few at a time.
+	most := max(limit/max(len(inputs), 1), 1)
 	return &feed{
 		stage:   st,
 		inputs:  inputs,
 		log:     log,
-		ch:      make(chan jetstream.Msg, batchSize),
-		held:    newHeld(),
+		ch:      make(chan jetstream.Msg, limit),
+		held:    newHeld(limit),
 		ackWait: ackWait,
+		most:    most,
+		least:   min(batchSize/2, most),
 	}
 }
 
-// start begins pulling. Until ctx is done, every message pulled is handed
-// to a worker; after, a message a callback could not hand over is nak'ed
-// for redelivery.
-func (f *feed) start(ctx context.Context) error {
+// start begins pulling every input until ctx is done.
+func (f *feed) start(ctx context.Context) {
 	ctx, f.cancel = context.WithCancel(ctx)
 	f.stopKeep = make(chan struct{})
 	f.keeping.Go(func() { f.held.keepAlive(f.ackWait, f.stopKeep) })
-	deliver := func(jm jetstream.Msg) {
-		f.held.add(jm)
-		select {
-		case f.ch <- jm:
-		case <-ctx.Done():
-			_ = jm.Nak()
-			f.held.forget(jm)
-		}
-	}
-	onErr := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		// Missed heartbeats and the like: nats.go pulls again by itself.
-		f.log.Debug("pull", "err", err)
-	})
-	// nats.go keeps up to this many messages requested per consumer: enough
-	// for every worker to fill a batch, within the consumer's ack window.
-	pull := min(batchSize*f.stage.Replicas, defaultMaxAckPending/2)
 	for _, in := range f.inputs {
-		cc, err := in.consumer.Consume(deliver, jetstream.PullMaxMessages(pull),
-			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat), onErr)
-		if err != nil {
-			return fmt.Errorf("stage %q: read %s: %w", f.stage.Name, in.stream, err)
-		}
-		f.consuming = append(f.consuming, cc)
+		f.pulling.Go(func() { f.pull(ctx, in) })
 	}
-	return nil
+}
+
+// pull asks in's consumer for messages, as many as there is room for, and
+// hands them to the workers, until ctx is done.
+func (f *feed) pull(ctx context.Context, in input) {
+	var fails int
+	for {
+		n := f.held.reserve(ctx, f.least, f.most)
+		if n == 0 {
+			return
+		}
+		got, err := f.fetch(ctx, in, n)
+		f.held.unreserve(n - got)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil || got > 0 {
+			fails = 0
+			continue
+		}
+		// No server, no consumer leader, missed heartbeats: try again,
+		// a little later each time.
+		fails++
+		level := slog.LevelDebug
+		if fails == 5 {
+			level = slog.LevelWarn
+		}
+		f.log.Log(ctx, level, "cannot read input, retrying", "stream", in.stream, "err", err, "attempts", fails)
+		select {
+		case <-time.After(min(50*time.Millisecond<<min(fails, 6), 2*time.Second)):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// fetch sends one pull request for n messages to in's consumer and hands
+// over what arrives until n have or the request expires. It returns how
+// many arrived.
+func (f *feed) fetch(ctx context.Context, in input, n int) (int, error) {
+	fctx, cancel := context.WithTimeout(ctx, pullExpiry)
+	defer cancel()
+	batch, err := in.consumer.Fetch(n, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(pullHeartbeat))
+	if err != nil {
+		return 0, err
+	}
+	got := 0
+	for jm := range batch.Messages() {
+		got++
+		f.held.add(jm)
+		f.ch <- jm
+	}
+	err = batch.Error()
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return got, err
 }
 
 // stop ends pulling once the workers have returned, and naks what was
@@ -90,14 +138,7 @@ func (f *feed) stop() {
 	if f.cancel != nil {
 		f.cancel()
 	}
-	for _, cc := range f.consuming {
-		// Drain hands what nats.go holds to deliver, which naks it: with
-		// Stop those messages would wait out ack_wait.
-		cc.Drain()
-	}
-	for _, cc := range f.consuming {
-		<-cc.Closed()
-	}
+	f.pulling.Wait()
 	if f.stopKeep != nil {
 		close(f.stopKeep)
 		f.keeping.Wait()

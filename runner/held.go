@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -15,17 +16,60 @@ import (
 // that each held message is still in progress. So a record that takes
 // longer than ack_wait to process, or to publish into a full downstream
 // buffer, keeps its delivery.
+//
+// held also bounds what the process holds: the feed reserves room for a
+// pull before it asks the server for messages, so that everything the
+// server delivers is held, and kept alive, from the moment it arrives.
 type held struct {
-	mu   sync.Mutex
-	msgs map[jetstream.Msg]struct{}
+	mu       sync.Mutex
+	msgs     map[jetstream.Msg]struct{}
+	limit    int           // most messages held and reserved at once
+	reserved int           // room reserved for messages pulled but not arrived
+	waiting  bool          // a reserve waits on room
+	room     chan struct{} // closed, and replaced, when room is made for a waiting reserve
 }
 
-func newHeld() *held {
-	return &held{msgs: make(map[jetstream.Msg]struct{})}
+func newHeld(limit int) *held {
+	return &held{msgs: make(map[jetstream.Msg]struct{}), limit: limit, room: make(chan struct{})}
 }
 
+// reserve waits until there is room for at least least messages, reserves
+// room for up to most and returns how many. It returns 0 once ctx is done.
+func (h *held) reserve(ctx context.Context, least, most int) int {
+	for {
+		h.mu.Lock()
+		if free := h.limit - len(h.msgs) - h.reserved; free >= least {
+			n := min(free, most)
+			h.reserved += n
+			h.mu.Unlock()
+			return n
+		}
+		h.waiting = true
+		room := h.room
+		h.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return 0
+		}
+	}
+}
+
+// unreserve gives back room reserved for n messages that did not come.
+func (h *held) unreserve(n int) {
+	if n == 0 {
+		return
+	}
+	h.mu.Lock()
+	h.reserved -= n
+	h.freed()
+	h.mu.Unlock()
+}
+
+// add holds jm, which arrived in room reserved for it.
 func (h *held) add(jm jetstream.Msg) {
 	h.mu.Lock()
+	h.reserved--
 	h.msgs[jm] = struct{}{}
 	h.mu.Unlock()
 }
@@ -36,14 +80,17 @@ func (h *held) done(batch []inFlight) {
 	for i := range batch {
 		delete(h.msgs, batch[i].jm)
 	}
+	h.freed()
 	h.mu.Unlock()
 }
 
-// forget forgets one message once it is answered.
-func (h *held) forget(jm jetstream.Msg) {
-	h.mu.Lock()
-	delete(h.msgs, jm)
-	h.mu.Unlock()
+// freed wakes a waiting reserve. h.mu is held.
+func (h *held) freed() {
+	if h.waiting {
+		h.waiting = false
+		close(h.room)
+		h.room = make(chan struct{})
+	}
 }
 
 // keepAlive signals "in progress" for every held message each third of

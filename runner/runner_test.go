@@ -756,3 +756,31 @@ stages:
 		t.Fatalf("work = %+v", work)
 	}
 }
+
+// TestRunLongWorkKeepsWhatItPulled: while a worker spends longer than
+// ack_wait on a batch, the records pulled for the batches after it wait in
+// this process, and are not delivered again either.
+func TestRunLongWorkKeepsWhatItPulled(t *testing.T) {
+	e := newEnv(t)
+	const n = 7000 // more than a batch in hand and one waiting
+	sum := e.run(t, context.Background(), e.parse(t, fmt.Sprintf(`
+name: pulled
+settings:
+  ack_wait: 1s
+stages:
+  - name: gen
+    source: generate
+    with: {count: %d, template: '{"n": seq}'}
+  - name: work
+    transform: slow
+    with: {every_n: 2000, sleep: 1500ms}
+  - name: out
+    sink: collect
+`, n)))
+	if work := stageSum(t, sum, "work"); work.In != n || work.Out != n {
+		t.Errorf("work = %+v, want %d in and out", work, n)
+	}
+	if calls := e.c.sorted("slow-calls"); len(calls) != n {
+		t.Errorf("%d calls for %d records: some were delivered again", len(calls), n)
+	}
+}

@@ -161,7 +161,8 @@ func (c *crew) start(u *unit) error {
 		c.running.Go(func() { w.loop(c.work, c.hard) })
 	}
 	c.feeds = append(c.feeds, u.feed)
-	return u.feed.start(c.work)
+	u.feed.start(c.work)
+	return nil
 }
 
 // stop tells the workers to stop, waits until they have, and stops the

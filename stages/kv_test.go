@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +145,49 @@ func withID(payload, id string) *Message {
 		m.Header = nats.Header{HeaderMsgID: {id}}
 	}
 	return m
+}
+
+// PurgeState deletes the dedupe buckets and rate_limit keys of one
+// pipeline's stages, and nothing of another pipeline's or a bucket the
+// user named.
+func TestPurgeState(t *testing.T) {
+	base, js := natsInfo(t)
+	srvConn := base.Conn
+	for _, pipe := range []string{"p", "p-x", "q"} {
+		info := Info{Pipeline: pipe, Stage: "s", Conn: srvConn}
+		newInfoTransform(t, "dedupe", map[string]any{"key": "id"}, info)
+		newInfoTransform(t, "rate_limit", map[string]any{"rate": 10}, info)
+	}
+	newInfoTransform(t, "dedupe", map[string]any{"key": "id", "bucket": "mine"}, Info{Pipeline: "p", Stage: "t", Conn: srvConn})
+	ctx := testCtx(t)
+	limits, err := js.KeyValue(ctx, rateLimitBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"p.s", "p-x.s", "q.s"} {
+		if _, err := limits.Put(ctx, k, []byte("0")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := PurgeState(ctx, js, "p"); err != nil {
+		t.Fatal(err)
+	}
+	var buckets []string
+	lister := js.KeyValueStoreNames(ctx)
+	for b := range lister.Name() {
+		buckets = append(buckets, b)
+	}
+	slices.Sort(buckets)
+	if want := []string{"mine", "sluice_dedupe_p-x_s", "sluice_dedupe_q_s", rateLimitBucket}; !slices.Equal(buckets, want) {
+		t.Errorf("buckets left: %q, want %q", buckets, want)
+	}
+	keys, err := limits.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	if want := []string{"p-x.s", "q.s"}; !slices.Equal(keys, want) {
+		t.Errorf("rate_limit keys left: %q, want %q", keys, want)
+	}
 }

@@ -21,21 +21,16 @@ func delaySpec() Spec {
 			`A record already due passes at once. Exactly one of duration and until ` +
 			`is given.
 
-While a record waits, the runner tells JetStream it is in progress, so ` +
-			`delays longer than the pipeline's ack_wait work; but records that wait ` +
-			`read ahead, not yet handed to a worker, are not kept in progress, so ` +
-			`when more than a few thousand records queue at the stage, those are ` +
-			`delivered again after ack_wait (each copy's output dropped by the ` +
-			`dedup window, the stage's in count grows): for busy streams keep ` +
-			`ack_wait above the delay. A worker handles ` +
+While a record waits, the runner tells JetStream it is in progress, as ` +
+			`it does for every record a process holds, so delays longer than the ` +
+			`pipeline's ack_wait work. A worker handles ` +
 			`its records one after another in the order they came, so a record due ` +
 			`late holds back those behind it (with duration they are due in order ` +
-			`anyway); and a worker holds at most a few thousand records at a time ` +
-			`(its batch and what it read ahead), so when more arrive per delay than ` +
+			`anyway); and a process holds at most a few thousand records per worker ` +
+			`(its batch and the next one waiting), so when more arrive per delay than ` +
 			`that, records leave later than due, none lost: add replicas. When the ` +
 			`run stops, a record still waiting holds the stop up to its shutdown ` +
-			`timeout, then is given back to JetStream to be delivered again; that ` +
-			`counts as a failed attempt toward max_deliver.
+			`timeout, then is given back to JetStream to be delivered again.
 
 With duration the payload is not read. With until, a record that is not ` +
 			`a JSON object, an until that fails on the record or gives something ` +

@@ -75,8 +75,9 @@ func (a *app) undeployCmd() *cobra.Command {
 		Long: `Undeploy removes a pipeline's deployment: every worker stops it cleanly, its
 sources storing their checkpoints. What its streams hold stays, and deploying
 it again carries its unfinished run on. With --purge, once the workers have
-stopped it (or after a minute), its streams, dead letters, run record and
-checkpoints are deleted too.` + clusterHelp,
+stopped it (or after a minute), its streams, dead letters, run record,
+checkpoints and its stages' state in NATS (dedupe buckets, rate_limit keys)
+are deleted too.` + clusterHelp,
 		Args: wantPipelineName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withCluster(cmd.Context(), func(ctx context.Context, c *conn) error {
