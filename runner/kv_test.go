@@ -50,11 +50,16 @@ func TestKVWatchAndDedupeResume(t *testing.T) {
 	if !second.Resumed || second.Run != 1 {
 		t.Fatalf("second summary = %+v, want run 1 resumed", second)
 	}
-	if st := stageSum(t, second, "watch"); st.In != 2 {
-		t.Errorf("the resumed source read %d changes, want the 2 made since", st.In)
+	// The checkpoint may be one change behind: the source loop takes one
+	// for a record only when the publisher has caught up (or every 256),
+	// and b may have been read while a still waited to be published. Then
+	// b is read again, and filtered.
+	read := stageSum(t, second, "watch").In
+	if read != 2 && read != 3 {
+		t.Errorf("the resumed source read %d changes, want the 2 made since (3 with b again)", read)
 	}
-	if st := stageSum(t, second, "once"); st.Filtered != 1 {
-		t.Errorf("dedupe filtered %d records in the resumed run, want 1", st.Filtered)
+	if st := stageSum(t, second, "once"); st.Filtered != read-1 {
+		t.Errorf("dedupe filtered %d records in the resumed run, want %d", st.Filtered, read-1)
 	}
 	want := []string{
 		`{"key":"a","op":"put","revision":1,"value":1}`,
