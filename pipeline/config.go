@@ -32,7 +32,10 @@ type StageConfig struct {
 	OnError     string         `yaml:"on_error,omitempty"`
 	MaxDeliver  int            `yaml:"max_deliver,omitempty"`
 	Backoff     []string       `yaml:"backoff,omitempty"`
-	With        map[string]any `yaml:"with,omitempty"` // the type's parameters
+	EventTime   string         `yaml:"event_time,omitempty"` // expression giving each output's event time
+	Key         string         `yaml:"key,omitempty"`        // expression giving each output's key
+	Partitions  int            `yaml:"partitions,omitempty"` // partitions of the output by key
+	With        map[string]any `yaml:"with,omitempty"`       // the type's parameters
 }
 
 // Build validates a pipeline built in code and returns it ready to run.

@@ -255,6 +255,28 @@ stages:
 	}
 }
 
+func TestParseKeyed(t *testing.T) {
+	p := mustParse(t, `name: p
+stages:
+  - {name: s, source: gen, event_time: ts, key: user, partitions: 8}
+  - {name: a, transform: map, key: 'user + "!"', with: {expr: x}}
+  - {name: b, from: [s], sink: out}
+`, nil)
+	for _, tt := range []struct {
+		stage, eventTime, key string
+		partitions            int
+	}{
+		{"s", "ts", "user", 8},
+		{"a", "", `user + "!"`, 0},
+		{"b", "", "", 0},
+	} {
+		s := p.Stage(tt.stage)
+		if s.EventTime != tt.eventTime || s.Key != tt.key || s.Partitions != tt.partitions {
+			t.Errorf("stage %s: event_time %q, key %q, partitions %d; want %q, %q, %d", tt.stage, s.EventTime, s.Key, s.Partitions, tt.eventTime, tt.key, tt.partitions)
+		}
+	}
+}
+
 func TestParseDefaultRegistry(t *testing.T) {
 	// Options{} uses stages.Default; a type it does not have is a problem
 	// that lists what it has, without relying on which types those are.

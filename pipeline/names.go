@@ -1,6 +1,9 @@
 package pipeline
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Names of the KV buckets sluice keeps its state in.
 const (
@@ -32,6 +35,22 @@ func InputSubject(p string, in Input) string {
 	return Subject(p, in.Stage) + "." + in.Route
 }
 
+// PartitionSubject returns the subject of partition k of the output of
+// stage s of pipeline p: sluice.p.s.k.
+func PartitionSubject(p, s string, k int) string { return Subject(p, s) + "." + strconv.Itoa(k) }
+
+// Partition returns the partition, of n, of the records of key: the
+// 32-bit FNV-1a hash of the key's text modulo n, so that anything can
+// compute it.
+func Partition(key string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
 // StreamSubjects returns the subjects of the output stream of stage s:
 // its default output and everything below it (routes, partitions).
 func StreamSubjects(p, s string) []string {
@@ -46,6 +65,11 @@ func ReplaySubject(p, u, s string) string { return Subject(p, u) + "._replay." +
 // ConsumerName returns the name of the durable consumer that the workers of
 // stage s share on each stream they read.
 func ConsumerName(s string) string { return s }
+
+// PartitionConsumerName returns the name of the durable consumer of
+// partition k that the workers of stage s share on each partitioned
+// stream they read: s_k ('_' is not allowed in stage names).
+func PartitionConsumerName(s string, k int) string { return s + "_" + strconv.Itoa(k) }
 
 // DLQStreamName returns the name of the dead-letter stream of pipeline p.
 func DLQStreamName(p string) string { return "SLUICE_" + token(p) + "_DLQ" }

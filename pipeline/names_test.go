@@ -16,6 +16,11 @@ func TestNames(t *testing.T) {
 		{InputSubject(p, Input{Stage: s}), "sluice.orders-etl.clean"},
 		{InputSubject(p, Input{Stage: s, Route: "big"}), "sluice.orders-etl.clean.big"},
 		{ConsumerName(s), "clean"},
+		{PartitionSubject(p, s, 3), "sluice.orders-etl.clean.3"},
+		{PartitionConsumerName(s, 3), "clean_3"},
+		// FNV-1a, 32 bits: "a" hashes to 0xe40c292c.
+		{Partition("a", 1000), int(0xe40c292c % 1000)},
+		{Partition("", 7), int(2166136261 % 7)},
 		{DLQStreamName(p), "SLUICE_ORDERS_ETL_DLQ"},
 		{DLQSubject(p, s), "sluice.orders-etl._dlq.clean"},
 		{DLQSubjects(p), []string{"sluice.orders-etl._dlq.>"}},

@@ -123,6 +123,24 @@ type Stage struct {
 	OnError    string
 	MaxDeliver int
 	Backoff    []time.Duration
+
+	// EventTime, if set, is the expression whose value is the event time
+	// of each output of the stage (a time, RFC 3339 text, or Unix seconds
+	// or milliseconds); the runner puts it in the Sluice-Event-Time header.
+	// Without it an output keeps its input's event time, and a source's
+	// record gets the time it was read.
+	EventTime string
+	// Key, if set, is the expression whose value is the key of each
+	// output, put in the Sluice-Key header.
+	Key string
+	// Partitions, if above 0, splits the stage's output by key into that
+	// many partitions, sluice.p.s.0 to sluice.p.s.N-1; the workers of a
+	// stage that reads it each own some partitions and process each in
+	// order.
+	Partitions int
+	// InputPartitions is the partitions of the stages it reads (validation
+	// makes them all the same), 0 if they are not partitioned.
+	InputPartitions int
 }
 
 // RetryDelay returns the delay before the next attempt of a message that

@@ -116,7 +116,7 @@ func TestProblems(t *testing.T) {
 
 		// One stage.
 		{"unknown stage key", "name: p\nstages:\n  - name: s\n    source: gen\n    replica: 2\n", []string{
-			`5:5 stage "s": unknown key "replica" (want name, description, source, transform, sink, from, replicas, on_error, max_deliver, backoff, with)`}},
+			`5:5 stage "s": unknown key "replica" (want name, description, source, transform, sink, from, replicas, on_error, max_deliver, backoff, event_time, key, partitions, with)`}},
 		{"missing stage name", "name: p\nstages:\n  - source: gen\n", []string{`3:5 stage 1: missing required key "name"`}},
 		{"bad stage name", "name: p\nstages:\n  - {name: Read, source: gen}\n", []string{
 			`3:12 stage 1: name "Read" must match ^[a-z][a-z0-9-]*$`}},
@@ -143,6 +143,28 @@ func TestProblems(t *testing.T) {
 			`4:36 stage "t": replicas: want an integer, got "many"`}},
 		{"source replicas", "name: p\nstages:\n  - {name: s, source: gen, replicas: 2}\n", []string{
 			`3:38 stage "s": replicas must be 1 for a source (got 2): sources run as one instance`}},
+
+		// Keys and partitions.
+		{"key on a sink", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, key: id}\n", []string{
+			`4:26 stage "t": key is set on the outputs of a stage, and a sink has none`}},
+		{"bad key", "name: p\nstages:\n  - {name: s, source: gen, key: 'id +'}\n", []string{
+			`3:33 stage "s": key: expression does not compile: `}},
+		{"bad event_time", "name: p\nstages:\n  - {name: s, source: gen, event_time: [ts]}\n", []string{
+			`3:40 stage "s": event_time: want a string, got a list`}},
+		{"partitions without key", "name: p\nstages:\n  - {name: s, source: gen, partitions: 4}\n", []string{
+			`3:28 stage "s": partitions needs key`}},
+		{"partitions zero", "name: p\nstages:\n  - {name: s, source: gen, key: id, partitions: 0}\n", []string{
+			`3:49 stage "s": partitions must be >= 1 (got 0)`}},
+		{"too many partitions", "name: p\nstages:\n  - {name: s, source: gen, key: id, partitions: 5000}\n", []string{
+			`3:49 stage "s": partitions: at most 1024, got 5000`}},
+		{"partitions on a sink", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, partitions: 2}\n", []string{
+			`4:26 stage "t": partitions split the output of a stage, and a sink has none`}},
+		{"partitions of a routed type", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: r, transform: route, key: id, partitions: 2, with: {routes: [a]}}\n", []string{
+			`4:42 stage "r": partitions: transform "route" sends outputs on routes, which are not partitioned`}},
+		{"partitioned and not", "name: p\nstages:\n  - {name: s, source: gen, key: id, partitions: 2}\n  - {name: u, source: gen}\n  - {name: t, sink: out, from: [s, u]}\n", []string{
+			`5:36 stage "t": from "u": reads partitioned and unpartitioned stages at once ("s" has 2, "u" has 0)`}},
+		{"different partitions", "name: p\nstages:\n  - {name: s, source: gen, key: id, partitions: 2}\n  - {name: u, source: gen, key: id, partitions: 3}\n  - {name: t, sink: out, from: [s, u]}\n", []string{
+			`5:36 stage "t": from "u": the stages it reads have different partitions ("s" has 2, "u" has 3): give them the same`}},
 
 		// Inputs.
 		{"first stage without input", "name: p\nstages:\n  - {name: t, sink: out}\n  - {name: s, source: gen}\n", []string{

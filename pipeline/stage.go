@@ -13,7 +13,10 @@ import (
 )
 
 // Keys of a stage mapping.
-var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "on_error", "max_deliver", "backoff", "with"}
+var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "on_error", "max_deliver", "backoff", "event_time", "key", "partitions", "with"}
+
+// MaxPartitions bounds the partitions key of a stage.
+const MaxPartitions = 1024
 
 // draft is a stage being decoded, with the nodes that later checks point at.
 type draft struct {
@@ -92,6 +95,7 @@ func (d *decoder) stage(n *yaml.Node, index int) *draft {
 		}
 	}
 	d.errorHandling(s, fields)
+	d.keyed(s, fields)
 	if s.Spec != nil {
 		d.params(s, fields["with"])
 	} else if f, ok := fields["with"]; ok && !isNull(f.value) {
@@ -124,6 +128,52 @@ func (d *decoder) errorHandling(s *draft, fields map[string]field) {
 		if f, ok := fields[key]; ok && (s.Role == stages.RoleSource || s.OnError == OnErrorDeadLetter || s.OnError == OnErrorDrop) && s.Role != 0 {
 			d.problem(f.key, "%s: %s is for a stage that retries (on_error: retry), not a %s", s.where, key, describeErrorHandling(s))
 		}
+	}
+}
+
+// keyed decodes event_time, key and partitions: what the runner sets on
+// each output of the stage.
+func (d *decoder) keyed(s *draft, fields map[string]field) {
+	for _, name := range []string{"event_time", "key"} {
+		f, ok := fields[name]
+		if !ok {
+			continue
+		}
+		if s.Role == stages.RoleSink {
+			d.problem(f.key, "%s: %s is set on the outputs of a stage, and a sink has none", s.where, name)
+			continue
+		}
+		src, ok := d.str(f.value, s.where+": "+name)
+		if !ok {
+			continue
+		}
+		if _, err := stages.CompileExpr(src); err != nil {
+			d.problem(f.value, "%s: %s: expression does not compile: %v", s.where, name, err)
+			continue
+		}
+		if name == "key" {
+			s.Key = src
+		} else {
+			s.EventTime = src
+		}
+	}
+	f, ok := fields["partitions"]
+	if !ok {
+		return
+	}
+	n, ok := d.intMin(f.value, s.where+": partitions", 1)
+	switch {
+	case !ok:
+	case s.Role == stages.RoleSink:
+		d.problem(f.key, "%s: partitions split the output of a stage, and a sink has none", s.where)
+	case n > MaxPartitions:
+		d.problem(f.value, "%s: partitions: at most %d, got %d", s.where, MaxPartitions, n)
+	case mappingValue(s.node, "key") == nil:
+		d.problem(f.key, "%s: partitions needs key: the expression whose value picks each output's partition", s.where)
+	case s.Spec != nil && s.Spec.Routes != nil:
+		d.problem(f.key, "%s: partitions: %s %q sends outputs on routes, which are not partitioned", s.where, s.Role, s.Type)
+	default:
+		s.Partitions = n
 	}
 }
 

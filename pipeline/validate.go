@@ -69,6 +69,47 @@ func (d *decoder) link(stagesKey *yaml.Node, drafts []*draft) {
 		}
 	}
 	d.cycles(drafts, readers)
+	for _, s := range drafts {
+		d.partitioned(s, drafts, byName)
+	}
+}
+
+// partitioned checks the inputs of s against the partitions of the stages
+// it reads: all partitioned the same, or none, since a worker of s owns
+// partition k of every input at once.
+func (d *decoder) partitioned(s *draft, drafts []*draft, byName map[string]int) {
+	var first *draft
+	for _, in := range s.inputs {
+		j, ok := byName[in.Stage]
+		if !ok {
+			continue
+		}
+		u := drafts[j]
+		if first == nil {
+			first = u
+			s.InputPartitions = u.Partitions
+			continue
+		}
+		if u.Partitions == first.Partitions {
+			continue
+		}
+		at := in.node
+		if at == nil {
+			at = s.node
+		}
+		switch {
+		case first.Partitions == 0 || u.Partitions == 0:
+			d.problem(at, "%s: from %q: reads partitioned and unpartitioned stages at once (%s)", s.where, in.String(), describePartitions(first, u))
+		default:
+			d.problem(at, "%s: from %q: the stages it reads have different partitions (%s): give them the same", s.where, in.String(), describePartitions(first, u))
+		}
+		s.InputPartitions = 0
+		return
+	}
+}
+
+func describePartitions(a, b *draft) string {
+	return fmt.Sprintf("%q has %d, %q has %d", a.Name, a.Partitions, b.Name, b.Partitions)
 }
 
 // route checks that input in of stage s names an output that stage u

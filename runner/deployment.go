@@ -66,6 +66,10 @@ func (a *agent) start(ctx context.Context, d *Deployment) *deployment {
 		},
 		log:   log,
 		stats: make(map[string]*stageStats, len(p.Stages)),
+
+		leases:   a.leases,
+		leaseTTL: a.ttl,
+		member:   memberID(a.opts.ID),
 	}
 	for _, s := range p.Stages {
 		r.stats[s.Name] = new(stageStats)

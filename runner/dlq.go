@@ -181,7 +181,7 @@ func replayMessage(p string, dl DeadLetter) (*nats.Msg, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: its subject %q is not one of pipeline %q", ErrNotReplayable, dl.Subject, p)
 	}
-	upstream, _, _ := strings.Cut(rest, ".")
+	upstream, sub, _ := strings.Cut(rest, ".")
 	h := make(nats.Header, len(dl.Header))
 	for k, v := range dl.Header {
 		switch k {
@@ -198,7 +198,12 @@ func replayMessage(p string, dl DeadLetter) (*nats.Msg, error) {
 		id = p + "/" + upstream + "/" + dl.Stage + "-dlq-" + strconv.FormatUint(dl.Seq, 10)
 	}
 	h.Set(stages.HeaderMsgID, id+"/replay"+strconv.FormatUint(dl.Seq, 10))
-	return &nats.Msg{Subject: pipeline.ReplaySubject(p, upstream, dl.Stage), Header: h, Data: dl.Data}, nil
+	subject := pipeline.ReplaySubject(p, upstream, dl.Stage)
+	if k, err := strconv.Atoi(sub); err == nil && k >= 0 {
+		// From partition k of a partitioned stage: back to that partition.
+		subject += "." + sub
+	}
+	return &nats.Msg{Subject: subject, Header: h, Data: dl.Data}, nil
 }
 
 // checkReplayReader makes sure the consumer of stage reads subject: a
@@ -209,8 +214,14 @@ func checkReplayReader(ctx context.Context, js jetstream.JetStream, checked map[
 	}
 	upstream := strings.TrimPrefix(subject, "sluice."+p+".")
 	upstream, _, _ = strings.Cut(upstream, ".")
+	consumer := pipeline.ConsumerName(stage)
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		if k, err := strconv.Atoi(subject[i+1:]); err == nil && strings.HasSuffix(subject[:i], "."+stage) {
+			consumer = pipeline.PartitionConsumerName(stage, k)
+		}
+	}
 	err := func() error {
-		c, err := js.Consumer(ctx, pipeline.StreamName(p, upstream), pipeline.ConsumerName(stage))
+		c, err := js.Consumer(ctx, pipeline.StreamName(p, upstream), consumer)
 		if err != nil {
 			return fmt.Errorf("%w: stage %q has no consumer on the output of %q (%v)", ErrNotReplayable, stage, upstream, err)
 		}

@@ -36,11 +36,16 @@ type feed struct {
 	stage   *pipeline.Stage
 	inputs  []input
 	log     *slog.Logger
-	ch      chan jetstream.Msg // never full: it holds at most held.limit
+	ch      chan delivery // never full: it holds at most held.limit
 	held    *held
 	ackWait time.Duration
 	most    int // most messages one pull asks for
 	least   int // fewest messages one pull asks for
+
+	// For partitioned inputs: the owner of the partitions, and one channel
+	// per worker, so that each partition is processed by one worker.
+	owner *owner
+	chans []chan delivery
 
 	cancel   context.CancelFunc
 	pulling  sync.WaitGroup
@@ -48,26 +53,54 @@ type feed struct {
 	keeping  sync.WaitGroup
 }
 
-func newFeed(st *pipeline.Stage, inputs []input, ackWait time.Duration, log *slog.Logger) *feed {
+// delivery is a message the feed hands to a worker, with what holds it
+// and its partition (-1 for an input that is not partitioned).
+type delivery struct {
+	jm   jetstream.Msg
+	h    *held
+	part int
+}
+
+func newFeed(r *run, st *pipeline.Stage, inputs []input) *feed {
 	limit := min(batchSize*(st.Replicas+1), defaultMaxAckPending/2)
 	// Each input may ask for its share at once; a pull waits for room for
 	// half a batch rather than asking for messages a few at a time.
 	most := max(limit/max(len(inputs), 1), 1)
-	return &feed{
+	f := &feed{
 		stage:   st,
 		inputs:  inputs,
-		log:     log,
-		ch:      make(chan jetstream.Msg, limit),
+		log:     r.log.With("stage", st.Name),
 		held:    newHeld(limit),
-		ackWait: ackWait,
+		ackWait: r.p.Settings.AckWait,
 		most:    most,
 		least:   min(batchSize/2, most),
 	}
+	if len(inputs) > 0 && inputs[0].partition >= 0 {
+		for range st.Replicas {
+			f.chans = append(f.chans, make(chan delivery, batchSize))
+		}
+		f.owner = newOwner(f, r)
+		return f
+	}
+	f.ch = make(chan delivery, limit)
+	return f
+}
+
+// chanFor returns the channel worker i reads.
+func (f *feed) chanFor(i int) chan delivery {
+	if f.owner != nil {
+		return f.chans[i]
+	}
+	return f.ch
 }
 
 // start begins pulling every input until ctx is done.
 func (f *feed) start(ctx context.Context) {
 	ctx, f.cancel = context.WithCancel(ctx)
+	if f.owner != nil {
+		f.pulling.Go(func() { f.owner.run(ctx) })
+		return
+	}
 	f.stopKeep = make(chan struct{})
 	f.keeping.Go(func() { f.held.keepAlive(f.ackWait, f.stopKeep) })
 	for _, in := range f.inputs {
@@ -123,7 +156,7 @@ func (f *feed) fetch(ctx context.Context, in input, n int) (int, error) {
 	for jm := range batch.Messages() {
 		got++
 		f.held.add(jm)
-		f.ch <- jm
+		f.ch <- delivery{jm: jm, h: f.held, part: -1}
 	}
 	err = batch.Error()
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
@@ -139,14 +172,18 @@ func (f *feed) stop() {
 		f.cancel()
 	}
 	f.pulling.Wait()
+	if f.owner != nil {
+		f.owner.stop(f.chans)
+		return
+	}
 	if f.stopKeep != nil {
 		close(f.stopKeep)
 		f.keeping.Wait()
 	}
 	for {
 		select {
-		case jm := <-f.ch:
-			_ = jm.Nak()
+		case d := <-f.ch:
+			_ = d.jm.Nak()
 		default:
 			return
 		}

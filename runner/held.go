@@ -84,6 +84,33 @@ func (h *held) done(batch []inFlight) {
 	h.mu.Unlock()
 }
 
+// forget forgets jm, left unanswered for the server to deliver again.
+func (h *held) forget(jm jetstream.Msg) {
+	h.mu.Lock()
+	delete(h.msgs, jm)
+	h.freed()
+	h.mu.Unlock()
+}
+
+// waitEmpty waits until no message is held, or ctx is done.
+func (h *held) waitEmpty(ctx context.Context) {
+	for {
+		h.mu.Lock()
+		if len(h.msgs) == 0 {
+			h.mu.Unlock()
+			return
+		}
+		h.waiting = true
+		room := h.room
+		h.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // freed wakes a waiting reserve. h.mu is held.
 func (h *held) freed() {
 	if h.waiting {

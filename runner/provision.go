@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,12 +21,14 @@ import (
 const defaultMaxAckPending = 20_000
 
 // input is one durable consumer a stage reads: the stage's consumer on the
-// output stream of one upstream stage, filtered to the routes it reads.
+// output stream of one upstream stage, filtered to the routes it reads,
+// or to one partition of a partitioned upstream stage.
 type input struct {
-	stage    string // the upstream stage
-	stream   string
-	str      jetstream.Stream // the upstream stage's output stream
-	consumer jetstream.Consumer
+	stage     string // the upstream stage
+	stream    string
+	str       jetstream.Stream // the upstream stage's output stream
+	consumer  jetstream.Consumer
+	partition int // the partition it reads, -1 if the upstream stage is not partitioned
 }
 
 // streamConfig returns the configuration of the output stream of stage s.
@@ -126,11 +129,29 @@ func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline
 				MaxAckPending:  defaultMaxAckPending,
 				FilterSubjects: byUpstream[u],
 			}
-			c, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
-			if err != nil {
-				return nil, fmt.Errorf("stage %q: consumer %s on %s: %w", s.Name, cfg.Durable, stream, err)
+			parts := p.Stage(u).Partitions
+			if parts == 0 {
+				c, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+				if err != nil {
+					return nil, fmt.Errorf("stage %q: consumer %s on %s: %w", s.Name, cfg.Durable, stream, err)
+				}
+				inputs[s.Name] = append(inputs[s.Name], input{stage: u, stream: stream, str: streams[u], consumer: c, partition: -1})
+				continue
 			}
-			inputs[s.Name] = append(inputs[s.Name], input{stage: u, stream: stream, str: streams[u], consumer: c})
+			// Partitioned (and so without routes): one consumer per
+			// partition, each read by one process at a time, in order.
+			replay := pipeline.ReplaySubject(p.Name, u, s.Name)
+			for k := range parts {
+				cfg.Durable = pipeline.PartitionConsumerName(s.Name, k)
+				cfg.Description = fmt.Sprintf("sluice pipeline %s: stage %s reading partition %d of %s", p.Name, s.Name, k, u)
+				cfg.MaxAckPending = partitionMaxAckPending
+				cfg.FilterSubjects = []string{pipeline.PartitionSubject(p.Name, u, k), replay + "." + strconv.Itoa(k)}
+				c, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+				if err != nil {
+					return nil, fmt.Errorf("stage %q: consumer %s on %s: %w", s.Name, cfg.Durable, stream, err)
+				}
+				inputs[s.Name] = append(inputs[s.Name], input{stage: u, stream: stream, str: streams[u], consumer: c, partition: k})
+			}
 		}
 	}
 	return inputs, nil

@@ -104,6 +104,12 @@ type run struct {
 	log             *slog.Logger
 	stats           map[string]*stageStats
 
+	// For stages that read partitioned inputs: the leases bucket, its
+	// TTL, and the name of this process among a stage's members.
+	leases   jetstream.KeyValue
+	leaseTTL time.Duration
+	member   string
+
 	units []*unit
 }
 
@@ -137,6 +143,11 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	err = whilePlacing(ctx, r.log, func() error {
 		if kv, err = stateBucket(ctx, js, p.Settings.Replicas); err != nil {
 			return err
+		}
+		if readsPartitions(local) {
+			if err := r.openLeases(ctx, js, DefaultLeaseTTL); err != nil {
+				return err
+			}
 		}
 		inputs, err = provision(ctx, js, p)
 		return err
@@ -214,6 +225,26 @@ func Provision(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) error {
 	if _, err := provision(ctx, js, p); err != nil {
 		return fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
+	return nil
+}
+
+// readsPartitions reports whether one of stages reads a partitioned stage.
+func readsPartitions(stages []*pipeline.Stage) bool {
+	return slices.ContainsFunc(stages, func(s *pipeline.Stage) bool { return s.InputPartitions > 0 })
+}
+
+// openLeases opens the leases bucket, creating it with entries that live
+// ttl if needed, for the stages that own partitions.
+func (r *run) openLeases(ctx context.Context, js jetstream.JetStream, ttl time.Duration) error {
+	kv, err := ensureBucket(ctx, js, controlBucket(pipeline.LeasesBucket, r.p.Settings.Replicas, ttl))
+	if err != nil {
+		return err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return err
+	}
+	r.leases, r.leaseTTL, r.member = kv, st.TTL(), memberID(r.opts.WorkerID)
 	return nil
 }
 

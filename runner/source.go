@@ -45,9 +45,10 @@ type sourceLoop struct {
 	stats   *stageStats
 	log     *slog.Logger
 	subject string
-	idBase  string // "p/s/r<run>/", and the attempt when a source that cannot resume reads anew
-	keyBase string // "p/s/r<run>/id/": what the ID of a record the source identified begins with
-	origin  string // "s/r<run>/"
+	keys    *outputKeys // nil unless the stage sets event_time or key
+	idBase  string      // "p/s/r<run>/", and the attempt when a source that cannot resume reads anew
+	keyBase string      // "p/s/r<run>/id/": what the ID of a record the source identified begins with
+	origin  string      // "s/r<run>/"
 	pub     publishBatch
 	seq     uint64 // records read so far in this run
 	acks    []pendingAck
@@ -76,6 +77,9 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 		idBase:  r.p.Name + "/" + st.Name + "/" + runID,
 		keyBase: r.p.Name + "/" + st.Name + "/" + runID + "id/",
 		origin:  st.Name + "/" + runID,
+	}
+	if l.keys, err = newOutputKeys(r.p, st); err != nil {
+		return nil, err
 	}
 	l.pub.js, l.pub.fastOK = js, true
 	l.resumable, _ = src.(stages.Resumable)
@@ -284,9 +288,19 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		l.stats.in.Add(1)
 		var data []byte
 		var err error
+		subject := l.subject
 		if r.m != nil {
 			if data, err = r.m.Payload(); err == nil {
 				err = l.run.checkSize(data)
+			}
+			if err == nil && r.err == nil && l.keys != nil {
+				if r.m.Header == nil {
+					r.m.Header = make(nats.Header, 3)
+				}
+				var part string
+				if part, err = l.keys.apply(r.m); part != "" {
+					subject = part
+				}
 			}
 		}
 		if r.err != nil || err != nil {
@@ -321,7 +335,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			h[stages.HeaderMsgID] = []string{l.idBase + n}
 		}
 		h[stages.HeaderOrigin] = []string{l.origin + n}
-		idx := l.pub.addOutput(&nats.Msg{Subject: l.subject, Data: data, Header: h})
+		idx := l.pub.addOutput(&nats.Msg{Subject: subject, Data: data, Header: h})
 		l.acks = append(l.acks, pendingAck{m: r.m, idx: idx})
 	}
 	// A source cannot nak: it retries until JetStream has the batch or the

@@ -65,7 +65,7 @@ func (r *run) buildUnit(s *pipeline.Stage, inputs []input) (*unit, error) {
 				return err
 			}
 		}
-		u.feed = newFeed(s, inputs, r.p.Settings.AckWait, r.log.With("stage", s.Name))
+		u.feed = newFeed(r, s, inputs)
 		for i := range s.Replicas {
 			w, err := newWorker(r, s, i, inputs, u.feed)
 			if err != nil {

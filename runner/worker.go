@@ -35,6 +35,8 @@ const (
 // inFlight is one input of a batch and the publishes it waits on.
 type inFlight struct {
 	jm     jetstream.Msg
+	h      *held  // what holds it until it is answered
+	part   int    // its partition, -1 if its input is not partitioned
 	lin    string // the input's lineage, what its outputs' IDs derive from
 	first  int    // index of its first publish in the batch
 	n      int    // number of publishes
@@ -55,16 +57,27 @@ type worker struct {
 	stats     *stageStats
 	log       *slog.Logger
 
-	js      jetstream.JetStream
-	subject string            // the stage's output subject
-	routes  map[string]bool   // the routes the stage may send outputs on, "" its default output
-	idBase  string            // "p/s/"
-	idFanIn map[string]string // input stream -> "~<upstream stage>" when the stage has several
-	idBuf   []byte            // reused to build message IDs
-	pub     publishBatch
-	batch   []inFlight
-	msgs    []*stages.Message
-	outs    []*stages.Message
+	js       jetstream.JetStream
+	subject  string            // the stage's output subject
+	routes   map[string]bool   // the routes the stage may send outputs on, "" its default output
+	keys     *outputKeys       // nil unless the stage sets event_time or key
+	idBase   string            // "p/s/"
+	idFanIn  map[string]string // input stream -> "~<upstream stage>" when the stage has several
+	idBuf    []byte            // reused to build message IDs
+	pub      publishBatch
+	batch    []inFlight
+	msgs     []*stages.Message
+	outs     []*stages.Message
+	subjects []string // the subject of each output of the input in hand
+	errs     []error  // the sink's error for each of msgs
+
+	// On partitioned inputs: failures are retried in place, and a
+	// partition with an input given back gives back the rest of the batch.
+	ordered  bool
+	blocked  map[int]bool      // partitions given back in the batch in hand
+	tries    []int             // retries in place of each of msgs
+	retry    []*stages.Message // msgs written again
+	retryIdx []int             // their indexes in msgs
 }
 
 func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed) (*worker, error) {
@@ -86,6 +99,12 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed) (*w
 		idBase:  r.p.Name + "/" + st.Name + "/",
 		idFanIn: make(map[string]string, len(inputs)),
 	}
+	if w.keys, err = newOutputKeys(r.p, st); err != nil {
+		return nil, err
+	}
+	if f.owner != nil {
+		w.ordered, w.blocked = true, make(map[int]bool)
+	}
 	w.pub.js, w.pub.fastOK = js, true
 	for _, in := range inputs {
 		if len(inputs) > 1 {
@@ -102,20 +121,20 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed) (*w
 // The batch in hand is processed with hard, which the runner cancels some
 // time after ctx: a stage that heeds its context gives up then.
 func (w *worker) loop(ctx, hard context.Context) {
-	ch := w.feed.ch
+	ch := w.feed.chanFor(w.idx)
 	for {
 		w.batch = w.batch[:0]
 		select {
-		case jm := <-ch:
-			w.batch = append(w.batch, inFlight{jm: jm})
+		case d := <-ch:
+			w.batch = append(w.batch, inFlight{jm: d.jm, h: d.h, part: d.part})
 		case <-ctx.Done():
 			return
 		}
 	fill:
 		for len(w.batch) < batchSize {
 			select {
-			case jm := <-ch:
-				w.batch = append(w.batch, inFlight{jm: jm})
+			case d := <-ch:
+				w.batch = append(w.batch, inFlight{jm: d.jm, h: d.h, part: d.part})
 			default:
 				break fill
 			}
@@ -129,8 +148,16 @@ func (w *worker) loop(ctx, hard context.Context) {
 func (w *worker) process(stop, ctx context.Context) {
 	w.pub.reset()
 	w.msgs = w.msgs[:0]
+	clear(w.blocked)
 	for i := range w.batch {
 		f := &w.batch[i]
+		if w.blocked[f.part] {
+			// An earlier input of its partition goes back to the server:
+			// so does this one, to keep their order.
+			_ = f.jm.Nak()
+			f.act = actNone
+			continue
+		}
 		meta, err := f.jm.Metadata()
 		if err != nil {
 			w.log.Error("message without JetStream metadata", "err", err)
@@ -149,24 +176,74 @@ func (w *worker) process(stop, ctx context.Context) {
 		}
 		f.lin = w.lineage(m)
 		if w.transform != nil {
-			w.processOne(ctx, f, m)
+			w.processOne(stop, ctx, f, m)
 		} else {
 			w.msgs = append(w.msgs, m)
 		}
 	}
 	if w.sink != nil {
-		w.write(ctx)
+		w.write(stop, ctx)
 	}
 	w.settle(stop)
 }
 
 // processOne runs the transform on one input and publishes its outputs.
-func (w *worker) processOne(ctx context.Context, f *inFlight, m *stages.Message) {
+// On a partitioned input a failure is retried in place, so that the
+// records after it in its partition wait for it.
+func (w *worker) processOne(stop, ctx context.Context, f *inFlight, m *stages.Message) {
+	outs, err := w.transformOne(ctx, m)
+	attempts := 0
+	for err != nil && w.retryInPlace(stop, m, err, attempts) {
+		attempts++
+		outs, err = w.transformOne(ctx, m)
+	}
+	if err != nil {
+		w.fail(ctx, f, m, err, attempts)
+		return
+	}
+	f.act, f.first, f.n = actAck, w.pub.len(), len(outs)
+	if len(outs) == 0 {
+		f.filter = true
+		return
+	}
+	for i, o := range outs {
+		data, _ := o.Payload()
+		o.Header[stages.HeaderMsgID] = []string{w.outputID(f.lin, i)}
+		w.pub.addOutput(&nats.Msg{Subject: w.subjects[i], Data: data, Header: o.Header})
+	}
+}
+
+// retryInPlace reports, for a stage on partitioned inputs, whether input m
+// that failed with err after attempts retries in place is to be tried
+// again, after the stage's backoff; false once stop is done.
+func (w *worker) retryInPlace(stop context.Context, m *stages.Message, err error, attempts int) bool {
+	if !w.canRetryInPlace(m, err, attempts) || stop.Err() != nil {
+		return false
+	}
+	tried := int(m.Meta.Deliveries) + attempts
+	w.stats.errors.Add(1)
+	w.log.Warn("processing failed, will retry in place (partition order)", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence, "attempts", tried)
+	return sleepCtx(stop, w.stage.RetryDelay(tried))
+}
+
+// canRetryInPlace reports whether input m, which failed with err after
+// attempts retries in place, may be retried in place again.
+func (w *worker) canRetryInPlace(m *stages.Message, err error, attempts int) bool {
+	st := w.stage
+	return w.ordered && st.OnError == pipeline.OnErrorRetry && !stages.IsPermanent(err) &&
+		int(m.Meta.Deliveries)+attempts < st.MaxDeliver
+}
+
+// transformOne runs the transform on m, and encodes and keys its outputs
+// (w.outs, their subjects in w.subjects).
+func (w *worker) transformOne(ctx context.Context, m *stages.Message) ([]*stages.Message, error) {
 	outs, err := w.safeProcess(ctx, m)
 	w.outs = outs[:0]
+	w.subjects = w.subjects[:0]
 	if err == nil {
-		// Encode every output before publishing any, so that a record
-		// that cannot be encoded fails its input as a whole.
+		// Encode every output and find its subject before publishing any,
+		// so that a record that cannot be encoded or keyed fails its input
+		// as a whole.
 		for _, o := range outs {
 			var data []byte
 			if data, err = o.Payload(); err != nil {
@@ -179,29 +256,41 @@ func (w *worker) processOne(ctx context.Context, f *inFlight, m *stages.Message)
 				err = stages.Permanent(fmt.Errorf("output on route %q, which %s %q does not declare", o.Route, w.stage.Role, w.stage.Type))
 				break
 			}
+			if o.Header == nil {
+				o.Header = make(nats.Header, 1)
+			}
+			if o != m {
+				inheritHeaders(o, m)
+			}
+			subject := w.subject
+			if o.Route != "" {
+				subject = w.subject + "." + o.Route
+			}
+			if w.keys != nil {
+				var part string
+				if part, err = w.keys.apply(o); err != nil {
+					break
+				}
+				if part != "" {
+					subject = part
+				}
+			}
+			w.subjects = append(w.subjects, subject)
 		}
 	}
-	if err != nil {
-		w.fail(ctx, f, m, err)
-		return
-	}
-	f.act, f.first, f.n = actAck, w.pub.len(), len(outs)
-	if len(outs) == 0 {
-		f.filter = true
-		return
-	}
-	for i, o := range outs {
-		data, _ := o.Payload()
-		h := o.Header
-		if h == nil {
-			h = make(nats.Header, 1)
+	return outs, err
+}
+
+// inheritHeaders gives output o of input in the event time and key of in,
+// unless the stage set its own: a transform that builds new messages keeps
+// its records' event time.
+func inheritHeaders(o, in *stages.Message) {
+	for _, name := range []string{stages.HeaderEventTime, stages.HeaderKey} {
+		if v, ok := in.Header[name]; ok {
+			if _, set := o.Header[name]; !set {
+				o.Header[name] = v
+			}
 		}
-		h[stages.HeaderMsgID] = []string{w.outputID(f.lin, i)}
-		subject := w.subject
-		if o.Route != "" {
-			subject = w.subject + "." + o.Route
-		}
-		w.pub.addOutput(&nats.Msg{Subject: subject, Data: data, Header: h})
 	}
 }
 
@@ -268,62 +357,130 @@ func (w *worker) safeProcess(ctx context.Context, m *stages.Message) (outs []*st
 	return w.transform.Process(ctx, m, w.outs[:0])
 }
 
-// write hands the batch to the sink and sorts its inputs by outcome.
-func (w *worker) write(ctx context.Context) {
+// write hands the batch to the sink and sorts its inputs by outcome. On
+// partitioned inputs the records that failed are written again in place,
+// in order, before the batch is answered.
+func (w *worker) write(stop, ctx context.Context) {
 	if len(w.msgs) == 0 {
 		return
 	}
-	err := w.safeWrite(ctx)
-	var be *stages.BatchError
-	perMsg := errors.As(err, &be) && len(be.Errs) == len(w.msgs)
+	w.errs = w.writeErrs(ctx, w.msgs, w.errs[:0])
+	if w.ordered {
+		w.tries = append(w.tries[:0], make([]int, len(w.msgs))...)
+		w.rewrite(stop, ctx)
+	}
 	j := 0
 	for i := range w.batch {
 		f := &w.batch[i]
 		if f.act == actNone {
 			continue
 		}
-		m := w.msgs[j]
+		m, e := w.msgs[j], w.errs[j]
+		tries := 0
+		if w.ordered {
+			tries = w.tries[j]
+		}
+		j++
+		switch {
+		case e != nil:
+			w.fail(ctx, f, m, e, tries)
+		case w.blocked[f.part]:
+			// Written after an input of its partition that goes back to
+			// the server: it goes back too, to be written again after it.
+			_ = f.jm.Nak()
+			f.act = actNone
+		default:
+			f.act, f.first, f.n = actAck, w.pub.len(), 0
+		}
+	}
+}
+
+// rewrite writes again, in order and after the stage's backoff, the
+// messages of the batch that failed and may be retried in place, until
+// none is left or stop is done.
+func (w *worker) rewrite(stop, ctx context.Context) {
+	for attempts := 0; ; attempts++ {
+		w.retry, w.retryIdx = w.retry[:0], w.retryIdx[:0]
+		for j, e := range w.errs {
+			if e != nil && w.canRetryInPlace(w.msgs[j], e, attempts) {
+				w.retry = append(w.retry, w.msgs[j])
+				w.retryIdx = append(w.retryIdx, j)
+			}
+		}
+		if len(w.retry) == 0 || stop.Err() != nil {
+			return
+		}
+		first := w.retry[0]
+		w.stats.errors.Add(uint64(len(w.retry)))
+		w.log.Warn("writes failed, will write again in place (partition order)", "err", w.errs[w.retryIdx[0]], "records", len(w.retry), "stream", first.Meta.Stream, "seq", first.Meta.Sequence)
+		if !sleepCtx(stop, w.stage.RetryDelay(int(first.Meta.Deliveries)+attempts)) {
+			return
+		}
+		again := w.writeErrs(ctx, w.retry, nil)
+		for i, j := range w.retryIdx {
+			w.errs[j], w.tries[j] = again[i], attempts+1
+		}
+	}
+}
+
+// writeErrs writes msgs with the sink and returns the error of each,
+// appended to errs: the sink's error for each message of a
+// stages.BatchError, else its error for all.
+func (w *worker) writeErrs(ctx context.Context, msgs []*stages.Message, errs []error) []error {
+	err := w.safeWrite(ctx, msgs)
+	var be *stages.BatchError
+	perMsg := errors.As(err, &be) && len(be.Errs) == len(msgs)
+	for j := range msgs {
 		e := err
 		if perMsg {
 			e = be.Errs[j]
 		}
-		j++
-		if e != nil {
-			w.fail(ctx, f, m, e)
-			continue
-		}
-		f.act, f.first, f.n = actAck, w.pub.len(), 0
+		errs = append(errs, e)
 	}
+	return errs
 }
 
 // safeWrite runs the sink, turning a panic into an error.
-func (w *worker) safeWrite(ctx context.Context) (err error) {
+func (w *worker) safeWrite(ctx context.Context, msgs []*stages.Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("stage %q panicked: %v", w.stage.Name, r)
 		}
 	}()
-	return w.sink.Write(ctx, w.msgs)
+	return w.sink.Write(ctx, msgs)
 }
 
 // fail handles an input whose processing failed, as the stage's on_error
 // says: retry naks it with the stage's backoff until the last allowed
 // attempt, or a permanent error, dead-letters it; dead_letter does so at
 // once; drop acknowledges it and counts it.
-func (w *worker) fail(ctx context.Context, f *inFlight, m *stages.Message, err error) {
+//
+// attempts is how often a stage on partitioned inputs retried the input in
+// place. There an input given back to the server (the run stops) makes
+// the inputs after it in its partition go back too.
+func (w *worker) fail(ctx context.Context, f *inFlight, m *stages.Message, err error, attempts int) {
 	st := w.stage
+	tried := m.Meta.Deliveries + uint64(attempts)
 	switch {
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		// The run stops and the stage gave up because it was told to:
 		// not the message's fault, and not an attempt.
 		_ = f.jm.Nak()
 		f.act = actNone
+		w.block(f)
 		return
 	case st.OnError == pipeline.OnErrorDrop:
 		w.log.Warn("processing failed, message dropped", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence)
 		f.act, f.first, f.n = actDrop, w.pub.len(), 0
 		return
-	case st.OnError == pipeline.OnErrorRetry && !stages.IsPermanent(err) && m.Meta.Deliveries < uint64(st.MaxDeliver):
+	case st.OnError == pipeline.OnErrorRetry && !stages.IsPermanent(err) && tried < uint64(st.MaxDeliver):
+		if w.ordered {
+			// Retried in place until the run was told to stop.
+			_ = f.jm.Nak()
+			f.act = actNone
+			w.block(f)
+			return
+		}
 		w.stats.errors.Add(1)
 		w.log.Warn("processing failed, will retry", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence, "deliveries", m.Meta.Deliveries)
 		_ = f.jm.NakWithDelay(st.RetryDelay(int(m.Meta.Deliveries)))
@@ -331,7 +488,15 @@ func (w *worker) fail(ctx context.Context, f *inFlight, m *stages.Message, err e
 		return
 	}
 	f.act, f.first, f.n = actTerm, w.pub.len(), 1
-	w.pub.add(deadLetter(w.run.p.Name, st.Name, w.idBase+f.lin+"/dlq", f.jm.Subject(), f.jm.Data(), f.jm.Headers(), err, m.Meta.Deliveries, w.run.nc.MaxPayload()))
+	w.pub.add(deadLetter(w.run.p.Name, st.Name, w.idBase+f.lin+"/dlq", f.jm.Subject(), f.jm.Data(), f.jm.Headers(), err, tried, w.run.nc.MaxPayload()))
+}
+
+// block marks the partition of f as going back to the server from f on,
+// for a stage on partitioned inputs.
+func (w *worker) block(f *inFlight) {
+	if w.ordered {
+		w.blocked[f.part] = true
+	}
 }
 
 // settle waits for the batch's publishes and answers every input: ack or
@@ -382,7 +547,16 @@ func (w *worker) settle(stop context.Context) {
 			_ = f.jm.Ack()
 		}
 	}
-	w.feed.held.done(w.batch)
+	// Forget the answered messages, one lock for each run of messages of
+	// one holder.
+	for i := 0; i < len(w.batch); {
+		j := i + 1
+		for j < len(w.batch) && w.batch[j].h == w.batch[i].h {
+			j++
+		}
+		w.batch[i].h.done(w.batch[i:j])
+		i = j
+	}
 	clear(w.batch)
 	clear(w.msgs)
 }

@@ -3,7 +3,6 @@ package stages
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -127,10 +126,8 @@ func msgEnv(m *Message) metadata {
 		"sequence":   m.Meta.Sequence,
 		"deliveries": m.Meta.Deliveries,
 	}
-	if s := m.Header.Get(HeaderEventTime); s != "" {
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			env["event_time"] = t
-		}
+	if t := EventTimeOf(m); !t.IsZero() {
+		env["event_time"] = t
 	}
 	return env
 }
