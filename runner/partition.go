@@ -362,7 +362,7 @@ func (o *owner) openGate(ctx context.Context, ch chan delivery, p *partition, in
 			return 0, false
 		}
 	}
-	o.log.Debug("partition taken over: the previous owner's messages are done", "partition", p.k)
+	o.log.Info("partition taken over: the previous owner's messages are done", "partition", p.k)
 	return 0, true
 }
 

@@ -112,7 +112,7 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // StreamMessages returns every message stored in a stream, oldest first.
 func StreamMessages(t testing.TB, nc *nats.Conn, stream string) []*nats.Msg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -127,12 +127,21 @@ func StreamMessages(t testing.TB, nc *nats.Conn, stream string) []*nats.Msg {
 		t.Fatalf("read stream %s: %v", stream, err)
 	}
 	var out []*nats.Msg
-	for range info.NumPending {
-		m, err := cons.Next(jetstream.FetchContext(ctx))
+	for left := int(info.NumPending); left > 0; {
+		batch, err := cons.Fetch(min(left, 1000), jetstream.FetchMaxWait(10*time.Second))
 		if err != nil {
 			t.Fatalf("read stream %s: %v", stream, err)
 		}
-		out = append(out, &nats.Msg{Subject: m.Subject(), Data: m.Data(), Header: m.Headers()})
+		for m := range batch.Messages() {
+			out = append(out, &nats.Msg{Subject: m.Subject(), Data: m.Data(), Header: m.Headers()})
+			left--
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatalf("read stream %s: %v", stream, err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("read stream %s: %d messages not read in a minute", stream, left)
+		}
 	}
 	return out
 }
