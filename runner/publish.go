@@ -25,7 +25,7 @@ const (
 	pubInFlight pubState = iota // published, ack awaited
 	pubRetry                    // refused or failed; to publish again
 	pubDone                     // acknowledged by JetStream (stored or a duplicate)
-	pubFast                     // sent in the fast batch, its commit awaited
+	pubFast                     // sent in the fast batch, its commit awaited (ordered: not known stored yet)
 )
 
 // publishStall is how long a publish may wait for its acknowledgement
@@ -37,7 +37,8 @@ const publishStall = 5 * time.Second
 // Fast-batch publishing: the stream's server acknowledges a whole batch
 // at once (with flow control every so many messages) instead of each
 // message. A batch that fails in any way is published again message by
-// message; the Nats-Msg-Id of every message makes that safe.
+// message (in ordered mode: see waitOrdered); the Nats-Msg-Id of every
+// message makes that safe.
 const (
 	fastFlow     = 500 // messages between flow-control acks the server may use at most
 	fastInFlight = 8   // flow-control windows in flight before the publisher waits
@@ -47,8 +48,10 @@ const (
 // publishBatch publishes messages and waits until JetStream acknowledged
 // each of them, publishing again those that failed. Messages for the
 // stage's own stream go in one fast batch when the batch allows it; others
-// (dead letters) are published asynchronously one by one. A batch is
-// reused across rounds with reset; it is owned by one goroutine.
+// (dead letters) are published asynchronously one by one. In ordered mode
+// the stage's own messages are stored in the order they were added (see
+// waitOrdered). A batch is reused across rounds with reset; it is owned by
+// one goroutine.
 type publishBatch struct {
 	js    jetstream.JetStream
 	msgs  []*nats.Msg
@@ -61,6 +64,14 @@ type publishBatch struct {
 	fastIdx  []int                      // messages sent in it
 	fastErr  error                      // why it failed, nil while it works
 	cooldown int                        // batches left before fast batches are tried again
+
+	// Ordered mode: the owner sets ordered before use.
+	ordered   bool
+	outs      []int // the outputs (addOutput), in the order added
+	stored    int   // outs[:stored] are acknowledged
+	chunk     int   // outputs the next round sends, 0 for all that are left
+	fastSent  int   // outputs sent in the open fast batch, from outs[stored]
+	fastAcked int   // of those, how many its flow-control acks confirmed
 }
 
 // add publishes m asynchronously and returns its index in the batch. m
@@ -78,14 +89,14 @@ func (b *publishBatch) add(m *nats.Msg) int {
 // addOutput publishes m, a message for the stage's own stream, in the
 // fast batch if there is one or one can be opened, else as add does.
 func (b *publishBatch) addOutput(m *nats.Msg) int {
+	if b.ordered {
+		return b.addOrdered(m)
+	}
 	if !b.fastOK || b.cooldown > 0 || b.fastErr != nil {
 		return b.add(m)
 	}
 	if b.fast == nil {
-		fp, err := jetstreamext.NewFastPublisher(b.js, jetstreamext.FastPublishFlowControl{
-			Flow:               fastFlow,
-			MaxOutstandingAcks: fastInFlight,
-		})
+		fp, err := newFastPublisher(b.js)
 		if err != nil {
 			b.fastErr = err
 			return b.add(m)
@@ -102,6 +113,15 @@ func (b *publishBatch) addOutput(m *nats.Msg) int {
 		b.fastErr = err // the batch is closed; commit will publish it again
 	}
 	return i
+}
+
+// newFastPublisher opens a fast batch in gap mode "fail": the server
+// stores the batch up to the first message it refuses, and no further.
+func newFastPublisher(js jetstream.JetStream) (jetstreamext.FastPublisher, error) {
+	return jetstreamext.NewFastPublisher(js, jetstreamext.FastPublishFlowControl{
+		Flow:               fastFlow,
+		MaxOutstandingAcks: fastInFlight,
+	})
 }
 
 // commitFast ends the open fast batch. If the server did not acknowledge
@@ -147,9 +167,14 @@ func (b *publishBatch) publish(i int) {
 
 // wait blocks until every message is acknowledged, retrying failures with
 // a growing pause, or until ctx is done. It returns the number of messages
-// not acknowledged; err(i) tells why for each.
+// not acknowledged; err(i) tells why for each. In ordered mode the outputs
+// are published first, in order (waitOrdered), then the others awaited.
 func (b *publishBatch) wait(ctx context.Context) int {
-	b.commitFast(ctx)
+	if !b.ordered {
+		b.commitFast(ctx)
+	} else if left := b.waitOrdered(ctx); left > 0 {
+		return left
+	}
 	pause := publishRetryMin
 	stall := time.NewTimer(publishStall)
 	defer stall.Stop()
@@ -197,6 +222,171 @@ func (b *publishBatch) wait(ctx context.Context) int {
 	}
 }
 
+// addOrdered records m, an output in ordered mode, and sends it in the
+// open fast batch, opening one for the first output. Once that batch has
+// failed, or if the stream takes no fast batches, the rest is left to
+// waitOrdered.
+func (b *publishBatch) addOrdered(m *nats.Msg) int {
+	b.msgs = append(b.msgs, m)
+	b.futs = append(b.futs, nil)
+	b.state = append(b.state, pubFast)
+	b.errs = append(b.errs, nil)
+	i := len(b.msgs) - 1
+	b.outs = append(b.outs, i)
+	if b.fastOK && b.fastErr == nil && b.stored+b.fastSent == len(b.outs)-1 {
+		b.sendFast(i)
+	}
+	return i
+}
+
+// waitOrdered publishes the outputs not yet stored, in the order they were
+// added, until JetStream acknowledged them all or ctx is done; it returns
+// the number of messages not acknowledged then.
+//
+// What JetStream stored of the outputs is always a prefix of them: every
+// round, a fast batch or a single publish, starts at the first output not
+// known stored, and a fast batch in gap mode "fail" is stored in order up
+// to the first message the server refuses (a full stream) and not beyond.
+// Outputs the server stored without the client learning it are sent
+// again: their Nats-Msg-Id makes them duplicates, which the server skips
+// (within the stream's dedup window), so they keep their place.
+//
+// After a failed round the next one sends only the first output left, on
+// its own, and each round acknowledged whole doubles what the next sends.
+// So a full stream is not flooded with publishes it refuses, what is known
+// stored catches up with what is in a few rounds, and outputs get through
+// even if fast batches do not. Without fast batches (fastOK false) the
+// outputs are published one at a time.
+func (b *publishBatch) waitOrdered(ctx context.Context) int {
+	pause := publishRetryMin
+	for b.stored < len(b.outs) {
+		before := b.stored
+		var err error
+		switch {
+		case b.fast != nil || b.fastErr != nil:
+			err = b.closeFast(ctx) // the batch addOrdered sent
+		case b.fastOK && b.chunk != 1:
+			err = b.sendRound(ctx)
+		default:
+			err = b.sendOne(ctx)
+		}
+		if err == nil || b.stored == len(b.outs) {
+			if b.chunk *= 2; b.chunk >= len(b.outs) {
+				b.chunk = 0
+			}
+			pause = publishRetryMin
+			continue
+		}
+		if ctx.Err() != nil {
+			return b.pending(ctx.Err())
+		}
+		b.errs[b.outs[b.stored]] = err
+		b.chunk = 1
+		if b.stored > before {
+			pause = publishRetryMin
+		}
+		if !sleepCtx(ctx, pause) {
+			return b.pending(ctx.Err())
+		}
+		pause = min(2*pause, publishRetryMax)
+	}
+	return 0
+}
+
+// sendRound publishes the next chunk of the outputs not yet stored as a
+// new fast batch and closes it.
+func (b *publishBatch) sendRound(ctx context.Context) error {
+	n := len(b.outs) - b.stored
+	if b.chunk > 0 {
+		n = min(n, b.chunk)
+	}
+	for _, i := range b.outs[b.stored : b.stored+n] {
+		if b.sendFast(i); b.fastErr != nil {
+			break
+		}
+	}
+	return b.closeFast(ctx)
+}
+
+// sendFast sends output i in the fast batch, opening one if none is open.
+// If that fails, fastErr says why and the batch takes no more.
+func (b *publishBatch) sendFast(i int) {
+	if b.fast == nil {
+		fp, err := newFastPublisher(b.js)
+		if err != nil {
+			b.fastErr = err
+			return
+		}
+		b.fast = fp
+	}
+	ack, err := b.fast.AddMsg(b.msgs[i])
+	if err != nil {
+		b.fastErr = err
+		return
+	}
+	b.fastSent++
+	b.fastAcked = max(b.fastAcked, int(ack.AckSequence))
+}
+
+// closeFast ends the open fast batch, if any, and marks as stored the
+// outputs the server confirmed: those its acknowledgement counts, else
+// those its flow-control acks covered. (A batch the server cuts short is
+// acknowledged at once; the client drops that acknowledgement if it comes
+// before Close, so what was stored after the last flow-control ack is then
+// not known.) It returns nil if the server acknowledged the whole batch.
+func (b *publishBatch) closeFast(ctx context.Context) error {
+	fp, sent, acked, err := b.fast, b.fastSent, b.fastAcked, b.fastErr
+	b.fast, b.fastSent, b.fastAcked, b.fastErr = nil, 0, 0, nil
+	if fp != nil && err == nil {
+		cctx, cancel := context.WithTimeout(ctx, publishStall)
+		ack, cerr := fp.Close(cctx)
+		cancel()
+		switch {
+		case cerr != nil:
+			err = cerr
+		case int(ack.BatchSize) < sent:
+			err = errFastBatchShort
+		}
+		if cerr == nil {
+			acked = max(acked, int(ack.BatchSize))
+		}
+	}
+	b.markStored(min(acked, sent))
+	return err
+}
+
+// sendOne publishes the first output not yet stored on its own and waits
+// for its acknowledgement.
+func (b *publishBatch) sendOne(ctx context.Context) error {
+	m := b.msgs[b.outs[b.stored]]
+	m.Reply = "" // a fast batch's reply subject
+	f, err := b.js.PublishMsgAsync(m)
+	if err != nil {
+		return err
+	}
+	stall := time.NewTimer(publishStall)
+	defer stall.Stop()
+	select {
+	case <-f.Ok():
+		b.markStored(1)
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-stall.C:
+		return errNoAck
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// markStored marks the next n outputs not yet stored as stored.
+func (b *publishBatch) markStored(n int) {
+	for _, i := range b.outs[b.stored : b.stored+n] {
+		b.state[i], b.errs[i] = pubDone, nil
+	}
+	b.stored += n
+}
+
 // pending marks every unacknowledged message with err and counts them.
 func (b *publishBatch) pending(err error) int {
 	n := 0
@@ -240,6 +430,7 @@ func (b *publishBatch) reset() {
 	clear(b.futs)
 	clear(b.errs)
 	b.msgs, b.futs, b.state, b.errs = b.msgs[:0], b.futs[:0], b.state[:0], b.errs[:0]
+	b.outs, b.stored, b.chunk = b.outs[:0], 0, 0
 }
 
 // sleepCtx pauses for d; it returns false if ctx ended first.
