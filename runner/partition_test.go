@@ -59,13 +59,14 @@ func checkKeyOrder(t *testing.T, e *env, stage string, n int) []keyedRecord {
 }
 
 // Records keyed and partitioned keep the order of each key through a
-// chain of stages with several workers, and carry their key and event
-// time.
+// chain of stages with several workers, also when full buffers refuse
+// publishes, and carry their key and event time.
 func TestPartitionsKeepKeyOrder(t *testing.T) {
 	e := newEnv(t)
 	const n = 3000
 	sum := e.run(t, context.Background(), e.parse(t, fmt.Sprintf(`
 name: keyed
+settings: {max_buffer: 200} # backpressure: publishes refused and sent again
 stages:
   - name: gen
     source: generate

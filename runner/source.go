@@ -81,7 +81,7 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 	if l.keys, err = newOutputKeys(r.p, st); err != nil {
 		return nil, err
 	}
-	l.pub.js, l.pub.fastOK = js, true
+	l.pub.js, l.pub.fastOK, l.pub.ordered = js, true, st.Partitions > 0
 	l.resumable, _ = src.(stages.Resumable)
 	l.cp.Run = r.id
 	return l, nil

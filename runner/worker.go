@@ -105,7 +105,9 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed) (*w
 	if f.owner != nil {
 		w.ordered, w.blocked = true, make(map[int]bool)
 	}
-	w.pub.js, w.pub.fastOK = js, true
+	// A partitioned output keeps its order: publishes refused by a full
+	// stream are sent again before those after them.
+	w.pub.js, w.pub.fastOK, w.pub.ordered = js, true, st.Partitions > 0
 	for _, in := range inputs {
 		if len(inputs) > 1 {
 			w.idFanIn[in.stream] = "~" + in.stage
