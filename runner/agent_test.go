@@ -243,4 +243,10 @@ func TestDeployPrunesConsumers(t *testing.T) {
 	if got := consumers(); !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("consumers on gen after a was removed: %v, want [b]", got)
 	}
+	// Partitioned: one consumer per partition, kept; b's unpartitioned
+	// one goes.
+	deploy(`{name: prune, stages: [{name: gen, source: generate, with: {count: 1}, key: seq, partitions: 3}, {name: b, sink: discard, from: gen}]}`)
+	if got := consumers(); !slices.Equal(got, []string{"b_0", "b_1", "b_2"}) {
+		t.Fatalf("consumers on gen once partitioned: %v, want [b_0 b_1 b_2]", got)
+	}
 }

@@ -45,6 +45,9 @@ type DeployedStage struct {
 	Type   string      `json:"type"`
 	Role   stages.Role `json:"role"`
 	Inputs []string    `json:"inputs,omitempty"` // the stages it reads
+	// InputPartitions is the partitions of the stages it reads, 0 if
+	// they are not partitioned.
+	InputPartitions int `json:"input_partitions,omitempty"`
 }
 
 type deployedSettings struct {
@@ -54,7 +57,7 @@ type deployedSettings struct {
 func outline(p *pipeline.Pipeline) []DeployedStage {
 	out := make([]DeployedStage, 0, len(p.Stages))
 	for _, s := range p.Stages {
-		d := DeployedStage{Name: s.Name, Type: s.Type, Role: s.Role}
+		d := DeployedStage{Name: s.Name, Type: s.Type, Role: s.Role, InputPartitions: s.InputPartitions}
 		for _, in := range s.From {
 			if !slices.Contains(d.Inputs, in.Stage) {
 				d.Inputs = append(d.Inputs, in.Stage)
@@ -197,9 +200,9 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 // stages before it.
 func pruneConsumers(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline, inputs map[string][]input) error {
 	want := make(map[string]bool) // "stream/consumer"
-	for s, ins := range inputs {
+	for _, ins := range inputs {
 		for _, in := range ins {
-			want[in.stream+"/"+pipeline.ConsumerName(s)] = true
+			want[in.stream+"/"+in.consumer.CachedInfo().Name] = true
 		}
 	}
 	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject(pipeline.Subject(p.Name, ">")))

@@ -130,19 +130,28 @@ func pipelineStatus(ctx context.Context, js jetstream.JetStream, d *Deployment, 
 	}
 	for _, s := range d.Stages {
 		ss := StageStatus{DeployedStage: s, DeadLetters: dead[pipeline.DLQSubject(d.Name, s.Name)]}
+		consumers := []string{pipeline.ConsumerName(s.Name)}
+		if s.InputPartitions > 0 {
+			consumers = consumers[:0]
+			for k := range s.InputPartitions {
+				consumers = append(consumers, pipeline.PartitionConsumerName(s.Name, k))
+			}
+		}
 		for _, u := range s.Inputs {
-			c, err := js.Consumer(ctx, pipeline.StreamName(d.Name, u), pipeline.ConsumerName(s.Name))
-			var info *jetstream.ConsumerInfo
-			if err == nil {
-				info, err = c.Info(ctx)
+			for _, name := range consumers {
+				c, err := js.Consumer(ctx, pipeline.StreamName(d.Name, u), name)
+				var info *jetstream.ConsumerInfo
+				if err == nil {
+					info, err = c.Info(ctx)
+				}
+				if err != nil {
+					ss.Unknown = fmt.Sprintf("consumer %s on %s: %v", name, pipeline.StreamName(d.Name, u), err)
+					continue
+				}
+				ss.Pending += info.NumPending
+				ss.AckPending += uint64(info.NumAckPending)
+				ss.Redelivered += uint64(info.NumRedelivered)
 			}
-			if err != nil {
-				ss.Unknown = fmt.Sprintf("consumer on %s: %v", pipeline.StreamName(d.Name, u), err)
-				continue
-			}
-			ss.Pending += info.NumPending
-			ss.AckPending += uint64(info.NumAckPending)
-			ss.Redelivered += uint64(info.NumRedelivered)
 		}
 		for _, w := range ws {
 			for _, wp := range w.Pipelines {
