@@ -191,6 +191,7 @@ func TestParsePipelineFields(t *testing.T) {
 		MaxDeliver:  3,
 		Backoff:     []time.Duration{2 * time.Second, 10 * time.Second},
 		Replicas:    3,
+		IdleTimeout: DefaultIdleTimeout,
 	}
 	if !reflect.DeepEqual(p.Settings, want) {
 		t.Errorf("settings:\n got %+v\nwant %+v", p.Settings, want)

@@ -16,6 +16,7 @@ const (
 	DefaultAckWait     = 30 * time.Second
 	DefaultMaxDeliver  = 5
 	DefaultReplicas    = 1
+	DefaultIdleTimeout = 30 * time.Second
 )
 
 // DefaultBackoff is the default delay before each retry of a failed message.
@@ -37,6 +38,14 @@ type Settings struct {
 	// Replicas is how many servers of a JetStream cluster keep a copy of
 	// each stage stream, the dead-letter stream and the state bucket.
 	Replicas int
+	// MaxOutOfOrderness is how far behind the latest event time a source
+	// has seen a record may be and still not be late: a source's
+	// watermark is the latest event time minus it.
+	MaxOutOfOrderness time.Duration
+	// IdleTimeout is how long a source or worker that sends nothing may
+	// hold back the watermark of the stages after it: past it, it is
+	// idle, and left out until it sends again.
+	IdleTimeout time.Duration
 }
 
 // DefaultSettings returns the settings of a pipeline that sets none.
@@ -50,6 +59,7 @@ func DefaultSettings() Settings {
 		AckWait:     DefaultAckWait,
 		MaxDeliver:  DefaultMaxDeliver,
 		Replicas:    DefaultReplicas,
+		IdleTimeout: DefaultIdleTimeout,
 		Backoff:     append([]time.Duration(nil), DefaultBackoff...),
 	}
 }

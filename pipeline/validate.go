@@ -71,6 +71,9 @@ func (d *decoder) link(stagesKey *yaml.Node, drafts []*draft) {
 	d.cycles(drafts, readers)
 	for _, s := range drafts {
 		d.partitioned(s, drafts, byName)
+		if s.Spec != nil && s.Spec.Watermarks && s.InputPartitions == 0 && len(s.inputs) > 0 {
+			d.problem(s.node, "%s: %s %q keeps state by key: it reads a partitioned stage (set key and partitions on %q)", s.where, s.Role, s.Type, s.inputs[0].Stage)
+		}
 	}
 }
 

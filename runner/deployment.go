@@ -277,7 +277,7 @@ func (d *deployment) finish(ctx context.Context) error {
 			}
 		}
 	}
-	if err := waitDrained(ctx, p, p.Stages, d.inputs); err != nil {
+	if err := d.r.waitDrained(ctx, p.Stages, d.inputs); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}

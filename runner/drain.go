@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/stages"
 )
 
 // Drain polling pace: fast at first, so that a small job ends at once.
@@ -24,34 +25,102 @@ const (
 // only after its outputs are stored downstream, so once a stage's
 // consumers are done and every stage before it has drained, it has
 // published all it ever will: each stage needs to be seen done once.
-func waitDrained(ctx context.Context, p *pipeline.Pipeline, local []*pipeline.Stage, inputs map[string][]input) error {
+//
+// Before a stage that acts on watermarks is waited for, every stage
+// before it must have drained; then no input can come any more, and an
+// end marker on each of its inputs moves its watermark to the end of time,
+// so that it emits every open window before it drains.
+func (r *run) waitDrained(ctx context.Context, local []*pipeline.Stage, inputs map[string][]input) error {
+	p := r.p
 	for _, s := range p.Order() {
 		if !slices.Contains(local, s) {
 			continue
 		}
-		for _, in := range inputs[s.Name] {
-			pause := drainPollMin
-			for {
-				done, err := in.drained(ctx)
-				if ctx.Err() != nil {
-					return ctx.Err()
+		if s.Spec != nil && s.Spec.Watermarks {
+			for _, a := range ancestors(p, s) {
+				if err := waitInputs(ctx, a, inputs[a.Name]); err != nil {
+					return err
 				}
-				if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-					return fmt.Errorf("stage %q: consumer on %s: %w", s.Name, in.stream, err)
-				}
-				if done {
-					break
-				}
-				// Not drained, or not known now (the server is away): ask
-				// again.
-				if !sleepCtx(ctx, pause) {
-					return ctx.Err()
-				}
-				pause = min(2*pause, drainPollMax)
 			}
+			if err := r.endInputs(ctx, s, inputs[s.Name]); err != nil {
+				return err
+			}
+		}
+		if err := waitInputs(ctx, s, inputs[s.Name]); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// waitInputs waits until every input of stage s is drained.
+func waitInputs(ctx context.Context, s *pipeline.Stage, ins []input) error {
+	for _, in := range ins {
+		pause := drainPollMin
+		for {
+			done, err := in.drained(ctx)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("stage %q: consumer on %s: %w", s.Name, in.stream, err)
+			}
+			if done {
+				break
+			}
+			// Not drained, or not known now (the server is away): ask
+			// again.
+			if !sleepCtx(ctx, pause) {
+				return ctx.Err()
+			}
+			pause = min(2*pause, drainPollMax)
+		}
+	}
+	return nil
+}
+
+// endInputs publishes an end marker on every input of stage s: its
+// partition of the upstream stream, or the upstream's default output.
+func (r *run) endInputs(ctx context.Context, s *pipeline.Stage, ins []input) error {
+	js, err := jetstream.New(r.nc)
+	if err != nil {
+		return err
+	}
+	mark := formatMark("end", stages.EndOfTime.UnixMilli(), false)
+	for _, in := range ins {
+		subject := pipeline.Subject(r.p.Name, in.stage)
+		if in.partition >= 0 {
+			subject = pipeline.PartitionSubject(r.p.Name, in.stage, in.partition)
+		}
+		id := fmt.Sprintf("%s/%s/r%d/end/%s/%d", r.p.Name, s.Name, r.id, in.stage, in.partition)
+		if _, err := js.PublishMsg(ctx, tickMsg(subject, id, controlEnd, mark)); err != nil {
+			return fmt.Errorf("stage %q: end marker on %s: %w", s.Name, subject, err)
+		}
+	}
+	return nil
+}
+
+// ancestors returns the stages s reads from, directly or not, in
+// topological order.
+func ancestors(p *pipeline.Pipeline, s *pipeline.Stage) []*pipeline.Stage {
+	up := map[string]bool{}
+	var visit func(st *pipeline.Stage)
+	visit = func(st *pipeline.Stage) {
+		for _, in := range st.From {
+			if !up[in.Stage] {
+				up[in.Stage] = true
+				visit(p.Stage(in.Stage))
+			}
+		}
+	}
+	visit(s)
+	var out []*pipeline.Stage
+	for _, st := range p.Order() {
+		if up[st.Name] {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // drained reports whether the consumer has acknowledged every message its

@@ -59,6 +59,9 @@ type delivery struct {
 	jm   jetstream.Msg
 	h    *held
 	part int
+	// assign, without a message, tells the worker that partition part is
+	// now its own: a Windowed transform loads the partition's state.
+	assign bool
 }
 
 func newFeed(r *run, st *pipeline.Stage, inputs []input) *feed {

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
@@ -74,4 +75,26 @@ func (k *outputKeys) apply(o *stages.Message) (string, error) {
 		return "", nil
 	}
 	return k.subjects[pipeline.Partition(key, k.partitions)], nil
+}
+
+// outputSubjects returns every subject stage st of p publishes on: its
+// partitions, or its default output and its routes.
+func outputSubjects(p *pipeline.Pipeline, st *pipeline.Stage) []string {
+	if st.Partitions > 0 {
+		out := make([]string, st.Partitions)
+		for k := range out {
+			out[k] = pipeline.PartitionSubject(p.Name, st.Name, k)
+		}
+		return out
+	}
+	var out []string
+	for route := range outputRoutes(st) {
+		if route == "" {
+			out = append(out, pipeline.Subject(p.Name, st.Name))
+		} else {
+			out = append(out, pipeline.Subject(p.Name, st.Name)+"."+route)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -184,6 +184,14 @@ func (o *owner) startPartition(ctx context.Context, k int, l *lease) {
 	p := &partition{k: k, worker: w, lease: l, cancel: cancel, lost: make(chan struct{}), keepStop: make(chan struct{}),
 		held: newHeld(partitionMaxAckPending * len(o.inputs[k]))}
 	o.owned[k] = p
+	if o.f.stage.Spec != nil && o.f.stage.Spec.Watermarks {
+		// Before its first message, the worker loads the partition's
+		// state.
+		select {
+		case o.f.chans[w] <- delivery{part: k, assign: true}:
+		case <-ctx.Done():
+		}
+	}
 	p.pulling.Go(func() { l.keep(pctx, func() { close(p.lost); cancel() }) })
 	p.keeping.Go(func() { p.held.keepAlive(o.f.ackWait, p.keepStop) })
 	for _, in := range o.inputs[k] {
@@ -231,7 +239,9 @@ func (o *owner) stop(chans []chan delivery) {
 		for {
 			select {
 			case d := <-ch:
-				waiting[d.part] = append(waiting[d.part], d.jm)
+				if d.jm != nil {
+					waiting[d.part] = append(waiting[d.part], d.jm)
+				}
 			default:
 				break drain
 			}

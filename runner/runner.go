@@ -320,7 +320,7 @@ func (r *run) execute(ctx context.Context, local []*pipeline.Stage, inputs map[s
 	}
 	sources.Wait()
 	if runCtx.Err() == nil {
-		drained = waitDrained(runCtx, r.p, local, inputs) == nil
+		drained = r.waitDrained(runCtx, local, inputs) == nil
 	}
 	c.stop()
 	failOnce.Do(func() {}) // no failure can be recorded from here on

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,19 +40,21 @@ const checkpointInterval = 100 * time.Millisecond
 // this loop publishes what was read in batches and waits for the acks, so
 // reading and publishing overlap.
 type sourceLoop struct {
-	run     *run
-	stage   *pipeline.Stage
-	src     stages.Source
-	stats   *stageStats
-	log     *slog.Logger
-	subject string
-	keys    *outputKeys // nil unless the stage sets event_time or key
-	idBase  string      // "p/s/r<run>/", and the attempt when a source that cannot resume reads anew
-	keyBase string      // "p/s/r<run>/id/": what the ID of a record the source identified begins with
-	origin  string      // "s/r<run>/"
-	pub     publishBatch
-	seq     uint64 // records read so far in this run
-	acks    []pendingAck
+	run      *run
+	stage    *pipeline.Stage
+	src      stages.Source
+	stats    *stageStats
+	log      *slog.Logger
+	subject  string
+	keys     *outputKeys  // nil unless the stage sets event_time or key
+	subjects []string     // every subject it publishes on, for watermark ticks
+	marks    *sourceMarks // nil unless the pipeline uses watermarks
+	idBase   string       // "p/s/r<run>/", and the attempt when a source that cannot resume reads anew
+	keyBase  string       // "p/s/r<run>/id/": what the ID of a record the source identified begins with
+	origin   string       // "s/r<run>/"
+	pub      publishBatch
+	seq      uint64 // records read so far in this run
+	acks     []pendingAck
 
 	resumable stages.Resumable // nil when the source cannot resume
 	done      bool             // a resumed run whose source had ended
@@ -81,10 +84,45 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 	if l.keys, err = newOutputKeys(r.p, st); err != nil {
 		return nil, err
 	}
-	l.pub.js, l.pub.fastOK, l.pub.ordered = js, true, st.Partitions > 0
+	l.subjects = outputSubjects(r.p, st)
+	if usesWatermarks(r.p) {
+		l.marks = newSourceMarks(st.Name, r.p.Settings)
+	}
+	// Partitioned outputs keep their order, and a watermark tick must not
+	// overtake the records before it.
+	l.pub.js, l.pub.fastOK, l.pub.ordered = js, true, st.Partitions > 0 || l.marks != nil
 	l.resumable, _ = src.(stages.Resumable)
 	l.cp.Run = r.id
 	return l, nil
+}
+
+// sendTicks publishes a watermark tick to every subject the source
+// publishes on, if one is due, and waits until JetStream has them.
+func (l *sourceLoop) sendTicks(ctx context.Context) error {
+	mark, due := l.marks.tick(time.Now())
+	if !due {
+		return nil
+	}
+	l.pub.reset()
+	for i, subject := range l.subjects {
+		id := l.idBase + "wm/" + strings.ReplaceAll(mark, ";", "/") + "/" + strconv.Itoa(i)
+		l.pub.addOutput(tickMsg(subject, id, controlTick, mark))
+	}
+	if l.pub.wait(ctx) > 0 && ctx.Err() == nil {
+		l.log.Warn("watermark tick not stored; the next one carries it")
+	}
+	return nil
+}
+
+// recordEventTime returns the event time in h, or now for a record
+// without one.
+func recordEventTime(h nats.Header) time.Time {
+	if v := h.Get(stages.HeaderEventTime); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return t
+		}
+	}
+	return time.Now()
 }
 
 // pendingAck is a record of a batch whose source waits to hear that
@@ -213,9 +251,24 @@ func (l *sourceLoop) loop(ctx context.Context) error {
 	})
 
 	batch := make([]sourceRead, 0, batchSize)
+	var tick <-chan time.Time
+	if l.marks != nil {
+		t := time.NewTicker(watermarkTick / 4)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		batch = batch[:0]
-		r, ok := <-ch
+		var r sourceRead
+		var ok bool
+		select {
+		case r, ok = <-ch:
+		case <-tick:
+			if err := l.sendTicks(ctx); err != nil {
+				return err
+			}
+			continue
+		}
 		if !ok {
 			return ctx.Err()
 		}
@@ -335,6 +388,9 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			h[stages.HeaderMsgID] = []string{l.idBase + n}
 		}
 		h[stages.HeaderOrigin] = []string{l.origin + n}
+		if l.marks != nil {
+			l.marks.record(h, recordEventTime(h), time.Now())
+		}
 		idx := l.pub.addOutput(&nats.Msg{Subject: subject, Data: data, Header: h})
 		l.acks = append(l.acks, pendingAck{m: r.m, idx: idx})
 	}

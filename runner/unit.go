@@ -37,6 +37,7 @@ func (r *run) info(s *pipeline.Stage) stages.Info {
 		DedupWindow: r.p.Settings.DedupWindow,
 		Conn:        r.nc,
 		Replicas:    r.p.Settings.Replicas,
+		State:       r.kv,
 	}
 }
 
@@ -76,6 +77,12 @@ func (r *run) buildUnit(s *pipeline.Stage, inputs []input) (*unit, error) {
 				info.Worker = i
 				if w.transform, err = s.Spec.NewTransform(s.Params, info); err != nil {
 					return err
+				}
+				if s.Spec.Watermarks {
+					if w.windowed, _ = w.transform.(stages.Windowed); w.windowed == nil {
+						_ = w.transform.Close(context.Background())
+						return fmt.Errorf("%s %q declares Watermarks but its transform is not a stages.Windowed", s.Role, s.Type)
+					}
 				}
 				u.transforms = append(u.transforms, w.transform)
 			}

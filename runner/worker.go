@@ -34,14 +34,16 @@ const (
 
 // inFlight is one input of a batch and the publishes it waits on.
 type inFlight struct {
-	jm     jetstream.Msg
-	h      *held  // what holds it until it is answered
-	part   int    // its partition, -1 if its input is not partitioned
-	lin    string // the input's lineage, what its outputs' IDs derive from
-	first  int    // index of its first publish in the batch
-	n      int    // number of publishes
-	act    action
-	filter bool // produced no output
+	jm      jetstream.Msg
+	h       *held  // what holds it until it is answered
+	part    int    // its partition, -1 if its input is not partitioned
+	assign  bool   // no message: the partition was taken (see delivery)
+	control bool   // a watermark tick or end marker
+	lin     string // the input's lineage, what its outputs' IDs derive from
+	first   int    // index of its first publish in the batch
+	n       int    // number of publishes
+	act     action
+	filter  bool // produced no output
 }
 
 // worker runs one replica of a transform or sink stage: it reads the
@@ -70,6 +72,15 @@ type worker struct {
 	outs     []*stages.Message
 	subjects []string // the subject of each output of the input in hand
 	errs     []error  // the sink's error for each of msgs
+
+	// In a pipeline with watermarks: what the worker hears and stamps; for
+	// a Windowed transform, the partitions the batch touched and those
+	// to load again from their checkpoint.
+	marks       *marks
+	windowed    stages.Windowed
+	outSubjects []string
+	touched     map[int]bool
+	reload      map[int]bool
 
 	// On partitioned inputs: failures are retried in place, and a
 	// partition with an input given back gives back the rest of the batch.
@@ -105,6 +116,11 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed) (*w
 	if f.owner != nil {
 		w.ordered, w.blocked = true, make(map[int]bool)
 	}
+	if usesWatermarks(r.p) {
+		channel := st.Name + "." + r.member + "." + strconv.Itoa(idx)
+		w.marks, w.outSubjects = newMarks(channel, r.p.Settings.IdleTimeout), outputSubjects(r.p, st)
+		w.touched, w.reload = make(map[int]bool), make(map[int]bool)
+	}
 	// A partitioned output keeps its order: publishes refused by a full
 	// stream are sent again before those after them.
 	w.pub.js, w.pub.fastOK, w.pub.ordered = js, true, st.Partitions > 0
@@ -128,7 +144,7 @@ func (w *worker) loop(ctx, hard context.Context) {
 		w.batch = w.batch[:0]
 		select {
 		case d := <-ch:
-			w.batch = append(w.batch, inFlight{jm: d.jm, h: d.h, part: d.part})
+			w.batch = append(w.batch, inFlight{jm: d.jm, h: d.h, part: d.part, assign: d.assign})
 		case <-ctx.Done():
 			return
 		}
@@ -136,7 +152,7 @@ func (w *worker) loop(ctx, hard context.Context) {
 		for len(w.batch) < batchSize {
 			select {
 			case d := <-ch:
-				w.batch = append(w.batch, inFlight{jm: d.jm, h: d.h, part: d.part})
+				w.batch = append(w.batch, inFlight{jm: d.jm, h: d.h, part: d.part, assign: d.assign})
 			default:
 				break fill
 			}
@@ -151,8 +167,17 @@ func (w *worker) process(stop, ctx context.Context) {
 	w.pub.reset()
 	w.msgs = w.msgs[:0]
 	clear(w.blocked)
+	now := time.Now()
 	for i := range w.batch {
 		f := &w.batch[i]
+		if f.assign || w.reload[f.part] {
+			// A partition taken (again): its state from its checkpoint.
+			w.assign(ctx, f.part, now)
+			if f.assign {
+				f.act = actNone
+				continue
+			}
+		}
 		if w.blocked[f.part] {
 			// An earlier input of its partition goes back to the server:
 			// so does this one, to keep their order.
@@ -166,7 +191,6 @@ func (w *worker) process(stop, ctx context.Context) {
 			f.act = actNone
 			continue
 		}
-		w.stats.in.Add(1)
 		m := stages.NewMessage(f.jm.Data())
 		m.Header = f.jm.Headers()
 		m.Meta = stages.Meta{
@@ -175,29 +199,85 @@ func (w *worker) process(stop, ctx context.Context) {
 			Sequence:   meta.Sequence.Stream,
 			Deliveries: meta.NumDelivered,
 			Published:  meta.Timestamp,
+			Partition:  max(f.part, 0),
 		}
 		f.lin = w.lineage(m)
-		if w.transform != nil {
-			w.processOne(stop, ctx, f, m)
-		} else {
+		control := m.Header.Get(stages.HeaderControl)
+		f.control = control != ""
+		advance := int64(noMark)
+		if w.marks != nil {
+			before := w.marks.current(f.part)
+			m.Meta.Watermark = markTime(before)
+			if after := w.marks.observe(f.part, m.Header, control == controlEnd, now); after > before && w.windowed != nil {
+				advance = after
+			}
+			w.touched[f.part] = true
+		}
+		switch {
+		case f.control && w.transform != nil && advance != noMark:
+			w.processOne(stop, ctx, f, m, false, advance)
+		case f.control:
+			// A tick or end marker: nothing to process.
+			f.act, f.first, f.n = actAck, w.pub.len(), 0
+		case w.transform != nil:
+			w.stats.in.Add(1)
+			w.processOne(stop, ctx, f, m, true, advance)
+		default:
+			w.stats.in.Add(1)
 			w.msgs = append(w.msgs, m)
 		}
 	}
 	if w.sink != nil {
 		w.write(stop, ctx)
 	}
+	if w.marks != nil && w.sink == nil && w.marks.due(now) {
+		w.sendTicks(now)
+	}
 	w.settle(stop)
+}
+
+// assign loads partition k's state from its checkpoint into a Windowed
+// transform, and the watermark tracking stored with it. A failure leaves
+// the partition to be loaded again before its next message.
+func (w *worker) assign(ctx context.Context, k int, now time.Time) {
+	if w.windowed == nil {
+		return
+	}
+	b, err := w.windowed.Assign(ctx, k)
+	if err != nil {
+		w.log.Error("partition state not loaded; trying again with the next message", "partition", k, "err", err)
+		w.reload[k] = true
+		return
+	}
+	delete(w.reload, k)
+	w.marks.restore(k, b, now)
+}
+
+// sendTicks publishes a tick of the worker's own watermark on every
+// subject the stage publishes on.
+func (w *worker) sendTicks(now time.Time) {
+	h := make(nats.Header, 3)
+	w.marks.stamp(h, now)
+	mark := h.Get(stages.HeaderWatermark)
+	for i, subject := range w.outSubjects {
+		id := w.idBase + "wm/" + strings.ReplaceAll(mark, ";", "/") + "/" + strconv.Itoa(i)
+		w.pub.addOutput(tickMsg(subject, id, controlTick, mark))
+	}
 }
 
 // processOne runs the transform on one input and publishes its outputs.
 // On a partitioned input a failure is retried in place, so that the
 // records after it in its partition wait for it.
-func (w *worker) processOne(stop, ctx context.Context, f *inFlight, m *stages.Message) {
-	outs, err := w.transformOne(ctx, m)
+//
+// With process false (a watermark tick or end marker) the transform does
+// not see the message; with advance set, a Windowed transform then
+// advances to that watermark, and its outputs count as the message's.
+func (w *worker) processOne(stop, ctx context.Context, f *inFlight, m *stages.Message, process bool, advance int64) {
+	outs, err := w.transformOne(ctx, m, process, advance)
 	attempts := 0
 	for err != nil && w.retryInPlace(stop, m, err, attempts) {
 		attempts++
-		outs, err = w.transformOne(ctx, m)
+		outs, err = w.transformOne(ctx, m, process, advance)
 	}
 	if err != nil {
 		w.fail(ctx, f, m, err, attempts)
@@ -238,9 +318,16 @@ func (w *worker) canRetryInPlace(m *stages.Message, err error, attempts int) boo
 
 // transformOne runs the transform on m, and encodes and keys its outputs
 // (w.outs, their subjects in w.subjects).
-func (w *worker) transformOne(ctx context.Context, m *stages.Message) ([]*stages.Message, error) {
-	outs, err := w.safeProcess(ctx, m)
+func (w *worker) transformOne(ctx context.Context, m *stages.Message, process bool, advance int64) ([]*stages.Message, error) {
+	outs, err := w.outs[:0], error(nil)
+	if process {
+		outs, err = w.safeProcess(ctx, m)
+	}
+	if err == nil && advance != noMark {
+		outs, err = w.safeAdvance(ctx, m.Meta.Partition, markTime(advance), outs)
+	}
 	w.outs = outs[:0]
+	now := time.Now()
 	w.subjects = w.subjects[:0]
 	if err == nil {
 		// Encode every output and find its subject before publishing any,
@@ -263,6 +350,9 @@ func (w *worker) transformOne(ctx context.Context, m *stages.Message) ([]*stages
 			}
 			if o != m {
 				inheritHeaders(o, m)
+			}
+			if w.marks != nil {
+				w.marks.stamp(o.Header, now)
 			}
 			subject := w.subject
 			if o.Route != "" {
@@ -347,6 +437,17 @@ func (w *worker) lineage(m *stages.Message) string {
 		lin += fanIn
 	}
 	return lin
+}
+
+// safeAdvance advances the Windowed transform, turning a panic into an
+// error.
+func (w *worker) safeAdvance(ctx context.Context, k int, mark time.Time, out []*stages.Message) (outs []*stages.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			outs, err = nil, fmt.Errorf("stage %q panicked: %v", w.stage.Name, r)
+		}
+	}()
+	return w.windowed.Advance(ctx, k, mark, out)
 }
 
 // safeProcess runs the transform, turning a panic into an error.
@@ -515,6 +616,9 @@ func (w *worker) settle(stop context.Context) {
 			break
 		}
 	}
+	if w.windowed != nil && !w.checkpoint(stop) {
+		return
+	}
 	for i := range w.batch {
 		f := &w.batch[i]
 		if f.act == actNone {
@@ -531,6 +635,8 @@ func (w *worker) settle(stop context.Context) {
 		switch {
 		case !published:
 			_ = f.jm.Nak()
+		case f.control:
+			_ = f.jm.Ack()
 		case f.act == actTerm:
 			w.stats.dead.Add(1)
 			_ = f.jm.Term()
@@ -549,19 +655,66 @@ func (w *worker) settle(stop context.Context) {
 			_ = f.jm.Ack()
 		}
 	}
-	// Forget the answered messages, one lock for each run of messages of
-	// one holder.
+	w.forget()
+	clear(w.msgs)
+}
+
+// forget forgets the answered messages of the batch, one lock for each
+// run of messages of one holder.
+func (w *worker) forget() {
 	for i := 0; i < len(w.batch); {
 		j := i + 1
 		for j < len(w.batch) && w.batch[j].h == w.batch[i].h {
 			j++
 		}
-		w.batch[i].h.done(w.batch[i:j])
+		if h := w.batch[i].h; h != nil {
+			h.done(w.batch[i:j])
+		}
 		i = j
 	}
 	clear(w.batch)
-	clear(w.msgs)
 }
+
+// checkpoint stores the state of a Windowed transform for the partitions
+// the batch touched, once every output of the batch is stored and before
+// the inputs are acknowledged. If an output is not stored (the run
+// stops) or the state cannot be stored, it naks every input of the batch,
+// in order, has the partitions loaded again from their last checkpoint
+// before their next message, and reports false.
+func (w *worker) checkpoint(stop context.Context) bool {
+	err := errNotPublished
+	if w.pub.pending(nil) == 0 {
+		snaps := make(map[int][]byte, len(w.touched))
+		for k := range w.touched {
+			snaps[k] = w.marks.snapshot(k)
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(stop), w.run.opts.StopTimeout)
+		err = w.windowed.Checkpoint(ctx, snaps)
+		cancel()
+	}
+	if err == nil {
+		clear(w.touched)
+		return true
+	}
+	if !errors.Is(err, errNotPublished) {
+		w.log.Error("state not stored: the batch goes back to the server", "err", err)
+	}
+	for k := range w.touched {
+		w.reload[k] = true
+	}
+	clear(w.touched)
+	for i := range w.batch {
+		if f := &w.batch[i]; f.act != actNone {
+			_ = f.jm.Nak()
+		}
+	}
+	w.forget()
+	clear(w.msgs)
+	return false
+}
+
+// errNotPublished: an output of the batch was not stored.
+var errNotPublished = errors.New("outputs not stored")
 
 // settlePoll is how often a worker waiting on its publishes checks whether
 // it is told to stop: once it is, it waits one more round at most, then

@@ -30,6 +30,14 @@ const (
 	// HeaderTruncated is set on a dead letter whose payload was too large
 	// for NATS and was cut: it gives the full length in bytes.
 	HeaderTruncated = "Sluice-Truncated"
+	// HeaderWatermark carries, in a pipeline with a stage that acts on
+	// watermarks, the watermark of the source or worker that published
+	// the message: "CHANNEL=UNIX_MILLIS", with ";idle" when it has gone
+	// quiet.
+	HeaderWatermark = "Sluice-Watermark"
+	// HeaderControl marks a message that carries no record: "watermark"
+	// (a watermark tick) or "end" (every source has ended).
+	HeaderControl = "Sluice-Control"
 )
 
 // Meta is where a message came from. The runner fills it for messages read
@@ -40,6 +48,12 @@ type Meta struct {
 	Sequence   uint64    // its sequence number in that stream
 	Deliveries uint64    // 1 on the first delivery
 	Published  time.Time // when the stream stored it
+	// Partition is the partition of the input it was read from, for a
+	// stage that reads a partitioned stage; Watermark is, for a
+	// [Windowed] transform, the watermark of that partition before the
+	// message (zero when none is known yet).
+	Partition int
+	Watermark time.Time
 }
 
 // Message is a payload of bytes plus headers. Records are JSON values

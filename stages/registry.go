@@ -29,6 +29,10 @@ type Spec struct {
 	// for a route listed, and "from: stage" only if "" is. Without
 	// Routes a stage has only its default output.
 	Routes func(Params) []string
+	// Watermarks tells that the type's transforms implement [Windowed]:
+	// a stage of the type must read a partitioned stage, and the stages
+	// before it carry watermarks.
+	Watermarks bool
 
 	NewSource    func(Params, Info) (Source, error)
 	NewTransform func(Params, Info) (Transform, error)

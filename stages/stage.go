@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Role is what a stage does in a pipeline: produce, transform or consume
@@ -156,4 +157,41 @@ type Info struct {
 	// the pipeline's streams (settings.replicas): a stage that creates a
 	// stream or bucket of its own keeps as many. 0 means 1.
 	Replicas int
+	// State is the pipeline's state bucket (sluice_state), where a
+	// [Windowed] transform checkpoints; nil when no runner built the stage.
+	State jetstream.KeyValue
+}
+
+// EndOfTime is the watermark once every source of a run has ended and
+// everything before a stage has drained: every window closes.
+var EndOfTime = time.UnixMilli(1 << 52)
+
+// A Windowed transform keeps state by partition of its input and acts on
+// the watermark: a stage of a type whose [Spec] sets Watermarks reads a
+// partitioned stage, and its transforms implement Windowed. For each
+// worker the runner:
+//
+//   - calls Assign before the first message of a partition the worker
+//     takes (at start, or when the partition moves to it), which loads the
+//     partition's state from its last checkpoint, replacing what the
+//     transform held of it, and returns the runner's own bytes stored with
+//     it (see Checkpoint);
+//   - sets Meta.Partition and Meta.Watermark on each message given to
+//     Process;
+//   - calls Advance when the partition's watermark moves: after a message
+//     whose stamp moved it, on a watermark tick, and with [EndOfTime] once
+//     no more input can come;
+//   - calls Checkpoint after the outputs of a batch are stored and before
+//     its inputs are acknowledged, with the runner's bytes for each
+//     partition changed (its watermark tracking), to be stored together
+//     with the partition's state.
+//
+// A message already reflected in a checkpoint can be delivered again
+// (the acknowledgement was lost): the transform recognises it by its
+// stream and sequence and ignores it.
+type Windowed interface {
+	Transform
+	Assign(ctx context.Context, partition int) (runner []byte, err error)
+	Advance(ctx context.Context, partition int, watermark time.Time, out []*Message) ([]*Message, error)
+	Checkpoint(ctx context.Context, runner map[int][]byte) error
 }
