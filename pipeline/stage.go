@@ -98,6 +98,11 @@ func (d *decoder) stage(n *yaml.Node, index int) *draft {
 	d.keyed(s, fields)
 	if s.Spec != nil {
 		d.params(s, fields["with"])
+		if f, ok := fields["partitions"]; ok && s.Partitions > 0 && s.paramsOK && s.Spec.Routes != nil &&
+			slices.ContainsFunc(s.Spec.Routes(s.Params), func(r string) bool { return r != "" }) {
+			d.problem(f.key, "%s: partitions: %s %q sends outputs on routes, which are not partitioned", s.where, s.Role, s.Type)
+			s.Partitions = 0
+		}
 	} else if f, ok := fields["with"]; ok && !isNull(f.value) {
 		d.mapping(f.value, s.where+": with", nil) // the type is unknown: check the shape only
 	}
@@ -170,8 +175,6 @@ func (d *decoder) keyed(s *draft, fields map[string]field) {
 		d.problem(f.value, "%s: partitions: at most %d, got %d", s.where, MaxPartitions, n)
 	case mappingValue(s.node, "key") == nil:
 		d.problem(f.key, "%s: partitions needs key: the expression whose value picks each output's partition", s.where)
-	case s.Spec != nil && s.Spec.Routes != nil:
-		d.problem(f.key, "%s: partitions: %s %q sends outputs on routes, which are not partitioned", s.where, s.Role, s.Type)
 	default:
 		s.Partitions = n
 	}

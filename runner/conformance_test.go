@@ -51,6 +51,10 @@ type conformanceStage struct {
 	// good and bad are the payloads fed to a transform or sink: each good
 	// one must be handled, each bad one must become a dead letter.
 	good, bad []string
+	// inKeys, for a transform or sink, adds keys to the stage that feeds
+	// it, such as "key: user, partitions: 1" for a type that reads
+	// partitions.
+	inKeys string
 	// For a source: feed, if set, produces its records once the run has
 	// started (an unbounded source: the suite stops the run once every
 	// record is accounted for); without it the source is bounded and
@@ -129,10 +133,10 @@ stages:
 		src = fmt.Sprintf(`name: conformance
 settings: {max_deliver: 1}
 stages:
-  - {name: in, source: feed, with: {records: %s}}
+  - {name: in, source: feed, with: {records: %s}%s}
   - {name: under-test, transform: %s, with: %s}
   - {name: got, sink: collect}
-`, flowList(append(cs.good, cs.bad...)), c.name, with)
+`, flowList(append(cs.good, cs.bad...)), inKeys(cs), c.name, with)
 		if routes := routesOf(t, reg, c, cs); len(routes) > 0 {
 			// Read every route the stage declares for the
 			// parameters given.
@@ -150,9 +154,9 @@ stages:
 		src = fmt.Sprintf(`name: conformance
 settings: {max_deliver: 1}
 stages:
-  - {name: in, source: feed, with: {records: %s}}
+  - {name: in, source: feed, with: {records: %s}%s}
   - {name: under-test, sink: %s, with: %s}
-`, flowList(append(cs.good, cs.bad...)), c.name, with)
+`, flowList(append(cs.good, cs.bad...)), inKeys(cs), c.name, with)
 	}
 	p, err := pipeline.Parse("conformance.yaml", []byte(src), pipeline.Options{Registry: reg})
 	if err != nil {
@@ -235,6 +239,15 @@ stages:
 	if cs.check != nil {
 		cs.check(t, col.sorted("got"))
 	}
+}
+
+// inKeys returns the keys cs adds to the stage that feeds it, as flow
+// mapping text after a comma.
+func inKeys(cs conformanceStage) string {
+	if cs.inKeys == "" {
+		return ""
+	}
+	return ", " + cs.inKeys
 }
 
 // goroutines returns the stack of every goroutine, by ID.

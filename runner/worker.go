@@ -475,8 +475,8 @@ func (w *worker) write(stop, ctx context.Context) {
 	j := 0
 	for i := range w.batch {
 		f := &w.batch[i]
-		if f.act == actNone {
-			continue
+		if f.act == actNone || f.control {
+			continue // not written
 		}
 		m, e := w.msgs[j], w.errs[j]
 		tries := 0

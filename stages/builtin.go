@@ -28,6 +28,7 @@ func builtins() []Spec {
 		execSpec(),
 		dedupeSpec(),
 		rateLimitSpec(),
+		windowSpec(),
 		// sinks
 		stdoutSpec(),
 		fileSinkSpec(),

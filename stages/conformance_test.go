@@ -101,7 +101,7 @@ func TestBuiltins(t *testing.T) {
 	r := NewRegistry()
 	want := map[Role][]string{
 		RoleSource:    {"file", "generate", "http", "jetstream", "kv_watch", "nats", "stdin"},
-		RoleTransform: {"dedupe", "delay", "exec", "filter", "jq", "map", "parse", "rate_limit", "split", "switch", "template"},
+		RoleTransform: {"dedupe", "delay", "exec", "filter", "jq", "map", "parse", "rate_limit", "split", "switch", "template", "window"},
 		RoleSink:      {"discard", "file", "http", "jetstream", "kv", "nats", "sql", "stdout"},
 	}
 	for role, names := range want {

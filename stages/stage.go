@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -164,7 +165,9 @@ type Info struct {
 
 // EndOfTime is the watermark once every source of a run has ended and
 // everything before a stage has drained: every window closes.
-var EndOfTime = time.UnixMilli(1 << 52)
+// It is the latest time in whole milliseconds that UnixNano can hold
+// (in the year 2262).
+var EndOfTime = time.UnixMilli(math.MaxInt64 / 1_000_000)
 
 // A Windowed transform keeps state by partition of its input and acts on
 // the watermark: a stage of a type whose [Spec] sets Watermarks reads a

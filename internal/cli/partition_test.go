@@ -59,14 +59,14 @@ func TestPartitionOrderWithWorkerKilled(t *testing.T) {
 	}
 	sluiceCmd(t, bin, "deploy", "--nats", url, p)
 	natstest.WaitFor(t, time.Minute, "a quarter of the output", func() bool {
-		return outCount(t, js) > orderedRecords/4
+		return streamCount(t, js, "ORDERED_OUT") > orderedRecords/4
 	})
 	// w4 is the last to join: the least likely to run the source, whose
 	// takeover is tested elsewhere.
 	if err := workers[3].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killed w4 at %d records out", outCount(t, js))
+	t.Logf("killed w4 at %d records out", streamCount(t, js, "ORDERED_OUT"))
 	natstest.WaitFor(t, 2*time.Minute, "the run to finish", func() bool {
 		out, err := trySluice(bin, "status", "--json", "--nats", url, "ordered")
 		if err != nil {
@@ -106,15 +106,4 @@ func TestPartitionOrderWithWorkerKilled(t *testing.T) {
 		}
 	}
 	t.Logf("%d of the other workers took a partition of w4's over", taken)
-}
-
-// outCount returns how many records the test's output stream holds.
-func outCount(t *testing.T, js jetstream.JetStream) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	str, err := js.Stream(ctx, "ORDERED_OUT")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int(str.CachedInfo().State.Msgs)
 }
