@@ -318,3 +318,49 @@ func TestClusterExample(t *testing.T) {
 		t.Errorf("undeploy said %q", got)
 	}
 }
+
+// TestClickstreamExample runs examples/clickstream as its README does:
+// every view is counted once per minute, and each user's burst of five
+// views is one session, first and last page by event time.
+func TestClickstreamExample(t *testing.T) {
+	t.Chdir("..")
+	out := t.TempDir()
+	t.Setenv("SLUICE_OUT", out)
+	var so, se bytes.Buffer
+	if code := cli.Main([]string{"run", "--store-dir", t.TempDir(), "examples/clickstream/pipeline.yaml"}, strings.NewReader(""), &so, &se); code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, se.String())
+	}
+	views, minutes := 0, 0
+	for line := range strings.Lines(so.String()) {
+		var r struct {
+			Key         string
+			Views       int
+			WindowStart string `json:"window_start"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		views += r.Views
+		minutes++
+	}
+	if views != 2000 || minutes != 800 {
+		t.Errorf("per-minute counts: %d views in %d windows, want 2000 in 800", views, minutes)
+	}
+	sessions := readLines(t, filepath.Join(out, "sessions.jsonl"))
+	if len(sessions) != 400 {
+		t.Fatalf("%d sessions, want 400", len(sessions))
+	}
+	for _, line := range sessions {
+		var s struct {
+			Views     int
+			FirstPage string `json:"first_page"`
+			LastPage  string `json:"last_page"`
+		}
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Views != 5 || s.FirstPage != "/" || s.LastPage != "/checkout" {
+			t.Errorf("session %s: want 5 views from / to /checkout", line)
+		}
+	}
+}

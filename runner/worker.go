@@ -636,6 +636,8 @@ func (w *worker) settle(stop context.Context) {
 		case !published:
 			_ = f.jm.Nak()
 		case f.control:
+			// What a window emitted as the watermark moved counts as out.
+			w.stats.out.Add(uint64(f.n))
 			_ = f.jm.Ack()
 		case f.act == actTerm:
 			w.stats.dead.Add(1)

@@ -54,7 +54,10 @@ A record later than the watermark still counts while its window's end plus ` +
 			`allowed_lateness is after the watermark: a window already emitted then ` +
 			`emits again with the new aggregates and "update": N. A record later than ` +
 			`that goes where late says: drop (counted as filtered), dead_letter, or ` +
-			`side, the route window.late (read it with from: STAGE.late).
+			`side, the route window.late (read it with from: STAGE.late). In the run ` +
+			`summary, a window's out counts the window records it emitted, and ` +
+			`filtered the records that emitted nothing at once: those that went into ` +
+			`open windows, and late ones dropped.
 
 Aggregates, one output field each: count, count(EXPR) (records where it is not ` +
 			`null), sum(EXPR), avg(EXPR), min(EXPR), max(EXPR) (numbers, or strings), ` +
