@@ -190,6 +190,10 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	if err := r.closeStages(); err != nil && runErr == nil {
 		runErr = err
 	}
+	// Publishes the stop cut short are on their way: let the server have
+	// them now, so that nothing of this run lands after Run returns (a
+	// --fresh run started next on this connection would take them in).
+	_ = nc.FlushTimeout(opts.StopTimeout)
 
 	state := stateFinished
 	if runErr != nil || !drained {
