@@ -3,8 +3,6 @@ package stages
 import (
 	"context"
 	"fmt"
-	"math"
-	"strings"
 	"time"
 )
 
@@ -17,7 +15,8 @@ func delaySpec() Spec {
 			`time it spent waiting upstream counts); with until, at the time the ` +
 			`expression gives for the record: a time (expr's date(...), ` +
 			`msg.event_time + duration("1m")), an RFC 3339 string, or a number of ` +
-			`Unix seconds (fractional ones too: write ts / 1000 for milliseconds). ` +
+			`Unix seconds (fractional ones too) or, from 1e11 on, Unix milliseconds, ` +
+			`as event_time takes it. ` +
 			`A record already due passes at once. Exactly one of duration and until ` +
 			`is given.
 
@@ -45,7 +44,7 @@ Example:
         until: 'date(created_at) + duration("15m")'`,
 		Params: []Param{
 			{Name: "duration", Type: TypeDuration, Doc: "How long after it was published each record is due."},
-			{Name: "until", Type: TypeExpr, Doc: "Expression giving the time each record is due: a time, an RFC 3339 string or Unix seconds."},
+			{Name: "until", Type: TypeExpr, Doc: "Expression giving the time each record is due: a time, an RFC 3339 string, Unix seconds or Unix milliseconds."},
 			{Name: "max_delay", Type: TypeDuration, Default: time.Hour, Doc: "With until: a record due more than this far ahead goes to the dead-letter stream instead of holding its worker."},
 		},
 		Check:        checkDelay,
@@ -104,7 +103,7 @@ func (t *delayTransform) Process(ctx context.Context, in *Message, out []*Messag
 		if err != nil {
 			return out, err
 		}
-		if due, err = dueTime(v); err != nil {
+		if due, err = EventTime(v); err != nil {
 			return out, Permanent(fmt.Errorf("delay: until %q: %w", shortSource(t.until.String()), err))
 		}
 		if ahead := due.Sub(now); ahead > t.maxDelay {
@@ -124,37 +123,3 @@ func (t *delayTransform) Process(ctx context.Context, in *Message, out []*Messag
 }
 
 func (t *delayTransform) Close(context.Context) error { return nil }
-
-// maxUnixSeconds bounds the numbers an until expression may give: 1e11
-// seconds is in the year 5138, and milliseconds of today are above it.
-const maxUnixSeconds = 1e11
-
-// dueTime converts what an until expression gave into a time.
-func dueTime(v any) (time.Time, error) {
-	var secs float64
-	switch x := v.(type) {
-	case time.Time:
-		return x, nil
-	case string:
-		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(x))
-		if err != nil {
-			return time.Time{}, fmt.Errorf("gave a string that is not an RFC 3339 time")
-		}
-		return t, nil
-	case int:
-		secs = float64(x)
-	case int64:
-		secs = float64(x)
-	case uint64:
-		secs = float64(x)
-	case float64:
-		secs = x
-	default:
-		return time.Time{}, fmt.Errorf("gave %s, want a time, an RFC 3339 string or Unix seconds", jsonKindOf(v))
-	}
-	if math.IsNaN(secs) || math.Abs(secs) >= maxUnixSeconds {
-		return time.Time{}, fmt.Errorf("gave %v, too large for Unix seconds (for milliseconds divide by 1000)", secs)
-	}
-	whole, frac := math.Modf(secs)
-	return time.Unix(int64(whole), int64(frac*1e9)), nil
-}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/natstest"
@@ -37,46 +38,21 @@ stages:
 // user's in order: the partitions of the killed worker are taken over and
 // resume after its unacknowledged records, without inversions.
 func TestPartitionOrderWithWorkerKilled(t *testing.T) {
-	bin := buildSluice(t)
-	dir := t.TempDir()
-	srv := natstest.Server(t)
-	url := srv.ClientURL()
-	nc := natstest.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERED_OUT", Subjects: []string{"ordered.out"}, Duplicates: 10 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	p := writeFile(t, dir, "ordered.yaml", fmt.Sprintf(orderedPipeline, orderedRecords, url))
-
-	var workers []*workerProc
-	for i := range 4 {
-		workers = append(workers, startWorkerProc(t, bin, dir, url, fmt.Sprintf("w%d", i+1)))
-	}
-	sluiceCmd(t, bin, "deploy", "--nats", url, p)
+	job := startWorkerJob(t, "ordered", "ORDERED_OUT", 4, func(url string) string {
+		return fmt.Sprintf(orderedPipeline, orderedRecords, url)
+	})
 	natstest.WaitFor(t, time.Minute, "a quarter of the output", func() bool {
-		return streamCount(t, js, "ORDERED_OUT") > orderedRecords/4
+		return streamCount(t, job.js, "ORDERED_OUT") > orderedRecords/4
 	})
 	// w4 is the last to join: the least likely to run the source, whose
 	// takeover is tested elsewhere.
-	if err := workers[3].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := job.workers[3].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killed w4 at %d records out", streamCount(t, js, "ORDERED_OUT"))
-	natstest.WaitFor(t, 2*time.Minute, "the run to finish", func() bool {
-		out, err := trySluice(bin, "status", "--json", "--nats", url, "ordered")
-		if err != nil {
-			return false
-		}
-		var st runner.ClusterStatus
-		return json.Unmarshal([]byte(out), &st) == nil && len(st.Pipelines) == 1 && st.Pipelines[0].RunState == "finished"
-	})
+	t.Logf("killed w4 at %d records out", streamCount(t, job.js, "ORDERED_OUT"))
+	job.waitFinished(t)
 
-	msgs := natstest.StreamMessages(t, nc, "ORDERED_OUT")
+	msgs := natstest.StreamMessages(t, job.nc, "ORDERED_OUT")
 	seen := make(map[int64]bool, orderedRecords)
 	last := make(map[int64]int64)
 	inversions := 0
@@ -100,10 +76,70 @@ func TestPartitionOrderWithWorkerKilled(t *testing.T) {
 		t.Errorf("%d distinct records of %d, %d inversions", len(seen), orderedRecords, inversions)
 	}
 	taken := 0
-	for _, w := range workers[:3] {
+	for _, w := range job.workers[:3] {
 		if strings.Contains(w.stderr.String(), "partition taken over") {
 			taken++
 		}
 	}
 	t.Logf("%d of the other workers took a partition of w4's over", taken)
+}
+
+// workerJob is a pipeline deployed to `sluice worker` processes on a
+// server of the test's, whose sink writes to a stream of the test's.
+type workerJob struct {
+	bin, url, name string
+	nc             *nats.Conn
+	js             jetstream.JetStream
+	workers        []*workerProc
+}
+
+// startWorkerJob starts a server, creates the output stream (subject the
+// stream's name in lower case with '_' as '.'), starts n workers w1..wn
+// and deploys pipeline name, whose YAML spec gives for the server's URL.
+func startWorkerJob(t *testing.T, name, stream string, n int, spec func(url string) string) *workerJob {
+	t.Helper()
+	j := &workerJob{bin: buildSluice(t), name: name}
+	dir := t.TempDir()
+	srv := natstest.Server(t)
+	j.url, j.nc = srv.ClientURL(), natstest.Connect(t, srv)
+	var err error
+	if j.js, err = jetstream.New(j.nc); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	subject := strings.ReplaceAll(strings.ToLower(stream), "_", ".")
+	if _, err := j.js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Duplicates: 10 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	p := writeFile(t, dir, name+".yaml", spec(j.url))
+	for i := range n {
+		j.workers = append(j.workers, startWorkerProc(t, j.bin, dir, j.url, fmt.Sprintf("w%d", i+1)))
+	}
+	sluiceCmd(t, j.bin, "deploy", "--nats", j.url, p)
+	return j
+}
+
+// waitFinished waits until the status says the job's run finished.
+func (j *workerJob) waitFinished(t *testing.T) {
+	t.Helper()
+	natstest.WaitFor(t, 2*time.Minute, "the run to finish", func() bool {
+		out, err := trySluice(j.bin, "status", "--json", "--nats", j.url, j.name)
+		if err != nil {
+			return false
+		}
+		var st runner.ClusterStatus
+		return json.Unmarshal([]byte(out), &st) == nil && len(st.Pipelines) == 1 && st.Pipelines[0].RunState == "finished"
+	})
+}
+
+// streamCount returns how many messages stream holds.
+func streamCount(t *testing.T, js jetstream.JetStream, stream string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	str, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(str.CachedInfo().State.Msgs)
 }

@@ -1,17 +1,13 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/sluicehq/sluice/internal/natstest"
-	"github.com/sluicehq/sluice/runner"
 )
 
 // windowRecords is the size of the window failover test's job: 10
@@ -42,46 +38,22 @@ stages:
 // window) is what an uninterrupted run gives, worked out from the
 // generator: window i of user u holds records 100i+u+20j, j < 5.
 func TestWindowWorkerKilled(t *testing.T) {
-	bin := buildSluice(t)
-	dir := t.TempDir()
-	srv := natstest.Server(t)
-	url := srv.ClientURL()
-	nc := natstest.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "WINDOWED_OUT", Subjects: []string{"windowed.out"}, Duplicates: 10 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	p := writeFile(t, dir, "windowed.yaml", fmt.Sprintf(windowPipeline, windowRecords, url))
-	var workers []*workerProc
-	for i := range 3 {
-		workers = append(workers, startWorkerProc(t, bin, dir, url, fmt.Sprintf("w%d", i+1)))
-	}
-	sluiceCmd(t, bin, "deploy", "--nats", url, p)
+	job := startWorkerJob(t, "windowed", "WINDOWED_OUT", 3, func(url string) string {
+		return fmt.Sprintf(windowPipeline, windowRecords, url)
+	})
 	const windows = windowRecords / 100 * 20
 	natstest.WaitFor(t, time.Minute, "a quarter of the windows", func() bool {
-		return streamCount(t, js, "WINDOWED_OUT") > windows/4
+		return streamCount(t, job.js, "WINDOWED_OUT") > windows/4
 	})
-	if err := workers[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := job.workers[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killed w3 at %d windows out", streamCount(t, js, "WINDOWED_OUT"))
-	natstest.WaitFor(t, 2*time.Minute, "the run to finish", func() bool {
-		out, err := trySluice(bin, "status", "--json", "--nats", url, "windowed")
-		if err != nil {
-			return false
-		}
-		var st runner.ClusterStatus
-		return json.Unmarshal([]byte(out), &st) == nil && len(st.Pipelines) == 1 && st.Pipelines[0].RunState == "finished"
-	})
+	t.Logf("killed w3 at %d windows out", streamCount(t, job.js, "WINDOWED_OUT"))
+	job.waitFinished(t)
 
 	type result struct{ N, Total float64 }
 	final := map[string]result{}
-	msgs := natstest.StreamMessages(t, nc, "WINDOWED_OUT")
+	msgs := natstest.StreamMessages(t, job.nc, "WINDOWED_OUT")
 	for _, m := range msgs {
 		var r struct {
 			Key         float64 `json:"key"`
@@ -109,15 +81,4 @@ func TestWindowWorkerKilled(t *testing.T) {
 		}
 	}
 	t.Logf("%d window records for %d windows", len(msgs), windows)
-}
-
-// streamCount returns how many messages stream holds.
-func streamCount(t *testing.T, js jetstream.JetStream, stream string) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	str, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int(str.CachedInfo().State.Msgs)
 }
