@@ -1,11 +1,13 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,8 +67,8 @@ type partition struct {
 	keeping  sync.WaitGroup
 
 	mu       sync.Mutex
-	leftover []jetstream.Msg // pulled, not handed over when pulling stopped
-	backlog  []jetstream.Msg // held back while a taken-over partition waits
+	leftover []jetstream.Msg            // pulled, not handed over when pulling stopped
+	backlog  map[string][]jetstream.Msg // by input stream: held back while a taken-over partition waits
 }
 
 // newOwner returns the owner of the partitioned inputs of f's stage.
@@ -182,7 +184,7 @@ func (o *owner) startPartition(ctx context.Context, k int, l *lease) {
 	o.load[w]++
 	pctx, cancel := context.WithCancel(ctx)
 	p := &partition{k: k, worker: w, lease: l, cancel: cancel, lost: make(chan struct{}), keepStop: make(chan struct{}),
-		held: newHeld(partitionMaxAckPending * len(o.inputs[k]))}
+		held: newHeld(partitionMaxAckPending * len(o.inputs[k])), backlog: make(map[string][]jetstream.Msg)}
 	o.owned[k] = p
 	if o.f.stage.Spec != nil && o.f.stage.Spec.Watermarks {
 		// Before its first message, the worker loads the partition's
@@ -209,10 +211,16 @@ func (o *owner) stopPartition(ctx context.Context, p *partition, release bool) {
 	// Messages pulled and not handed over stay unanswered: their ack_wait
 	// runs out and the next owner gets them again, in order.
 	p.mu.Lock()
-	for _, jm := range append(p.leftover, p.backlog...) {
+	for _, jm := range p.leftover {
 		p.held.forget(jm)
 	}
-	p.leftover, p.backlog = nil, nil
+	for _, held := range p.backlog {
+		for _, jm := range held {
+			p.held.forget(jm)
+		}
+	}
+	p.leftover = nil
+	clear(p.backlog)
 	p.mu.Unlock()
 	p.held.waitEmpty(ctx)
 	close(p.keepStop)
@@ -254,7 +262,8 @@ func (o *owner) stop(chans []chan delivery) {
 		for _, jm := range append(waiting[k], p.leftover...) {
 			_ = jm.Nak()
 		}
-		p.leftover, p.backlog = nil, nil
+		p.leftover = nil
+		clear(p.backlog)
 		p.mu.Unlock()
 		close(p.keepStop)
 		p.keeping.Wait()
@@ -271,10 +280,12 @@ func (o *owner) stop(chans []chan delivery) {
 // in order until ctx is done. A partition taken over from a process that
 // still had messages of it unacknowledged (it died, or gave the partition
 // back while acknowledgements were on their way) waits for those first:
-// they come back once their ack_wait runs out, and until every message
-// delivered before the takeover is acknowledged, newer ones are held back.
+// they come back once their ack_wait runs out, not necessarily in order
+// (each on its own expiry), so everything it gets is held back until
+// every unacknowledged message of the partition is in its hands; then it
+// hands them over in stream order.
 func (o *owner) pull(ctx context.Context, p *partition, in input) {
-	gate, err := takeoverGate(ctx, in)
+	gated, err := takenWithPending(ctx, in)
 	if err != nil {
 		return
 	}
@@ -286,7 +297,7 @@ func (o *owner) pull(ctx context.Context, p *partition, in input) {
 			return
 		}
 		expiry := pullExpiry
-		if gate > 0 {
+		if gated {
 			expiry = gatePoll
 		}
 		fctx, cancel := context.WithTimeout(ctx, expiry)
@@ -296,9 +307,9 @@ func (o *owner) pull(ctx context.Context, p *partition, in input) {
 			for jm := range batch.Messages() {
 				got++
 				p.held.add(jm)
-				if gate > 0 && streamSeq(jm) > gate {
+				if gated {
 					p.mu.Lock()
-					p.backlog = append(p.backlog, jm)
+					p.backlog[in.stream] = append(p.backlog[in.stream], jm)
 					p.mu.Unlock()
 					continue
 				}
@@ -320,9 +331,9 @@ func (o *owner) pull(ctx context.Context, p *partition, in input) {
 		if ctx.Err() != nil {
 			return
 		}
-		if gate > 0 {
+		if gated {
 			var ok bool
-			if gate, ok = o.openGate(ctx, ch, p, in, gate); !ok {
+			if gated, ok = o.openGate(ctx, ch, p, in); !ok {
 				return
 			}
 		}
@@ -352,44 +363,43 @@ func (o *owner) handOver(ctx context.Context, ch chan delivery, p *partition, jm
 	}
 }
 
-// openGate checks whether every message delivered before the takeover
-// (up to stream sequence gate) is acknowledged; if so it hands over what
-// was held back and returns 0, else gate. It reports false if ctx ended.
-func (o *owner) openGate(ctx context.Context, ch chan delivery, p *partition, in input, gate uint64) (uint64, bool) {
+// openGate checks whether every message of input in that is delivered
+// and not acknowledged is held back here; if so it hands them over in
+// stream order and reports the gate open (false). It reports ok false if
+// ctx ended.
+func (o *owner) openGate(ctx context.Context, ch chan delivery, p *partition, in input) (gated, ok bool) {
 	info, err := in.consumer.Info(ctx)
-	if err != nil || info.AckFloor.Stream < gate {
-		return gate, ctx.Err() == nil
-	}
 	p.mu.Lock()
-	backlog := p.backlog
-	p.backlog = nil
+	backlog := p.backlog[in.stream]
+	if err != nil || info.NumAckPending > len(backlog) {
+		p.mu.Unlock()
+		return true, ctx.Err() == nil
+	}
+	delete(p.backlog, in.stream)
 	p.mu.Unlock()
+	slices.SortFunc(backlog, func(a, b jetstream.Msg) int { return cmp.Compare(streamSeq(a), streamSeq(b)) })
 	for i, jm := range backlog {
 		if !o.handOver(ctx, ch, p, jm) {
 			p.mu.Lock()
 			p.leftover = append(p.leftover, backlog[i+1:]...)
 			p.mu.Unlock()
-			return 0, false
+			return false, false
 		}
 	}
-	o.log.Info("partition taken over: the previous owner's messages are done", "partition", p.k)
-	return 0, true
+	o.log.Info("partition taken over: the previous owner's messages are back, in order", "partition", p.k, "messages", len(backlog))
+	return false, true
 }
 
-// takeoverGate returns the stream sequence up to which the consumer of in
-// has delivered messages that are not yet acknowledged, or 0 if it has
-// none.
-func takeoverGate(ctx context.Context, in input) (uint64, error) {
+// takenWithPending reports whether the consumer of in has messages
+// delivered and not yet acknowledged: a previous owner's.
+func takenWithPending(ctx context.Context, in input) (bool, error) {
 	for {
 		info, err := in.consumer.Info(ctx)
 		if err == nil {
-			if info.NumAckPending == 0 {
-				return 0, nil
-			}
-			return info.Delivered.Stream, nil
+			return info.NumAckPending > 0, nil
 		}
 		if !sleepCtx(ctx, 250*time.Millisecond) {
-			return 0, ctx.Err()
+			return false, ctx.Err()
 		}
 	}
 }
