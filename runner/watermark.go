@@ -217,14 +217,12 @@ type sourceMarks struct {
 	idleAfter  time.Duration
 	latest     int64 // latest event time read, Unix milliseconds
 	read       time.Time
-	stamped    int64
-	stampIdle  bool
 	ticked     time.Time
 	tickedIdle bool
 }
 
 func newSourceMarks(channel string, set pipeline.Settings) *sourceMarks {
-	return &sourceMarks{channel: channel, lag: set.MaxOutOfOrderness, idleAfter: set.IdleTimeout, latest: noMark, stamped: noMark}
+	return &sourceMarks{channel: channel, lag: set.MaxOutOfOrderness, idleAfter: set.IdleTimeout, latest: noMark}
 }
 
 // record takes in the event time of a record read now and stamps it.
@@ -247,7 +245,6 @@ func (s *sourceMarks) stamp(h nats.Header, now time.Time) {
 	}
 	idle := now.Sub(s.read) > s.idleAfter
 	h[stages.HeaderWatermark] = []string{formatMark(s.channel, mark, idle)}
-	s.stamped, s.stampIdle = mark, idle
 }
 
 // tick returns the header of a tick if one is due now: every tick
@@ -264,7 +261,6 @@ func (s *sourceMarks) tick(now time.Time) (string, bool) {
 		return "", false
 	}
 	s.ticked, s.tickedIdle = now, idle
-	s.stamped, s.stampIdle = mark, idle
 	return formatMark(s.channel, mark, idle), true
 }
 
