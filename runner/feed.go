@@ -137,12 +137,16 @@ func (f *feed) pull(ctx context.Context, in input) {
 			level = slog.LevelWarn
 		}
 		f.log.Log(ctx, level, "cannot read input, retrying", "stream", in.stream, "err", err, "attempts", fails)
-		select {
-		case <-time.After(min(50*time.Millisecond<<min(fails, 6), 2*time.Second)):
-		case <-ctx.Done():
+		if !sleepCtx(ctx, pullRetryPause(fails)) {
 			return
 		}
 	}
+}
+
+// pullRetryPause is the pause before pulling again after fails failed
+// pulls in a row: 100 ms, doubling, at most 2 s.
+func pullRetryPause(fails int) time.Duration {
+	return min(50*time.Millisecond<<min(fails, 6), 2*time.Second)
 }
 
 // fetch sends one pull request for n messages to in's consumer and hands

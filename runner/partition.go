@@ -343,7 +343,7 @@ func (o *owner) pull(ctx context.Context, p *partition, in input) {
 		}
 		fails++
 		o.log.Debug("cannot read partition, retrying", "partition", p.k, "stream", in.stream, "err", err)
-		if !sleepCtx(ctx, min(50*time.Millisecond<<min(fails, 6), 2*time.Second)) {
+		if !sleepCtx(ctx, pullRetryPause(fails)) {
 			return
 		}
 	}
