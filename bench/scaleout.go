@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 )
@@ -209,8 +210,8 @@ func (s *scaleout) timeRun(ctx context.Context, sh scaleShape, procs int) (scale
 	end, err := f.waitFinished(ctx, js, d.Run)
 	if err != nil {
 		return scaleSample{}, fmt.Errorf("%w (%s)", err, consumerState(js,
-			[2]string{pipeline.StreamName(scalePipeline, scaleSource), pipeline.ConsumerName(scaleWork)},
-			[2]string{pipeline.StreamName(scalePipeline, scaleWork), pipeline.ConsumerName(scaleSink)}))
+			[2]string{schema.StreamName(scalePipeline, scaleSource), schema.ConsumerName(scaleWork)},
+			[2]string{schema.StreamName(scalePipeline, scaleWork), schema.ConsumerName(scaleSink)}))
 	}
 	smp := f.readCPU().since(cpu0, end)
 	if err := checkScaleRun(ctx, js, s.n); err != nil {
@@ -225,21 +226,21 @@ func (s *scaleout) timeRun(ctx context.Context, sh scaleShape, procs int) (scale
 // checkScaleRun checks that the transform published every record once,
 // that the sink acknowledged them all and that none was dead-lettered.
 func checkScaleRun(ctx context.Context, js jetstream.JetStream, n int) error {
-	out, err := js.Stream(ctx, pipeline.StreamName(scalePipeline, scaleWork))
+	out, err := js.Stream(ctx, schema.StreamName(scalePipeline, scaleWork))
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
 	if last := out.CachedInfo().State.LastSeq; last != uint64(n) {
 		return fmt.Errorf("check: the transform published %d messages for %d records", last, n)
 	}
-	c, err := js.Consumer(ctx, out.CachedInfo().Config.Name, pipeline.ConsumerName(scaleSink))
+	c, err := js.Consumer(ctx, out.CachedInfo().Config.Name, schema.ConsumerName(scaleSink))
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
 	if acked := c.CachedInfo().AckFloor.Stream; acked != uint64(n) {
 		return fmt.Errorf("check: the sink acknowledged %d of %d records", acked, n)
 	}
-	dlq, err := js.Stream(ctx, pipeline.DLQStreamName(scalePipeline))
+	dlq, err := js.Stream(ctx, schema.DLQStreamName(scalePipeline))
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
@@ -429,7 +430,7 @@ func (f *fleet) startWorkers(bin string, n, gcPercent int) error {
 // waitWorkers waits until n workers have a heartbeat in sluice_workers.
 func (f *fleet) waitWorkers(ctx context.Context, js jetstream.JetStream, n int) error {
 	return f.waitFor(ctx, fmt.Sprintf("%d workers registered", n), func() (bool, error) {
-		kv, err := js.KeyValue(ctx, pipeline.WorkersBucket)
+		kv, err := js.KeyValue(ctx, schema.WorkersBucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			return false, nil
 		}
@@ -482,7 +483,7 @@ func (f *fleet) exited() error {
 // waitFinished watches the run record of the pipeline until run is
 // finished and returns when it saw that; a process exiting fails it.
 func (f *fleet) waitFinished(ctx context.Context, js jetstream.JetStream, run uint64) (time.Time, error) {
-	kv, err := js.KeyValue(ctx, pipeline.StateBucket)
+	kv, err := js.KeyValue(ctx, schema.StateBucket)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("watch run record: %w", err)
 	}

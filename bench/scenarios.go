@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
@@ -220,10 +221,10 @@ func (b *bench) cleanup(streams ...string) {
 
 // sluiceStreams returns the streams of pipeline p.
 func sluiceStreams(p *pipeline.Pipeline) []string {
-	names := []string{pipeline.DLQStreamName(p.Name)}
+	names := []string{schema.DLQStreamName(p.Name)}
 	for _, s := range p.Stages {
 		if s.Role != stages.RoleSink {
-			names = append(names, pipeline.StreamName(p.Name, s.Name))
+			names = append(names, schema.StreamName(p.Name, s.Name))
 		}
 	}
 	return names
@@ -250,14 +251,14 @@ func (b *bench) sluiceHop(ctx context.Context, sh shape, goTransform, prof bool)
 		return sample{}, fmt.Errorf("%s %s: %w", scenario, sh, err)
 	}
 	b.compareConfigs(ctx, p, "src", "hop", sh)
-	if err := prefill(ctx, b.ctl, pipeline.Subject(name, "src"), name+"/src/r1/", b.data.first(sh.n)); err != nil {
+	if err := prefill(ctx, b.ctl, schema.Subject(name, "src"), name+"/src/r1/", b.data.first(sh.n)); err != nil {
 		return sample{}, err
 	}
-	out := pipeline.StreamName(name, "hop")
+	out := schema.StreamName(name, "hop")
 	s, sum, err := b.timeRun(ctx, p, sh, []string{"hop"}, prof, func(ctx context.Context) (time.Time, error) {
 		end, err := waitLastSeq(ctx, b.js, out, uint64(sh.n), pollInterval(prof))
 		if err != nil {
-			err = fmt.Errorf("%w (%s)", err, consumerState(b.js, [2]string{pipeline.StreamName(name, "src"), "hop"}))
+			err = fmt.Errorf("%w (%s)", err, consumerState(b.js, [2]string{schema.StreamName(name, "src"), "hop"}))
 		}
 		return end, err
 	})
@@ -328,7 +329,7 @@ func stageSummary(sum *runner.Summary, stage string) runner.StageSummary {
 // compareConfigs notes any difference that costs server time between what
 // sluice provisioned for stage (reading from) and what the baseline uses.
 func (b *bench) compareConfigs(ctx context.Context, p *pipeline.Pipeline, from, stage string, sh shape) {
-	name := pipeline.StreamName(p.Name, stage)
+	name := schema.StreamName(p.Name, stage)
 	st, err := b.js.Stream(ctx, name)
 	if err != nil {
 		b.note("could not compare stream configs: %v", err)
@@ -352,7 +353,7 @@ func (b *bench) compareConfigs(ctx context.Context, p *pipeline.Pipeline, from, 
 			b.note("stream config differs from the baseline's: %s is %v in sluice, %v in the baseline", d.field, d.got, d.want)
 		}
 	}
-	c, err := b.js.Consumer(ctx, pipeline.StreamName(p.Name, from), pipeline.ConsumerName(stage))
+	c, err := b.js.Consumer(ctx, schema.StreamName(p.Name, from), schema.ConsumerName(stage))
 	if err != nil {
 		b.note("could not compare consumer configs: %v", err)
 		return
@@ -467,17 +468,17 @@ func (b *bench) sluiceChain(ctx context.Context, sh shape) (sample, error) {
 	if err := runner.Provision(ctx, b.ctl, p); err != nil {
 		return sample{}, fmt.Errorf("%s %s: %w", scSluiceChain, sh, err)
 	}
-	if err := prefill(ctx, b.ctl, pipeline.Subject(name, "src"), name+"/src/r1/", b.data.first(sh.n)); err != nil {
+	if err := prefill(ctx, b.ctl, schema.Subject(name, "src"), name+"/src/r1/", b.data.first(sh.n)); err != nil {
 		return sample{}, err
 	}
-	last := pipeline.StreamName(name, "m2")
+	last := schema.StreamName(name, "m2")
 	s, sum, err := b.timeRun(ctx, p, sh, []string{"m1", "f", "m2", "out"}, false, func(ctx context.Context) (time.Time, error) {
-		end, err := waitAcked(ctx, b.js, last, pipeline.ConsumerName("out"), uint64(sh.n), pollEvery)
+		end, err := waitAcked(ctx, b.js, last, schema.ConsumerName("out"), uint64(sh.n), pollEvery)
 		if err != nil {
 			var cs [][2]string
 			for _, st := range p.Stages {
 				for _, in := range st.From {
-					cs = append(cs, [2]string{pipeline.StreamName(name, in.Stage), pipeline.ConsumerName(st.Name)})
+					cs = append(cs, [2]string{schema.StreamName(name, in.Stage), schema.ConsumerName(st.Name)})
 				}
 			}
 			err = fmt.Errorf("%w (%s)", err, consumerState(b.js, cs...))

@@ -18,7 +18,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/cli"
 	"github.com/sluicehq/sluice/internal/natstest"
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -78,7 +78,7 @@ func deadLetters(t *testing.T, store, p string) []string {
 	t.Helper()
 	nc := natstest.OpenStore(t, store)
 	var reasons []string
-	for _, m := range natstest.StreamMessages(t, nc, pipeline.DLQStreamName(p)) {
+	for _, m := range natstest.StreamMessages(t, nc, schema.DLQStreamName(p)) {
 		reasons = append(reasons, m.Header.Get(stages.HeaderStage)+": "+m.Header.Get(stages.HeaderError))
 	}
 	slices.Sort(reasons)

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -193,7 +194,7 @@ func (d *decoder) stageName(s *draft, n *yaml.Node) {
 	if !ok {
 		return
 	}
-	if name == DLQStage {
+	if name == schema.DLQStage {
 		d.problem(n, "%s: name %q is reserved for the dead-letter stream", s.where, name)
 		return
 	}

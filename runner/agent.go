@@ -17,7 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/lease"
+	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -33,7 +35,7 @@ type WorkerOptions struct {
 	Stages []string
 	// LeaseTTL is how long the worker's heartbeat and source leases live
 	// without renewal, when this worker creates their buckets; an existing
-	// bucket keeps its own. 0 means DefaultLeaseTTL.
+	// bucket keeps its own. 0 means lease.DefaultTTL.
 	LeaseTTL time.Duration
 	// Registry, Logger, Stdin, Stdout and StopTimeout are as in Options.
 	Registry    *stages.Registry
@@ -115,7 +117,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, opts WorkerOptions) error {
 		}
 	}
 	if opts.LeaseTTL == 0 {
-		opts.LeaseTTL = DefaultLeaseTTL
+		opts.LeaseTTL = lease.DefaultTTL
 	}
 	if opts.LeaseTTL < time.Second {
 		return fmt.Errorf("%w: lease TTL %s: at least 1s", ErrInvalidOption, opts.LeaseTTL)
@@ -183,15 +185,15 @@ func validWorkerID(id string) bool {
 // openBuckets opens or creates the control-plane buckets with at least
 // replicas copies.
 func (a *agent) openBuckets(ctx context.Context, replicas int) error {
-	return whilePlacing(ctx, a.log, func() error {
+	return retry.WhilePlacing(ctx, placingLog(a.log), func() error {
 		var err error
-		if a.pipes, err = ensureBucket(ctx, a.js, controlBucket(pipeline.PipelinesBucket, replicas, 0)); err != nil {
+		if a.pipes, err = schema.EnsureBucket(ctx, a.js, schema.Bucket(schema.PipelinesBucket, replicas, 0)); err != nil {
 			return err
 		}
-		if a.workers, err = ensureBucket(ctx, a.js, controlBucket(pipeline.WorkersBucket, replicas, a.opts.LeaseTTL)); err != nil {
+		if a.workers, err = schema.EnsureBucket(ctx, a.js, schema.Bucket(schema.WorkersBucket, replicas, a.opts.LeaseTTL)); err != nil {
 			return err
 		}
-		if a.leases, err = ensureBucket(ctx, a.js, controlBucket(pipeline.LeasesBucket, replicas, a.opts.LeaseTTL)); err != nil {
+		if a.leases, err = schema.EnsureBucket(ctx, a.js, schema.Bucket(schema.LeasesBucket, replicas, a.opts.LeaseTTL)); err != nil {
 			return err
 		}
 		if a.state, err = stateBucket(ctx, a.js, replicas); err != nil {
@@ -226,7 +228,7 @@ func (a *agent) register(ctx context.Context) error {
 			return fmt.Errorf("register worker %s: %w", a.opts.ID, err)
 		}
 		if time.Now().After(deadline) {
-			other, _, _ := getJSON[WorkerInfo](ctx, a.workers, a.opts.ID)
+			other, _, _ := schema.GetJSON[WorkerInfo](ctx, a.workers, a.opts.ID)
 			return fmt.Errorf("%w: worker id %q is taken by a live worker on host %s (pid %d): give each worker its own --id",
 				ErrInvalidOption, a.opts.ID, other.Host, other.PID)
 		}
@@ -282,7 +284,7 @@ func (a *agent) snapshot() WorkerInfo {
 func (a *agent) follow(ctx context.Context) error {
 	w, err := a.pipes.WatchAll(ctx)
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", pipeline.PipelinesBucket, err)
+		return fmt.Errorf("watch %s: %w", schema.PipelinesBucket, err)
 	}
 	defer func() { _ = w.Stop() }()
 	for {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
@@ -149,7 +150,7 @@ func TestWorkersRunDeployedPipeline(t *testing.T) {
 	if _, err := js.KeyValue(ctx, "sluice_dedupe_deployed_x"); !errors.Is(err, jetstream.ErrBucketNotFound) {
 		t.Errorf("dedupe bucket after undeploy --purge: %v, want it deleted", err)
 	}
-	if _, err := js.Stream(ctx, pipeline.StreamName("deployed", "gen")); !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if _, err := js.Stream(ctx, schema.StreamName("deployed", "gen")); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("stream after undeploy --purge: %v, want it deleted", err)
 	}
 	if _, err := runner.Status(ctx, nc, "deployed"); !errors.Is(err, runner.ErrNotDeployed) {
@@ -224,7 +225,7 @@ func TestDeployPrunesConsumers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		str, err := js.Stream(ctx, pipeline.StreamName("prune", "gen"))
+		str, err := js.Stream(ctx, schema.StreamName("prune", "gen"))
 		if err != nil {
 			t.Fatal(err)
 		}

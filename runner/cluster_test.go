@@ -7,7 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/natstest"
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 )
 
 // TestRunOnCluster runs a pipeline with settings.replicas: 3 on a 3-node
@@ -36,7 +36,7 @@ func TestRunOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{pipeline.StreamName("clustered", "gen"), pipeline.DLQStreamName("clustered"), "KV_" + pipeline.StateBucket} {
+	for _, name := range []string{schema.StreamName("clustered", "gen"), schema.DLQStreamName("clustered"), "KV_" + schema.StateBucket} {
 		str, err := js.Stream(context.Background(), name)
 		if err != nil {
 			t.Fatal(err)

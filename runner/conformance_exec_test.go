@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/natstest"
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -44,7 +44,7 @@ func init() {
 						t.Errorf("got %q, want %q", got, want)
 					}
 					var reasons []string
-					for _, m := range natstest.StreamMessages(t, e.nc, pipeline.DLQStreamName("conformance")) {
+					for _, m := range natstest.StreamMessages(t, e.nc, schema.DLQStreamName("conformance")) {
 						reasons = append(reasons, string(m.Data)+" -> "+m.Header.Get(stages.HeaderError))
 					}
 					slices.Sort(reasons)

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
@@ -222,7 +223,7 @@ stages:
 	if c.role != stages.RoleTransform && st.In != st.Out+st.Filtered+st.DeadLetters+st.Dropped {
 		t.Errorf("records lost: in %d, out %d, filtered %d, dead %d, dropped %d", st.In, st.Out, st.Filtered, st.DeadLetters, st.Dropped)
 	}
-	dead := natstest.StreamMessages(t, e.nc, pipeline.DLQStreamName("conformance"))
+	dead := natstest.StreamMessages(t, e.nc, schema.DLQStreamName("conformance"))
 	if len(dead) != wantBad || st.DeadLetters != uint64(wantBad) {
 		t.Errorf("dead letters: %d in the stream, %d counted, want %d", len(dead), st.DeadLetters, wantBad)
 	}
@@ -301,7 +302,7 @@ func routesOf(t *testing.T, reg *stages.Registry, c conformanceCase, cs conforma
 }
 
 func deadLetterCount(t *testing.T, nc *nats.Conn) int {
-	return len(natstest.StreamMessages(t, nc, pipeline.DLQStreamName("conformance")))
+	return len(natstest.StreamMessages(t, nc, schema.DLQStreamName("conformance")))
 }
 
 // flowList writes payloads as a YAML flow list of quoted strings.

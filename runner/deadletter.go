@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -40,7 +40,7 @@ func deadLetter(p, stage, id, subject string, data []byte, hdr nats.Header, reas
 	h.Set(stages.HeaderStage, stage)
 	h.Set(stages.HeaderDeliveries, strconv.FormatUint(deliveries, 10))
 	h.Set(stages.HeaderMsgID, id)
-	return &nats.Msg{Subject: pipeline.DLQSubject(p, stage), Data: data, Header: h}
+	return &nats.Msg{Subject: schema.DLQSubject(p, stage), Data: data, Header: h}
 }
 
 // headerRoom is what a message's headers and subject may take of the

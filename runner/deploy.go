@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -68,53 +69,6 @@ func outline(p *pipeline.Pipeline) []DeployedStage {
 	return out
 }
 
-// Control-plane buckets: how they are configured. The TTL of the workers
-// and leases buckets is the lease time: a worker that stops renewing its
-// entries loses them after it.
-func controlBucket(name string, replicas int, ttl time.Duration) jetstream.KeyValueConfig {
-	desc := map[string]string{
-		pipeline.PipelinesBucket: "sluice deployed pipelines",
-		pipeline.WorkersBucket:   "sluice worker heartbeats",
-		pipeline.LeasesBucket:    "sluice source owners",
-		pipeline.StateBucket:     "sluice run records and checkpoints",
-	}[name]
-	history := uint8(1)
-	if name == pipeline.PipelinesBucket {
-		history = 5 // the latest versions, for who deployed what
-	}
-	return jetstream.KeyValueConfig{
-		Bucket:      name,
-		Description: desc,
-		Storage:     jetstream.FileStorage,
-		History:     history,
-		TTL:         ttl,
-		Replicas:    replicas,
-	}
-}
-
-// ensureBucket opens the bucket of cfg, creating it if needed, or raising
-// its copies to cfg.Replicas. An existing bucket keeps its TTL, and one
-// that has more copies keeps them.
-func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, cfg.Bucket)
-	switch {
-	case errors.Is(err, jetstream.ErrBucketNotFound):
-		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
-	case err == nil:
-		var st jetstream.KeyValueStatus
-		if st, err = kv.Status(ctx); err == nil {
-			if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo().Config.Replicas < cfg.Replicas {
-				cfg.TTL = st.TTL()
-				kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
-			}
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
-	}
-	return kv, nil
-}
-
 // Deploy stores pipeline p, read from spec, as the next version of its
 // deployment, after provisioning its streams and consumers. A deploy
 // starts a new run unless the latest run has not finished: then the new
@@ -126,8 +80,8 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 		return nil, err
 	}
 	var pipes, state jetstream.KeyValue
-	err = whilePlacing(ctx, slog.New(slog.DiscardHandler), func() error {
-		if pipes, err = ensureBucket(ctx, js, controlBucket(pipeline.PipelinesBucket, p.Settings.Replicas, 0)); err != nil {
+	err = retry.WhilePlacing(ctx, nil, func() error {
+		if pipes, err = schema.EnsureBucket(ctx, js, schema.Bucket(schema.PipelinesBucket, p.Settings.Replicas, 0)); err != nil {
 			return err
 		}
 		if state, err = stateBucket(ctx, js, p.Settings.Replicas); err != nil {
@@ -142,7 +96,7 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
-	last, found, err := getJSON[runRecord](ctx, state, runKey(p.Name))
+	last, found, err := schema.GetJSON[schema.RunRecord](ctx, state, schema.RunKey(p.Name))
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: read run record: %w", p.Name, err)
 	}
@@ -156,9 +110,9 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 		Host:     hostName(),
 		Settings: deployedSettings{Replicas: p.Settings.Replicas},
 	}
-	if !found || last.State == stateFinished {
+	if !found || last.State == schema.RunFinished {
 		d.Run++
-		if err := putRun(ctx, state, p.Name, runRecord{Run: d.Run, State: stateRunning}); err != nil {
+		if err := putRun(ctx, state, p.Name, schema.RunRecord{Run: d.Run, State: schema.RunRunning}); err != nil {
 			return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 		}
 	}
@@ -183,7 +137,7 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 		} else {
 			d.Revision, err = pipes.Update(ctx, p.Name, b, rev)
 		}
-		if errors.Is(err, jetstream.ErrKeyExists) || isWrongRevision(err) {
+		if errors.Is(err, jetstream.ErrKeyExists) || schema.IsWrongRevision(err) {
 			continue
 		}
 		if err != nil {
@@ -205,10 +159,10 @@ func pruneConsumers(ctx context.Context, js jetstream.JetStream, p *pipeline.Pip
 			want[in.stream+"/"+in.consumer.CachedInfo().Name] = true
 		}
 	}
-	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject(pipeline.Subject(p.Name, ">")))
+	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject(schema.Subject(p.Name, ">")))
 	var streams []string
 	for name := range lister.Name() {
-		if name != pipeline.DLQStreamName(p.Name) {
+		if name != schema.DLQStreamName(p.Name) {
 			streams = append(streams, name)
 		}
 	}
@@ -237,14 +191,6 @@ func pruneConsumers(ctx context.Context, js jetstream.JetStream, p *pipeline.Pip
 		}
 	}
 	return nil
-}
-
-// isWrongRevision reports whether err is a KV update's "wrong last
-// sequence": the entry changed since it was read.
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // getDeployment reads the deployment of pipeline name; ErrNotDeployed if
@@ -276,7 +222,7 @@ func Deployments(ctx context.Context, nc *nats.Conn) ([]*Deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	pipes, err := js.KeyValue(ctx, pipeline.PipelinesBucket)
+	pipes, err := js.KeyValue(ctx, schema.PipelinesBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, nil
 	}
@@ -323,7 +269,7 @@ func Undeploy(ctx context.Context, nc *nats.Conn, name string, opts UndeployOpti
 	if err != nil {
 		return err
 	}
-	pipes, err := js.KeyValue(ctx, pipeline.PipelinesBucket)
+	pipes, err := js.KeyValue(ctx, schema.PipelinesBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return fmt.Errorf("%w: %s", ErrNotDeployed, name)
 	}
@@ -377,7 +323,7 @@ func waitUnused(ctx context.Context, js jetstream.JetStream, name string, wait t
 // purge deletes the streams of pipeline name, its keys in the state and
 // leases buckets, and the state its stages keep in NATS.
 func purge(ctx context.Context, js jetstream.JetStream, name string) error {
-	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject(pipeline.Subject(name, ">")))
+	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject(schema.Subject(name, ">")))
 	var streams []string
 	for s := range lister.Name() {
 		streams = append(streams, s)
@@ -390,7 +336,7 @@ func purge(ctx context.Context, js jetstream.JetStream, name string) error {
 			return fmt.Errorf("delete stream %s: %w", s, err)
 		}
 	}
-	for _, b := range []string{pipeline.StateBucket, pipeline.LeasesBucket} {
+	for _, b := range []string{schema.StateBucket, schema.LeasesBucket} {
 		kv, err := js.KeyValue(ctx, b)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			continue
@@ -398,7 +344,7 @@ func purge(ctx context.Context, js jetstream.JetStream, name string) error {
 		if err != nil {
 			return err
 		}
-		keys, err := kv.ListKeysFiltered(ctx, runKey(name), checkpointKey(name, "*"))
+		keys, err := kv.ListKeysFiltered(ctx, schema.RunKey(name), schema.CheckpointKey(name, "*"))
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/lease"
+	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -74,11 +77,11 @@ func (a *agent) start(ctx context.Context, d *Deployment) *deployment {
 	for _, s := range p.Stages {
 		r.stats[s.Name] = new(stageStats)
 	}
-	err = whilePlacing(ctx, log, func() error {
+	err = retry.WhilePlacing(ctx, placingLog(log), func() error {
 		// The control buckets get as many copies as the pipeline's
 		// streams.
-		for _, b := range []string{pipeline.PipelinesBucket, pipeline.WorkersBucket, pipeline.LeasesBucket, pipeline.StateBucket} {
-			if _, err := ensureBucket(ctx, a.js, controlBucket(b, p.Settings.Replicas, 0)); err != nil {
+		for _, b := range []string{schema.PipelinesBucket, schema.WorkersBucket, schema.LeasesBucket, schema.StateBucket} {
+			if _, err := schema.EnsureBucket(ctx, a.js, schema.Bucket(b, p.Settings.Replicas, 0)); err != nil {
 				return err
 			}
 		}
@@ -185,8 +188,8 @@ func (d *deployment) keepStage(s *pipeline.Stage) {
 func (d *deployment) ownSource(s *pipeline.Stage) {
 	log := d.r.log.With("stage", s.Name)
 	a := d.a
-	holder := leaseHolder{Worker: a.opts.ID, Host: a.info.Host, PID: a.info.PID}
-	key := checkpointKey(d.r.p.Name, s.Name)
+	holder := schema.LeaseHolder{Worker: a.opts.ID, Host: a.info.Host, PID: a.info.PID}
+	key := schema.CheckpointKey(d.r.p.Name, s.Name)
 	for d.ctx.Err() == nil {
 		ended, err := d.runEnded()
 		if err == nil && ended {
@@ -194,7 +197,7 @@ func (d *deployment) ownSource(s *pipeline.Stage) {
 			return
 		}
 		holder.Since = time.Now().UTC()
-		l, ok, err := acquireLease(d.ctx, a.leases, a.ttl, key, holder)
+		l, ok, err := lease.Acquire(d.ctx, a.leases, a.ttl, key, holder)
 		switch {
 		case err != nil:
 			if d.ctx.Err() == nil {
@@ -216,11 +219,11 @@ func (d *deployment) ownSource(s *pipeline.Stage) {
 // own runs source s under lease l: from its checkpoint until it ends,
 // then until the run has finished; or until the lease is lost or the
 // version stops. It reports whether it ended without a failure.
-func (d *deployment) own(s *pipeline.Stage, l *lease, log *slog.Logger) bool {
+func (d *deployment) own(s *pipeline.Stage, l *lease.Lease, log *slog.Logger) bool {
 	ctx, lose := context.WithCancel(d.ctx)
 	var keeping sync.WaitGroup
 	keeping.Go(func() {
-		l.keep(ctx, func() {
+		l.Keep(ctx, func() {
 			log.Warn("source lease lost: stopping the source")
 			lose()
 		})
@@ -252,7 +255,7 @@ func (d *deployment) own(s *pipeline.Stage, l *lease, log *slog.Logger) bool {
 	keeping.Wait()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), 5*time.Second)
 	defer cancel()
-	_ = l.release(rctx) // a lease lost or expired is not ours to delete
+	_ = l.Release(rctx) // a lease lost or expired is not ours to delete
 	if d.state(s) == StageRunning {
 		d.setState(s, StageStandby, nil)
 	}
@@ -268,7 +271,7 @@ func (d *deployment) finish(ctx context.Context) error {
 			continue
 		}
 		for {
-			cp, found, err := getJSON[checkpoint](ctx, d.r.kv, checkpointKey(p.Name, s.Name))
+			cp, found, err := schema.GetJSON[schema.Checkpoint](ctx, d.r.kv, schema.CheckpointKey(p.Name, s.Name))
 			if err == nil && found && cp.Run == d.r.id && cp.Done {
 				break
 			}
@@ -283,7 +286,7 @@ func (d *deployment) finish(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := putRun(ctx, d.r.kv, p.Name, runRecord{Run: d.r.id, State: stateFinished}); err != nil {
+	if err := putRun(ctx, d.r.kv, p.Name, schema.RunRecord{Run: d.r.id, State: schema.RunFinished}); err != nil {
 		return err
 	}
 	d.r.log.Info("run finished", "run", d.r.id)
@@ -293,11 +296,11 @@ func (d *deployment) finish(ctx context.Context) error {
 // runEnded reports whether the run of this version has finished, or a
 // newer run has started.
 func (d *deployment) runEnded() (bool, error) {
-	rec, _, err := getJSON[runRecord](d.ctx, d.r.kv, runKey(d.r.p.Name))
+	rec, _, err := schema.GetJSON[schema.RunRecord](d.ctx, d.r.kv, schema.RunKey(d.r.p.Name))
 	if err != nil {
 		return false, err
 	}
-	return rec.Run > d.r.id || rec.Run == d.r.id && rec.State == stateFinished, nil
+	return rec.Run > d.r.id || rec.Run == d.r.id && rec.State == schema.RunFinished, nil
 }
 
 // report returns what the heartbeat says about this version.

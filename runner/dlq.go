@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -51,7 +51,7 @@ func eachDeadLetter(ctx context.Context, nc *nats.Conn, p, stage string, fn func
 	if err != nil {
 		return err
 	}
-	name := pipeline.DLQStreamName(p)
+	name := schema.DLQStreamName(p)
 	str, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("pipeline %q: no dead-letter stream %s: the pipeline has not run on this server", p, name)
@@ -61,7 +61,7 @@ func eachDeadLetter(ctx context.Context, nc *nats.Conn, p, stage string, fn func
 	}
 	cfg := jetstream.OrderedConsumerConfig{}
 	if stage != "" {
-		cfg.FilterSubjects = []string{pipeline.DLQSubject(p, stage)}
+		cfg.FilterSubjects = []string{schema.DLQSubject(p, stage)}
 	}
 	cons, err := str.OrderedConsumer(ctx, cfg)
 	if err != nil {
@@ -127,7 +127,7 @@ func ReplayDeadLetters(ctx context.Context, nc *nats.Conn, p, stage string) (Rep
 	if err != nil {
 		return res, err
 	}
-	str, err := js.Stream(ctx, pipeline.DLQStreamName(p))
+	str, err := js.Stream(ctx, schema.DLQStreamName(p))
 	if err != nil {
 		return res, fmt.Errorf("pipeline %q: %w", p, err)
 	}
@@ -198,7 +198,7 @@ func replayMessage(p string, dl DeadLetter) (*nats.Msg, error) {
 		id = p + "/" + upstream + "/" + dl.Stage + "-dlq-" + strconv.FormatUint(dl.Seq, 10)
 	}
 	h.Set(stages.HeaderMsgID, id+"/replay"+strconv.FormatUint(dl.Seq, 10))
-	subject := pipeline.ReplaySubject(p, upstream, dl.Stage)
+	subject := schema.ReplaySubject(p, upstream, dl.Stage)
 	if k, err := strconv.Atoi(sub); err == nil && k >= 0 {
 		// From partition k of a partitioned stage: back to that partition.
 		subject += "." + sub
@@ -214,14 +214,14 @@ func checkReplayReader(ctx context.Context, js jetstream.JetStream, checked map[
 	}
 	upstream := strings.TrimPrefix(subject, "sluice."+p+".")
 	upstream, _, _ = strings.Cut(upstream, ".")
-	consumer := pipeline.ConsumerName(stage)
+	consumer := schema.ConsumerName(stage)
 	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
 		if k, err := strconv.Atoi(subject[i+1:]); err == nil && strings.HasSuffix(subject[:i], "."+stage) {
-			consumer = pipeline.PartitionConsumerName(stage, k)
+			consumer = schema.PartitionConsumerName(stage, k)
 		}
 	}
 	err := func() error {
-		c, err := js.Consumer(ctx, pipeline.StreamName(p, upstream), consumer)
+		c, err := js.Consumer(ctx, schema.StreamName(p, upstream), consumer)
 		if err != nil {
 			return fmt.Errorf("%w: stage %q has no consumer on the output of %q (%v)", ErrNotReplayable, stage, upstream, err)
 		}

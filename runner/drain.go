@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -88,9 +89,9 @@ func (r *run) endInputs(ctx context.Context, s *pipeline.Stage, ins []input) err
 	}
 	mark := formatMark("end", stages.EndOfTime.UnixMilli(), false)
 	for _, in := range ins {
-		subject := pipeline.Subject(r.p.Name, in.stage)
+		subject := schema.Subject(r.p.Name, in.stage)
 		if in.partition >= 0 {
-			subject = pipeline.PartitionSubject(r.p.Name, in.stage, in.partition)
+			subject = schema.PartitionSubject(r.p.Name, in.stage, in.partition)
 		}
 		id := fmt.Sprintf("%s/%s/r%d/end/%s/%d", r.p.Name, s.Name, r.id, in.stage, in.partition)
 		if _, err := js.PublishMsg(ctx, tickMsg(subject, id, controlEnd, mark)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -38,7 +39,7 @@ func newOutputKeys(p *pipeline.Pipeline, st *pipeline.Stage) (*outputKeys, error
 		}
 	}
 	for i := range st.Partitions {
-		k.subjects = append(k.subjects, pipeline.PartitionSubject(p.Name, st.Name, i))
+		k.subjects = append(k.subjects, schema.PartitionSubject(p.Name, st.Name, i))
 	}
 	return k, nil
 }
@@ -74,7 +75,7 @@ func (k *outputKeys) apply(o *stages.Message) (string, error) {
 	if k.partitions == 0 {
 		return "", nil
 	}
-	return k.subjects[pipeline.Partition(key, k.partitions)], nil
+	return k.subjects[schema.Partition(key, k.partitions)], nil
 }
 
 // outputSubjects returns every subject stage st of p publishes on: its
@@ -83,16 +84,16 @@ func outputSubjects(p *pipeline.Pipeline, st *pipeline.Stage) []string {
 	if st.Partitions > 0 {
 		out := make([]string, st.Partitions)
 		for k := range out {
-			out[k] = pipeline.PartitionSubject(p.Name, st.Name, k)
+			out[k] = schema.PartitionSubject(p.Name, st.Name, k)
 		}
 		return out
 	}
 	var out []string
 	for route := range outputRoutes(st) {
 		if route == "" {
-			out = append(out, pipeline.Subject(p.Name, st.Name))
+			out = append(out, schema.Subject(p.Name, st.Name))
 		} else {
-			out = append(out, pipeline.Subject(p.Name, st.Name)+"."+route)
+			out = append(out, schema.Subject(p.Name, st.Name)+"."+route)
 		}
 	}
 	slices.Sort(out)

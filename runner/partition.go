@@ -15,7 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/lease"
+	"github.com/sluicehq/sluice/internal/schema"
 )
 
 // partitionMaxAckPending bounds the messages of one partition of one
@@ -42,7 +43,7 @@ type owner struct {
 	kv      jetstream.KeyValue
 	ttl     time.Duration
 	member  string // this process among the stage's members
-	holder  leaseHolder
+	holder  schema.LeaseHolder
 	prefix  string // "partition.<pipeline>.<stage>."
 	members string // "member.<pipeline>.<stage>."
 	log     *slog.Logger
@@ -57,7 +58,7 @@ type partition struct {
 	k       int
 	worker  int // the worker that processes all of its messages
 	held    *held
-	lease   *lease
+	lease   *lease.Lease
 	cancel  context.CancelFunc // stops pulling
 	pulling sync.WaitGroup
 	lost    chan struct{} // closed when the lease is lost
@@ -83,9 +84,9 @@ func newOwner(f *feed, r *run) *owner {
 		kv:      r.leases,
 		ttl:     r.leaseTTL,
 		member:  r.member,
-		holder:  leaseHolder{Worker: r.member, Host: hostName(), PID: os.Getpid()},
-		prefix:  "partition." + r.p.Name + "." + f.stage.Name + ".",
-		members: "member." + r.p.Name + "." + f.stage.Name + ".",
+		holder:  schema.LeaseHolder{Worker: r.member, Host: hostName(), PID: os.Getpid()},
+		prefix:  schema.PartitionLeasePrefix(r.p.Name, f.stage.Name),
+		members: schema.MemberLeasePrefix(r.p.Name, f.stage.Name),
 		log:     f.log,
 		owned:   make(map[int]*partition),
 		load:    make([]int, f.stage.Replicas),
@@ -152,14 +153,14 @@ func (o *owner) balance(ctx context.Context) {
 	}
 	// Start from a place of our own, so that processes joining at once
 	// do not all race for partition 0.
-	start := pipeline.Partition(o.member, n)
+	start := schema.Partition(o.member, n)
 	for i := 0; i < n && len(o.owned) < share && ctx.Err() == nil; i++ {
 		k := (start + i) % n
 		if _, ok := o.owned[k]; ok {
 			continue
 		}
 		o.holder.Since = time.Now().UTC()
-		l, ok, err := acquireLease(ctx, o.kv, o.ttl, o.prefix+strconv.Itoa(k), o.holder)
+		l, ok, err := lease.Acquire(ctx, o.kv, o.ttl, o.prefix+strconv.Itoa(k), o.holder)
 		if err != nil {
 			if ctx.Err() == nil {
 				o.log.Warn("partition lease not taken", "partition", k, "err", err)
@@ -174,7 +175,7 @@ func (o *owner) balance(ctx context.Context) {
 
 // startPartition starts pulling partition k under lease l, for the worker
 // with the fewest partitions.
-func (o *owner) startPartition(ctx context.Context, k int, l *lease) {
+func (o *owner) startPartition(ctx context.Context, k int, l *lease.Lease) {
 	w := 0
 	for i, n := range o.load {
 		if n < o.load[w] {
@@ -194,7 +195,7 @@ func (o *owner) startPartition(ctx context.Context, k int, l *lease) {
 		case <-ctx.Done():
 		}
 	}
-	p.pulling.Go(func() { l.keep(pctx, func() { close(p.lost); cancel() }) })
+	p.pulling.Go(func() { l.Keep(pctx, func() { close(p.lost); cancel() }) })
 	p.keeping.Go(func() { p.held.keepAlive(o.f.ackWait, p.keepStop) })
 	for _, in := range o.inputs[k] {
 		p.pulling.Go(func() { o.pull(pctx, p, in) })
@@ -227,7 +228,7 @@ func (o *owner) stopPartition(ctx context.Context, p *partition, release bool) {
 	p.keeping.Wait()
 	if release {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = p.lease.release(rctx)
+		_ = p.lease.Release(rctx)
 		cancel()
 	}
 	delete(o.owned, p.k)
@@ -270,7 +271,7 @@ func (o *owner) stop(chans []chan delivery) {
 		select {
 		case <-p.lost:
 		default:
-			_ = p.lease.release(ctx)
+			_ = p.lease.Release(ctx)
 		}
 	}
 	_ = o.kv.Delete(ctx, o.members+o.member)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sluicehq/sluice/internal/retry"
 )
 
 func TestWhilePlacing(t *testing.T) {
@@ -41,7 +42,7 @@ func TestWhilePlacing(t *testing.T) {
 	t.Run("stops with its context", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		err := whilePlacing(ctx, log, func() error { return noPeers })
+		err := retry.WhilePlacing(ctx, placingLog(log), func() error { return noPeers })
 		if !errors.Is(err, noPeers) {
 			t.Fatalf("got %v", err)
 		}

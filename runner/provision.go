@@ -7,11 +7,10 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
-	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -35,9 +34,9 @@ type input struct {
 func streamConfig(p *pipeline.Pipeline, s string) jetstream.StreamConfig {
 	set := p.Settings
 	cfg := jetstream.StreamConfig{
-		Name:        pipeline.StreamName(p.Name, s),
+		Name:        schema.StreamName(p.Name, s),
 		Description: fmt.Sprintf("sluice pipeline %s: output of stage %s", p.Name, s),
-		Subjects:    pipeline.StreamSubjects(p.Name, s),
+		Subjects:    schema.StreamSubjects(p.Name, s),
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.InterestPolicy,
 		Duplicates:  set.DedupWindow,
@@ -68,9 +67,9 @@ func streamConfig(p *pipeline.Pipeline, s string) jetstream.StreamConfig {
 // dlqConfig returns the configuration of the dead-letter stream.
 func dlqConfig(p *pipeline.Pipeline) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        pipeline.DLQStreamName(p.Name),
+		Name:        schema.DLQStreamName(p.Name),
 		Description: fmt.Sprintf("sluice pipeline %s: dead letters", p.Name),
-		Subjects:    pipeline.DLQSubjects(p.Name),
+		Subjects:    schema.DLQSubjects(p.Name),
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Duplicates:  p.Settings.DedupWindow,
@@ -108,9 +107,9 @@ func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline
 			if byUpstream[in.Stage] == nil {
 				// Where the stage's dead letters are replayed (sluice dlq
 				// replay), read by this stage only.
-				byUpstream[in.Stage] = []string{pipeline.ReplaySubject(p.Name, in.Stage, s.Name)}
+				byUpstream[in.Stage] = []string{schema.ReplaySubject(p.Name, in.Stage, s.Name)}
 			}
-			byUpstream[in.Stage] = append(byUpstream[in.Stage], pipeline.InputSubject(p.Name, in))
+			byUpstream[in.Stage] = append(byUpstream[in.Stage], schema.InputSubject(p.Name, in.Stage, in.Route))
 		}
 		ups := make([]string, 0, len(byUpstream))
 		for u := range byUpstream {
@@ -118,9 +117,9 @@ func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline
 		}
 		sort.Strings(ups)
 		for _, u := range ups {
-			stream := pipeline.StreamName(p.Name, u)
+			stream := schema.StreamName(p.Name, u)
 			cfg := jetstream.ConsumerConfig{
-				Durable:        pipeline.ConsumerName(s.Name),
+				Durable:        schema.ConsumerName(s.Name),
 				Description:    fmt.Sprintf("sluice pipeline %s: stage %s reading %s", p.Name, s.Name, u),
 				DeliverPolicy:  jetstream.DeliverAllPolicy,
 				AckPolicy:      jetstream.AckExplicitPolicy,
@@ -140,12 +139,12 @@ func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline
 			}
 			// Partitioned (and so without routes): one consumer per
 			// partition, each read by one process at a time, in order.
-			replay := pipeline.ReplaySubject(p.Name, u, s.Name)
+			replay := schema.ReplaySubject(p.Name, u, s.Name)
 			for k := range parts {
-				cfg.Durable = pipeline.PartitionConsumerName(s.Name, k)
+				cfg.Durable = schema.PartitionConsumerName(s.Name, k)
 				cfg.Description = fmt.Sprintf("sluice pipeline %s: stage %s reading partition %d of %s", p.Name, s.Name, k, u)
 				cfg.MaxAckPending = partitionMaxAckPending
-				cfg.FilterSubjects = []string{pipeline.PartitionSubject(p.Name, u, k), replay + "." + strconv.Itoa(k)}
+				cfg.FilterSubjects = []string{schema.PartitionSubject(p.Name, u, k), replay + "." + strconv.Itoa(k)}
 				c, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
 				if err != nil {
 					return nil, fmt.Errorf("stage %q: consumer %s on %s: %w", s.Name, cfg.Durable, stream, err)
@@ -164,7 +163,7 @@ func purgeStreams(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipel
 		if s.Role == stages.RoleSink {
 			continue
 		}
-		name := pipeline.StreamName(p.Name, s.Name)
+		name := schema.StreamName(p.Name, s.Name)
 		str, err := js.Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue
@@ -179,50 +178,7 @@ func purgeStreams(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipel
 	return nil
 }
 
-// JetStream errors that a cluster settling gives for a while: it has not
-// yet heard from enough servers to place a stream with the replicas asked
-// for, or another process created the same stream or bucket a moment
-// before, with other settings.
-const (
-	errCodeNoPeers     jetstream.ErrorCode = 10005
-	errCodeNameInUse   jetstream.ErrorCode = 10058
-	errCodeUnavailable jetstream.ErrorCode = 10008 // "JetStream system temporarily unavailable"
-)
-
-// placementWait bounds how long provisioning waits for a cluster to be
-// able to place the streams.
-const placementWait = 30 * time.Second
-
-// settling reports whether err is one a cluster gives while it settles:
-// see the error codes above, and a request that timed out (a meta leader
-// being elected) while ctx is still live.
-func settling(ctx context.Context, err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode {
-		case errCodeNoPeers, errCodeNameInUse, errCodeUnavailable:
-			return true
-		}
-		return false
-	}
-	return ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders))
-}
-
-// whilePlacing runs setUp, and again while it fails because the cluster
-// is settling (just started, a server away, other processes setting up the
-// same pipeline), for up to placementWait.
-func whilePlacing(ctx context.Context, log *slog.Logger, setUp func() error) error {
-	deadline := time.Now().Add(placementWait)
-	pause := 250 * time.Millisecond
-	for {
-		err := setUp()
-		if err == nil || !settling(ctx, err) || time.Now().After(deadline) {
-			return err
-		}
-		log.Info("waiting for the cluster to place the streams", "err", err)
-		if !sleepCtx(ctx, pause) {
-			return err
-		}
-		pause = min(2*pause, 2*time.Second)
-	}
+// placingLog returns what logs each wait of [retry.WhilePlacing].
+func placingLog(log *slog.Logger) func(error) {
+	return func(err error) { log.Info("waiting for the cluster to place the streams", "err", err) }
 }

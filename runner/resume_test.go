@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/natstest"
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/runner"
 )
 
@@ -138,7 +138,7 @@ stages:
 		t.Fatalf("first = %+v, want interrupted", first)
 	}
 	// As if it had been killed before it stored a checkpoint.
-	kv, err := e.js.KeyValue(context.Background(), pipeline.StateBucket)
+	kv, err := e.js.KeyValue(context.Background(), schema.StateBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/lease"
+	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -140,12 +143,12 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	}
 	var kv jetstream.KeyValue
 	var inputs map[string][]input
-	err = whilePlacing(ctx, r.log, func() error {
+	err = retry.WhilePlacing(ctx, placingLog(r.log), func() error {
 		if kv, err = stateBucket(ctx, js, p.Settings.Replicas); err != nil {
 			return err
 		}
 		if readsPartitions(local) {
-			if err := r.openLeases(ctx, js, DefaultLeaseTTL); err != nil {
+			if err := r.openLeases(ctx, js, lease.DefaultTTL); err != nil {
 				return err
 			}
 		}
@@ -195,14 +198,14 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	// --fresh run started next on this connection would take them in).
 	_ = nc.FlushTimeout(opts.StopTimeout)
 
-	state := stateFinished
+	state := schema.RunFinished
 	if runErr != nil || !drained {
-		state = stateInterrupted
+		state = schema.RunInterrupted
 	}
 	if startsRun {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.StopTimeout)
 		defer cancel()
-		if err := putRun(stopCtx, kv, p.Name, runRecord{Run: r.id, State: state}); err != nil && runErr == nil {
+		if err := putRun(stopCtx, kv, p.Name, schema.RunRecord{Run: r.id, State: state}); err != nil && runErr == nil {
 			runErr = err
 		}
 	}
@@ -240,7 +243,7 @@ func readsPartitions(stages []*pipeline.Stage) bool {
 // openLeases opens the leases bucket, creating it with entries that live
 // ttl if needed, for the stages that own partitions.
 func (r *run) openLeases(ctx context.Context, js jetstream.JetStream, ttl time.Duration) error {
-	kv, err := ensureBucket(ctx, js, controlBucket(pipeline.LeasesBucket, r.p.Settings.Replicas, ttl))
+	kv, err := schema.EnsureBucket(ctx, js, schema.Bucket(schema.LeasesBucket, r.p.Settings.Replicas, ttl))
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
@@ -210,7 +211,7 @@ func stageSum(t *testing.T, sum *runner.Summary, name string) runner.StageSummar
 // deadLetters reads every message of the pipeline's dead-letter stream.
 func (e *env) deadLetters(t *testing.T, p string) []*nats.Msg {
 	t.Helper()
-	return natstest.StreamMessages(t, e.nc, pipeline.DLQStreamName(p))
+	return natstest.StreamMessages(t, e.nc, schema.DLQStreamName(p))
 }
 
 func seqRecords(from, to int, format string) []string {
@@ -370,7 +371,7 @@ stages:
 	}
 	var reasons []string
 	for _, m := range dead {
-		if m.Header.Get(stages.HeaderStage) != "work" || m.Subject != pipeline.DLQSubject("faults", "work") {
+		if m.Header.Get(stages.HeaderStage) != "work" || m.Subject != schema.DLQSubject("faults", "work") {
 			t.Errorf("dead letter %q: stage %q subject %q", m.Data, m.Header.Get(stages.HeaderStage), m.Subject)
 		}
 		reasons = append(reasons, m.Header.Get(stages.HeaderDeliveries)+" "+m.Header.Get(stages.HeaderError))
@@ -609,7 +610,7 @@ stages:
 		t.Fatal(err)
 	}
 	for i := range 100 {
-		msg := &nats.Msg{Subject: pipeline.Subject("split", "gen"), Data: fmt.Appendf(nil, `{"n": %d}`, i), Header: nats.Header{}}
+		msg := &nats.Msg{Subject: schema.Subject("split", "gen"), Data: fmt.Appendf(nil, `{"n": %d}`, i), Header: nats.Header{}}
 		msg.Header.Set(stages.HeaderMsgID, fmt.Sprintf("by-hand/%d", i))
 		if _, err := e.js.PublishMsg(ctx, msg); err != nil {
 			t.Fatal(err)

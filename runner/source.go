@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -56,9 +57,9 @@ type sourceLoop struct {
 	seq      uint64 // records read so far in this run
 	acks     []pendingAck
 
-	resumable stages.Resumable // nil when the source cannot resume
-	done      bool             // a resumed run whose source had ended
-	cp        checkpoint       // the latest checkpoint of published records
+	resumable stages.Resumable  // nil when the source cannot resume
+	done      bool              // a resumed run whose source had ended
+	cp        schema.Checkpoint // the latest checkpoint of published records
 	cps       []pendingCheckpoint
 	unsaved   bool      // cp is not stored yet
 	saved     time.Time // when a checkpoint was last stored
@@ -76,7 +77,7 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 		src:     src,
 		stats:   r.stats[st.Name],
 		log:     r.log.With("stage", st.Name),
-		subject: pipeline.Subject(r.p.Name, st.Name),
+		subject: schema.Subject(r.p.Name, st.Name),
 		idBase:  r.p.Name + "/" + st.Name + "/" + runID,
 		keyBase: r.p.Name + "/" + st.Name + "/" + runID + "id/",
 		origin:  st.Name + "/" + runID,
@@ -138,7 +139,7 @@ type pendingAck struct {
 // acknowledged.
 type pendingCheckpoint struct {
 	published int
-	cp        checkpoint
+	cp        schema.Checkpoint
 }
 
 // resume moves the source of a resumed run to its stored checkpoint.
@@ -151,7 +152,7 @@ func (l *sourceLoop) resume(ctx context.Context) error {
 		l.idBase = l.run.p.Name + "/" + l.stage.Name + "/" + attempt
 		l.origin = l.stage.Name + "/" + attempt
 	}
-	cp, found, err := getJSON[checkpoint](ctx, l.run.kv, checkpointKey(l.run.p.Name, l.stage.Name))
+	cp, found, err := schema.GetJSON[schema.Checkpoint](ctx, l.run.kv, schema.CheckpointKey(l.run.p.Name, l.stage.Name))
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
@@ -181,7 +182,7 @@ func (l *sourceLoop) save(ctx context.Context, force bool) error {
 	if !force && time.Since(l.saved) < checkpointInterval {
 		return nil
 	}
-	if err := putJSON(ctx, l.run.kv, checkpointKey(l.run.p.Name, l.stage.Name), l.cp); err != nil {
+	if err := schema.PutJSON(ctx, l.run.kv, schema.CheckpointKey(l.run.p.Name, l.stage.Name), l.cp); err != nil {
 		return fmt.Errorf("stage %q: store checkpoint: %w", l.stage.Name, err)
 	}
 	l.saved, l.unsaved = time.Now(), false
@@ -330,12 +331,12 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		}
 		if r.m == nil && r.err == nil {
 			ended = true
-			l.cps = append(l.cps, pendingCheckpoint{l.pub.len(), checkpoint{Run: l.run.id, Records: l.seq, Position: r.cp, Done: true}})
+			l.cps = append(l.cps, pendingCheckpoint{l.pub.len(), schema.Checkpoint{Run: l.run.id, Records: l.seq, Position: r.cp, Done: true}})
 			break
 		}
 		l.seq++
 		if r.cp != nil || l.resumable == nil {
-			l.cps = append(l.cps, pendingCheckpoint{l.pub.len() + 1, checkpoint{Run: l.run.id, Records: l.seq, Position: r.cp}})
+			l.cps = append(l.cps, pendingCheckpoint{l.pub.len() + 1, schema.Checkpoint{Run: l.run.id, Records: l.seq, Position: r.cp}})
 		}
 		n := strconv.FormatUint(l.seq, 10)
 		l.stats.in.Add(1)

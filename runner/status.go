@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 )
 
 // ClusterStatus is what [Status] reports: the live workers and the
@@ -78,7 +78,7 @@ func Status(ctx context.Context, nc *nats.Conn, name string) (*ClusterStatus, er
 
 // liveWorkers returns the workers whose heartbeat has not expired, by id.
 func liveWorkers(ctx context.Context, js jetstream.JetStream) ([]WorkerInfo, error) {
-	kv, err := js.KeyValue(ctx, pipeline.WorkersBucket)
+	kv, err := js.KeyValue(ctx, schema.WorkersBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, nil
 	}
@@ -91,7 +91,7 @@ func liveWorkers(ctx context.Context, js jetstream.JetStream) ([]WorkerInfo, err
 	}
 	var out []WorkerInfo
 	for k := range keys.Keys() {
-		w, found, err := getJSON[WorkerInfo](ctx, kv, k)
+		w, found, err := schema.GetJSON[WorkerInfo](ctx, kv, k)
 		if err != nil {
 			return nil, fmt.Errorf("worker %s: %w", k, err)
 		}
@@ -104,9 +104,9 @@ func liveWorkers(ctx context.Context, js jetstream.JetStream) ([]WorkerInfo, err
 }
 
 func pipelineStatus(ctx context.Context, js jetstream.JetStream, d *Deployment, ws []WorkerInfo) (PipelineStatus, error) {
-	ps := PipelineStatus{Deployment: d, RunState: stateRunning}
-	if kv, err := js.KeyValue(ctx, pipeline.StateBucket); err == nil {
-		rec, found, err := getJSON[runRecord](ctx, kv, runKey(d.Name))
+	ps := PipelineStatus{Deployment: d, RunState: schema.RunRunning}
+	if kv, err := js.KeyValue(ctx, schema.StateBucket); err == nil {
+		rec, found, err := schema.GetJSON[schema.RunRecord](ctx, kv, schema.RunKey(d.Name))
 		if err != nil {
 			return ps, err
 		}
@@ -115,10 +115,10 @@ func pipelineStatus(ctx context.Context, js jetstream.JetStream, d *Deployment, 
 		}
 	}
 	dead := map[string]uint64{}
-	dlq, err := js.Stream(ctx, pipeline.DLQStreamName(d.Name))
+	dlq, err := js.Stream(ctx, schema.DLQStreamName(d.Name))
 	var info *jetstream.StreamInfo
 	if err == nil {
-		info, err = dlq.Info(ctx, jetstream.WithSubjectFilter(pipeline.DLQSubjects(d.Name)[0]))
+		info, err = dlq.Info(ctx, jetstream.WithSubjectFilter(schema.DLQSubjects(d.Name)[0]))
 	}
 	switch {
 	case err == nil:
@@ -129,23 +129,23 @@ func pipelineStatus(ctx context.Context, js jetstream.JetStream, d *Deployment, 
 		ps.Errors = append(ps.Errors, fmt.Sprintf("dead letters not counted: %v", err))
 	}
 	for _, s := range d.Stages {
-		ss := StageStatus{DeployedStage: s, DeadLetters: dead[pipeline.DLQSubject(d.Name, s.Name)]}
-		consumers := []string{pipeline.ConsumerName(s.Name)}
+		ss := StageStatus{DeployedStage: s, DeadLetters: dead[schema.DLQSubject(d.Name, s.Name)]}
+		consumers := []string{schema.ConsumerName(s.Name)}
 		if s.InputPartitions > 0 {
 			consumers = consumers[:0]
 			for k := range s.InputPartitions {
-				consumers = append(consumers, pipeline.PartitionConsumerName(s.Name, k))
+				consumers = append(consumers, schema.PartitionConsumerName(s.Name, k))
 			}
 		}
 		for _, u := range s.Inputs {
 			for _, name := range consumers {
-				c, err := js.Consumer(ctx, pipeline.StreamName(d.Name, u), name)
+				c, err := js.Consumer(ctx, schema.StreamName(d.Name, u), name)
 				var info *jetstream.ConsumerInfo
 				if err == nil {
 					info, err = c.Info(ctx)
 				}
 				if err != nil {
-					ss.Unknown = fmt.Sprintf("consumer %s on %s: %v", name, pipeline.StreamName(d.Name, u), err)
+					ss.Unknown = fmt.Sprintf("consumer %s on %s: %v", name, schema.StreamName(d.Name, u), err)
 					continue
 				}
 				ss.Pending += info.NumPending

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 )
 
 // A switch sends each record on the route of its first matching case, or
@@ -113,7 +113,7 @@ stages:
 	stored := func(stage string) map[string]time.Time {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		str, err := e.js.Stream(ctx, pipeline.StreamName("delayed", stage))
+		str, err := e.js.Stream(ctx, schema.StreamName("delayed", stage))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -105,7 +106,7 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed) (*w
 		stats:   r.stats[st.Name],
 		log:     r.log.With("stage", st.Name, "worker", idx),
 		js:      js,
-		subject: pipeline.Subject(r.p.Name, st.Name),
+		subject: schema.Subject(r.p.Name, st.Name),
 		routes:  outputRoutes(st),
 		idBase:  r.p.Name + "/" + st.Name + "/",
 		idFanIn: make(map[string]string, len(inputs)),

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/natstest"
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -550,7 +550,7 @@ stages:
 	// The dead letters, read from the store the run left.
 	nc := natstest.OpenStore(t, store)
 	var got []string
-	for _, m := range natstest.StreamMessages(t, nc, pipeline.DLQStreamName("malformed")) {
+	for _, m := range natstest.StreamMessages(t, nc, schema.DLQStreamName("malformed")) {
 		got = append(got, m.Header.Get(stages.HeaderStage)+" | "+string(m.Data)+" | "+m.Header.Get(stages.HeaderError))
 	}
 	slices.Sort(got)

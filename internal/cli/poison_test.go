@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/natstest"
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -99,7 +99,7 @@ stages:
 			nc := natstest.OpenStore(t, store)
 			dead := []string{}
 			truncated := false
-			for _, m := range natstest.StreamMessages(t, nc, pipeline.DLQStreamName("poison")) {
+			for _, m := range natstest.StreamMessages(t, nc, schema.DLQStreamName("poison")) {
 				reason := m.Header.Get(stages.HeaderError)
 				for _, want := range tt.dead {
 					if _, prefix, _ := strings.Cut(want, ": "); strings.HasPrefix(reason, prefix) {

@@ -1,4 +1,4 @@
-package pipeline
+package schema
 
 import (
 	"reflect"
@@ -13,8 +13,8 @@ func TestNames(t *testing.T) {
 		{StreamName(p, s), "SLUICE_ORDERS_ETL_CLEAN"},
 		{Subject(p, s), "sluice.orders-etl.clean"},
 		{StreamSubjects(p, s), []string{"sluice.orders-etl.clean", "sluice.orders-etl.clean.>"}},
-		{InputSubject(p, Input{Stage: s}), "sluice.orders-etl.clean"},
-		{InputSubject(p, Input{Stage: s, Route: "big"}), "sluice.orders-etl.clean.big"},
+		{InputSubject(p, s, ""), "sluice.orders-etl.clean"},
+		{InputSubject(p, s, "big"), "sluice.orders-etl.clean.big"},
 		{ConsumerName(s), "clean"},
 		{PartitionSubject(p, s, 3), "sluice.orders-etl.clean.3"},
 		{PartitionConsumerName(s, 3), "clean_3"},

@@ -1,4 +1,4 @@
-package runner
+package lease
 
 import (
 	"context"
@@ -7,34 +7,27 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sluicehq/sluice/internal/schema"
 )
 
-// DefaultLeaseTTL is how long a worker's heartbeat and its source leases
-// live without renewal: a worker that dies is known dead, and its sources
-// taken over, after about this long.
-const DefaultLeaseTTL = 10 * time.Second
+// DefaultTTL is how long a worker's heartbeat and its leases live without
+// renewal: a process that dies is known dead, and what it held taken
+// over, after about this long.
+const DefaultTTL = 10 * time.Second
 
-// leaseHolder is what a lease's value says about its holder.
-type leaseHolder struct {
-	Worker string    `json:"worker"`
-	Host   string    `json:"host"`
-	PID    int       `json:"pid"`
-	Since  time.Time `json:"since"`
-}
-
-// lease is a key of the leases bucket held by this process: created only
+// Lease is a key of the leases bucket held by this process: created only
 // if absent, renewed with a revision check, gone when not renewed within
 // the bucket's TTL, so that another process may then take it.
-type lease struct {
+type Lease struct {
 	kv  jetstream.KeyValue
 	key string
 	ttl time.Duration
 	rev uint64
 }
 
-// acquireLease creates key in kv for holder. It reports false when another
+// Acquire creates key in kv for holder. It reports false when another
 // process holds the key.
-func acquireLease(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, key string, holder leaseHolder) (*lease, bool, error) {
+func Acquire(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, key string, holder schema.LeaseHolder) (*Lease, bool, error) {
 	b, err := json.Marshal(holder)
 	if err != nil {
 		return nil, false, err
@@ -46,14 +39,14 @@ func acquireLease(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration,
 	if err != nil {
 		return nil, false, err
 	}
-	return &lease{kv: kv, key: key, ttl: ttl, rev: rev}, true, nil
+	return &Lease{kv: kv, key: key, ttl: ttl, rev: rev}, true, nil
 }
 
-// keep renews the lease every third of its TTL until ctx is done. If the
+// Keep renews the lease every third of its TTL until ctx is done. If the
 // lease is lost (another process holds the key, or no renewal succeeded
 // for a whole TTL, so that another process may have taken it), it calls
 // lost and returns.
-func (l *lease) keep(ctx context.Context, lost func()) {
+func (l *Lease) Keep(ctx context.Context, lost func()) {
 	renewed := time.Now()
 	t := time.NewTicker(l.ttl / 3)
 	defer t.Stop()
@@ -74,7 +67,7 @@ func (l *lease) keep(ctx context.Context, lost func()) {
 		if ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, jetstream.ErrKeyNotFound) || isWrongRevision(err) || err == nil || time.Since(renewed) >= l.ttl {
+		if errors.Is(err, jetstream.ErrKeyNotFound) || schema.IsWrongRevision(err) || err == nil || time.Since(renewed) >= l.ttl {
 			lost()
 			return
 		}
@@ -82,7 +75,7 @@ func (l *lease) keep(ctx context.Context, lost func()) {
 	}
 }
 
-// release deletes the lease so that another process may take it at once.
-func (l *lease) release(ctx context.Context) error {
+// Release deletes the lease so that another process may take it at once.
+func (l *Lease) Release(ctx context.Context) error {
 	return l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
 }

@@ -1,4 +1,4 @@
-package runner
+package lease
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/natstest"
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/internal/schema"
 )
 
 func TestLease(t *testing.T) {
@@ -19,17 +19,17 @@ func TestLease(t *testing.T) {
 	}
 	ctx := context.Background()
 	const ttl = time.Second
-	kv, err := ensureBucket(ctx, js, controlBucket(pipeline.LeasesBucket, 1, ttl))
+	kv, err := schema.EnsureBucket(ctx, js, schema.Bucket(schema.LeasesBucket, 1, ttl))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := leaseHolder{Worker: "a"}, leaseHolder{Worker: "b"}
+	a, b := schema.LeaseHolder{Worker: "a"}, schema.LeaseHolder{Worker: "b"}
 
-	la, ok, err := acquireLease(ctx, kv, ttl, "k", a)
+	la, ok, err := Acquire(ctx, kv, ttl, "k", a)
 	if err != nil || !ok {
 		t.Fatalf("first acquire: %v, %v", ok, err)
 	}
-	if _, ok, err := acquireLease(ctx, kv, ttl, "k", b); err != nil || ok {
+	if _, ok, err := Acquire(ctx, kv, ttl, "k", b); err != nil || ok {
 		t.Fatalf("acquire of a held lease: %v, %v; want refused", ok, err)
 	}
 
@@ -37,10 +37,10 @@ func TestLease(t *testing.T) {
 	keepCtx, stopKeeping := context.WithCancel(ctx)
 	lost := make(chan struct{})
 	kept := make(chan struct{})
-	go func() { defer close(kept); la.keep(keepCtx, func() { close(lost) }) }()
+	go func() { defer close(kept); la.Keep(keepCtx, func() { close(lost) }) }()
 	deadline := time.Now().Add(3 * ttl)
 	for time.Now().Before(deadline) {
-		if _, ok, _ := acquireLease(ctx, kv, ttl, "k", b); ok {
+		if _, ok, _ := Acquire(ctx, kv, ttl, "k", b); ok {
 			t.Fatal("b took a lease that was being renewed")
 		}
 		time.Sleep(ttl / 4) // pace of the attempts, not a synchronisation
@@ -60,19 +60,19 @@ func TestLease(t *testing.T) {
 
 	// Not renewed, it expires and b takes it.
 	natstest.WaitFor(t, 5*ttl, "the lease to expire", func() bool {
-		lb, ok, err := acquireLease(ctx, kv, ttl, "k", b)
+		lb, ok, err := Acquire(ctx, kv, ttl, "k", b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ok {
-			if err := lb.release(ctx); err != nil {
+			if err := lb.Release(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
 		return ok
 	})
 	// Released, it can be taken at once.
-	if _, ok, err := acquireLease(ctx, kv, ttl, "k", a); err != nil || !ok {
+	if _, ok, err := Acquire(ctx, kv, ttl, "k", a); err != nil || !ok {
 		t.Fatalf("acquire after release: %v, %v", ok, err)
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline
+package schema
 
 import (
 	"strconv"
@@ -27,12 +27,13 @@ func StreamName(p, s string) string {
 // p: sluice.p.s.
 func Subject(p, s string) string { return "sluice." + p + "." + s }
 
-// InputSubject returns the subject a consumer filters on to read in.
-func InputSubject(p string, in Input) string {
-	if in.Route == "" {
-		return Subject(p, in.Stage)
+// InputSubject returns the subject a consumer filters on to read route
+// of stage s ("" for its default output).
+func InputSubject(p, s, route string) string {
+	if route == "" {
+		return Subject(p, s)
 	}
-	return Subject(p, in.Stage) + "." + in.Route
+	return Subject(p, s) + "." + route
 }
 
 // PartitionSubject returns the subject of partition k of the output of

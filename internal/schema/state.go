@@ -1,0 +1,143 @@
+package schema
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Run states, as the run record keeps them.
+const (
+	RunRunning     = "running"
+	RunFinished    = "finished"
+	RunInterrupted = "interrupted"
+)
+
+// RunRecord is what the state bucket keeps about a pipeline's runs under
+// [RunKey]: the latest run and how it ended. A run that is still
+// "running" when a new process starts was killed.
+type RunRecord struct {
+	Run   uint64 `json:"run"`
+	State string `json:"state"` // running | finished | interrupted
+}
+
+// RunKey is the key of pipeline p's run record in the state bucket.
+func RunKey(p string) string { return "run." + p }
+
+// Checkpoint is what the state bucket keeps about a source under
+// [CheckpointKey]: how many records of the run it had published, every
+// one acknowledged, and the source's position after them.
+type Checkpoint struct {
+	Run      uint64 `json:"run"`
+	Records  uint64 `json:"records"`
+	Position []byte `json:"position,omitempty"` // from stages.Resumable
+	Done     bool   `json:"done,omitempty"`     // the source had ended
+}
+
+// CheckpointKey is the key of the checkpoint of source stage s of
+// pipeline p in the state bucket; s may be "*" in a filter.
+func CheckpointKey(p, s string) string { return "source." + p + "." + s }
+
+// PartitionLeasePrefix is the prefix of the keys, in the leases bucket,
+// of the partitions of stage s of pipeline p that processes own; the
+// partition number follows.
+func PartitionLeasePrefix(p, s string) string { return "partition." + p + "." + s + "." }
+
+// MemberLeasePrefix is the prefix of the keys, in the leases bucket, of
+// the processes that share the partitions of stage s of pipeline p; the
+// member's ID follows.
+func MemberLeasePrefix(p, s string) string { return "member." + p + "." + s + "." }
+
+// LeaseHolder is what a lease's value says about its holder.
+type LeaseHolder struct {
+	Worker string    `json:"worker"`
+	Host   string    `json:"host"`
+	PID    int       `json:"pid"`
+	Since  time.Time `json:"since"`
+}
+
+// Bucket returns the configuration of the control bucket name (one of
+// the *Bucket names). The TTL of the workers and leases buckets is the
+// lease time: a process that stops renewing its entries loses them after
+// it.
+func Bucket(name string, replicas int, ttl time.Duration) jetstream.KeyValueConfig {
+	desc := map[string]string{
+		PipelinesBucket: "sluice deployed pipelines",
+		WorkersBucket:   "sluice worker heartbeats",
+		LeasesBucket:    "sluice source owners",
+		StateBucket:     "sluice run records and checkpoints",
+	}[name]
+	history := uint8(1)
+	if name == PipelinesBucket {
+		history = 5 // the latest versions, for who deployed what
+	}
+	return jetstream.KeyValueConfig{
+		Bucket:      name,
+		Description: desc,
+		Storage:     jetstream.FileStorage,
+		History:     history,
+		TTL:         ttl,
+		Replicas:    replicas,
+	}
+}
+
+// EnsureBucket opens the bucket of cfg, creating it if needed, or raising
+// its copies to cfg.Replicas. An existing bucket keeps its TTL, and one
+// that has more copies keeps them: pipelines share the control buckets,
+// and one that asks for fewer copies does not lower them.
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+	case err == nil:
+		var st jetstream.KeyValueStatus
+		if st, err = kv.Status(ctx); err == nil {
+			if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo().Config.Replicas < cfg.Replicas {
+				cfg.TTL = st.TTL()
+				kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// GetJSON reads the JSON value of key; found is false when there is none.
+func GetJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string) (v T, found bool, err error) {
+	entry, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return v, false, nil
+	}
+	if err != nil {
+		return v, false, err
+	}
+	if err := json.Unmarshal(entry.Value(), &v); err != nil {
+		return v, false, fmt.Errorf("%s: %w", key, err)
+	}
+	return v, true, nil
+}
+
+// PutJSON stores v as the JSON value of key.
+func PutJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = kv.Put(ctx, key, b)
+	return err
+}
+
+// IsWrongRevision reports whether err is a KV update's "wrong last
+// sequence": the entry changed since it was read.
+func IsWrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
