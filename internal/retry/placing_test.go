@@ -1,13 +1,11 @@
-package runner
+package retry
 
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sluicehq/sluice/internal/retry"
 )
 
 func TestWhilePlacing(t *testing.T) {
@@ -26,11 +24,10 @@ func TestWhilePlacing(t *testing.T) {
 		{"after a request timed out", []error{context.DeadlineExceeded, nil}, 2, nil},
 		{"another error is not retried", []error{other}, 1, other},
 	}
-	log := slog.New(slog.DiscardHandler)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			calls := 0
-			err := whilePlacing(context.Background(), log, func() error {
+			err := WhilePlacing(context.Background(), nil, func() error {
 				calls++
 				return tt.results[calls-1]
 			})
@@ -42,7 +39,7 @@ func TestWhilePlacing(t *testing.T) {
 	t.Run("stops with its context", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		err := retry.WhilePlacing(ctx, placingLog(log), func() error { return noPeers })
+		err := WhilePlacing(ctx, nil, func() error { return noPeers })
 		if !errors.Is(err, noPeers) {
 			t.Fatalf("got %v", err)
 		}
