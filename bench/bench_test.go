@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/configs"
-	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/server"
 )
 
 var (
@@ -36,7 +36,7 @@ var (
 var testSession struct {
 	once sync.Once
 	dir  string
-	emb  *runner.Embedded
+	emb  *server.Server
 	err  error
 
 	mu   sync.Mutex
@@ -64,7 +64,7 @@ func session(tb testing.TB, n int) *bench {
 		if s.dir, s.err = os.MkdirTemp("", "sluice-bench-test-"); s.err != nil {
 			return
 		}
-		s.emb, s.err = runner.StartEmbedded(runner.ServerOptions{StoreDir: s.dir})
+		s.emb, s.err = server.Start(server.Options{StoreDir: s.dir})
 	})
 	if s.err != nil {
 		tb.Fatalf("embedded server: %v", s.err)

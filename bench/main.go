@@ -34,7 +34,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/configs"
-	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/server"
 )
 
 // Scenario groups of -only.
@@ -193,7 +193,7 @@ func runSuite(ctx context.Context, cfg *config, log io.Writer) (*Report, error) 
 		return nil, fmt.Errorf("store directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	emb, err := runner.StartEmbedded(runner.ServerOptions{StoreDir: dir})
+	emb, err := server.Start(server.Options{StoreDir: dir})
 	if err != nil {
 		return nil, err
 	}

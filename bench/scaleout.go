@@ -21,9 +21,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
-	"github.com/sluicehq/sluice/runner"
 )
 
 // The scale-out group: one CPU-bound transform stage run by P `sluice
@@ -203,7 +203,7 @@ func (s *scaleout) timeRun(ctx context.Context, sh scaleShape, procs int) (scale
 	}
 
 	cpu0 := f.readCPU()
-	d, err := runner.Deploy(ctx, nc, p, spec)
+	d, err := cluster.Deploy(ctx, nc, p, spec)
 	if err != nil {
 		return scaleSample{}, err
 	}

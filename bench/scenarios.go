@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -40,7 +41,7 @@ const (
 
 // bench is one benchmark session: one embedded server, one data set.
 type bench struct {
-	emb  *runner.Embedded
+	emb  *server.Server
 	ctl  *nats.Conn // the harness's own connection: set-up, pre-fill, polling
 	js   jetstream.JetStream
 	data *Dataset
@@ -73,7 +74,7 @@ func (s shape) timeout() time.Duration {
 	return time.Duration(s.n/1000)*time.Second + time.Minute
 }
 
-func newBench(emb *runner.Embedded, data *Dataset, batch int, pull string) (*bench, error) {
+func newBench(emb *server.Server, data *Dataset, batch int, pull string) (*bench, error) {
 	ctl, err := emb.Connect(nats.Name("sluice-bench-control"))
 	if err != nil {
 		return nil, fmt.Errorf("control connection: %w", err)

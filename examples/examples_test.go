@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/internal/cli"
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/internal/schema"
-	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -284,7 +284,7 @@ func TestClusterExample(t *testing.T) {
 		t.Fatalf("deploy said %q", got)
 	}
 	natstest.WaitFor(t, 2*time.Minute, "the run to finish on both workers", func() bool {
-		var st runner.ClusterStatus
+		var st cluster.StatusReport
 		if err := json.Unmarshal([]byte(sluice("status", "--json", "views")), &st); err != nil {
 			t.Fatal(err)
 		}

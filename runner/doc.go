@@ -1,4 +1,4 @@
-// Package runner runs sluice pipelines on NATS JetStream.
+// Package runner is sluice's engine: it runs pipelines on NATS JetStream.
 //
 // [Run] provisions a pipeline's streams and durable consumers (idempotently,
 // so any number of processes can run the same pipeline), builds its stages
@@ -10,6 +10,11 @@
 // max_deliver attempts, or at once for a permanent error. A run of bounded
 // sources ends when every stage has drained.
 //
-// [StartEmbedded] starts a nats-server with JetStream inside the process
-// for running without any infrastructure.
+// [Job] is the run lifecycle beneath [Run], which the cluster control plane
+// (package cluster) shares: [Open] begins, resumes or joins a run,
+// [Job.Start] and [Job.RunSource] run stages, [Job.WaitFinished] is the
+// one test of a run's end, [Job.Record] stores how it ended.
+//
+// The NATS server to run on is the caller's: package server starts one
+// inside the process.
 package runner

@@ -6,6 +6,9 @@ import "errors"
 // not fit the pipeline, such as a stage in Options.Stages that it lacks.
 var ErrInvalidOption = errors.New("sluice: invalid runner option")
 
+// ErrStopped is returned by [Job.Start] once the job is closing.
+var ErrStopped = errors.New("sluice: job stopped")
+
 // errFastBatchShort is why a fast batch is published again when the server
 // acknowledged fewer messages than were sent.
 var errFastBatchShort = errors.New("sluice: fast batch acknowledged short")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -22,7 +23,7 @@ func Example_run() {
 		return
 	}
 	defer os.RemoveAll(store)
-	srv, err := runner.StartEmbedded(runner.ServerOptions{StoreDir: store})
+	srv, err := server.Start(server.Options{StoreDir: store})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,9 +1,7 @@
 package runner_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -94,41 +92,7 @@ func (r *faultRun) finish(t *testing.T, what string) {
 	if res.err != nil || res.sum.Interrupted {
 		t.Fatalf("run: %+v, %v", res.sum, res.err)
 	}
-	checkExactlyOnce(t, r.out, r.records)
-}
-
-// checkExactlyOnce checks that the file holds every record {"n": i,
-// "double": 2i} for i < records once, and nothing else.
-func checkExactlyOnce(t *testing.T, path string, records int) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	seen := make(map[int]int)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var rec struct{ N, Double int }
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Double != 2*rec.N {
-			t.Fatalf("bad line %q", sc.Text())
-		}
-		seen[rec.N]++
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	wrong := 0
-	for n := range records {
-		if seen[n] != 1 {
-			if wrong++; wrong <= 5 {
-				t.Errorf("record %d written %d times", n, seen[n])
-			}
-		}
-	}
-	if len(seen) != records {
-		t.Errorf("%d distinct records, want %d", len(seen), records)
-	}
+	natstest.CheckExactlyOnce(t, r.out, r.records)
 }
 
 // reconnecting connects to urls and keeps reconnecting, quickly.

@@ -84,7 +84,7 @@ func newOwner(f *feed, r *run) *owner {
 		kv:      r.leases,
 		ttl:     r.leaseTTL,
 		member:  r.member,
-		holder:  schema.LeaseHolder{Worker: r.member, Host: hostName(), PID: os.Getpid()},
+		holder:  schema.LeaseHolder{Worker: r.member, Host: DefaultWorkerID(), PID: os.Getpid()},
 		prefix:  schema.PartitionLeasePrefix(r.p.Name, f.stage.Name),
 		members: schema.MemberLeasePrefix(r.p.Name, f.stage.Name),
 		log:     f.log,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strconv"
 
@@ -176,9 +175,4 @@ func purgeStreams(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipel
 		}
 	}
 	return nil
-}
-
-// placingLog returns what logs each wait of [retry.WhilePlacing].
-func placingLog(log *slog.Logger) func(error) {
-	return func(err error) { log.Info("waiting for the cluster to place the streams", "err", err) }
 }

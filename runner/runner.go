@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
@@ -47,6 +47,13 @@ type Options struct {
 	// WorkerID names this process among those that run the pipeline; a
 	// file sink puts it in a path with {worker}. Empty means the host name.
 	WorkerID string
+	// Run, if not 0, makes [Open] join that run, begun elsewhere (the
+	// control plane's deploy), instead of beginning or resuming one.
+	Run uint64
+	// LeaseTTL is how long the leases of partitions live without renewal
+	// when this process creates their bucket; an existing bucket keeps its
+	// own. 0 means 10s.
+	LeaseTTL time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -66,7 +73,7 @@ func (o *Options) setDefaults() {
 		o.StopTimeout = 30 * time.Second
 	}
 	if o.WorkerID == "" {
-		o.WorkerID = hostName()
+		o.WorkerID = DefaultWorkerID()
 	}
 }
 
@@ -122,63 +129,13 @@ type run struct {
 // says Interrupted). It returns the summary of what this process did.
 // The connection stays open; the caller closes it.
 func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options) (*Summary, error) {
-	opts.setDefaults()
-	r := &run{
-		p:     p,
-		nc:    nc,
-		opts:  opts,
-		log:   opts.Logger.With("pipeline", p.Name),
-		stats: make(map[string]*stageStats, len(p.Stages)),
-	}
-	for _, s := range p.Stages {
-		r.stats[s.Name] = new(stageStats)
-	}
-	local, err := localStages(p, opts.Stages)
+	j, err := Open(ctx, nc, p, opts)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
+		return nil, err
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
-	}
-	var kv jetstream.KeyValue
-	var inputs map[string][]input
-	err = retry.WhilePlacing(ctx, placingLog(r.log), func() error {
-		if kv, err = stateBucket(ctx, js, p.Settings.Replicas); err != nil {
-			return err
-		}
-		if readsPartitions(local) {
-			if err := r.openLeases(ctx, js, lease.DefaultTTL); err != nil {
-				return err
-			}
-		}
-		inputs, err = provision(ctx, js, p)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
-	}
-	// Only a process that runs a source starts a run: the run number is
-	// in the IDs of what sources publish.
-	startsRun := slices.ContainsFunc(local, func(s *pipeline.Stage) bool { return s.Role == stages.RoleSource })
-	if startsRun && opts.Fresh {
-		err = purgeStreams(ctx, js, p)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
-	}
-	r.kv = kv
-	if startsRun {
-		r.id, r.resumed, err = beginRun(ctx, kv, p.Name, opts.Fresh)
-	} else {
-		r.id, err = currentRun(ctx, kv, p.Name)
-		r.joined = true
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
-	}
-	if err := r.build(local, inputs); err != nil {
-		r.closeStages()
+	r := j.r
+	if err := j.build(); err != nil {
+		_ = j.Close()
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
 	if r.resumed {
@@ -188,30 +145,26 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	}
 
 	start := time.Now()
-	drained, runErr := r.execute(ctx, local, inputs)
+	drained, runErr := j.execute(ctx)
 	elapsed := time.Since(start)
-	if err := r.closeStages(); err != nil && runErr == nil {
+	if err := j.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
-	// Publishes the stop cut short are on their way: let the server have
-	// them now, so that nothing of this run lands after Run returns (a
-	// --fresh run started next on this connection would take them in).
-	_ = nc.FlushTimeout(opts.StopTimeout)
 
 	state := schema.RunFinished
 	if runErr != nil || !drained {
 		state = schema.RunInterrupted
 	}
-	if startsRun {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.StopTimeout)
+	if j.begins {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.StopTimeout)
 		defer cancel()
-		if err := putRun(stopCtx, kv, p.Name, schema.RunRecord{Run: r.id, State: state}); err != nil && runErr == nil {
+		if err := j.Record(stopCtx, state); err != nil && runErr == nil {
 			runErr = err
 		}
 	}
 
 	sum := &Summary{Pipeline: p.Name, Run: r.id, Resumed: r.resumed, Elapsed: elapsed, Interrupted: !drained}
-	for _, s := range local {
+	for _, s := range j.local {
 		sum.Stages = append(sum.Stages, r.stats[s.Name].summary(s, elapsed))
 	}
 	r.log.Info("run "+state, "run", r.id, "elapsed", elapsed.Round(time.Millisecond).String())
@@ -235,24 +188,75 @@ func Provision(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) error {
 	return nil
 }
 
+// Reprovision provisions p as [Provision] does, and then deletes the
+// durable consumers on the streams of p that no stage of p reads any more
+// (a stage removed or rewired by a new version of the pipeline): with
+// interest retention, such a consumer would keep every message of its
+// stream and, once max_buffer is reached, stall the stages before it.
+func Reprovision(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	err = retry.WhilePlacing(ctx, nil, func() error {
+		inputs, err := provision(ctx, js, p)
+		if err != nil {
+			return err
+		}
+		return pruneConsumers(ctx, js, p, inputs)
+	})
+	if err != nil {
+		return fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+// pruneConsumers deletes the durable consumers on the streams of p that
+// no stage of p reads any more.
+func pruneConsumers(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline, inputs map[string][]input) error {
+	want := make(map[string]bool) // "stream/consumer"
+	for _, ins := range inputs {
+		for _, in := range ins {
+			want[in.stream+"/"+in.consumer.CachedInfo().Name] = true
+		}
+	}
+	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject(schema.Subject(p.Name, ">")))
+	var streams []string
+	for name := range lister.Name() {
+		if name != schema.DLQStreamName(p.Name) {
+			streams = append(streams, name)
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return fmt.Errorf("list streams: %w", err)
+	}
+	for _, stream := range streams {
+		str, err := js.Stream(ctx, stream)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", stream, err)
+		}
+		names := str.ConsumerNames(ctx)
+		var stale []string
+		for c := range names.Name() {
+			if !want[stream+"/"+c] {
+				stale = append(stale, c)
+			}
+		}
+		if err := names.Err(); err != nil {
+			return fmt.Errorf("stream %s: list consumers: %w", stream, err)
+		}
+		for _, c := range stale {
+			if err := str.DeleteConsumer(ctx, c); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return fmt.Errorf("stream %s: delete consumer %s no stage reads: %w", stream, c, err)
+			}
+		}
+	}
+	return nil
+}
+
 // readsPartitions reports whether one of stages reads a partitioned stage.
 func readsPartitions(stages []*pipeline.Stage) bool {
 	return slices.ContainsFunc(stages, func(s *pipeline.Stage) bool { return s.InputPartitions > 0 })
-}
-
-// openLeases opens the leases bucket, creating it with entries that live
-// ttl if needed, for the stages that own partitions.
-func (r *run) openLeases(ctx context.Context, js jetstream.JetStream, ttl time.Duration) error {
-	kv, err := schema.EnsureBucket(ctx, js, schema.Bucket(schema.LeasesBucket, r.p.Settings.Replicas, ttl))
-	if err != nil {
-		return err
-	}
-	st, err := kv.Status(ctx)
-	if err != nil {
-		return err
-	}
-	r.leases, r.leaseTTL, r.member = kv, st.TTL(), memberID(r.opts.WorkerID)
-	return nil
 }
 
 // localStages returns the stages of p that this process runs: the named
@@ -275,14 +279,18 @@ func localStages(p *pipeline.Pipeline, names []string) ([]*pipeline.Stage, error
 	return out, nil
 }
 
-// build constructs the instances of the local stages.
-func (r *run) build(local []*pipeline.Stage, inputs map[string][]input) error {
-	for _, s := range local {
-		u, err := r.buildUnit(s, inputs[s.Name])
+// build constructs the instances of the local stages, all before any
+// runs, so that a stage that cannot be built stops the run before it
+// starts.
+func (j *Job) build() error {
+	for _, s := range j.local {
+		u, err := j.r.buildUnit(s, j.inputs[s.Name])
 		if err != nil {
 			return err
 		}
-		r.units = append(r.units, u)
+		if err := j.keep(u); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -290,7 +298,7 @@ func (r *run) build(local []*pipeline.Stage, inputs map[string][]input) error {
 // execute runs the built stages. It returns whether the pipeline drained
 // (every bounded source finished and every stage processed everything),
 // and the first error that stopped it.
-func (r *run) execute(ctx context.Context, local []*pipeline.Stage, inputs map[string][]input) (drained bool, err error) {
+func (j *Job) execute(ctx context.Context) (drained bool, err error) {
 	// A failure anywhere cancels runCtx: sources stop and the drain wait
 	// ends. Workers stop only when told, after the drain, a signal or a
 	// failure, so that they finish what the sources published.
@@ -302,20 +310,18 @@ func (r *run) execute(ctx context.Context, local []*pipeline.Stage, inputs map[s
 		failOnce.Do(func() { failure = err; cancelRun(err) })
 	}
 
-	c := newCrew(ctx, r.opts.StopTimeout)
-	defer c.stop()
-	for _, u := range r.units {
+	for _, u := range j.units {
 		if u.feed == nil {
 			continue
 		}
-		if err := c.start(u); err != nil {
+		if err := j.crew.start(u); err != nil {
 			fail(err)
 			break
 		}
 	}
 
 	var sources sync.WaitGroup
-	for _, u := range r.units {
+	for _, u := range j.units {
 		if u.source == nil {
 			continue
 		}
@@ -327,22 +333,12 @@ func (r *run) execute(ctx context.Context, local []*pipeline.Stage, inputs map[s
 	}
 	sources.Wait()
 	if runCtx.Err() == nil {
-		drained = r.waitDrained(runCtx, local, inputs) == nil
+		drained = j.WaitFinished(runCtx, j.local) == nil
 	}
-	c.stop()
+	j.crew.stop()
 	failOnce.Do(func() {}) // no failure can be recorded from here on
 	if failure != nil {
 		return false, failure
 	}
 	return drained, nil
-}
-
-// closeStages closes every stage instance built and returns the first
-// error.
-func (r *run) closeStages() error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.StopTimeout)
-	defer cancel()
-	err := closeUnits(ctx, r.units)
-	r.units = nil
-	return err
 }

@@ -192,7 +192,7 @@ func (l *sourceLoop) save(ctx context.Context, force bool) error {
 // loop reads until the source ends (nil), ctx ends (ctx.Err()) or the
 // source fails. Everything read before it returns has been published and
 // acknowledged, unless ctx ended first.
-func (l *sourceLoop) loop(ctx context.Context) error {
+func (l *sourceLoop) loop(ctx context.Context) (err error) {
 	if l.run.resumed || l.run.joined {
 		// A run started elsewhere (a worker taking a deployed pipeline's
 		// source over) continues from the checkpoint, if there is one.
@@ -219,8 +219,14 @@ func (l *sourceLoop) loop(ctx context.Context) error {
 			// run reads as little again as possible.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.run.opts.StopTimeout)
 			defer cancel()
-			if err := l.save(sctx, true); err != nil {
-				l.log.Warn("checkpoint not stored", "err", err)
+			if serr := l.save(sctx, true); serr != nil {
+				if err == nil && l.cp.Done {
+					// The end of the source must be known for the run
+					// to finish.
+					err = serr
+				} else {
+					l.log.Warn("checkpoint not stored", "err", serr)
+				}
 			}
 		}
 	}()

@@ -4,15 +4,41 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/internal/schema"
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // stateBucket opens the sluice_state bucket, creating it with replicas
 // copies if needed, or raising its copies to replicas.
 func stateBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	return schema.EnsureBucket(ctx, js, schema.Bucket(schema.StateBucket, replicas, 0))
+}
+
+// BeginRun records the start of a run of p on the server behind nc and
+// returns its number: the latest run, resumed, if it did not finish, else
+// a new one. The cluster's deploy begins its runs with it; [Open] does
+// for the processes that run sources.
+func BeginRun(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) (run uint64, resumed bool, err error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, false, fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	var kv jetstream.KeyValue
+	err = retry.WhilePlacing(ctx, nil, func() error {
+		kv, err = stateBucket(ctx, js, p.Settings.Replicas)
+		return err
+	})
+	if err == nil {
+		run, resumed, err = beginRun(ctx, kv, p.Name, false)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("pipeline %q: %w", p.Name, err)
+	}
+	return run, resumed, nil
 }
 
 // beginRun records the start of a run of pipeline p and returns its number

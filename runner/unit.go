@@ -127,9 +127,6 @@ func closeUnits(ctx context.Context, units []*unit) error {
 	return errors.Join(errs...)
 }
 
-// errCrewStopped is returned by crew.start once the crew is stopping.
-var errCrewStopped = errors.New("stopping")
-
 // crew runs the workers and feeds of transform and sink units until told
 // to stop. A stop lets every worker finish the batch in hand; stopTimeout
 // after it, the stages' context is cancelled so that a stage that heeds
@@ -162,7 +159,7 @@ func (c *crew) start(u *unit) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
-		return errCrewStopped
+		return ErrStopped
 	}
 	for _, w := range u.workers {
 		c.running.Go(func() { w.loop(c.work, c.hard) })
@@ -190,8 +187,10 @@ func (c *crew) stop() {
 	})
 }
 
-// hostName returns the name of this host, or "localhost" if it has none.
-func hostName() string {
+// DefaultWorkerID returns the name of this host, or "localhost" if it has
+// none: what names this process among those that run a pipeline when it
+// is given no ID.
+func DefaultWorkerID() string {
 	if h, err := os.Hostname(); err == nil && h != "" {
 		return h
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -68,8 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *natsURL != "" {
 		nc, err = nats.Connect(*natsURL)
 	} else {
-		var srv *runner.Embedded
-		srv, err = runner.StartEmbedded(runner.ServerOptions{StoreDir: *store})
+		var srv *server.Server
+		srv, err = server.Start(server.Options{StoreDir: *store})
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/runner"
 )
 
@@ -55,7 +56,7 @@ NATS.` + clusterHelp,
 					if err != nil {
 						return failure(err)
 					}
-					d, err := runner.Deploy(ctx, c.nc, p, spec)
+					d, err := cluster.Deploy(ctx, c.nc, p, spec)
 					if err != nil {
 						return failure(err)
 					}
@@ -81,7 +82,7 @@ are deleted too.` + clusterHelp,
 		Args: wantPipelineName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withCluster(cmd.Context(), func(ctx context.Context, c *conn) error {
-				err := runner.Undeploy(ctx, c.nc, args[0], runner.UndeployOptions{Purge: purge})
+				err := cluster.Undeploy(ctx, c.nc, args[0], cluster.UndeployOptions{Purge: purge})
 				if err != nil {
 					return failure(err)
 				}
@@ -126,7 +127,7 @@ started again after kill -9 waits for its old heartbeat to expire.` + clusterHel
 			return a.withCluster(ctx, func(ctx context.Context, c *conn) error {
 				s := a.settings
 				a.log.Debug("garbage collector", "gc_percent", s.ApplyGC())
-				err := runner.RunWorker(ctx, c.nc, runner.WorkerOptions{
+				err := cluster.RunWorker(ctx, c.nc, cluster.WorkerOptions{
 					ID:          s.WorkerID,
 					Stages:      patterns,
 					LeaseTTL:    s.LeaseTTL,
@@ -170,7 +171,7 @@ the live workers. --json prints the same as JSON.` + clusterHelp,
 				name = args[0]
 			}
 			return a.withCluster(cmd.Context(), func(ctx context.Context, c *conn) error {
-				st, err := runner.Status(ctx, c.nc, name)
+				st, err := cluster.Status(ctx, c.nc, name)
 				if err != nil {
 					return failure(err)
 				}
@@ -200,7 +201,7 @@ func (a *app) withCluster(ctx context.Context, fn func(context.Context, *conn) e
 }
 
 // writeStatus prints a status as tables on stdout.
-func writeStatus(a *app, st *runner.ClusterStatus) error {
+func writeStatus(a *app, st *cluster.StatusReport) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	if len(st.Pipelines) == 0 {
 		fmt.Fprintln(tw, "no pipeline deployed")

@@ -10,9 +10,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/dlq"
 	"github.com/spf13/cobra"
-
-	"github.com/sluicehq/sluice/runner"
 )
 
 func (a *app) dlqCmd() *cobra.Command {
@@ -63,7 +62,7 @@ func (a *app) dlqListCmd() *cobra.Command {
 				return fmt.Errorf("dlq list: --limit must be >= 0 (got %d)", limit)
 			}
 			return a.withNATS(cmd.Context(), func(ctx context.Context, c *conn) error {
-				dead, err := runner.DeadLetters(ctx, c.nc, args[0], stage, limit)
+				dead, err := dlq.List(ctx, c.nc, args[0], stage, limit)
 				if err != nil {
 					return failure(err)
 				}
@@ -77,7 +76,7 @@ func (a *app) dlqListCmd() *cobra.Command {
 }
 
 // writeDeadLetters prints dead letters as a table on stdout.
-func writeDeadLetters(a *app, dead []runner.DeadLetter) error {
+func writeDeadLetters(a *app, dead []dlq.DeadLetter) error {
 	if len(dead) == 0 {
 		_, err := fmt.Fprintln(a.stdout, "no dead letters")
 		return err
@@ -115,7 +114,7 @@ func (a *app) dlqReplayCmd() *cobra.Command {
 		Args:  wantPipelineName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withNATS(cmd.Context(), func(ctx context.Context, c *conn) error {
-				res, err := runner.ReplayDeadLetters(ctx, c.nc, args[0], stage)
+				res, err := dlq.Replay(ctx, c.nc, args[0], stage)
 				fmt.Fprintf(a.stderr, "replayed %d dead letters, %d left in place\n", res.Replayed, res.Skipped)
 				return failure(err)
 			})

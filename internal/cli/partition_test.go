@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/internal/natstest"
-	"github.com/sluicehq/sluice/runner"
 )
 
 // orderedRecords is the size of the partition order test's job.
@@ -128,7 +128,7 @@ func (j *workerJob) waitFinished(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		var st runner.ClusterStatus
+		var st cluster.StatusReport
 		return json.Unmarshal([]byte(out), &st) == nil && len(st.Pipelines) == 1 && st.Pipelines[0].RunState == "finished"
 	})
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/server"
 )
 
 func (a *app) runCmd() *cobra.Command {
@@ -191,8 +192,8 @@ func wipeStore(dir string) error {
 // embedded server behind it.
 type conn struct {
 	nc     *nats.Conn
-	emb    *runner.Embedded // nil with a NATS URL
-	closed chan struct{}    // closed when nc is
+	emb    *server.Server // nil with a NATS URL
+	closed chan struct{}  // closed when nc is
 }
 
 // checkListen refuses --listen with a NATS URL: it is for the embedded
@@ -235,7 +236,7 @@ func (a *app) connect() (*conn, error) {
 		return c, nil
 	}
 
-	emb, err := runner.StartEmbedded(runner.ServerOptions{StoreDir: s.StoreDir, Listen: s.Listen})
+	emb, err := server.Start(server.Options{StoreDir: s.StoreDir, Listen: s.Listen})
 	if err != nil {
 		return nil, err
 	}

@@ -8,13 +8,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sluicehq/sluice/server"
 	"github.com/spf13/cobra"
-
-	"github.com/sluicehq/sluice/runner"
 )
 
 func (a *app) serverCmd() *cobra.Command {
-	var o runner.ServerOptions
+	var o server.Options
 	var listen string
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -47,7 +46,7 @@ set; a server listening beyond loopback without them logs a warning.
 	return cmd
 }
 
-func (a *app) server(ctx context.Context, o runner.ServerOptions, listen string) error {
+func (a *app) server(ctx context.Context, o server.Options, listen string) error {
 	if err := a.loadSettings(); err != nil {
 		return err
 	}
@@ -73,7 +72,7 @@ func (a *app) server(ctx context.Context, o runner.ServerOptions, listen string)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	emb, err := runner.StartEmbedded(o)
+	emb, err := server.Start(o)
 	if err != nil {
 		return failure(err)
 	}

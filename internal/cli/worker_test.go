@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/internal/natstest"
-	"github.com/sluicehq/sluice/runner"
 )
 
 // clusterRecords is the size of the cluster test's job.
@@ -83,9 +83,9 @@ func trySluice(bin string, args ...string) (string, error) {
 // clusterStatus returns the status of pipeline spread. While the cluster
 // settles after a node stopped, status may fail: then it logs why and
 // returns false.
-func clusterStatus(t *testing.T, bin, urls string) (runner.ClusterStatus, bool) {
+func clusterStatus(t *testing.T, bin, urls string) (cluster.StatusReport, bool) {
 	t.Helper()
-	var st runner.ClusterStatus
+	var st cluster.StatusReport
 	out, err := trySluice(bin, "status", "--json", "--nats", urls, "spread")
 	if err != nil {
 		t.Log(err)
@@ -97,7 +97,7 @@ func clusterStatus(t *testing.T, bin, urls string) (runner.ClusterStatus, bool) 
 	return st, true
 }
 
-func workerIDs(st runner.ClusterStatus) []string {
+func workerIDs(st cluster.StatusReport) []string {
 	var ids []string
 	for _, w := range st.Workers {
 		ids = append(ids, w.ID)

@@ -2,9 +2,12 @@
 package natstest
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -214,4 +217,38 @@ func URLs(servers []*server.Server) string {
 		urls[i] = s.ClientURL()
 	}
 	return strings.Join(urls, ",")
+}
+
+// CheckExactlyOnce checks that the file holds every record {"n": i,
+// "double": 2i} for i < records once, and nothing else.
+func CheckExactlyOnce(t *testing.T, path string, records int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	seen := make(map[int]int)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var rec struct{ N, Double int }
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Double != 2*rec.N {
+			t.Fatalf("bad line %q", sc.Text())
+		}
+		seen[rec.N]++
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	wrong := 0
+	for n := range records {
+		if seen[n] != 1 {
+			if wrong++; wrong <= 5 {
+				t.Errorf("record %d written %d times", n, seen[n])
+			}
+		}
+	}
+	if len(seen) != records {
+		t.Errorf("%d distinct records, want %d", len(seen), records)
+	}
 }

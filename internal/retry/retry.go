@@ -7,6 +7,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -111,8 +112,12 @@ var placing = Backoff{Min: 250 * time.Millisecond, Max: 2 * time.Second}
 
 // WhilePlacing runs setUp, and again while it fails because the cluster
 // is settling (just started, a server away, other processes setting up the
-// same pipeline), for up to 30 seconds. waiting, if not nil, hears each
-// error waited out.
-func WhilePlacing(ctx context.Context, waiting func(error), setUp func() error) error {
+// same pipeline), for up to 30 seconds. Each wait is logged to log, if
+// not nil.
+func WhilePlacing(ctx context.Context, log *slog.Logger, setUp func() error) error {
+	var waiting func(error)
+	if log != nil {
+		waiting = func(err error) { log.Info("waiting for the cluster to place the streams", "err", err) }
+	}
 	return Do(ctx, placing, placementWait, func(err error) bool { return Settling(ctx, err) }, waiting, setUp)
 }

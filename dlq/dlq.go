@@ -1,4 +1,4 @@
-package runner
+package dlq
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/sluicehq/sluice/stages"
 )
 
-// ErrNotReplayable is returned by [ReplayDeadLetters] for dead letters it
+// ErrNotReplayable is returned by [Replay] for dead letters it
 // cannot put back: records a source could not read, which were never on a
 // stream, and messages of a stage whose consumer does not read replays.
 var ErrNotReplayable = errors.New("dead letter cannot be replayed")
@@ -33,9 +33,9 @@ type DeadLetter struct {
 	Data       []byte
 }
 
-// DeadLetters returns the dead letters of pipeline p, oldest first: those
+// List returns the dead letters of pipeline p, oldest first: those
 // of stage only unless it is empty, at most limit unless it is 0.
-func DeadLetters(ctx context.Context, nc *nats.Conn, p, stage string, limit int) ([]DeadLetter, error) {
+func List(ctx context.Context, nc *nats.Conn, p, stage string, limit int) ([]DeadLetter, error) {
 	var out []DeadLetter
 	err := eachDeadLetter(ctx, nc, p, stage, func(dl DeadLetter) bool {
 		out = append(out, dl)
@@ -107,13 +107,13 @@ func eachDeadLetter(ctx context.Context, nc *nats.Conn, p, stage string, fn func
 	}
 }
 
-// ReplayResult counts what [ReplayDeadLetters] did.
+// ReplayResult counts what [Replay] did.
 type ReplayResult struct {
 	Replayed uint64 // put back on their stage's input and removed
 	Skipped  uint64 // left in the dead-letter stream: not replayable
 }
 
-// ReplayDeadLetters puts the dead letters of pipeline p (of stage only,
+// Replay puts the dead letters of pipeline p (of stage only,
 // unless it is empty) back on the input of the stage that failed on them,
 // where that stage alone reads them again, and removes each from the
 // dead-letter stream once JetStream acknowledged its republication. Each
@@ -121,7 +121,7 @@ type ReplayResult struct {
 // not drop it; replaying the same dead letter twice in the window puts it
 // back once. Dead letters that cannot be replayed are skipped and counted;
 // the error, if any, wraps [ErrNotReplayable] for the first of them.
-func ReplayDeadLetters(ctx context.Context, nc *nats.Conn, p, stage string) (ReplayResult, error) {
+func Replay(ctx context.Context, nc *nats.Conn, p, stage string) (ReplayResult, error) {
 	var res ReplayResult
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -1,4 +1,4 @@
-package runner
+package cluster
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -21,17 +22,15 @@ type deployment struct {
 	a       *agent
 	d       *Deployment
 	started time.Time
-	r       *run // nil when the version could not start
+	job     *runner.Job // nil when the version could not start
 	local   []*pipeline.Stage
-	inputs  map[string][]input
+	log     *slog.Logger
 	ctx     context.Context
 	cancel  context.CancelFunc
-	crew    *crew
 	tasks   sync.WaitGroup // the stages' goroutines
 
 	mu     sync.Mutex
 	err    error // why the version could not start
-	units  []*unit
 	states map[string]WorkerStage
 	rates  map[string]*rateWindow
 }
@@ -41,62 +40,45 @@ type deployment struct {
 // its error, which the heartbeat reports, until the next version.
 func (a *agent) start(ctx context.Context, d *Deployment) *deployment {
 	dep := &deployment{a: a, d: d, started: time.Now(), states: make(map[string]WorkerStage), rates: make(map[string]*rateWindow)}
-	log := a.log.With("pipeline", d.Name, "version", d.Version)
+	dep.log = a.log.With("pipeline", d.Name, "version", d.Version)
 	p, err := pipeline.Parse(d.File, []byte(d.Spec), pipeline.Options{Registry: a.opts.Registry})
 	if err != nil {
 		dep.err = err
-		log.Error("pipeline cannot start", "err", err)
+		dep.log.Error("pipeline cannot start", "err", err)
 		return dep
 	}
+	var names []string
 	for _, s := range p.Stages {
 		if a.matches(p.Name, s.Name) {
 			dep.local = append(dep.local, s)
+			names = append(names, s.Name)
 		}
 	}
 	if len(dep.local) == 0 {
-		log.Info("no stage of the pipeline matches this worker's stages")
+		dep.log.Info("no stage of the pipeline matches this worker's stages")
 		return dep
 	}
-	r := &run{
-		p:      p,
-		nc:     a.nc,
-		kv:     a.state,
-		id:     d.Run,
-		joined: true,
-		opts: Options{
-			Registry: a.opts.Registry, Logger: a.opts.Logger, Stdin: a.opts.Stdin, Stdout: a.opts.Stdout,
-			StopTimeout: a.opts.StopTimeout, WorkerID: a.opts.ID,
-		},
-		log:   log,
-		stats: make(map[string]*stageStats, len(p.Stages)),
-
-		leases:   a.leases,
-		leaseTTL: a.ttl,
-		member:   memberID(a.opts.ID),
-	}
-	for _, s := range p.Stages {
-		r.stats[s.Name] = new(stageStats)
-	}
-	err = retry.WhilePlacing(ctx, placingLog(log), func() error {
-		// The control buckets get as many copies as the pipeline's
-		// streams.
+	// The control buckets get as many copies as the pipeline's streams.
+	err = retry.WhilePlacing(ctx, dep.log, func() error {
 		for _, b := range []string{schema.PipelinesBucket, schema.WorkersBucket, schema.LeasesBucket, schema.StateBucket} {
 			if _, err := schema.EnsureBucket(ctx, a.js, schema.Bucket(b, p.Settings.Replicas, 0)); err != nil {
 				return err
 			}
 		}
-		var err error
-		dep.inputs, err = provision(ctx, a.js, p)
-		return err
+		return nil
 	})
+	if err == nil {
+		dep.job, err = runner.Open(ctx, a.nc, p, runner.Options{
+			Registry: a.opts.Registry, Logger: a.opts.Logger, Stdin: a.opts.Stdin, Stdout: a.opts.Stdout,
+			StopTimeout: a.opts.StopTimeout, WorkerID: a.opts.ID, Stages: names, Run: d.Run, LeaseTTL: a.ttl,
+		})
+	}
 	if err != nil {
 		dep.err = err
-		log.Error("pipeline cannot start", "err", err)
+		dep.log.Error("pipeline cannot start", "err", err)
 		return dep
 	}
-	dep.r = r
 	dep.ctx, dep.cancel = context.WithCancel(ctx)
-	dep.crew = newCrew(ctx, a.opts.StopTimeout)
 	for _, s := range dep.local {
 		if s.Role == stages.RoleSource {
 			dep.tasks.Go(func() { dep.ownSource(s) })
@@ -104,25 +86,22 @@ func (a *agent) start(ctx context.Context, d *Deployment) *deployment {
 			dep.tasks.Go(func() { dep.keepStage(s) })
 		}
 	}
-	log.Info("pipeline started", "run", d.Run, "stages", len(dep.local))
+	dep.log.Info("pipeline started", "run", d.Run, "stages", len(dep.local))
 	return dep
 }
 
 // stop stops the version cleanly: sources store their checkpoints and
 // release their leases, workers finish their batches, sinks flush.
 func (d *deployment) stop() {
-	if d.r == nil {
+	if d.job == nil {
 		return
 	}
 	d.cancel()
 	d.tasks.Wait()
-	d.crew.stop()
-	ctx, cancel := context.WithTimeout(context.Background(), d.a.opts.StopTimeout)
-	defer cancel()
-	if err := closeUnits(ctx, d.units); err != nil {
-		d.r.log.Error("stages did not close cleanly", "err", err)
+	if err := d.job.Close(); err != nil {
+		d.log.Error("stages did not close cleanly", "err", err)
 	}
-	d.r.log.Info("pipeline stopped")
+	d.log.Info("pipeline stopped")
 }
 
 func (d *deployment) state(s *pipeline.Stage) string {
@@ -141,41 +120,38 @@ func (d *deployment) setState(s *pipeline.Stage, state string, err error) {
 	d.mu.Unlock()
 }
 
+// restartPause is how long a stage that cannot start waits before it is
+// tried again.
+var restartPause = retry.Backoff{Min: time.Second, Max: 30 * time.Second}
+
 // keepStage builds a transform or sink stage and starts its workers; a
 // stage that cannot be built now (a sink whose file another process
 // writes) is tried again until the version stops.
 func (d *deployment) keepStage(s *pipeline.Stage) {
-	log := d.r.log.With("stage", s.Name)
-	pause := time.Second
-	for {
-		u, err := d.r.buildUnit(s, d.inputs[s.Name])
+	log := d.log.With("stage", s.Name)
+	for failures := 0; ; {
+		err := d.job.Start(s)
 		if err == nil {
-			d.mu.Lock()
-			d.units = append(d.units, u)
-			d.mu.Unlock()
-			if err := d.crew.start(u); err != nil {
-				if !errors.Is(err, errCrewStopped) {
-					d.setState(s, StageFailed, err)
-					log.Error("stage cannot read its input", "err", err)
-				}
-				return
-			}
 			d.setState(s, StageRunning, nil)
 			return
 		}
-		wait := pause
-		if errors.Is(err, stages.ErrBusy) {
+		var wait time.Duration
+		switch {
+		case errors.Is(err, runner.ErrStopped):
+			return
+		case errors.Is(err, stages.ErrBusy):
 			if d.state(s) != StageStandby {
 				log.Info("standing by", "reason", err)
 			}
 			d.setState(s, StageStandby, nil)
 			wait = d.a.ttl / 3
-		} else {
+		default:
+			wait = restartPause.Delay(failures)
+			failures++
 			d.setState(s, StageFailed, err)
-			log.Error("stage cannot start; trying again", "err", err, "in", pause.String())
-			pause = min(2*pause, 30*time.Second)
+			log.Error("stage cannot start; trying again", "err", err, "in", wait.String())
 		}
-		if !sleepCtx(d.ctx, wait) {
+		if !retry.Sleep(d.ctx, wait) {
 			return
 		}
 	}
@@ -186,12 +162,12 @@ func (d *deployment) keepStage(s *pipeline.Stage) {
 // by meanwhile, and takes the source over from its checkpoint when this
 // one dies.
 func (d *deployment) ownSource(s *pipeline.Stage) {
-	log := d.r.log.With("stage", s.Name)
+	log := d.log.With("stage", s.Name)
 	a := d.a
 	holder := schema.LeaseHolder{Worker: a.opts.ID, Host: a.info.Host, PID: a.info.PID}
-	key := schema.CheckpointKey(d.r.p.Name, s.Name)
+	key := schema.CheckpointKey(d.d.Name, s.Name)
 	for d.ctx.Err() == nil {
-		ended, err := d.runEnded()
+		ended, err := d.job.Ended(d.ctx)
 		if err == nil && ended {
 			d.setState(s, StageDone, nil)
 			return
@@ -210,15 +186,16 @@ func (d *deployment) ownSource(s *pipeline.Stage) {
 				continue // at once: the run may have finished
 			}
 		}
-		if !sleepCtx(d.ctx, a.ttl/3) {
+		if !retry.Sleep(d.ctx, a.ttl/3) {
 			return
 		}
 	}
 }
 
 // own runs source s under lease l: from its checkpoint until it ends,
-// then until the run has finished; or until the lease is lost or the
-// version stops. It reports whether it ended without a failure.
+// then until the run has finished, which it records; or until the lease
+// is lost or the version stops. It reports whether it ended without a
+// failure.
 func (d *deployment) own(s *pipeline.Stage, l *lease.Lease, log *slog.Logger) bool {
 	ctx, lose := context.WithCancel(d.ctx)
 	var keeping sync.WaitGroup
@@ -228,24 +205,12 @@ func (d *deployment) own(s *pipeline.Stage, l *lease.Lease, log *slog.Logger) bo
 			lose()
 		})
 	})
-	err := func() error {
-		u, err := d.r.buildUnit(s, nil)
-		if err != nil {
-			return err
-		}
-		d.setState(s, StageRunning, nil)
-		log.Info("source taken: reading from its checkpoint")
-		err = u.source.loop(ctx)
-		if err == nil {
-			err = d.finish(ctx)
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.a.opts.StopTimeout)
-		defer cancel()
-		if cerr := closeUnits(cctx, []*unit{u}); cerr != nil && err == nil {
-			err = cerr
-		}
-		return err
-	}()
+	d.setState(s, StageRunning, nil)
+	log.Info("source taken: reading from its checkpoint")
+	err := d.job.RunSource(ctx, s)
+	if err == nil {
+		err = d.finish(ctx)
+	}
 	failed := err != nil && ctx.Err() == nil
 	if failed {
 		d.setState(s, StageFailed, err)
@@ -262,45 +227,21 @@ func (d *deployment) own(s *pipeline.Stage, l *lease.Lease, log *slog.Logger) bo
 	return !failed
 }
 
-// finish waits, after a source ended, until every source of the run has
-// ended and every stage has drained, and records the run as finished.
+// finish waits, after a source ended, until the whole run has finished
+// (every source of the run has ended, every stage has drained) and
+// records it as finished.
 func (d *deployment) finish(ctx context.Context) error {
-	p := d.r.p
-	for _, s := range p.Stages {
-		if s.Role != stages.RoleSource {
-			continue
-		}
-		for {
-			cp, found, err := schema.GetJSON[schema.Checkpoint](ctx, d.r.kv, schema.CheckpointKey(p.Name, s.Name))
-			if err == nil && found && cp.Run == d.r.id && cp.Done {
-				break
-			}
-			if !sleepCtx(ctx, time.Second) {
-				return nil
-			}
-		}
-	}
-	if err := d.r.waitDrained(ctx, p.Stages, d.inputs); err != nil {
+	if err := d.job.WaitFinished(ctx, nil); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	if err := putRun(ctx, d.r.kv, p.Name, schema.RunRecord{Run: d.r.id, State: schema.RunFinished}); err != nil {
+	if err := d.job.Record(ctx, schema.RunFinished); err != nil {
 		return err
 	}
-	d.r.log.Info("run finished", "run", d.r.id)
+	d.log.Info("run finished", "run", d.job.ID())
 	return nil
-}
-
-// runEnded reports whether the run of this version has finished, or a
-// newer run has started.
-func (d *deployment) runEnded() (bool, error) {
-	rec, _, err := schema.GetJSON[schema.RunRecord](d.ctx, d.r.kv, schema.RunKey(d.r.p.Name))
-	if err != nil {
-		return false, err
-	}
-	return rec.Run > d.r.id || rec.Run == d.r.id && rec.State == schema.RunFinished, nil
 }
 
 // report returns what the heartbeat says about this version.
@@ -310,7 +251,7 @@ func (d *deployment) report() WorkerPipeline {
 		wp.Error = d.err.Error()
 		return wp
 	}
-	if d.r == nil {
+	if d.job == nil {
 		return wp
 	}
 	now := time.Now()
@@ -322,7 +263,7 @@ func (d *deployment) report() WorkerPipeline {
 		if st.State == "" {
 			st.State = StageStandby
 		}
-		st.In = d.r.stats[s.Name].in.Load()
+		st.In = d.job.Stage(s.Name).In
 		rw := d.rates[s.Name]
 		if rw == nil {
 			rw = &rateWindow{samples: []rateSample{{d.started, 0}}}

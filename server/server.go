@@ -1,4 +1,4 @@
-package runner
+package server
 
 import (
 	"context"
@@ -9,12 +9,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	natsd "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
-// ServerOptions configure the embedded NATS server.
-type ServerOptions struct {
+// Options configure the server.
+type Options struct {
 	// StoreDir is the JetStream store directory. Required.
 	StoreDir string
 	// Listen is a host:port for a TCP listener; empty means none, and
@@ -41,18 +41,18 @@ type ServerOptions struct {
 	User, Password, Token string
 }
 
-// Embedded is a nats-server with JetStream running in this process.
-type Embedded struct {
-	srv *server.Server
+// Server is a nats-server with JetStream running in this process.
+type Server struct {
+	srv *natsd.Server
 }
 
-// StartEmbedded starts a nats-server with JetStream in this process and
+// Start starts a nats-server with JetStream in this process and
 // waits until it accepts connections.
-func StartEmbedded(opts ServerOptions) (*Embedded, error) {
+func Start(opts Options) (*Server, error) {
 	if opts.StoreDir == "" {
 		return nil, errors.New("sluice: embedded server: store directory is required")
 	}
-	so := &server.Options{
+	so := &natsd.Options{
 		ServerName:      opts.Name,
 		JetStream:       true,
 		JetStreamDomain: opts.JetStreamDomain,
@@ -78,7 +78,7 @@ func StartEmbedded(opts ServerOptions) (*Embedded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sluice: embedded server: cluster listen address: %w", err)
 		}
-		so.Cluster = server.ClusterOpts{Name: opts.ClusterName, Host: host, Port: port}
+		so.Cluster = natsd.ClusterOpts{Name: opts.ClusterName, Host: host, Port: port}
 		if so.Cluster.Name == "" {
 			so.Cluster.Name = "sluice"
 		}
@@ -92,7 +92,7 @@ func StartEmbedded(opts ServerOptions) (*Embedded, error) {
 	} else if len(opts.Routes) > 0 {
 		return nil, errors.New("sluice: embedded server: routes need a cluster listen address")
 	}
-	srv, err := server.NewServer(so)
+	srv, err := natsd.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("sluice: embedded server: %w", err)
 	}
@@ -105,7 +105,7 @@ func StartEmbedded(opts ServerOptions) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("sluice: embedded server: not ready after %s (store %s)", timeout, opts.StoreDir)
 	}
-	return &Embedded{srv: srv}, nil
+	return &Server{srv: srv}, nil
 }
 
 // hostPort splits a host:port address; port 0 picks a free port.
@@ -119,13 +119,13 @@ func hostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, p)
 	}
 	if port == 0 {
-		port = server.RANDOM_PORT
+		port = natsd.RANDOM_PORT
 	}
 	return host, port, nil
 }
 
 // Connect returns a connection to the server, in-process.
-func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
+func (e *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.Name("sluice"), nats.InProcessServer(e.srv)}, opts...)
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
@@ -136,7 +136,7 @@ func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
 
 // ClusterAddr returns the address where the server accepts routes, or ""
 // for a standalone server.
-func (e *Embedded) ClusterAddr() string {
+func (e *Server) ClusterAddr() string {
 	if a := e.srv.ClusterAddr(); a != nil {
 		return a.String()
 	}
@@ -147,7 +147,7 @@ func (e *Embedded) ClusterAddr() string {
 // standalone server, once the cluster has elected its meta leader for a
 // clustered one (a majority of its nodes must be up). It returns
 // ctx.Err() if ctx ends first.
-func (e *Embedded) JetStreamReady(ctx context.Context) error {
+func (e *Server) JetStreamReady(ctx context.Context) error {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for !e.srv.JetStreamIsCurrent() && e.srv.JetStreamIsClustered() {
@@ -161,7 +161,7 @@ func (e *Embedded) JetStreamReady(ctx context.Context) error {
 }
 
 // ClientURL returns the URL of the TCP listener, or "" without one.
-func (e *Embedded) ClientURL() string {
+func (e *Server) ClientURL() string {
 	if e.srv.Addr() == nil {
 		return ""
 	}
@@ -169,7 +169,7 @@ func (e *Embedded) ClientURL() string {
 }
 
 // Shutdown stops the server and waits for it to finish.
-func (e *Embedded) Shutdown() {
+func (e *Server) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 }

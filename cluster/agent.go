@@ -1,4 +1,4 @@
-package runner
+package cluster
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/internal/schema"
+	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -47,41 +48,21 @@ type WorkerOptions struct {
 
 // WorkerInfo is what a worker's heartbeat in the sluice_workers bucket
 // says about it.
-type WorkerInfo struct {
-	ID        string           `json:"id"`
-	Host      string           `json:"host"`
-	PID       int              `json:"pid"`
-	Started   time.Time        `json:"started"`
-	Seen      time.Time        `json:"seen"`
-	Stages    []string         `json:"stages,omitempty"` // its --stages patterns
-	Pipelines []WorkerPipeline `json:"pipelines,omitempty"`
-}
+type WorkerInfo = schema.WorkerInfo
 
 // WorkerPipeline is a pipeline a worker runs.
-type WorkerPipeline struct {
-	Name    string        `json:"name"`
-	Version uint64        `json:"version"`
-	Run     uint64        `json:"run"`
-	Error   string        `json:"error,omitempty"` // why it could not start
-	Stages  []WorkerStage `json:"stages,omitempty"`
-}
+type WorkerPipeline = schema.WorkerPipeline
+
+// WorkerStage is a stage of a pipeline a worker runs.
+type WorkerStage = schema.WorkerStage
 
 // States of a stage in a worker.
 const (
-	StageRunning = "running" // processing, or (a source) reading as the owner
-	StageStandby = "standby" // waiting to take over: a source another worker owns, a file another sink writes
-	StageDone    = "done"    // a source whose run has finished
-	StageFailed  = "failed"  // could not start; the worker tries again
+	StageRunning = schema.StageRunning // processing, or (a source) reading as the owner
+	StageStandby = schema.StageStandby // waiting to take over: a source another worker owns, a file another sink writes
+	StageDone    = schema.StageDone    // a source whose run has finished
+	StageFailed  = schema.StageFailed  // could not start; the worker tries again
 )
-
-// WorkerStage is a stage of a pipeline a worker runs.
-type WorkerStage struct {
-	Name  string  `json:"name"`
-	State string  `json:"state"`
-	In    uint64  `json:"in"`   // messages (a source: records) taken in by this worker
-	Rate  float64 `json:"rate"` // of In per second over the last minute
-	Error string  `json:"error,omitempty"`
-}
 
 // agent is a running `sluice worker`.
 type agent struct {
@@ -106,7 +87,7 @@ type agent struct {
 // their leases, workers finish their batches.
 func RunWorker(ctx context.Context, nc *nats.Conn, opts WorkerOptions) error {
 	if opts.ID == "" {
-		opts.ID = hostName()
+		opts.ID = runner.DefaultWorkerID()
 	}
 	if !validWorkerID(opts.ID) {
 		return fmt.Errorf("%w: worker id %q: use letters, digits, '-' and '_'", ErrInvalidOption, opts.ID)
@@ -122,9 +103,9 @@ func RunWorker(ctx context.Context, nc *nats.Conn, opts WorkerOptions) error {
 	if opts.LeaseTTL < time.Second {
 		return fmt.Errorf("%w: lease TTL %s: at least 1s", ErrInvalidOption, opts.LeaseTTL)
 	}
-	base := Options{Registry: opts.Registry, Logger: opts.Logger, Stdin: opts.Stdin, Stdout: opts.Stdout, StopTimeout: opts.StopTimeout, WorkerID: opts.ID}
-	base.setDefaults()
-	opts.Registry, opts.Logger, opts.Stdin, opts.Stdout, opts.StopTimeout = base.Registry, base.Logger, base.Stdin, base.Stdout, base.StopTimeout
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -135,7 +116,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, opts WorkerOptions) error {
 		opts: opts,
 		log:  opts.Logger.With("worker", opts.ID),
 		deps: make(map[string]*deployment),
-		info: WorkerInfo{ID: opts.ID, Host: hostName(), PID: os.Getpid(), Started: time.Now().UTC(), Stages: opts.Stages},
+		info: WorkerInfo{ID: opts.ID, Host: runner.DefaultWorkerID(), PID: os.Getpid(), Started: time.Now().UTC(), Stages: opts.Stages},
 	}
 	if err := a.openBuckets(ctx, 1); err != nil {
 		return err
@@ -185,7 +166,7 @@ func validWorkerID(id string) bool {
 // openBuckets opens or creates the control-plane buckets with at least
 // replicas copies.
 func (a *agent) openBuckets(ctx context.Context, replicas int) error {
-	return retry.WhilePlacing(ctx, placingLog(a.log), func() error {
+	return retry.WhilePlacing(ctx, a.log, func() error {
 		var err error
 		if a.pipes, err = schema.EnsureBucket(ctx, a.js, schema.Bucket(schema.PipelinesBucket, replicas, 0)); err != nil {
 			return err
@@ -196,7 +177,7 @@ func (a *agent) openBuckets(ctx context.Context, replicas int) error {
 		if a.leases, err = schema.EnsureBucket(ctx, a.js, schema.Bucket(schema.LeasesBucket, replicas, a.opts.LeaseTTL)); err != nil {
 			return err
 		}
-		if a.state, err = stateBucket(ctx, a.js, replicas); err != nil {
+		if a.state, err = schema.EnsureBucket(ctx, a.js, schema.Bucket(schema.StateBucket, replicas, 0)); err != nil {
 			return err
 		}
 		st, err := a.leases.Status(ctx)
@@ -233,7 +214,7 @@ func (a *agent) register(ctx context.Context) error {
 				ErrInvalidOption, a.opts.ID, other.Host, other.PID)
 		}
 		a.log.Info("waiting for the previous worker of this id to expire", "id", a.opts.ID)
-		if !sleepCtx(ctx, a.ttl/4) {
+		if !retry.Sleep(ctx, a.ttl/4) {
 			return ctx.Err()
 		}
 	}

@@ -1,4 +1,4 @@
-package runner
+package cluster
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 	"github.com/sluicehq/sluice/internal/schema"
 )
 
-// ClusterStatus is what [Status] reports: the live workers and the
+// StatusReport is what [Status] reports: the live workers and the
 // deployed pipelines.
-type ClusterStatus struct {
+type StatusReport struct {
 	Workers   []WorkerInfo     `json:"workers"`
 	Pipelines []PipelineStatus `json:"pipelines"`
 }
@@ -46,7 +46,7 @@ type StageStatus struct {
 
 // Status reports the live workers and the deployed pipelines, or only
 // pipeline name if it is not empty (ErrNotDeployed if it is not deployed).
-func Status(ctx context.Context, nc *nats.Conn, name string) (*ClusterStatus, error) {
+func Status(ctx context.Context, nc *nats.Conn, name string) (*StatusReport, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func Status(ctx context.Context, nc *nats.Conn, name string) (*ClusterStatus, er
 	if err != nil {
 		return nil, err
 	}
-	st := &ClusterStatus{Workers: ws}
+	st := &StatusReport{Workers: ws}
 	for _, d := range deps {
 		ps, err := pipelineStatus(ctx, js, d, ws)
 		if err != nil {

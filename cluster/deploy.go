@@ -1,4 +1,4 @@
-package runner
+package cluster
 
 import (
 	"context"
@@ -15,46 +15,20 @@ import (
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
-
-// ErrNotDeployed is returned for a pipeline that is not deployed.
-var ErrNotDeployed = errors.New("pipeline not deployed")
 
 // Deployment is a pipeline deployed to a NATS cluster, as the
 // sluice_pipelines bucket keeps it under the pipeline's name. Workers run
 // the latest version of each deployed pipeline.
-type Deployment struct {
-	Name    string `json:"name"`
-	Version uint64 `json:"version"` // 1 for the first deploy, then one more per deploy
-	// Run is the run the workers carry on: a deploy starts a new run unless
-	// the latest one has not finished, which the new version continues.
-	Run      uint64           `json:"run"`
-	File     string           `json:"file"` // the file deployed, as named to deploy
-	Spec     string           `json:"spec"` // its text; each worker interpolates ${VAR} itself
-	Stages   []DeployedStage  `json:"stages"`
-	Deployed time.Time        `json:"deployed"`
-	Host     string           `json:"host"` // where deploy ran
-	Revision uint64           `json:"-"`    // of the bucket entry
-	Settings deployedSettings `json:"settings"`
-}
+type Deployment = schema.Deployment
 
 // DeployedStage outlines a stage of a deployment, so that status needs
 // neither the stage types nor the variables of the spec.
-type DeployedStage struct {
-	Name   string      `json:"name"`
-	Type   string      `json:"type"`
-	Role   stages.Role `json:"role"`
-	Inputs []string    `json:"inputs,omitempty"` // the stages it reads
-	// InputPartitions is the partitions of the stages it reads, 0 if
-	// they are not partitioned.
-	InputPartitions int `json:"input_partitions,omitempty"`
-}
+type DeployedStage = schema.DeployedStage
 
-type deployedSettings struct {
-	Replicas int `json:"replicas"`
-}
-
+// outline returns the outline of the stages of p.
 func outline(p *pipeline.Pipeline) []DeployedStage {
 	out := make([]DeployedStage, 0, len(p.Stages))
 	for _, s := range p.Stages {
@@ -79,42 +53,30 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 	if err != nil {
 		return nil, err
 	}
-	var pipes, state jetstream.KeyValue
+	var pipes jetstream.KeyValue
 	err = retry.WhilePlacing(ctx, nil, func() error {
-		if pipes, err = schema.EnsureBucket(ctx, js, schema.Bucket(schema.PipelinesBucket, p.Settings.Replicas, 0)); err != nil {
-			return err
-		}
-		if state, err = stateBucket(ctx, js, p.Settings.Replicas); err != nil {
-			return err
-		}
-		inputs, err := provision(ctx, js, p)
-		if err != nil {
-			return err
-		}
-		return pruneConsumers(ctx, js, p, inputs)
+		pipes, err = schema.EnsureBucket(ctx, js, schema.Bucket(schema.PipelinesBucket, p.Settings.Replicas, 0))
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
-	last, found, err := schema.GetJSON[schema.RunRecord](ctx, state, schema.RunKey(p.Name))
+	if err := runner.Reprovision(ctx, nc, p); err != nil {
+		return nil, err
+	}
+	run, _, err := runner.BeginRun(ctx, nc, p)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline %q: read run record: %w", p.Name, err)
+		return nil, err
 	}
 	d := &Deployment{
 		Name:     p.Name,
-		Run:      last.Run,
+		Run:      run,
 		File:     p.File,
 		Spec:     string(spec),
 		Stages:   outline(p),
 		Deployed: time.Now().UTC(),
-		Host:     hostName(),
-		Settings: deployedSettings{Replicas: p.Settings.Replicas},
-	}
-	if !found || last.State == schema.RunFinished {
-		d.Run++
-		if err := putRun(ctx, state, p.Name, schema.RunRecord{Run: d.Run, State: schema.RunRunning}); err != nil {
-			return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
-		}
+		Host:     runner.DefaultWorkerID(),
+		Settings: schema.DeployedSettings{Replicas: p.Settings.Replicas},
 	}
 	// The next version, unless another deploy took it meanwhile.
 	for {
@@ -145,52 +107,6 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 		}
 		return d, nil
 	}
-}
-
-// pruneConsumers deletes the durable consumers on the streams of p that
-// no stage of p reads any more (a stage removed or rewired by a new
-// version): with interest retention, such a consumer would keep every
-// message of its stream and, once max_buffer is reached, stall the
-// stages before it.
-func pruneConsumers(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline, inputs map[string][]input) error {
-	want := make(map[string]bool) // "stream/consumer"
-	for _, ins := range inputs {
-		for _, in := range ins {
-			want[in.stream+"/"+in.consumer.CachedInfo().Name] = true
-		}
-	}
-	lister := js.StreamNames(ctx, jetstream.WithStreamListSubject(schema.Subject(p.Name, ">")))
-	var streams []string
-	for name := range lister.Name() {
-		if name != schema.DLQStreamName(p.Name) {
-			streams = append(streams, name)
-		}
-	}
-	if err := lister.Err(); err != nil {
-		return fmt.Errorf("list streams: %w", err)
-	}
-	for _, stream := range streams {
-		str, err := js.Stream(ctx, stream)
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", stream, err)
-		}
-		names := str.ConsumerNames(ctx)
-		var stale []string
-		for c := range names.Name() {
-			if !want[stream+"/"+c] {
-				stale = append(stale, c)
-			}
-		}
-		if err := names.Err(); err != nil {
-			return fmt.Errorf("stream %s: list consumers: %w", stream, err)
-		}
-		for _, c := range stale {
-			if err := str.DeleteConsumer(ctx, c); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return fmt.Errorf("stream %s: delete consumer %s no stage reads: %w", stream, c, err)
-			}
-		}
-	}
-	return nil
 }
 
 // getDeployment reads the deployment of pipeline name; ErrNotDeployed if
@@ -311,7 +227,7 @@ func waitUnused(ctx context.Context, js jetstream.JetStream, name string, wait t
 		if !used {
 			return nil
 		}
-		if !sleepCtx(ctx, 250*time.Millisecond) {
+		if !retry.Sleep(ctx, 250*time.Millisecond) {
 			if ctx.Err() == context.DeadlineExceeded {
 				return nil // purge anyway: the workers' heartbeats may be stale
 			}

@@ -1,4 +1,4 @@
-package runner_test
+package cluster_test
 
 import (
 	"context"
@@ -14,17 +14,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
-	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
 
 // deployGenerated deploys a pipeline of records generated records {"n": i}
 // at rate per second (0: at once) through a map adding "double" into the
 // file out.
-func deployGenerated(t *testing.T, nc *nats.Conn, name string, records int, rate float64, out string) *runner.Deployment {
+func deployGenerated(t *testing.T, nc *nats.Conn, name string, records int, rate float64, out string) *cluster.Deployment {
 	t.Helper()
 	spec := fmt.Sprintf(`
 name: %s
@@ -47,7 +47,7 @@ stages:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := runner.Deploy(ctx, nc, p, []byte(spec))
+	d, err := cluster.Deploy(ctx, nc, p, []byte(spec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func startWorker(t *testing.T, nc *nats.Conn, id string) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runner.RunWorker(ctx, nc, runner.WorkerOptions{ID: id, LeaseTTL: 2 * time.Second, StopTimeout: 10 * time.Second})
+		done <- cluster.RunWorker(ctx, nc, cluster.WorkerOptions{ID: id, LeaseTTL: 2 * time.Second, StopTimeout: 10 * time.Second})
 	}()
 	var once sync.Once
 	var err error
@@ -72,11 +72,11 @@ func startWorker(t *testing.T, nc *nats.Conn, id string) (stop func() error) {
 	return stop
 }
 
-func status(t *testing.T, nc *nats.Conn, name string) *runner.ClusterStatus {
+func status(t *testing.T, nc *nats.Conn, name string) *cluster.StatusReport {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := runner.Status(ctx, nc, name)
+	st, err := cluster.Status(ctx, nc, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestWorkersRunDeployedPipeline(t *testing.T) {
 	stop1 := startWorker(t, nc, "w1")
 	stop2 := startWorker(t, nc, "w2")
 	waitRun(t, nc, "deployed", 1)
-	checkExactlyOnce(t, out, records)
+	natstest.CheckExactlyOnce(t, out, records)
 
 	// Both workers run the transform; one owns the file, the other stands
 	// by behind its lock.
@@ -124,7 +124,7 @@ func TestWorkersRunDeployedPipeline(t *testing.T) {
 		t.Fatalf("second deploy: version %d run %d, want 2 2", d.Version, d.Run)
 	}
 	waitRun(t, nc, "deployed", 2)
-	checkExactlyOnce(t, out, records/2)
+	natstest.CheckExactlyOnce(t, out, records/2)
 
 	if err := stop1(); err != nil {
 		t.Fatalf("worker w1: %v", err)
@@ -144,7 +144,7 @@ func TestWorkersRunDeployedPipeline(t *testing.T) {
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "sluice_dedupe_deployed_x"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := runner.Undeploy(ctx, nc, "deployed", runner.UndeployOptions{Purge: true}); err != nil {
+	if err := cluster.Undeploy(ctx, nc, "deployed", cluster.UndeployOptions{Purge: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := js.KeyValue(ctx, "sluice_dedupe_deployed_x"); !errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -153,7 +153,7 @@ func TestWorkersRunDeployedPipeline(t *testing.T) {
 	if _, err := js.Stream(ctx, schema.StreamName("deployed", "gen")); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("stream after undeploy --purge: %v, want it deleted", err)
 	}
-	if _, err := runner.Status(ctx, nc, "deployed"); !errors.Is(err, runner.ErrNotDeployed) {
+	if _, err := cluster.Status(ctx, nc, "deployed"); !errors.Is(err, cluster.ErrNotDeployed) {
 		t.Fatalf("status after undeploy: %v, want ErrNotDeployed", err)
 	}
 	if err := stop2(); err != nil {
@@ -192,7 +192,7 @@ func TestNewVersionWhileRunning(t *testing.T) {
 		return n == 2
 	})
 	waitRun(t, nc, "switch", 1)
-	checkExactlyOnce(t, out, records)
+	natstest.CheckExactlyOnce(t, out, records)
 }
 
 func fileSize(path string) int64 {
@@ -215,7 +215,7 @@ func TestDeployPrunesConsumers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := runner.Deploy(ctx, nc, p, []byte(spec)); err != nil {
+		if _, err := cluster.Deploy(ctx, nc, p, []byte(spec)); err != nil {
 			t.Fatal(err)
 		}
 	}
