@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/configs"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -285,7 +286,7 @@ func TestScenariosCleanUp(t *testing.T) {
 	}
 	names := s.js.StreamNames(ctx)
 	for name := range names.Name() {
-		if name != "KV_sluice_state" {
+		if name != "KV_"+schema.StateBucket {
 			t.Errorf("stream %s left behind", name)
 		}
 	}

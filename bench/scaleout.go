@@ -487,7 +487,7 @@ func (f *fleet) waitFinished(ctx context.Context, js jetstream.JetStream, run ui
 	if err != nil {
 		return time.Time{}, fmt.Errorf("watch run record: %w", err)
 	}
-	w, err := kv.Watch(ctx, "run."+scalePipeline)
+	w, err := kv.Watch(ctx, schema.RunKey(scalePipeline))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("watch run record: %w", err)
 	}
@@ -505,18 +505,15 @@ func (f *fleet) waitFinished(ctx context.Context, js jetstream.JetStream, run ui
 			if e == nil {
 				continue // the initial values are all in
 			}
-			var rec struct {
-				Run   uint64 `json:"run"`
-				State string `json:"state"`
-			}
+			var rec schema.RunRecord
 			if err := json.Unmarshal(e.Value(), &rec); err != nil {
 				return time.Time{}, fmt.Errorf("run record %q: %w", e.Value(), err)
 			}
 			switch {
 			case rec.Run != run:
-			case rec.State == "finished":
+			case rec.State == schema.RunFinished:
 				return time.Now(), nil
-			case rec.State != "running":
+			case rec.State != schema.RunRunning:
 				return time.Time{}, fmt.Errorf("run %d ended %s", run, rec.State)
 			}
 		case <-t.C:
