@@ -9,16 +9,15 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
 
-// Drain polling pace: fast at first, so that a small job ends at once.
-const (
-	drainPollMin = 5 * time.Millisecond
-	drainPollMax = 200 * time.Millisecond
-)
+// drainPoll is the pace of asking whether a stage has drained: fast at
+// first, so that a small job ends at once.
+var drainPoll = retry.Backoff{Min: 5 * time.Millisecond, Max: 200 * time.Millisecond}
 
 // waitDrained returns once every consumer of the local stages of p has
 // acknowledged every message its stream holds for it, checking stages in
@@ -57,8 +56,7 @@ func (r *run) waitDrained(ctx context.Context, local []*pipeline.Stage, inputs m
 // waitInputs waits until every input of stage s is drained.
 func waitInputs(ctx context.Context, s *pipeline.Stage, ins []input) error {
 	for _, in := range ins {
-		pause := drainPollMin
-		for {
+		for polls := 0; ; polls++ {
 			done, err := in.drained(ctx)
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -71,10 +69,9 @@ func waitInputs(ctx context.Context, s *pipeline.Stage, ins []input) error {
 			}
 			// Not drained, or not known now (the server is away): ask
 			// again.
-			if !sleepCtx(ctx, pause) {
+			if !retry.Sleep(ctx, drainPoll.Delay(polls)) {
 				return ctx.Err()
 			}
-			pause = min(2*pause, drainPollMax)
 		}
 	}
 	return nil
