@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/state"
 )
 
 // ErrNotDeployed is returned for a pipeline that is not deployed.
@@ -306,7 +307,7 @@ func Deployments(ctx context.Context, nc *nats.Conn) ([]*Deployment, error) {
 type UndeployOptions struct {
 	// Purge also deletes the pipeline's streams (dead letters included),
 	// its run record, checkpoints and source leases, and the state its
-	// stages keep in NATS (see [stages.PurgeState]), once no worker runs it
+	// stages keep in NATS (see [state.PurgeState]), once no worker runs it
 	// any more or Wait has passed.
 	Purge bool
 	// Wait bounds how long a purge waits for the workers to stop the
@@ -408,5 +409,5 @@ func purge(ctx context.Context, js jetstream.JetStream, name string) error {
 			}
 		}
 	}
-	return stages.PurgeState(ctx, js, name)
+	return state.PurgeState(ctx, js, name)
 }
