@@ -1,4 +1,4 @@
-package stages_test
+package builtin_test
 
 import (
 	"strings"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // Validation with the built-in registry lets stages read the routes a
@@ -37,7 +38,7 @@ stages:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := pipeline.Parse("routed.yaml", []byte(head+tt.sinks), pipeline.Options{Registry: stages.NewRegistry()})
+			_, err := pipeline.Parse("routed.yaml", []byte(head+tt.sinks), pipeline.Options{Registry: builtin.NewRegistry()})
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("parse: %v", err)
@@ -51,7 +52,7 @@ stages:
 // The example in the doc of each of these types is a valid pipeline
 // fragment.
 func TestTransformDocExamples(t *testing.T) {
-	reg := stages.NewRegistry()
+	reg := builtin.NewRegistry()
 	for _, name := range []string{"jq", "switch", "template", "parse", "delay"} {
 		t.Run(name, func(t *testing.T) {
 			spec, err := reg.LookupRole(stages.RoleTransform, name)
