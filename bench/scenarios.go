@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // Scenario names, as they appear in the report.
@@ -82,7 +83,7 @@ func newBench(emb *runner.Embedded, data *Dataset, batch int, pull string) (*ben
 		ctl.Close()
 		return nil, fmt.Errorf("control connection: %w", err)
 	}
-	reg := stages.NewRegistry()
+	reg := builtin.NewRegistry()
 	if err := reg.Register(doubleAmountSpec()); err != nil {
 		ctl.Close()
 		return nil, fmt.Errorf("register double_amount: %w", err)
