@@ -8,7 +8,5 @@ import (
 
 // Register adds the types of package exec to r.
 func Register(r *stages.Registry) error {
-	return errors.Join(
-		r.Register(execSpec()),
-	)
+	return errors.Join(r.Register(execSpec()))
 }

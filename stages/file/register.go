@@ -8,8 +8,5 @@ import (
 
 // Register adds the types of package file to r.
 func Register(r *stages.Registry) error {
-	return errors.Join(
-		r.Register(fileSourceSpec()),
-		r.Register(fileSinkSpec()),
-	)
+	return errors.Join(r.Register(fileSourceSpec()), r.Register(fileSinkSpec()))
 }

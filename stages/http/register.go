@@ -8,8 +8,5 @@ import (
 
 // Register adds the types of package http to r.
 func Register(r *stages.Registry) error {
-	return errors.Join(
-		r.Register(httpSourceSpec()),
-		r.Register(httpSinkSpec()),
-	)
+	return errors.Join(r.Register(httpSourceSpec()), r.Register(httpSinkSpec()))
 }

@@ -8,7 +8,5 @@ import (
 
 // Register adds the types of package jq to r.
 func Register(r *stages.Registry) error {
-	return errors.Join(
-		r.Register(jqSpec()),
-	)
+	return errors.Join(r.Register(jqSpec()))
 }

@@ -8,7 +8,5 @@ import (
 
 // Register adds the types of package sql to r.
 func Register(r *stages.Registry) error {
-	return errors.Join(
-		r.Register(sqlSinkSpec()),
-	)
+	return errors.Join(r.Register(sqlSinkSpec()))
 }

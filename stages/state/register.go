@@ -8,8 +8,5 @@ import (
 
 // Register adds the types of package state to r.
 func Register(r *stages.Registry) error {
-	return errors.Join(
-		r.Register(dedupeSpec()),
-		r.Register(rateLimitSpec()),
-	)
+	return errors.Join(r.Register(dedupeSpec()), r.Register(rateLimitSpec()))
 }

@@ -8,7 +8,5 @@ import (
 
 // Register adds the types of package window to r.
 func Register(r *stages.Registry) error {
-	return errors.Join(
-		r.Register(windowSpec()),
-	)
+	return errors.Join(r.Register(windowSpec()))
 }

@@ -1,3 +1,6 @@
+// Package kvbucket is what the stage types that keep state in NATS KV
+// buckets (dedupe and rate_limit in package state, the kv sink and the
+// kv_watch source in package nats) share.
 package kvbucket
 
 import (
@@ -12,9 +15,6 @@ import (
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
-
-// What the stage types that keep state in NATS KV buckets (dedupe,
-// rate_limit, the kv sink and the kv_watch source) share.
 
 // SetupTimeout bounds what a constructor does on NATS (opening or
 // creating a bucket): constructors get no context.

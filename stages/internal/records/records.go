@@ -1,3 +1,6 @@
+// Package records reads and writes the record formats (jsonl, csv and
+// lines) that the file source and sink, stdin and stdout, the http source
+// and the parse transform share.
 package records
 
 import (
@@ -144,6 +147,7 @@ func (r *jsonlReader) Read() (*stages.Message, error) {
 
 func (r *jsonlReader) Pos() Position { return r.lr.at }
 
+// IsBlank reports whether b holds nothing but white space.
 func IsBlank(b []byte) bool {
 	for _, c := range b {
 		switch c {
@@ -184,6 +188,7 @@ type CSVReader struct {
 	at     Position // where the next record starts
 }
 
+// NewCSVReader returns a csv reader over r, as [NewReader] does for csv.
 func NewCSVReader(r io.Reader, name string, at Position, header []string) *CSVReader {
 	tee := &rawTee{r: r, base: at.Offset}
 	cr := csv.NewReader(bufio.NewReaderSize(tee, readBufferSize))
@@ -192,11 +197,13 @@ func NewCSVReader(r io.Reader, name string, at Position, header []string) *CSVRe
 	return &CSVReader{name: name, tee: tee, cr: cr, Header: header, start: at, at: at}
 }
 
+// Pos returns where the next record starts.
 func (r *CSVReader) Pos() Position { return r.at }
 
 // line turns a line number of the csv.Reader into one of the input.
 func (r *CSVReader) line(n int) int64 { return r.start.Line + int64(n) }
 
+// Read returns the next record, as [Reader] says.
 func (r *CSVReader) Read() (*stages.Message, error) {
 	for r.Header == nil {
 		row, err := r.cr.Read()

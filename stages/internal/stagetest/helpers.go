@@ -55,6 +55,8 @@ func Parse(t *testing.T, s *stages.Spec, raw map[string]any) stages.Params {
 	return p
 }
 
+// NewSource builds the source of type name from raw parameters; the test
+// closes it at its end.
 func NewSource(t *testing.T, name string, raw map[string]any, info stages.Info) stages.Source {
 	t.Helper()
 	s := Lookup(t, stages.RoleSource, name)
@@ -66,6 +68,8 @@ func NewSource(t *testing.T, name string, raw map[string]any, info stages.Info) 
 	return src
 }
 
+// NewTransform builds the transform of type name from raw parameters;
+// the test closes it at its end.
 func NewTransform(t *testing.T, name string, raw map[string]any) stages.Transform {
 	t.Helper()
 	s := Lookup(t, stages.RoleTransform, name)
@@ -77,6 +81,8 @@ func NewTransform(t *testing.T, name string, raw map[string]any) stages.Transfor
 	return tr
 }
 
+// NewSink builds the sink of type name from raw parameters; the test
+// closes it at its end.
 func NewSink(t *testing.T, name string, raw map[string]any, info stages.Info) stages.Sink {
 	t.Helper()
 	s := Lookup(t, stages.RoleSink, name)
@@ -127,6 +133,7 @@ func Payloads(t *testing.T, src stages.Source) []string {
 	return out
 }
 
+// PayloadOf returns the payload of m, failing the test on an error.
 func PayloadOf(t *testing.T, m *stages.Message) string {
 	t.Helper()
 	if m == nil {
@@ -149,6 +156,7 @@ func WriteFile(t *testing.T, dir, name, content string) string {
 	return path
 }
 
+// Msgs returns a message for each payload.
 func Msgs(payloads ...string) []*stages.Message {
 	out := make([]*stages.Message, len(payloads))
 	for i, p := range payloads {

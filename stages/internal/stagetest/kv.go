@@ -33,6 +33,8 @@ func Context(t *testing.T) context.Context {
 	return ctx
 }
 
+// NewInfoTransform builds the transform of type name with info; the test
+// closes it at its end.
 func NewInfoTransform(t *testing.T, name string, raw map[string]any, info stages.Info) stages.Transform {
 	t.Helper()
 	s := Lookup(t, stages.RoleTransform, name)

@@ -17,6 +17,8 @@ type ParamCase struct {
 	Msg   string
 }
 
+// CheckParamErrors checks that validation rejects each case of the
+// transform type typ as the case says.
 func CheckParamErrors(t *testing.T, typ string, tests []ParamCase) {
 	t.Helper()
 	for i, tt := range tests {

@@ -23,6 +23,8 @@ type SinkCase struct {
 	Want    string
 }
 
+// SinkCases returns the cases every sink that writes records in a
+// format passes.
 func SinkCases() []SinkCase {
 	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	return []SinkCase{
@@ -97,6 +99,7 @@ func RunSinkCase(t *testing.T, sk stages.Sink, tt SinkCase) {
 	}
 }
 
+// ReadString returns the content of the file at path.
 func ReadString(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -113,12 +116,14 @@ type LockedBuffer struct {
 	buf bytes.Buffer
 }
 
+// Write appends p under the lock.
 func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
+// String returns what was written.
 func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -19,6 +19,7 @@ type TransformCase struct {
 	WantErr string   // a permanent error's text, "" for none
 }
 
+// RunTransformCases runs each case through a transform of type typ.
 func RunTransformCases(t *testing.T, typ string, tests []TransformCase) {
 	t.Helper()
 	for _, tt := range tests {
