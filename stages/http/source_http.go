@@ -162,7 +162,7 @@ func checkHTTPSource(p stages.Params) error {
 
 // httpSource serves HTTP and hands Read the records of each request taken,
 // through a bounded queue. A request waits, in its handler, until every one
-// of its records is acknowledged (see [Message.OnAck]).
+// of its records is acknowledged (see [stages.Message.OnAck]).
 type httpSource struct {
 	log        *slog.Logger
 	path       string
@@ -572,7 +572,7 @@ func splitBody(format string, body []byte) ([]*stages.Message, error) {
 	return msgs, nil
 }
 
-// validJSON checks b as [DecodeJSON] would, decoding it only to explain a
+// validJSON checks b as [stages.DecodeJSON] would, decoding it only to explain a
 // failure.
 func validJSON(b []byte) error {
 	if utf8.Valid(b) && json.Valid(b) {

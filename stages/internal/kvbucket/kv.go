@@ -25,7 +25,7 @@ const SetupTimeout = 30 * time.Second
 const MaxKeyLen = 1024
 
 // JetStream returns the JetStream API on the pipeline's connection, or
-// an error wrapping [ErrNoConn] naming the stage type.
+// an error wrapping [stages.ErrNoConn] naming the stage type.
 func JetStream(info stages.Info, typ string, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, error) {
 	if info.Conn == nil {
 		return nil, fmt.Errorf("%s: %w: the stage keeps its state in NATS and runs only in a pipeline (Info.Conn is nil)", typ, stages.ErrNoConn)
