@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // The scale-out group: one CPU-bound transform stage run by P `sluice
@@ -196,7 +197,7 @@ func (s *scaleout) timeRun(ctx context.Context, sh scaleShape, procs int) (scale
 		return scaleSample{}, err
 	}
 	spec := s.scaleSpec(sh)
-	p, err := pipeline.Parse(scalePipeline+".yaml", spec, pipeline.Options{})
+	p, err := pipeline.Parse(scalePipeline+".yaml", spec, pipeline.Options{Registry: builtin.NewRegistry()})
 	if err != nil {
 		return scaleSample{}, fmt.Errorf("pipeline %s: %w", scalePipeline, err)
 	}
