@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/stages"
@@ -163,4 +164,37 @@ func Msgs(payloads ...string) []*stages.Message {
 		out[i] = stages.NewMessage([]byte(p))
 	}
 	return out
+}
+
+// Process runs one payload through tr and returns the output payloads.
+func Process(t *testing.T, tr stages.Transform, payload string) ([]string, error) {
+	t.Helper()
+	in := stages.NewMessage([]byte(payload))
+	out, err := tr.Process(context.Background(), in, nil)
+	var got []string
+	for _, m := range out {
+		got = append(got, PayloadOf(t, m))
+	}
+	return got, err
+}
+
+// Outcome names an error's class: "ok", "permanent" or "retry".
+func Outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case stages.IsPermanent(err):
+		return "permanent"
+	}
+	return "retry"
+}
+
+// ContainsAll reports whether s contains every one of subs.
+func ContainsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
