@@ -24,6 +24,7 @@ import (
 	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // The scale-out group: one CPU-bound transform stage run by P `sluice
@@ -197,7 +198,7 @@ func (s *scaleout) timeRun(ctx context.Context, sh scaleShape, procs int) (scale
 		return scaleSample{}, err
 	}
 	spec := s.scaleSpec(sh)
-	p, err := pipeline.Parse(scalePipeline+".yaml", spec, pipeline.Options{})
+	p, err := pipeline.Parse(scalePipeline+".yaml", spec, pipeline.Options{Registry: builtin.NewRegistry()})
 	if err != nil {
 		return scaleSample{}, fmt.Errorf("pipeline %s: %w", scalePipeline, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // Scenario names, as they appear in the report.
@@ -84,7 +85,7 @@ func newBench(emb *server.Server, data *Dataset, batch int, pull string) (*bench
 		ctl.Close()
 		return nil, fmt.Errorf("control connection: %w", err)
 	}
-	reg := stages.NewRegistry()
+	reg := builtin.NewRegistry()
 	if err := reg.Register(doubleAmountSpec()); err != nil {
 		ctl.Close()
 		return nil, fmt.Errorf("register double_amount: %w", err)

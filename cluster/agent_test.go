@@ -18,7 +18,7 @@ import (
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
-	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // deployGenerated deploys a pipeline of records generated records {"n": i}
@@ -41,7 +41,7 @@ stages:
     sink: file
     with: {path: %s}
 `, name, records, rate, out)
-	p, err := pipeline.Parse(name+".yaml", []byte(spec), pipeline.Options{Registry: stages.NewRegistry()})
+	p, err := pipeline.Parse(name+".yaml", []byte(spec), pipeline.Options{Registry: builtin.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestDeployPrunesConsumers(t *testing.T) {
 	defer cancel()
 	deploy := func(spec string) {
 		t.Helper()
-		p, err := pipeline.Parse("p.yaml", []byte(spec), pipeline.Options{Registry: stages.NewRegistry()})
+		p, err := pipeline.Parse("p.yaml", []byte(spec), pipeline.Options{Registry: builtin.NewRegistry()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,7 @@ import (
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
-	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/state"
 )
 
 // Deployment is a pipeline deployed to a NATS cluster, as the
@@ -168,7 +168,7 @@ func Deployments(ctx context.Context, nc *nats.Conn) ([]*Deployment, error) {
 type UndeployOptions struct {
 	// Purge also deletes the pipeline's streams (dead letters included),
 	// its run record, checkpoints and source leases, and the state its
-	// stages keep in NATS (see [stages.PurgeState]), once no worker runs it
+	// stages keep in NATS (see [state.PurgeState]), once no worker runs it
 	// any more or Wait has passed.
 	Purge bool
 	// Wait bounds how long a purge waits for the workers to stop the
@@ -270,5 +270,5 @@ func purge(ctx context.Context, js jetstream.JetStream, name string) error {
 			}
 		}
 	}
-	return stages.PurgeState(ctx, js, name)
+	return state.PurgeState(ctx, js, name)
 }

@@ -17,7 +17,7 @@ func testRegistry(t testing.TB) *stages.Registry {
 	newSource := func(stages.Params, stages.Info) (stages.Source, error) { return nil, nil }
 	newTransform := func(stages.Params, stages.Info) (stages.Transform, error) { return nil, nil }
 	newSink := func(stages.Params, stages.Info) (stages.Sink, error) { return nil, nil }
-	reg := stages.NewEmptyRegistry()
+	reg := stages.NewRegistry()
 	for _, spec := range []stages.Spec{
 		{Name: "gen", NewSource: newSource, Params: []stages.Param{
 			{Name: "count", Type: stages.TypeInt, Default: 0},

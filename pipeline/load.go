@@ -19,7 +19,10 @@ import (
 
 // Options tell [Load] and [Parse] where stage types and variables come from.
 type Options struct {
-	// Registry knows the stage types; nil means stages.Default.
+	// Registry knows the stage types; nil means stages.Default, which
+	// starts empty: the program registers the types it wants in it, such
+	// as builtin.Register(stages.Default) for every built-in type (package
+	// stages/builtin).
 	Registry *stages.Registry
 	// LookupEnv returns the value of a ${VAR}; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)

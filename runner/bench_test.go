@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // BenchmarkPipeline runs b.N generated records of about 200 bytes through
@@ -47,7 +48,7 @@ stages:
   - {name: gen, source: generate, with: {count: %d, template: '%s'}}%s
   - {name: out, sink: discard}
 `, storage, b.N, template, bc.stages)
-				p, err := pipeline.Parse("bench.yaml", []byte(yaml), pipeline.Options{Registry: stages.NewRegistry()})
+				p, err := pipeline.Parse("bench.yaml", []byte(yaml), pipeline.Options{Registry: builtin.NewRegistry()})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -86,7 +87,7 @@ func BenchmarkBackpressure(b *testing.B) {
 	for _, window := range []string{"2m", "10s", "1s"} {
 		b.Run("dedup_window="+window, func(b *testing.B) {
 			sink := new(sleepySink)
-			reg := stages.NewRegistry()
+			reg := builtin.NewRegistry()
 			if err := reg.Register(stages.Spec{
 				Name:    "sleepy",
 				Summary: "sleeps 1 ms a batch",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // The conformance case of the sql sink, on SQLite (its tests in stages
@@ -69,7 +70,7 @@ stages:
       dsn: out.db
       table: "orders; DROP TABLE orders"
 `
-	_, err := pipeline.Parse("bad.yaml", []byte(src), pipeline.Options{Registry: stages.NewRegistry()})
+	_, err := pipeline.Parse("bad.yaml", []byte(src), pipeline.Options{Registry: builtin.NewRegistry()})
 	if err == nil {
 		t.Fatal("no error")
 	}

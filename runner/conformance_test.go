@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // The conformance suite runs every registered stage type in a real
@@ -88,7 +89,7 @@ func TestConformanceCoversEveryType(t *testing.T) {
 	for _, c := range conformanceCases {
 		have[c.role.String()+"/"+c.name] = true
 	}
-	for _, s := range stages.NewRegistry().Specs() {
+	for _, s := range builtin.NewRegistry().Specs() {
 		if key := s.Role().String() + "/" + s.Name; !have[key] {
 			t.Errorf("%s %q has no conformance case", s.Role(), s.Name)
 		}

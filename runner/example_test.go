@@ -10,6 +10,7 @@ import (
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/server"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // A Go program runs a pipeline on a NATS server inside the process: it
@@ -36,7 +37,7 @@ func Example_run() {
 	}
 	defer nc.Close()
 
-	reg := stages.NewRegistry()
+	reg := builtin.NewRegistry()
 	if err := reg.Register(stages.Spec{
 		Name:    "shout",
 		Summary: "Upper-cases the word field",

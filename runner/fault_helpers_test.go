@@ -13,7 +13,7 @@ import (
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
-	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // faultRun is a run of `records` generated records {"n": i} through a map
@@ -48,7 +48,7 @@ stages:
   - name: out
     sink: file
     with: {path: %s}
-`, name, settings, records, r.out)), pipeline.Options{Registry: stages.NewRegistry()})
+`, name, settings, records, r.out)), pipeline.Options{Registry: builtin.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,10 @@ import (
 // Options configure a run. The zero value is usable.
 type Options struct {
 	// Registry builds the stages; nil means stages.Default. It must be the
-	// registry the pipeline was validated against.
+	// registry the pipeline was validated against. stages.Default starts
+	// empty: the program registers the types it wants in it, such as
+	// builtin.Register(stages.Default) for every built-in type (package
+	// stages/builtin).
 	Registry *stages.Registry
 	// Logger receives the runner's logs; nil discards them.
 	Logger *slog.Logger

@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // collector is a test sink's memory: every payload written, per stage.
@@ -89,7 +90,7 @@ func (f *flaky) Close(context.Context) error { return nil }
 // into c) and "flaky".
 func testRegistry(t *testing.T, c *collector) *stages.Registry {
 	t.Helper()
-	reg := stages.NewRegistry()
+	reg := builtin.NewRegistry()
 	must := func(err error) {
 		if err != nil {
 			t.Fatal(err)

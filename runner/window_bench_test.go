@@ -14,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // windowBenchKeys is how many keys the window benchmark counts by.
@@ -113,7 +114,7 @@ func BenchmarkWindow(b *testing.B) {
 			var mu sync.Mutex
 			src := &clockSource{n: b.N, perSecond: 1000, rate: bc.rate, mu: &mu, passed: map[int64]time.Time{}}
 			sink := &arrivalSink{mu: &mu, arrived: map[int64]time.Time{}}
-			reg := stages.NewRegistry()
+			reg := builtin.NewRegistry()
 			for _, s := range []stages.Spec{
 				{Name: "clock", Summary: "benchmark source", NewSource: func(stages.Params, stages.Info) (stages.Source, error) { return src, nil }},
 				{Name: "arrival", Summary: "benchmark sink", NewSink: func(stages.Params, stages.Info) (stages.Sink, error) { return sink, nil }},

@@ -1,19 +1,19 @@
-package stages
+package stages_test
 
 import (
-	"errors"
-	"io/fs"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // checkSpec is the declaration check that every built-in spec passes: it
 // is documented and its parameters are well-formed. How each type behaves
 // in a pipeline is the conformance suite of the runner package.
-func checkSpec(t *testing.T, s *Spec) {
+func checkSpec(t *testing.T, s *stages.Spec) {
 	t.Helper()
 	if s.Role() == 0 {
 		t.Errorf("%s: no role", s.Name)
@@ -38,11 +38,11 @@ func checkSpec(t *testing.T, s *Spec) {
 		if p.Required && p.Default != nil {
 			t.Errorf("%s %s: parameter %s is required and has a default", s.Role(), s.Name, p.Name)
 		}
-		if len(p.Enum) > 0 && p.Type != TypeString {
+		if len(p.Enum) > 0 && p.Type != stages.TypeString {
 			t.Errorf("%s %s: parameter %s has an enum but is a %s", s.Role(), s.Name, p.Name, p.Type)
 		}
 		if p.Default != nil {
-			if !defaultHasType(*p) {
+			if !stages.DefaultHasType(*p) {
 				t.Errorf("%s %s: parameter %s: default %#v is not a %s", s.Role(), s.Name, p.Name, p.Default, p.Type)
 			}
 			// The default, written in YAML, converts back to itself.
@@ -82,31 +82,7 @@ func asYAML(v any) any {
 }
 
 func TestBuiltinConformance(t *testing.T) {
-	for _, s := range NewRegistry().Specs() {
+	for _, s := range builtin.NewRegistry().Specs() {
 		t.Run(s.Role().String()+"/"+s.Name, func(t *testing.T) { checkSpec(t, s) })
-	}
-}
-
-// A path-based stage built on a path that does not exist says which.
-func TestBuiltinConformanceMissingPath(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "nope", "in.jsonl")
-	s := lookup(t, RoleSource, "file")
-	_, err := s.NewSource(parse(t, s, map[string]any{"path": missing}), Info{})
-	if err == nil || !strings.Contains(err.Error(), missing) || !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("file source on a missing path: got %v", err)
-	}
-}
-
-func TestBuiltins(t *testing.T) {
-	r := NewRegistry()
-	want := map[Role][]string{
-		RoleSource:    {"file", "generate", "http", "jetstream", "kv_watch", "nats", "stdin"},
-		RoleTransform: {"dedupe", "delay", "exec", "filter", "jq", "map", "parse", "rate_limit", "split", "switch", "template", "window"},
-		RoleSink:      {"discard", "file", "http", "jetstream", "kv", "nats", "sql", "stdout"},
-	}
-	for role, names := range want {
-		if got := r.Names(role); !reflect.DeepEqual(got, names) {
-			t.Errorf("%s types: got %v, want %v", role, got, names)
-		}
 	}
 }

@@ -43,8 +43,10 @@ var ErrDeadLettered = errors.New("sluice: record not accepted")
 
 type permanentError struct{ err error }
 
-func (e *permanentError) Error() string        { return e.err.Error() }
-func (e *permanentError) Unwrap() error        { return e.err }
+func (e *permanentError) Error() string { return e.err.Error() }
+
+func (e *permanentError) Unwrap() error { return e.err }
+
 func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
 
 // Permanent marks err as permanent: errors.Is(Permanent(err), ErrPermanent)
@@ -82,3 +84,11 @@ func (e *BatchError) Error() string {
 	}
 	return fmt.Sprintf("sluice: %d of %d messages failed, first: %v", n, len(e.Errs), first)
 }
+
+// ErrSourceClosed is what the built-in sources return from Read after
+// Close; a source of another type may return it too.
+var ErrSourceClosed = errors.New("source is closed")
+
+// ErrSinkClosed is what the built-in sinks return from Write after Close;
+// a sink of another type may return it too.
+var ErrSinkClosed = errors.New("sink is closed")

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
 
 // Unix numbers at or above maxEventSeconds are taken as milliseconds:
@@ -41,7 +43,7 @@ func EventTime(v any) (time.Time, error) {
 	case float64:
 		n = x
 	default:
-		return time.Time{}, fmt.Errorf("gave %s, want a time, an RFC 3339 string or Unix seconds or milliseconds", jsonKindOf(v))
+		return time.Time{}, fmt.Errorf("gave %s, want a time, an RFC 3339 string or Unix seconds or milliseconds", errtext.KindOf(v))
 	}
 	switch a := math.Abs(n); {
 	case math.IsNaN(n) || a >= maxEventMillis:
@@ -91,7 +93,7 @@ func KeyString(v any) (string, error) {
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return "", fmt.Errorf("gave %s, which cannot be a key: %w", jsonKindOf(v), err)
+		return "", fmt.Errorf("gave %s, which cannot be a key: %w", errtext.KindOf(v), err)
 	}
 	return string(b), nil
 }

@@ -27,7 +27,7 @@ func (g *greet) Close(context.Context) error { return nil }
 // checks the parameters a pipeline gives; the runner builds one
 // transform per worker.
 func Example_register() {
-	reg := stages.NewRegistry() // the built-in types; add to stages.Default to reach the CLI's registry
+	reg := stages.NewRegistry() // empty; builtin.NewRegistry() holds the built-in types, and stages.Default is the CLI's registry
 	err := reg.Register(stages.Spec{
 		Name:    "greet",
 		Summary: "Adds a greeting to each record",

@@ -2,16 +2,16 @@ package stages
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
+	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
 
 // MsgVar is the name under which an expression sees a message's metadata:
-// msg.subject, msg.headers (name to first value), msg.key, msg.event_time,
-// msg.stream, msg.sequence, msg.deliveries.
+// Msg.subject, msg.headers (name to first value), msg.key, msg.event_time,
+// Msg.stream, msg.sequence, msg.deliveries.
 const MsgVar = "msg"
 
 // Expr is an expr-lang expression compiled once. Names in the expression
@@ -90,19 +90,9 @@ func (e *Expr) Eval(m *Message) (any, error) {
 		// expr's message ends in a multi-line snippet of the source with a
 		// caret; the first line says what failed. It comes first, so that
 		// a long expression does not hide it.
-		return nil, Permanent(fmt.Errorf("%s (in expression %q)", oneLine(err.Error()), shortSource(e.src)))
+		return nil, Permanent(fmt.Errorf("%s (in expression %q)", errtext.OneLine(err.Error()), errtext.ShortSource(e.src)))
 	}
 	return out, nil
-}
-
-// shortSource returns an expression's source on one line with its spaces
-// collapsed, cut to about 60 characters.
-func shortSource(src string) string {
-	s := strings.Join(strings.Fields(src), " ")
-	if r := []rune(s); len(r) > 60 {
-		s = string(r[:60]) + "…"
-	}
-	return s
 }
 
 // metadata is the type of the msg variable, so that merge($env, ...) can
@@ -152,7 +142,7 @@ var mergeFunc = expr.Function("merge", func(args ...any) (any, error) {
 				out[k] = v
 			}
 		default:
-			return nil, fmt.Errorf("merge: argument %d is a %s, want an object", i+1, jsonKind(a))
+			return nil, fmt.Errorf("merge: argument %d is a %s, want an object", i+1, errtext.JSONKind(a))
 		}
 	}
 	return out, nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bytedance/sonic"
 	"github.com/nats-io/nats.go"
+	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
 
 // Header holds message headers, as on NATS: keys are case-sensitive.
@@ -105,6 +106,18 @@ func (m *Message) SetPayload(b []byte) {
 	m.payload, m.value, m.hasValue, m.stale = b, nil, false, false
 }
 
+// SetPayloadValue replaces the payload with b and the value with v, which
+// must be what [DecodeJSON] gives for b: the message keeps both, so that
+// neither is decoded nor encoded again. For a stage that decoded bytes it
+// received itself.
+func (m *Message) SetPayloadValue(b []byte, v any) {
+	m.payload, m.value, m.hasValue, m.stale = b, v, true, false
+}
+
+// NeedsEncoding reports whether a stage set or changed the value since the
+// payload was made: [Message.Payload] then encodes the value anew.
+func (m *Message) NeedsEncoding() bool { return m.stale }
+
 // Value returns the payload decoded as JSON. Integers that fit in an int64
 // decode as int64, other numbers as float64, objects as map[string]any and
 // arrays as []any. A payload that is not JSON gives a permanent error.
@@ -129,7 +142,7 @@ func (m *Message) Record() (map[string]any, error) {
 	}
 	rec, ok := v.(map[string]any)
 	if !ok {
-		return nil, Permanent(fmt.Errorf("record is a JSON %s, not an object", jsonKind(v)))
+		return nil, Permanent(fmt.Errorf("record is a JSON %s, not an object", errtext.JSONKind(v)))
 	}
 	return rec, nil
 }
@@ -172,23 +185,6 @@ func (m *Message) Derive(v any) *Message {
 	return d
 }
 
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case string:
-		return "string"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "object"
-	default:
-		return "number"
-	}
-}
-
 // codec is the JSON codec of records: integers decode as int64 when they
 // fit (so IDs keep their digits), other numbers as float64; objects encode
 // with sorted keys and without HTML escaping, as encoding/json does except
@@ -207,7 +203,7 @@ var codec = sonic.Config{
 // the input.
 func DecodeJSON(b []byte) (any, error) {
 	if !utf8.Valid(b) {
-		return nil, fmt.Errorf("record is not valid UTF-8 (at byte %d)", invalidUTF8At(b))
+		return nil, fmt.Errorf("record is not valid UTF-8 (at byte %d)", errtext.InvalidUTF8At(b))
 	}
 	var v any
 	if err := codec.Unmarshal(b, &v); err != nil {
@@ -226,19 +222,6 @@ func EncodeJSON(v any) ([]byte, error) {
 		return nil, explain(stdErr)
 	}
 	return b, nil
-}
-
-// invalidUTF8At returns the offset of the first byte of b that is not
-// valid UTF-8.
-func invalidUTF8At(b []byte) int {
-	for i := 0; i < len(b); {
-		r, n := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && n == 1 {
-			return i
-		}
-		i += n
-	}
-	return len(b)
 }
 
 // explain returns the error of encoding/json for a value the codec

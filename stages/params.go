@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
 
 // ParamType is the type of a stage parameter.
@@ -89,7 +91,7 @@ func (p *Param) Convert(v any) (any, error) {
 			return nil, bad("want an expression, got %s", yamlKind(v))
 		}
 		if _, err := CompileExpr(s); err != nil {
-			return nil, bad("expression does not compile: %s", oneLine(err.Error()))
+			return nil, bad("expression does not compile: %s", errtext.OneLine(err.Error()))
 		}
 		return s, nil
 	case TypeInt:
@@ -229,13 +231,6 @@ func describe(v any) string {
 	return yamlKind(v)
 }
 
-func oneLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
-
 // ParamError locates an error of a spec's Check function on one parameter so
 // that validation can point at its line in the pipeline file.
 type ParamError struct {
@@ -244,6 +239,7 @@ type ParamError struct {
 }
 
 func (e *ParamError) Error() string { return e.Param + ": " + e.Err.Error() }
+
 func (e *ParamError) Unwrap() error { return e.Err }
 
 // Params holds the converted parameters of one stage, defaults applied.
@@ -293,4 +289,29 @@ func (p Params) StringMap(name string) map[string]string {
 func (p Params) MapList(name string) []map[string]string {
 	l, _ := p.values[name].([]map[string]string)
 	return l
+}
+
+// ParamErrorf reports a bad value of the parameter name the way
+// [Param.Convert] does: the error wraps [ErrInvalidParam], its text is
+// "NAME: " and the formatted reason, and it is a *[ParamError], so that
+// validation points at the parameter's line. For a spec's Check function
+// and for constructors.
+func ParamErrorf(name, format string, a ...any) error {
+	return &ParamError{Param: name, Err: fmt.Errorf("%w: %s: %s", ErrInvalidParam, name, fmt.Sprintf(format, a...))}
+}
+
+// CompileParam compiles the expression of the [TypeExpr] parameter name,
+// which must be set and not empty; an error is a [ParamErrorf] on name.
+// Validation has already compiled it once: a stage compiles its own copy
+// because an [Expr] is not safe for concurrent use.
+func CompileParam(p Params, name string) (*Expr, error) {
+	src := p.String(name)
+	if src == "" {
+		return nil, ParamErrorf(name, "must not be empty")
+	}
+	e, err := CompileExpr(src)
+	if err != nil {
+		return nil, ParamErrorf(name, "expression does not compile: %s", errtext.OneLine(err.Error()))
+	}
+	return e, nil
 }

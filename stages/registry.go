@@ -133,24 +133,17 @@ type specKey struct {
 	name string
 }
 
-// NewEmptyRegistry returns a registry with no types.
-func NewEmptyRegistry() *Registry {
+// NewRegistry returns a registry with no types. The built-in types are in
+// package stages/builtin (builtin.NewRegistry returns a registry holding
+// them) and in its family packages, each with a Register function.
+func NewRegistry() *Registry {
 	return &Registry{specs: make(map[specKey]*Spec)}
 }
 
-// NewRegistry returns a registry holding the built-in types only.
-func NewRegistry() *Registry {
-	r := NewEmptyRegistry()
-	for _, s := range builtins() {
-		if err := r.Register(s); err != nil {
-			panic(err) // a built-in spec is wrong: a bug caught by every test
-		}
-	}
-	return r
-}
-
 // Default is the registry that [Register] adds to and that the CLI uses. It
-// starts with the built-in types.
+// starts empty: a program registers the types it wants, such as
+// builtin.Register(stages.Default) for every built-in type; Go plugins add
+// theirs with [MustRegister].
 var Default = NewRegistry()
 
 // Register adds spec to the [Default] registry. While a Go plugin is being
@@ -291,7 +284,7 @@ func (r *Registry) Names(role Role) []string {
 
 // Clone returns an independent copy of r.
 func (r *Registry) Clone() *Registry {
-	c := NewEmptyRegistry()
+	c := NewRegistry()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for k, v := range r.specs {

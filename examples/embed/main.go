@@ -6,6 +6,7 @@
 //	go run ./examples/embed                                   # built in Go, embedded server
 //	go run ./examples/embed -f examples/embed/pipeline.yaml   # the same pipeline from YAML
 //	go run ./examples/embed -nats nats://127.0.0.1:4222       # on a server or cluster
+//	go build -tags core ./examples/embed                      # with the core stage types alone
 package main
 
 import (
@@ -24,7 +25,6 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/server"
-	"github.com/sluicehq/sluice/stages"
 )
 
 func main() {
@@ -47,9 +47,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	// A registry of our own: the built-in types plus ours. (A program
-	// may also add to stages.Default with stages.Register.)
-	reg := stages.NewRegistry()
+	// A registry of our own: the built-in types (all of them, or the core
+	// family alone when built with -tags core, see registry_all.go) plus
+	// ours. (A program may also add to stages.Default with
+	// stages.Register.)
+	reg := newRegistry()
 	if err := reg.Register(scoreSpec()); err != nil {
 		return err
 	}

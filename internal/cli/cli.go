@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/configs"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // Exit codes of [Main].
@@ -76,9 +77,17 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return MainContext(context.Background(), args, stdin, stdout, stderr)
 }
 
+// registerBuiltins adds the built-in stage types to [stages.Default], the
+// registry of the CLI, once per process: Go plugins add theirs to it too.
+var registerBuiltins = sync.OnceValue(func() error { return builtin.Register(stages.Default) })
+
 // MainContext is [Main] with a context: when it is done, a run stops as
 // it does on SIGTERM.
 func MainContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if err := registerBuiltins(); err != nil {
+		fmt.Fprintf(stderr, "sluice: built-in stage types: %v\n", err)
+		return ExitFailure
+	}
 	a := &app{
 		stdin:  stdin,
 		stdout: syncWriter(stdout),

@@ -1,0 +1,249 @@
+package file
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/internal/records"
+)
+
+func fileSourceSpec() stages.Spec {
+	return stages.Spec{
+		Name:    "file",
+		Summary: "Read records from files: JSON lines, CSV or text lines",
+		Doc: `Reads path, or every file matching it when it is a glob pattern (*, ? or ` +
+			`[...]; matches are read one after another in sorted order, directories ` +
+			`skipped). Without format, each file's extension decides: .csv is csv; ` +
+			`.jsonl, .ndjson and .json are jsonl; anything else is lines. jsonl ` +
+			`payloads are the lines as they are: a malformed line fails in the stage ` +
+			`that decodes it and goes to the dead-letter stream. In csv the first row ` +
+			`of each file names the fields; a row with another number of fields, or ` +
+			`one that does not parse, goes to the dead-letter stream as its raw text ` +
+			`and reading goes on. Lines of any length work. The source ends after the ` +
+			`last file. It checkpoints the file and byte offset it has reached, so a ` +
+			`resumed run goes on from there; the files must not change in between.
+
+Example:
+
+    - name: read
+      source: file
+      with:
+        path: data/orders-*.csv`,
+		Params: []stages.Param{
+			{Name: "path", Type: stages.TypeString, Required: true, Doc: "A file path, or a glob pattern matching the files to read."},
+			{Name: "format", Type: stages.TypeString, Enum: []string{records.JSONL, records.CSV, records.Lines}, Doc: "Record format: " + records.Doc + "; default inferred from each file's extension."},
+		},
+		NewSource: newFileSource,
+	}
+}
+
+// fileSource reads its files one after another.
+type fileSource struct {
+	format string // "" infers from each file's extension
+	files  []string
+	next   int // index in files of the next file to open
+	f      *os.File
+	rr     records.Reader
+	resume *fileCheckpoint // where to start in the next file opened
+}
+
+var _ stages.Resumable = (*fileSource)(nil)
+
+// fileCheckpoint is the position of a file source: in the file named
+// File, or after every file when File is empty.
+type fileCheckpoint struct {
+	File string `json:"file,omitempty"`
+	records.Position
+}
+
+func newFileSource(p stages.Params, _ stages.Info) (stages.Source, error) {
+	path := p.String("path")
+	if path == "" {
+		return nil, stages.ParamErrorf("path", "must not be empty")
+	}
+	files, err := expandPath(path)
+	if err != nil {
+		return nil, err
+	}
+	return &fileSource{format: p.String("format"), files: files}, nil
+}
+
+// hasGlobMeta reports whether path is a glob pattern.
+func hasGlobMeta(path string) bool { return strings.ContainsAny(path, `*?[`) }
+
+// expandPath returns the files path names: itself, or the sorted regular
+// files matching it when it is a glob pattern.
+func expandPath(path string) ([]string, error) {
+	if !hasGlobMeta(path) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fileError(path, err)
+		}
+		if fi.IsDir() {
+			return nil, fmt.Errorf("file %s: is a directory", path)
+		}
+		return []string{path}, nil
+	}
+	matches, err := filepath.Glob(path)
+	if err != nil {
+		return nil, fmt.Errorf("file pattern %q: %w", path, err)
+	}
+	slices.Sort(matches)
+	files := matches[:0]
+	for _, m := range matches {
+		fi, err := os.Stat(m)
+		if err != nil {
+			return nil, fileError(m, err)
+		}
+		if !fi.IsDir() {
+			files = append(files, m)
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("file pattern %q matches no file: %w", path, fs.ErrNotExist)
+	}
+	return files, nil
+}
+
+func (s *fileSource) Read(ctx context.Context) (*stages.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for {
+		if s.rr == nil {
+			if s.next == len(s.files) {
+				return nil, io.EOF
+			}
+			if err := s.open(s.files[s.next], s.resume); err != nil {
+				return nil, err
+			}
+			s.next++
+			s.resume = nil
+		}
+		m, err := s.rr.Read()
+		if err == nil || (m != nil && stages.IsPermanent(err)) {
+			return m, err
+		}
+		name := s.f.Name()
+		s.rr = nil
+		cerr := s.f.Close()
+		s.f = nil
+		if !errors.Is(err, io.EOF) {
+			return nil, fileError(name, err)
+		}
+		if cerr != nil {
+			return nil, fileError(name, cerr)
+		}
+	}
+}
+
+// open opens file name for reading, from the start or from a checkpoint.
+func (s *fileSource) open(name string, at *fileCheckpoint) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fileError(name, err)
+	}
+	format := s.format
+	if format == "" {
+		format = records.InputFormat(name)
+	}
+	var pos records.Position
+	var header []string
+	if at != nil && at.Offset > 0 {
+		if pos, header, err = seekCheckpoint(f, format, at.Position); err != nil {
+			f.Close()
+			return fileError(name, err)
+		}
+	}
+	s.f = f
+	s.rr = records.NewReader(format, f, "file "+name, pos, header)
+	return nil
+}
+
+// seekCheckpoint moves f to position at, and for csv returns the header
+// the records after it are read with.
+func seekCheckpoint(f *os.File, format string, at records.Position) (records.Position, []string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return records.Position{}, nil, err
+	}
+	if at.Offset > fi.Size() {
+		return records.Position{}, nil, fmt.Errorf("cannot resume at byte %d: the file has %d bytes (it changed since the run started)", at.Offset, fi.Size())
+	}
+	var header []string
+	if format == records.CSV {
+		hr := records.NewCSVReader(f, f.Name(), records.Position{}, nil)
+		if _, err := hr.Read(); err != nil && !stages.IsPermanent(err) && !errors.Is(err, io.EOF) {
+			return records.Position{}, nil, err
+		}
+		if header = hr.Header; header == nil {
+			return records.Position{}, nil, fmt.Errorf("cannot resume at byte %d: the file has no csv header", at.Offset)
+		}
+	}
+	if _, err := f.Seek(at.Offset, io.SeekStart); err != nil {
+		return records.Position{}, nil, err
+	}
+	return at, header, nil
+}
+
+// Checkpoint returns the file being read and the position in it after the
+// last record returned.
+func (s *fileSource) Checkpoint() ([]byte, error) {
+	var c fileCheckpoint
+	switch {
+	case s.rr != nil:
+		c = fileCheckpoint{File: s.f.Name(), Position: s.rr.Pos()}
+	case s.next < len(s.files):
+		c = fileCheckpoint{File: s.files[s.next]}
+	}
+	return json.Marshal(c)
+}
+
+// Resume makes the source start at a checkpoint: the files before the
+// checkpoint's file, in sorted order, count as read.
+func (s *fileSource) Resume(checkpoint []byte) error {
+	var c fileCheckpoint
+	if err := json.Unmarshal(checkpoint, &c); err != nil {
+		return fmt.Errorf("checkpoint %q: %w", checkpoint, err)
+	}
+	if c.File == "" {
+		s.next = len(s.files)
+		return nil
+	}
+	i := slices.Index(s.files, c.File)
+	if i < 0 {
+		return fmt.Errorf("cannot resume in file %s: it is not among the files to read any more", c.File)
+	}
+	s.next, s.resume = i, &c
+	return nil
+}
+
+func (s *fileSource) Close(context.Context) error {
+	s.rr = nil
+	s.next = len(s.files)
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+// fileError wraps err with the file name, without repeating the name that
+// an *fs.PathError carries.
+func fileError(name string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == name {
+		return fmt.Errorf("file %s: %s: %w", name, pe.Op, pe.Err)
+	}
+	return fmt.Errorf("file %s: %w", name, err)
+}

@@ -1,0 +1,211 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/internal/records"
+	"github.com/sluicehq/sluice/stages/internal/stagetest"
+)
+
+func TestFileSource(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string // name in a temp dir
+		content string
+		format  string // "" infers
+		want    []string
+	}{
+		{"jsonl", "in.jsonl", "{\"a\":1}\n\n  \n{\"b\": 2}\r\n\t\n{\"c\":3}", "", []string{`{"a":1}`, `{"b": 2}`, `{"c":3}`}},
+		{"jsonl passes a bad line on", "in.ndjson", "{\"a\":1}\nnot json\n", "", []string{`{"a":1}`, "not json"}},
+		{"json extension", "in.json", "1\n2\n", "", []string{"1", "2"}},
+		{"lines", "in.txt", "a\r\nb\n\n c \n", "", []string{"a", "b", "", " c "}},
+		{"lines without newline at the end", "in.log", "a\nb", "", []string{"a", "b"}},
+		{"empty", "in.jsonl", "", "", nil},
+		{"csv", "in.csv", "id,name\n1,alice\r\n2,\"bob, \"\"jr\"\"\"\n\n3,\"multi\nline\"\n", "",
+			[]string{`{"id":"1","name":"alice"}`, `{"id":"2","name":"bob, \"jr\""}`, `{"id":"3","name":"multi\nline"}`}},
+		{"csv with a byte order mark", "in.csv", "\ufeffid,n\n1,2\n", "", []string{`{"id":"1","n":"2"}`}},
+		{"csv header only", "in.csv", "id,name\n", "", nil},
+		{"format overrides the extension", "in.txt", "a,b\n1,2\n", "csv", []string{`{"a":"1","b":"2"}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := map[string]any{"path": stagetest.WriteFile(t, t.TempDir(), tt.file, tt.content)}
+			if tt.format != "" {
+				raw["format"] = tt.format
+			}
+			src := stagetest.NewSource(t, "file", raw, stages.Info{})
+			if got := stagetest.Payloads(t, src); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+			if _, err := src.Read(context.Background()); !errors.Is(err, io.EOF) {
+				t.Fatalf("read after the end: %v", err)
+			}
+		})
+	}
+}
+
+func TestFileSourceCSVBadRows(t *testing.T) {
+	content := "a,b\n1,2\n3\n\n\"x,y\",z,w\r\n4,5\nq\"q,6\n7,8"
+	path := stagetest.WriteFile(t, t.TempDir(), "in.csv", content)
+	got := stagetest.ReadAll(t, stagetest.NewSource(t, "file", map[string]any{"path": path}, stages.Info{}))
+	want := []struct {
+		payload string
+		err     string // "" for none
+	}{
+		{`{"a":"1","b":"2"}`, ""},
+		{"3", "file " + path + " line 3: row has 1 fields, header has 2"},
+		{`"x,y",z,w`, "file " + path + " line 5: row has 3 fields, header has 2"},
+		{`{"a":"4","b":"5"}`, ""},
+		{`q"q,6`, "file " + path + ` line 7: bare " in non-quoted-field`},
+		{`{"a":"7","b":"8"}`, ""},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d records %v, want %d", len(got), got, len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Payload != w.payload {
+			t.Errorf("record %d: payload %q, want %q", i, g.Payload, w.payload)
+		}
+		switch {
+		case w.err == "" && g.Err != nil:
+			t.Errorf("record %d: unexpected error %v", i, g.Err)
+		case w.err != "" && (g.Err == nil || g.Err.Error() != w.err || !errors.Is(g.Err, stages.ErrPermanent)):
+			t.Errorf("record %d: error %v, want permanent %q", i, g.Err, w.err)
+		}
+	}
+}
+
+func TestFileSourceCSVBadHeader(t *testing.T) {
+	path := stagetest.WriteFile(t, t.TempDir(), "in.csv", "a,b,a\n1,2,3\n")
+	src := stagetest.NewSource(t, "file", map[string]any{"path": path}, stages.Info{})
+	_, err := src.Read(context.Background())
+	if err == nil || stages.IsPermanent(err) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), `"a"`) {
+		t.Fatalf("got %v, want an error naming the file and the repeated column", err)
+	}
+}
+
+func TestFileSourceGlob(t *testing.T) {
+	dir := t.TempDir()
+	stagetest.WriteFile(t, dir, "b.jsonl", "{\"f\":\"b1\"}\n{\"f\":\"b2\"}\n")
+	stagetest.WriteFile(t, dir, "a.jsonl", "{\"f\":\"a1\"}\n")
+	stagetest.WriteFile(t, dir, "c.csv", "f\nc1\n")
+	stagetest.WriteFile(t, dir, "d.csv", "g,f\n1,d1\n")
+	stagetest.WriteFile(t, dir, "skip.txt", "nope\n")
+	if err := os.Mkdir(filepath.Join(dir, "z.jsonl"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		pattern string
+		want    []string
+	}{
+		{"*.jsonl", []string{`{"f":"a1"}`, `{"f":"b1"}`, `{"f":"b2"}`}},
+		{"?.csv", []string{`{"f":"c1"}`, `{"f":"d1","g":"1"}`}},
+		{"[ac].*", []string{`{"f":"a1"}`, `{"f":"c1"}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			src := stagetest.NewSource(t, "file", map[string]any{"path": filepath.Join(dir, tt.pattern)}, stages.Info{})
+			if got := stagetest.Payloads(t, src); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFileSourceErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, path, want string
+		is               error
+	}{
+		{"missing file", filepath.Join(dir, "nope.jsonl"), "file " + filepath.Join(dir, "nope.jsonl") + ": stat: no such file or directory", fs.ErrNotExist},
+		{"no match", filepath.Join(dir, "*.csv"), `file pattern "` + filepath.Join(dir, "*.csv") + `" matches no file: file does not exist`, fs.ErrNotExist},
+		{"bad pattern", filepath.Join(dir, "[.csv"), `file pattern "` + filepath.Join(dir, "[.csv") + `": syntax error in pattern`, filepath.ErrBadPattern},
+		{"directory", dir, "file " + dir + ": is a directory", nil},
+	}
+	s := stagetest.Lookup(t, stages.RoleSource, "file")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.NewSource(stagetest.Parse(t, s, map[string]any{"path": tt.path}), stages.Info{})
+			if err == nil || err.Error() != tt.want || (tt.is != nil && !errors.Is(err, tt.is)) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFileSourceLongLines(t *testing.T) {
+	long := strings.Repeat("x", 3<<19) // over 1 MiB
+	tests := []struct {
+		file, content string
+		want          []string
+	}{
+		{"in.jsonl", `{"s":"` + long + "\"}\n{}\n", []string{`{"s":"` + long + `"}`, "{}"}},
+		{"in.txt", long + "\r\nshort", []string{long, "short"}},
+		{"in.csv", "s,n\n" + long + ",1\n" + long + "\n", []string{`{"n":"1","s":"` + long + `"}`, long}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			src := stagetest.NewSource(t, "file", map[string]any{"path": stagetest.WriteFile(t, t.TempDir(), tt.file, tt.content)}, stages.Info{})
+			got := stagetest.ReadAll(t, src)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d records, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				if got[i].Payload != tt.want[i] {
+					t.Errorf("record %d: got %d bytes, want %d", i, len(got[i].Payload), len(tt.want[i]))
+				}
+			}
+		})
+	}
+}
+
+func TestFileSourceClose(t *testing.T) {
+	dir := t.TempDir()
+	stagetest.WriteFile(t, dir, "a.jsonl", "1\n2\n")
+	stagetest.WriteFile(t, dir, "b.jsonl", "3\n")
+	src := stagetest.NewSource(t, "file", map[string]any{"path": filepath.Join(dir, "*.jsonl")}, stages.Info{})
+	if _, err := src.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f := src.(*fileSource).f
+	if err := src.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("the open file is not closed: %v", err)
+	}
+	if err := src.Close(context.Background()); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := src.Read(context.Background()); !errors.Is(err, io.EOF) {
+		t.Fatalf("read after close: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	src = stagetest.NewSource(t, "file", map[string]any{"path": filepath.Join(dir, "a.jsonl")}, stages.Info{})
+	if _, err := src.Read(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("read with a cancelled ctx: %v", err)
+	}
+}
+
+func TestInputFormat(t *testing.T) {
+	for name, want := range map[string]string{
+		"a.csv": "csv", "A.CSV": "csv", "a.jsonl": "jsonl", "a.ndjson": "jsonl", "a.json": "jsonl",
+		"a.txt": "lines", "a": "lines", "dir.csv/a.log": "lines", "*.csv": "csv",
+	} {
+		if got := records.InputFormat(name); got != want {
+			t.Errorf("inputFormat(%q) = %s, want %s", name, got, want)
+		}
+	}
+}

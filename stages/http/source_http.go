@@ -1,0 +1,625 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/internal/records"
+)
+
+// Formats of the http source's request bodies; jsonl and lines are shared
+// with the file formats.
+const formatJSON = "json"
+
+// Defaults and limits of the http source.
+const (
+	httpDefaultListen     = "127.0.0.1:8080"
+	httpDefaultMaxBody    = 1 << 20
+	httpDefaultQueue      = 64
+	httpDefaultAckTimeout = 30 * time.Second
+	// httpRetryAfter is the Retry-After, in seconds, of a 503 answer.
+	httpRetryAfter = "1"
+	// httpMaxIdempotencyKey is the longest Idempotency-Key accepted.
+	httpMaxIdempotencyKey = 200
+	// httpShutdownTimeout bounds Close when its context has no deadline.
+	httpShutdownTimeout = 5 * time.Second
+	// httpReadHeaderTimeout and httpReadTimeout bound how long a client
+	// may take to send its request, so that slow clients cannot hold
+	// connections open for ever; httpIdleTimeout closes idle keep-alive
+	// connections.
+	httpReadHeaderTimeout = 10 * time.Second
+	httpReadTimeout       = time.Minute
+	httpIdleTimeout       = 2 * time.Minute
+)
+
+// idempotencyKeyHeader is the request header (http source) and the header
+// sent (http sink) that identifies a record or request for deduplication.
+const idempotencyKeyHeader = "Idempotency-Key"
+
+func httpSourceSpec() stages.Spec {
+	return stages.Spec{
+		Name:    "http",
+		Summary: "Receive records posted over HTTP, answering once JetStream has them",
+		Doc: `Runs an HTTP server on listen (loopback by default: give an address such ` +
+			`as 0.0.0.0:8080 to accept other hosts, and set token then). A POST to ` +
+			`path carries records in its body: with format json the body is one ` +
+			`JSON record; with jsonl, one JSON record per non-blank line; with ` +
+			`lines, each line (blank ones included, a final line ending not making ` +
+			`an empty one) is a record of raw bytes. JSON bodies are checked ` +
+			`before anything is stored: a body or line that is not valid JSON is ` +
+			`answered 400 with the reason, and none of the request's records ` +
+			`enter the pipeline (nothing of it goes to the dead-letter stream: ` +
+			`the client is told and can correct it). Payloads pass on as sent.
+
+The answer waits until JetStream has stored every record of the request: ` +
+			`202 Accepted with {"accepted": N} then, so a client that got 202 knows ` +
+			`its records are durable. Other answers: 405 for a method other than ` +
+			`POST (with Allow), 401 when token is set and the request lacks ` +
+			`"Authorization: Bearer TOKEN" (compared in constant time, never ` +
+			`logged), 413 for a body longer than max_body, 400 for a bad body or ` +
+			`Idempotency-Key, 422 when the pipeline refused records (one too large ` +
+			`for NATS: it went to the dead-letter stream), and 503 with ` +
+			`Retry-After when the pipeline is not reading the source (starting or ` +
+			`stopping), queue requests already wait to be read, or JetStream did ` +
+			`not confirm within ack_timeout. Error answers are JSON: {"error": "..."}.
+
+Delivery is at-least-once: after a 503 some records of the request may ` +
+			`still be stored, so a client retries. A request with an ` +
+			`Idempotency-Key header (up to 200 visible ASCII characters) is ` +
+			`stored once however often it is retried within the pipeline's ` +
+			`dedup_window (in the same run of the pipeline, resumed or not): its ` +
+			`records are identified by the key (and, for several records, their ` +
+			`index in the body), so a second request with the key stores nothing ` +
+			`new whatever its body. Without it, a retry may store records twice. The source cannot resume: what a client has not ` +
+			`been answered 202 for is its to send again.
+
+A GET of health_path answers 200 while the pipeline reads the source and ` +
+			`503 otherwise, for readiness probes. The server is plain HTTP: put a ` +
+			`TLS-terminating proxy in front of it for other hosts. The source is ` +
+			`unbounded: the run goes on until it is stopped; stopping answers ` +
+			`waiting requests 503 and shuts the server down gracefully.
+
+Example:
+
+    - name: ingest
+      source: http
+      with:
+        listen: 127.0.0.1:8080
+        path: /events
+        format: jsonl
+        token: ${INGEST_TOKEN}`,
+		Params: []stages.Param{
+			{Name: "listen", Type: stages.TypeString, Default: httpDefaultListen, Doc: "The address to listen on, host:port; port 0 picks a free one (it is logged)."},
+			{Name: "path", Type: stages.TypeString, Default: "/", Doc: "The URL path that takes records."},
+			{Name: "format", Type: stages.TypeString, Default: formatJSON, Enum: []string{formatJSON, records.JSONL, records.Lines}, Doc: "Body format: json (the body is one JSON record), jsonl (one JSON record per non-blank line) or lines (each line a raw record)."},
+			{Name: "max_body", Type: stages.TypeInt, Default: httpDefaultMaxBody, Doc: "The largest body accepted, in bytes; a longer one is answered 413."},
+			{Name: "token", Type: stages.TypeString, Doc: "If set, requests must carry \"Authorization: Bearer TOKEN\"; take it from the environment with ${VAR}."},
+			{Name: "queue", Type: stages.TypeInt, Default: httpDefaultQueue, Doc: "How many requests may wait for the pipeline to read them; more are answered 503."},
+			{Name: "ack_timeout", Type: stages.TypeDuration, Default: httpDefaultAckTimeout, Doc: "How long a request waits for JetStream to store its records before it is answered 503."},
+			{Name: "health_path", Type: stages.TypeString, Default: "/healthz", Doc: "The URL path of the readiness check (GET); empty for none."},
+		},
+		Check:     checkHTTPSource,
+		NewSource: newHTTPSource,
+	}
+}
+
+func checkHTTPSource(p stages.Params) error {
+	host, port, err := net.SplitHostPort(p.String("listen"))
+	if err != nil {
+		return stages.ParamErrorf("listen", "want host:port, such as 127.0.0.1:8080 (got %q)", p.String("listen"))
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return stages.ParamErrorf("listen", "port must be a number from 0 to 65535 (got %q)", port)
+	}
+	_ = host // empty listens on every interface, as given
+	path := p.String("path")
+	if !strings.HasPrefix(path, "/") {
+		return stages.ParamErrorf("path", "must start with / (got %q)", path)
+	}
+	if h := p.String("health_path"); h != "" {
+		if !strings.HasPrefix(h, "/") {
+			return stages.ParamErrorf("health_path", "must start with / (got %q)", h)
+		}
+		if h == path {
+			return stages.ParamErrorf("health_path", "must differ from path (both are %q)", h)
+		}
+	}
+	if n := p.Int("max_body"); n < 1 {
+		return stages.ParamErrorf("max_body", "must be >= 1 (got %d)", n)
+	}
+	if n := p.Int("queue"); n < 1 {
+		return stages.ParamErrorf("queue", "must be >= 1 (got %d)", n)
+	}
+	if d := p.Duration("ack_timeout"); d <= 0 {
+		return stages.ParamErrorf("ack_timeout", "must be > 0 (got %s)", d)
+	}
+	if p.Has("token") {
+		tok := p.String("token")
+		if tok == "" {
+			return stages.ParamErrorf("token", "must not be empty (an unset ${VAR}?); leave token out for no authentication")
+		}
+		if strings.ContainsAny(tok, " \t\r\n") {
+			return stages.ParamErrorf("token", "must not contain white space")
+		}
+	}
+	return nil
+}
+
+// httpSource serves HTTP and hands Read the records of each request taken,
+// through a bounded queue. A request waits, in its handler, until every one
+// of its records is acknowledged (see [stages.Message.OnAck]).
+type httpSource struct {
+	log        *slog.Logger
+	path       string
+	health     string
+	format     string
+	maxBody    int64
+	tokenSum   []byte // sha256 of the token; nil without one
+	ackTimeout time.Duration
+
+	ln       net.Listener
+	srv      *http.Server
+	served   chan struct{} // closed when Serve has returned
+	serveErr error         // why Serve returned, set before served is closed
+
+	ch chan *ingest // requests taken, not yet read
+
+	mu      sync.Mutex
+	reading bool // a Read is under way or the pipeline reads on; requests are taken
+	closed  bool
+
+	closing   chan struct{} // closed by Close: waiting handlers answer 503
+	closeOnce sync.Once
+	closeErr  error
+
+	cur *ingest // the request whose records Read is returning; Read's own
+}
+
+var _ stages.Source = (*httpSource)(nil)
+
+// errHTTPStopping is what a request waits on in vain when the pipeline stops
+// reading the source.
+var errHTTPStopping = errors.New("the pipeline is not reading records")
+
+func newHTTPSource(p stages.Params, info stages.Info) (stages.Source, error) {
+	if err := checkHTTPSource(p); err != nil {
+		return nil, err
+	}
+	log := info.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &httpSource{
+		log:        log,
+		path:       p.String("path"),
+		health:     p.String("health_path"),
+		format:     p.String("format"),
+		maxBody:    int64(p.Int("max_body")),
+		ackTimeout: p.Duration("ack_timeout"),
+		served:     make(chan struct{}),
+		ch:         make(chan *ingest, p.Int("queue")),
+		closing:    make(chan struct{}),
+	}
+	if p.Has("token") {
+		sum := sha256.Sum256([]byte(p.String("token")))
+		s.tokenSum = sum[:]
+	}
+	ln, err := net.Listen("tcp", p.String("listen"))
+	if err != nil {
+		return nil, fmt.Errorf("http: listen: %w", err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && s.tokenSum == nil {
+		log.Warn("http source listens beyond this host without a token", "addr", ln.Addr().String())
+	}
+	log.Info("http source listening", "addr", ln.Addr().String(), "path", s.path)
+	go func() {
+		defer close(s.served)
+		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr = err
+		}
+	}()
+	return s, nil
+}
+
+// addr returns the address the server listens on, for tests that listen on
+// port 0.
+func (s *httpSource) addr() string { return s.ln.Addr().String() }
+
+// ingest is one request's records on their way into the pipeline.
+type ingest struct {
+	msgs []*stages.Message
+	next int // the index of the next record Read returns
+
+	mu       sync.Mutex
+	pending  int   // records whose outcome is not known yet
+	accepted int   // records JetStream stored
+	refused  int   // records the pipeline refused (dead-lettered or dropped)
+	refusal  error // the first refusal
+	failure  error // the first other failure: the record was not stored
+	done     chan struct{}
+}
+
+func newIngest(msgs []*stages.Message) *ingest {
+	in := &ingest{msgs: msgs, pending: len(msgs), done: make(chan struct{})}
+	for _, m := range msgs {
+		m.OnAck(in.ack)
+	}
+	return in
+}
+
+// ack records the outcome of one record.
+func (in *ingest) ack(err error) { in.settle(1, err) }
+
+// settle records the outcome of n records; the last one closes done.
+func (in *ingest) settle(n int, err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.pending == 0 {
+		return
+	}
+	n = min(n, in.pending)
+	switch {
+	case err == nil:
+		in.accepted += n
+	case errors.Is(err, stages.ErrDeadLettered):
+		in.refused += n
+		if in.refusal == nil {
+			in.refusal = err
+		}
+	default:
+		if in.failure == nil {
+			in.failure = err
+		}
+	}
+	in.pending -= n
+	if in.pending == 0 {
+		close(in.done)
+	}
+}
+
+// abandon fails the records of in that Read has not returned.
+func (in *ingest) abandon(err error) {
+	if n := len(in.msgs) - in.next; n > 0 {
+		in.next = len(in.msgs)
+		in.settle(n, err)
+	}
+}
+
+// Read returns the next record of the requests taken, in order. While no
+// Read is under way after one returned because ctx ended, the source
+// refuses requests with 503: the pipeline is not reading it.
+func (s *httpSource) Read(ctx context.Context) (*stages.Message, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, stages.ErrSourceClosed
+	}
+	s.reading = true
+	s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		s.pause(err)
+		return nil, err
+	}
+	if s.cur == nil {
+		select {
+		case s.cur = <-s.ch:
+		case <-ctx.Done():
+			s.pause(ctx.Err())
+			return nil, ctx.Err()
+		case <-s.closing:
+			return nil, stages.ErrSourceClosed
+		case <-s.served:
+			if s.isClosing() {
+				return nil, stages.ErrSourceClosed
+			}
+			return nil, fmt.Errorf("http: serve: %w", s.serveErr)
+		}
+	}
+	m := s.cur.msgs[s.cur.next]
+	s.cur.next++
+	if s.cur.next == len(s.cur.msgs) {
+		s.cur = nil
+	}
+	return m, nil
+}
+
+// pause stops taking requests until the next Read, and answers 503 to
+// those taken whose records were not read.
+func (s *httpSource) pause(cause error) {
+	err := fmt.Errorf("%w: %w", errHTTPStopping, cause)
+	if s.cur != nil {
+		s.cur.abandon(err)
+		s.cur = nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reading = false
+	s.drainLocked(err)
+}
+
+// drainLocked fails the requests in the queue; s.mu is held.
+func (s *httpSource) drainLocked(err error) {
+	for {
+		select {
+		case in := <-s.ch:
+			in.abandon(err)
+		default:
+			return
+		}
+	}
+}
+
+// take queues a request's records for Read. It fails when the pipeline does
+// not read the source or the queue is full.
+func (s *httpSource) take(in *ingest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.reading {
+		return errHTTPStopping
+	}
+	select {
+	case s.ch <- in:
+		return nil
+	default:
+		return errors.New("too many requests are waiting")
+	}
+}
+
+func (s *httpSource) ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reading && !s.closed
+}
+
+// ServeHTTP answers the record path and the health path.
+func (s *httpSource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == s.path:
+		s.serveRecords(w, r)
+	case s.health != "" && r.URL.Path == s.health:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			httpAnswer(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+			return
+		}
+		if !s.ready() {
+			w.Header().Set("Retry-After", httpRetryAfter)
+			httpAnswer(w, http.StatusServiceUnavailable, "not ready: the pipeline is not reading records")
+			return
+		}
+		httpReply(w, http.StatusOK, map[string]any{"status": "ok"})
+	default:
+		httpAnswer(w, http.StatusNotFound, "not found")
+	}
+}
+
+func (s *httpSource) serveRecords(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpAnswer(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+		return
+	}
+	if !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+		httpAnswer(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		return
+	}
+	key := r.Header.Get(idempotencyKeyHeader)
+	if _, given := r.Header[idempotencyKeyHeader]; given && !validIdempotencyKey(key) {
+		httpAnswer(w, http.StatusBadRequest, fmt.Sprintf("%s must be 1 to %d visible ASCII characters", idempotencyKeyHeader, httpMaxIdempotencyKey))
+		return
+	}
+	if r.ContentLength > s.maxBody {
+		httpAnswer(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over max_body (%d bytes)", r.ContentLength, s.maxBody))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			httpAnswer(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over max_body (%d bytes)", s.maxBody))
+			return
+		}
+		httpAnswer(w, http.StatusBadRequest, "reading the body: "+err.Error())
+		return
+	}
+	msgs, err := splitBody(s.format, body)
+	if err != nil {
+		httpAnswer(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if key != "" {
+		for i, m := range msgs {
+			id := key
+			if s.format != formatJSON {
+				id += "/" + strconv.Itoa(i)
+			}
+			m.Header = stages.Header{stages.HeaderMsgID: []string{id}}
+		}
+	}
+	in := newIngest(msgs)
+	if err := s.take(in); err != nil {
+		w.Header().Set("Retry-After", httpRetryAfter)
+		httpAnswer(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	timer := time.NewTimer(s.ackTimeout)
+	defer timer.Stop()
+	select {
+	case <-in.done:
+	case <-s.closing:
+	case <-timer.C:
+	case <-r.Context().Done():
+		return // the client is gone; the records go on
+	}
+	select {
+	case <-in.done: // an outcome that came with the stop or the timeout counts
+	default:
+		w.Header().Set("Retry-After", httpRetryAfter)
+		if s.isClosing() {
+			httpAnswer(w, http.StatusServiceUnavailable, "the pipeline is stopping; records may not be stored: retry")
+		} else {
+			httpAnswer(w, http.StatusServiceUnavailable, "JetStream did not confirm within ack_timeout; records may yet be stored: retry")
+		}
+		return
+	}
+	in.mu.Lock()
+	accepted, refused, refusal, failure := in.accepted, in.refused, in.refusal, in.failure
+	in.mu.Unlock()
+	switch {
+	case failure != nil:
+		w.Header().Set("Retry-After", httpRetryAfter)
+		httpReply(w, http.StatusServiceUnavailable, map[string]any{"error": "records not stored: " + failure.Error() + ": retry", "accepted": accepted})
+	case refusal != nil:
+		httpReply(w, http.StatusUnprocessableEntity, map[string]any{"error": refusal.Error(), "accepted": accepted, "refused": refused})
+	default:
+		httpReply(w, http.StatusAccepted, map[string]any{"accepted": accepted})
+	}
+}
+
+func (s *httpSource) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// authorized checks the bearer token in constant time.
+func (s *httpSource) authorized(r *http.Request) bool {
+	if s.tokenSum == nil {
+		return true
+	}
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(sum[:], s.tokenSum) == 1
+}
+
+// validIdempotencyKey reports whether k is 1 to httpMaxIdempotencyKey
+// visible ASCII characters.
+func validIdempotencyKey(k string) bool {
+	if k == "" || len(k) > httpMaxIdempotencyKey {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// splitBody returns the records of a request body in format. A JSON
+// record that is not valid JSON fails the whole body, naming its line.
+func splitBody(format string, body []byte) ([]*stages.Message, error) {
+	if format == formatJSON {
+		if err := validJSON(body); err != nil {
+			return nil, fmt.Errorf("body is not a JSON record: %w", err)
+		}
+		return []*stages.Message{stages.NewMessage(body)}, nil
+	}
+	var msgs []*stages.Message
+	rest := body
+	for line := 1; len(rest) > 0; line++ {
+		var l []byte
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			l, rest = rest[:i], rest[i+1:]
+		} else {
+			l, rest = rest, nil
+		}
+		l = bytes.TrimSuffix(l, []byte{'\r'})
+		if format == records.JSONL {
+			if records.IsBlank(l) {
+				continue
+			}
+			if err := validJSON(l); err != nil {
+				return nil, fmt.Errorf("line %d is not a JSON record: %w", line, err)
+			}
+		}
+		msgs = append(msgs, stages.NewMessage(l))
+	}
+	if len(msgs) == 0 {
+		return nil, errors.New("body holds no record")
+	}
+	return msgs, nil
+}
+
+// validJSON checks b as [stages.DecodeJSON] would, decoding it only to explain a
+// failure.
+func validJSON(b []byte) error {
+	if utf8.Valid(b) && json.Valid(b) {
+		return nil
+	}
+	_, err := stages.DecodeJSON(b)
+	if err == nil {
+		err = errors.New("invalid JSON")
+	}
+	return err
+}
+
+// httpAnswer writes an error answer {"error": msg}.
+func httpAnswer(w http.ResponseWriter, status int, msg string) {
+	httpReply(w, status, map[string]any{"error": msg})
+}
+
+func httpReply(w http.ResponseWriter, status int, body map[string]any) {
+	b, _ := json.Marshal(body)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// Close refuses new requests, answers 503 to those still waiting, and shuts
+// the server down, waiting for its handlers up to ctx's deadline (5s
+// without one) before it closes the connections left.
+func (s *httpSource) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed, s.reading = true, false
+		s.drainLocked(fmt.Errorf("%w: the source is closed", errHTTPStopping))
+		s.mu.Unlock()
+		close(s.closing)
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, httpShutdownTimeout)
+			defer cancel()
+		}
+		if err := s.srv.Shutdown(ctx); err != nil {
+			s.log.Warn("http source: requests still running at shutdown are cut off", "err", err)
+			if err := s.srv.Close(); err != nil {
+				s.closeErr = fmt.Errorf("http: close: %w", err)
+			}
+		}
+		<-s.served
+	})
+	return s.closeErr
+}
