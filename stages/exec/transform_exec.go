@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
@@ -145,10 +146,10 @@ type execTransform struct {
 	env     []string
 	dir     string
 	timeout time.Duration
-	// backoffMin and backoffMax bound the delay before a restart.
-	backoffMin, backoffMax time.Duration
-	closeTimeout           time.Duration
-	log                    *slog.Logger
+	// restart is the delay before a restart after failures in a row.
+	restart      retry.Backoff
+	closeTimeout time.Duration
+	log          *slog.Logger
 
 	child     *execChild // the running process; nil after a failure until restarted
 	failures  int        // failures in a row, for the restart delay
@@ -192,8 +193,7 @@ func newExecTransform(p stages.Params, info stages.Info) (stages.Transform, erro
 		env:          env,
 		dir:          p.String("dir"),
 		timeout:      p.Duration("timeout"),
-		backoffMin:   p.Duration("restart_backoff_min"),
-		backoffMax:   p.Duration("restart_backoff_max"),
+		restart:      retry.Backoff{Min: p.Duration("restart_backoff_min"), Max: p.Duration("restart_backoff_max")},
 		closeTimeout: p.Duration("close_timeout"),
 		log:          log.With("worker", info.Worker),
 		timer:        time.NewTimer(time.Hour),
@@ -350,13 +350,11 @@ func (t *execTransform) failed(started time.Time) {
 	t.notBefore = time.Now().Add(t.backoff())
 }
 
-// backoff returns the restart delay after t.failures failures in a row.
+// backoff returns the restart delay after t.failures failures in a row:
+// restart_backoff_min, doubled for each failure after the first, at most
+// restart_backoff_max.
 func (t *execTransform) backoff() time.Duration {
-	d := t.backoffMin
-	for i := 1; i < t.failures && d < t.backoffMax; i++ {
-		d *= 2
-	}
-	return min(d, t.backoffMax)
+	return t.restart.Delay(max(t.failures-1, 0))
 }
 
 // decode turns the command's answer to in into outputs.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/stagetest"
 )
@@ -298,7 +299,7 @@ func TestExecExitsAtStart(t *testing.T) {
 }
 
 func TestExecBackoff(t *testing.T) {
-	tr := &execTransform{backoffMin: 100 * time.Millisecond, backoffMax: time.Second}
+	tr := &execTransform{restart: retry.Backoff{Min: 100 * time.Millisecond, Max: time.Second}}
 	var got []time.Duration
 	for range 6 {
 		tr.failed(time.Now())

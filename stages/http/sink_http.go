@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -186,8 +186,7 @@ type httpSink struct {
 	maxBatch    int
 	timeout     time.Duration
 	retries     int
-	backoffMin  time.Duration
-	backoffMax  time.Duration
+	backoff     retry.Backoff // between retries, with jitter
 	concurrency int
 
 	tr     *http.Transport
@@ -215,8 +214,7 @@ func newHTTPSink(p stages.Params, _ stages.Info) (stages.Sink, error) {
 		maxBatch:    httpSinkDefaultMaxBatch,
 		timeout:     p.Duration("timeout"),
 		retries:     p.Int("retries"),
-		backoffMin:  p.Duration("backoff_min"),
-		backoffMax:  p.Duration("backoff_max"),
+		backoff:     retry.Backoff{Min: p.Duration("backoff_min"), Max: p.Duration("backoff_max"), Jitter: 0.5},
 		concurrency: p.Int("concurrency"),
 		active:      make(map[*context.CancelCauseFunc]struct{}),
 	}
@@ -424,33 +422,18 @@ func (s *httpSink) send(ctx context.Context, body []byte, key string) error {
 		if attempt >= s.retries {
 			return fmt.Errorf("%w (after %d attempts)", err, attempt+1)
 		}
-		if wait > s.backoffMax {
-			return fmt.Errorf("%w: Retry-After %s is longer than backoff_max %s", err, wait, s.backoffMax)
+		if wait > s.backoff.Max {
+			return fmt.Errorf("%w: Retry-After %s is longer than backoff_max %s", err, wait, s.backoff.Max)
 		}
 		if wait <= 0 {
-			wait = s.backoff(attempt)
+			// backoff_min doubled attempt times, at most backoff_max,
+			// less up to half at random.
+			wait = s.backoff.Delay(attempt)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, wait) {
 			return fmt.Errorf("%w; not retried: %w", err, context.Cause(ctx))
 		}
 	}
-}
-
-// backoff returns the wait before retry number attempt+1: backoffMin
-// doubled attempt times, at most backoffMax, less up to half at random.
-func (s *httpSink) backoff(attempt int) time.Duration {
-	d := s.backoffMax
-	if attempt < 30 {
-		d = min(s.backoffMin<<attempt, s.backoffMax)
-	}
-	if half := int64(d / 2); half > 0 {
-		d -= time.Duration(rand.Int64N(half))
-	}
-	return d
 }
 
 // attempt makes one request. It returns the error to report, and for a
