@@ -2,8 +2,6 @@ package runner
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/sluicehq/sluice/pipeline"
@@ -27,15 +25,12 @@ func BenchmarkLoopFiltered(b *testing.B) {
 	for i := range msgs {
 		msgs[i] = newTestMsg("in", uint64(i+1), 1, `{"a":1}`)
 	}
-	w := &worker{run: &run{p: &pipeline.Pipeline{Name: "p"}}, stage: st, stats: &stageStats{},
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), transform: filterAll{}, idBase: "p/s/",
-		idFanIn: map[string]string{}, routes: outputRoutes(st)}
+	w := testWorker(st, &transformStep{transform: filterAll{}, routes: outputRoutes(st)}, false)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		w.batch = w.batch[:0]
 		for _, m := range msgs {
-			w.batch = append(w.batch, inFlight{jm: m, part: -1})
+			w.batch.add(delivery{jm: m, part: -1})
 		}
 		w.process(ctx, ctx)
 	}

@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -61,3 +64,22 @@ func (m *testMsg) NakWithDelay(d time.Duration) error {
 func (m *testMsg) InProgress() error           { m.mu.Lock(); m.inProgress++; m.mu.Unlock(); return nil }
 func (m *testMsg) Term() error                 { m.mu.Lock(); m.terms++; m.mu.Unlock(); return nil }
 func (m *testMsg) TermWithReason(string) error { return m.Term() }
+
+// testWorker returns a worker of stage st for tests without a server:
+// its step is s, its inputs are partitioned if ordered, and it has no
+// watermarks. It must publish nothing.
+func testWorker(st *pipeline.Stage, s step, ordered bool) *worker {
+	stats := &stageStats{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return &worker{
+		run:     &run{p: &pipeline.Pipeline{Name: "p"}},
+		stage:   st,
+		stats:   stats,
+		log:     log,
+		idBase:  "p/" + st.Name + "/",
+		idFanIn: map[string]string{},
+		batch:   newBatch(ordered),
+		policy:  policy{stage: st, ordered: ordered, stats: stats, log: log},
+		step:    s,
+	}
+}
