@@ -2,6 +2,7 @@ package runner
 
 import (
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -143,27 +144,32 @@ func (b *batch) answer(pub *publishBatch, stats *stageStats, log *slog.Logger) {
 		switch {
 		case !published:
 			_ = f.msg.Nak()
-		case f.control:
-			// What a window emitted as the watermark moved counts as out.
-			stats.out.Add(uint64(f.n))
-			_ = f.msg.Ack()
-		case f.act == actTerm:
+		case f.act == actTerm && !f.control:
 			stats.dead.Add(1)
 			_ = f.msg.Term()
-		case f.act == actDrop:
-			stats.dropped.Add(1)
-			_ = f.msg.Ack()
-		case f.act == actFilter:
-			stats.filtered.Add(1)
-			_ = f.msg.Ack()
-		case f.act == actWritten:
-			stats.out.Add(1)
-			_ = f.msg.Ack()
 		default:
-			stats.out.Add(uint64(f.n))
+			count, n := ackCount(stats, f)
+			count.Add(n)
 			_ = f.msg.Ack()
 		}
 	}
+}
+
+// ackCount returns the count in stats that acknowledging f adds to, and
+// how much it adds.
+func ackCount(stats *stageStats, f *inFlight) (*atomic.Uint64, uint64) {
+	switch {
+	case f.control:
+		// What a window emitted as the watermark moved counts as out.
+		return &stats.out, uint64(f.n)
+	case f.act == actDrop:
+		return &stats.dropped, 1
+	case f.act == actFilter:
+		return &stats.filtered, 1
+	case f.act == actWritten:
+		return &stats.out, 1
+	}
+	return &stats.out, uint64(f.n)
 }
 
 // giveBackAll naks every input decided on, in order: the batch goes back

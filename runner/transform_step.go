@@ -93,7 +93,7 @@ func (s *transformStep) transformOne(ctx context.Context, w *worker, m *stages.M
 		outs, err = s.safeProcess(ctx, w.stage.Name, m)
 	}
 	if err == nil && advance != noMark {
-		outs, err = w.window.advance(ctx, w.stage.Name, m.Meta.Partition, markTime(advance), outs)
+		outs, err = s.safeAdvance(ctx, w.window.windowed, w.stage.Name, m.Meta.Partition, markTime(advance), outs)
 	}
 	s.outs = outs[:0]
 	now := time.Now()
@@ -148,6 +148,17 @@ func (s *transformStep) safeProcess(ctx context.Context, stage string, m *stages
 		}
 	}()
 	return s.transform.Process(ctx, m, s.outs[:0])
+}
+
+// safeAdvance advances partition k of windowed to mark, turning a panic
+// into an error.
+func (s *transformStep) safeAdvance(ctx context.Context, windowed stages.Windowed, stage string, k int, mark time.Time, out []*stages.Message) (outs []*stages.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			outs, err = nil, fmt.Errorf("stage %q panicked: %v", stage, r)
+		}
+	}()
+	return windowed.Advance(ctx, k, mark, out)
 }
 
 // inheritHeaders gives output o of input in the event time and key of in,

@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -82,6 +81,10 @@ func (wp *windowPart) observe(k int, m *stages.Message, end bool, now time.Time)
 	if wp == nil {
 		return noMark
 	}
+	return wp.observeMark(k, m, end, now)
+}
+
+func (wp *windowPart) observeMark(k int, m *stages.Message, end bool, now time.Time) int64 {
 	before := wp.marks.current(k)
 	m.Meta.Watermark = markTime(before)
 	advance := int64(noMark)
@@ -97,17 +100,6 @@ func (wp *windowPart) stamp(h nats.Header, now time.Time) {
 	if wp != nil {
 		wp.marks.stamp(h, now)
 	}
-}
-
-// advance advances the Windowed transform's partition k to mark, turning
-// a panic into an error.
-func (wp *windowPart) advance(ctx context.Context, stage string, k int, mark time.Time, out []*stages.Message) (outs []*stages.Message, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			outs, err = nil, fmt.Errorf("stage %q panicked: %v", stage, r)
-		}
-	}()
-	return wp.windowed.Advance(ctx, k, mark, out)
 }
 
 // tick publishes in pub, if the worker's own watermark moved since it last

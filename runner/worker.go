@@ -53,7 +53,8 @@ var (
 )
 
 // newWorker returns worker idx of stage st, reading inputs from feed f: a
-// sink worker if sink is set, else a transform worker running t.
+// sink stage's worker writes with sink, which its workers share; a
+// transform stage's runs t, its own.
 func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sink stages.Sink, t stages.Transform) (*worker, error) {
 	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4*batchSize))
 	if err != nil {
@@ -74,7 +75,7 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sin
 	ordered := f.owner != nil
 	w.batch = newBatch(ordered)
 	w.policy = policy{stage: st, ordered: ordered, stats: w.stats, log: w.log}
-	if sink != nil {
+	if st.Role == stages.RoleSink {
 		w.step = &sinkStep{sink: sink}
 	} else if w.step, err = newTransformStep(r, st, t); err != nil {
 		return nil, err
