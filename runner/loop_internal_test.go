@@ -438,3 +438,82 @@ func TestSinkLoop(t *testing.T) {
 		})
 	}
 }
+
+// windowedFilter is a Windowed transform that filters every input and
+// fails its checkpoints while failCheckpoints is set.
+type windowedFilter struct {
+	failCheckpoints bool
+	assigned        []int
+	checkpoints     []map[int][]byte
+}
+
+func (t *windowedFilter) Process(_ context.Context, _ *stages.Message, out []*stages.Message) ([]*stages.Message, error) {
+	return out, nil
+}
+func (t *windowedFilter) Close(context.Context) error { return nil }
+func (t *windowedFilter) Assign(_ context.Context, k int) ([]byte, error) {
+	t.assigned = append(t.assigned, k)
+	return nil, nil
+}
+func (t *windowedFilter) Advance(_ context.Context, _ int, _ time.Time, out []*stages.Message) ([]*stages.Message, error) {
+	return out, nil
+}
+func (t *windowedFilter) Checkpoint(_ context.Context, snaps map[int][]byte) error {
+	t.checkpoints = append(t.checkpoints, snaps)
+	if t.failCheckpoints {
+		return errTransient
+	}
+	return nil
+}
+
+// TestWindowedCheckpoint: a Windowed transform's state is checkpointed
+// before its batch is acknowledged; a batch whose checkpoint fails goes
+// back to the server as a whole, and the partitions it touched are loaded
+// again from their checkpoint before their next input.
+func TestWindowedCheckpoint(t *testing.T) {
+	st := testStage(pipeline.OnErrorRetry, 5)
+	tr := &windowedFilter{failCheckpoints: true}
+	w := testWorker(st, &transformStep{transform: tr, routes: outputRoutes(st)}, true)
+	w.window = &windowPart{marks: newMarks("s.m.0", time.Minute), windowed: tr,
+		touched: make(map[int]bool), reload: make(map[int]bool), stopTimeout: time.Second, log: w.log}
+	ctx := context.Background()
+	batch := func(parts ...int) []*testMsg {
+		var msgs []*testMsg
+		for i, k := range parts {
+			m := newTestMsg("in", uint64(i+1), 1, "{}")
+			msgs = append(msgs, m)
+			w.batch.add(delivery{jm: m, part: k})
+		}
+		return msgs
+	}
+
+	first := batch(0, 1)
+	w.process(ctx, ctx)
+	for i, m := range first {
+		if got := answersOf(m, &stageStats{}); got != (answered{naks: 1}) {
+			t.Errorf("checkpoint failed: input %d answered %+v, want a nak", i+1, got)
+		}
+	}
+	if len(tr.checkpoints) != 1 || len(tr.checkpoints[0]) != 2 {
+		t.Fatalf("checkpoints %v, want one of partitions 0 and 1", tr.checkpoints)
+	}
+	if got := w.stats.filtered.Load(); got != 0 {
+		t.Errorf("filtered = %d before any input was acknowledged", got)
+	}
+
+	tr.failCheckpoints = false
+	second := batch(1)
+	w.process(ctx, ctx)
+	if !slices.Equal(tr.assigned, []int{1}) {
+		t.Errorf("partitions loaded again %v, want [1]", tr.assigned)
+	}
+	if got := answersOf(second[0], &stageStats{}); got != (answered{acks: 1}) {
+		t.Errorf("checkpoint stored: answered %+v, want an ack", got)
+	}
+	if len(tr.checkpoints) != 2 || len(tr.checkpoints[1]) != 1 {
+		t.Errorf("checkpoints %v, want a second one of partition 1", tr.checkpoints)
+	}
+	if !w.window.reload[0] || w.window.reload[1] {
+		t.Errorf("partitions to load again %v, want only 0", w.window.reload)
+	}
+}
