@@ -22,7 +22,7 @@ import (
 // server delivers is held, and kept alive, from the moment it arrives.
 type held struct {
 	mu       sync.Mutex
-	msgs     map[jetstream.Msg]struct{}
+	msgs     map[inputMsg]struct{}
 	limit    int           // most messages held and reserved at once
 	reserved int           // room reserved for messages pulled but not arrived
 	waiting  bool          // a reserve waits on room
@@ -30,7 +30,7 @@ type held struct {
 }
 
 func newHeld(limit int) *held {
-	return &held{msgs: make(map[jetstream.Msg]struct{}), limit: limit, room: make(chan struct{})}
+	return &held{msgs: make(map[inputMsg]struct{}), limit: limit, room: make(chan struct{})}
 }
 
 // reserve waits until there is room for at least least messages, reserves
@@ -78,7 +78,7 @@ func (h *held) add(jm jetstream.Msg) {
 func (h *held) done(batch []inFlight) {
 	h.mu.Lock()
 	for i := range batch {
-		delete(h.msgs, batch[i].jm)
+		delete(h.msgs, batch[i].msg)
 	}
 	h.freed()
 	h.mu.Unlock()
@@ -125,7 +125,7 @@ func (h *held) freed() {
 func (h *held) keepAlive(ackWait time.Duration, stop <-chan struct{}) {
 	t := time.NewTicker(max(ackWait/3, 10*time.Millisecond))
 	defer t.Stop()
-	var list []jetstream.Msg
+	var list []inputMsg
 	for {
 		select {
 		case <-t.C:

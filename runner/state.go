@@ -27,14 +27,16 @@ func BeginRun(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) (run uin
 	if err != nil {
 		return 0, false, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
-	var kv jetstream.KeyValue
+	// A bucket just created on a cluster may not answer at once: the
+	// record is written again while it settles (a record that landed is
+	// then read back as this run, resumed).
 	err = retry.WhilePlacing(ctx, nil, func() error {
-		kv, err = stateBucket(ctx, js, p.Settings.Replicas)
+		kv, err := stateBucket(ctx, js, p.Settings.Replicas)
+		if err == nil {
+			run, resumed, err = beginRun(ctx, kv, p.Name, false)
+		}
 		return err
 	})
-	if err == nil {
-		run, resumed, err = beginRun(ctx, kv, p.Name, false)
-	}
 	if err != nil {
 		return 0, false, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}

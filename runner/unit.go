@@ -68,23 +68,22 @@ func (r *run) buildUnit(s *pipeline.Stage, inputs []input) (*unit, error) {
 		}
 		u.feed = newFeed(r, s, inputs)
 		for i := range s.Replicas {
-			w, err := newWorker(r, s, i, inputs, u.feed)
-			if err != nil {
-				return err
-			}
-			w.sink = u.sink
+			var t stages.Transform
 			if s.Role == stages.RoleTransform {
 				info.Worker = i
-				if w.transform, err = s.Spec.NewTransform(s.Params, info); err != nil {
+				var err error
+				if t, err = s.Spec.NewTransform(s.Params, info); err != nil {
 					return err
 				}
-				if s.Spec.Watermarks {
-					if w.windowed, _ = w.transform.(stages.Windowed); w.windowed == nil {
-						_ = w.transform.Close(context.Background())
-						return fmt.Errorf("%s %q declares Watermarks but its transform is not a stages.Windowed", s.Role, s.Type)
-					}
+				if _, ok := t.(stages.Windowed); s.Spec.Watermarks && !ok {
+					_ = t.Close(context.Background())
+					return fmt.Errorf("%s %q declares Watermarks but its transform is not a stages.Windowed", s.Role, s.Type)
 				}
-				u.transforms = append(u.transforms, w.transform)
+				u.transforms = append(u.transforms, t)
+			}
+			w, err := newWorker(r, s, i, inputs, u.feed, u.sink, t)
+			if err != nil {
+				return err
 			}
 			u.workers = append(u.workers, w)
 		}

@@ -1,0 +1,201 @@
+package runner
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// batchSize is how many messages a worker pulls ahead and processes as one
+// batch: their outputs are published together and their acks follow the
+// publish acks.
+const batchSize = 2000
+
+// inputMsg is what the worker loop uses of an input message. A
+// jetstream.Msg is one; tests give the loop their own.
+type inputMsg interface {
+	Data() []byte
+	Headers() nats.Header
+	Subject() string
+	Metadata() (*jetstream.MsgMetadata, error)
+	Ack() error
+	Nak() error
+	NakWithDelay(delay time.Duration) error
+	Term() error
+	InProgress() error
+}
+
+var _ inputMsg = jetstream.Msg(nil)
+
+// action is what a worker does with an input once its publishes (outputs
+// or dead letter) are acknowledged. The zero value: not decided yet.
+type action uint8
+
+const (
+	actAck     action = iota + 1 // outputs published: acknowledge
+	actFilter                    // processed, no output: acknowledge
+	actWritten                   // written by the sink: acknowledge
+	actTerm                      // dead-lettered: terminate
+	actDrop                      // failed with on_error: drop: acknowledge
+	actNone                      // already answered, or nothing to answer
+)
+
+// inFlight is one input of a batch and the publishes it waits on.
+type inFlight struct {
+	msg     inputMsg
+	h       *held  // what holds it until it is answered
+	part    int    // its partition, -1 if its input is not partitioned
+	assign  bool   // no message: the partition was taken (see delivery)
+	control bool   // a watermark tick or end marker
+	lin     string // the input's lineage, what its outputs' IDs derive from
+	first   int    // index of its first publish in the batch
+	n       int    // number of publishes
+	act     action
+}
+
+// batch is the inputs a worker has in hand and what becomes of each. The
+// methods that decide an input's action are the only places that set it.
+//
+// On partitioned inputs (ordered) a partition with an input given back to
+// the server gives back the rest of its inputs in the batch, to keep their
+// order: blocked reports those partitions.
+type batch struct {
+	in      []inFlight
+	ordered bool
+	given   map[int]bool // ordered: partitions given back in the batch in hand
+}
+
+func newBatch(ordered bool) batch {
+	b := batch{ordered: ordered}
+	if ordered {
+		b.given = make(map[int]bool)
+	}
+	return b
+}
+
+// add appends what the feed handed over.
+func (b *batch) add(d delivery) {
+	b.in = append(b.in, inFlight{msg: d.jm, h: d.h, part: d.part, assign: d.assign})
+}
+
+// blocked reports whether partition k gave back an input in this batch.
+func (b *batch) blocked(k int) bool { return b.given[k] }
+
+// published decides that f is acknowledged once its n publishes from
+// index first are: its outputs, or none (filtered).
+func (b *batch) published(f *inFlight, first, n int) {
+	f.act, f.first, f.n = actAck, first, n
+	if n == 0 {
+		f.act = actFilter
+	}
+}
+
+// written decides that f, which the sink wrote, is acknowledged.
+func (b *batch) written(f *inFlight) { f.act, f.first, f.n = actWritten, 0, 0 }
+
+// dropped decides that f, which failed under on_error: drop, is
+// acknowledged and counted as dropped.
+func (b *batch) dropped(f *inFlight) { f.act, f.first, f.n = actDrop, 0, 0 }
+
+// deadLettered decides that f is terminated once its dead letter, publish
+// i, is acknowledged.
+func (b *batch) deadLettered(f *inFlight, i int) { f.act, f.first, f.n = actTerm, i, 1 }
+
+// giveBack naks f now, for the server to deliver it again at once; on
+// partitioned inputs the rest of its partition in the batch follows it.
+func (b *batch) giveBack(f *inFlight) {
+	_ = f.msg.Nak()
+	f.act = actNone
+	if b.ordered {
+		b.given[f.part] = true
+	}
+}
+
+// retryLater naks f for the server to deliver it again after delay.
+func (b *batch) retryLater(f *inFlight, delay time.Duration) {
+	_ = f.msg.NakWithDelay(delay)
+	f.act = actNone
+}
+
+// skip leaves f unanswered: it has no message, or one the loop cannot
+// read.
+func (b *batch) skip(f *inFlight) { f.act = actNone }
+
+// answer answers every input decided on, once the batch's publishes are
+// settled: acks or terminates it if all its publishes in pub are
+// acknowledged, else naks it, and counts it in stats.
+func (b *batch) answer(pub *publishBatch, stats *stageStats, log *slog.Logger) {
+	for i := range b.in {
+		f := &b.in[i]
+		if f.act == actNone {
+			continue
+		}
+		published := true
+		for j := f.first; j < f.first+f.n; j++ {
+			if !pub.ok(j) {
+				published = false
+				log.Warn("publish not acknowledged, input will be redelivered", "err", pub.err(j))
+				break
+			}
+		}
+		switch {
+		case !published:
+			_ = f.msg.Nak()
+		case f.act == actTerm && !f.control:
+			stats.dead.Add(1)
+			_ = f.msg.Term()
+		default:
+			count, n := ackCount(stats, f)
+			count.Add(n)
+			_ = f.msg.Ack()
+		}
+	}
+}
+
+// ackCount returns the count in stats that acknowledging f adds to, and
+// how much it adds.
+func ackCount(stats *stageStats, f *inFlight) (*atomic.Uint64, uint64) {
+	switch {
+	case f.control:
+		// What a window emitted as the watermark moved counts as out.
+		return &stats.out, uint64(f.n)
+	case f.act == actDrop:
+		return &stats.dropped, 1
+	case f.act == actFilter:
+		return &stats.filtered, 1
+	case f.act == actWritten:
+		return &stats.out, 1
+	}
+	return &stats.out, uint64(f.n)
+}
+
+// giveBackAll naks every input decided on, in order: the batch goes back
+// to the server as a whole.
+func (b *batch) giveBackAll() {
+	for i := range b.in {
+		if f := &b.in[i]; f.act != actNone {
+			_ = f.msg.Nak()
+		}
+	}
+}
+
+// forget forgets the answered inputs with their holders, one lock for each
+// run of inputs of one holder, and empties the batch.
+func (b *batch) forget() {
+	for i := 0; i < len(b.in); {
+		j := i + 1
+		for j < len(b.in) && b.in[j].h == b.in[i].h {
+			j++
+		}
+		if h := b.in[i].h; h != nil {
+			h.done(b.in[i:j])
+		}
+		i = j
+	}
+	clear(b.in)
+	b.in = b.in[:0]
+	clear(b.given)
+}

@@ -1,0 +1,200 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/sluicehq/sluice/internal/schema"
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/stages"
+)
+
+// transformStep is the step of a transform stage: it runs the transform on
+// each input as it comes and publishes its outputs, each with an ID
+// derived from the input's lineage.
+type transformStep struct {
+	transform stages.Transform
+	subject   string          // the stage's output subject
+	routes    map[string]bool // the routes the stage may send outputs on, "" its default output
+	keys      *outputKeys     // nil unless the stage sets event_time or key
+	idBuf     []byte          // reused to build message IDs
+	outs      []*stages.Message
+	subjects  []string // the subject of each output of the input in hand
+}
+
+func newTransformStep(r *run, st *pipeline.Stage, t stages.Transform) (*transformStep, error) {
+	keys, err := newOutputKeys(r.p, st)
+	if err != nil {
+		return nil, err
+	}
+	return &transformStep{
+		transform: t,
+		subject:   schema.Subject(r.p.Name, st.Name),
+		routes:    outputRoutes(st),
+		keys:      keys,
+	}, nil
+}
+
+// process runs the transform on every input of w's batch in turn.
+func (s *transformStep) process(stop, ctx context.Context, w *worker, now time.Time) {
+	b := &w.batch
+	for i := range b.in {
+		f := &b.in[i]
+		m, advance, ok := w.prepare(ctx, f, now)
+		switch {
+		case !ok:
+		case f.control && advance != noMark:
+			s.processOne(stop, ctx, w, f, m, false, advance)
+		case f.control:
+			// A tick or end marker: nothing to process.
+			b.published(f, w.pub.len(), 0)
+		default:
+			w.stats.in.Add(1)
+			s.processOne(stop, ctx, w, f, m, true, advance)
+		}
+	}
+	w.window.tick(&w.pub, w.idBase, now)
+}
+
+// processOne runs the transform on one input and publishes its outputs.
+// On a partitioned input a failure is retried in place, so that the
+// records after it in its partition wait for it.
+//
+// With process false (a watermark tick or end marker) the transform does
+// not see the message; with advance set, a Windowed transform then
+// advances to that watermark, and its outputs count as the message's.
+func (s *transformStep) processOne(stop, ctx context.Context, w *worker, f *inFlight, m *stages.Message, process bool, advance int64) {
+	outs, err := s.transformOne(ctx, w, m, process, advance)
+	attempts := 0
+	for err != nil && w.policy.retryInPlace(stop, m, err, attempts) {
+		attempts++
+		outs, err = s.transformOne(ctx, w, m, process, advance)
+	}
+	if err != nil {
+		w.fail(ctx, f, m, err, attempts)
+		return
+	}
+	w.batch.published(f, w.pub.len(), len(outs))
+	for i, o := range outs {
+		data, _ := o.Payload()
+		o.Header[stages.HeaderMsgID] = []string{s.outputID(w.idBase, f.lin, i)}
+		w.pub.addOutput(&nats.Msg{Subject: s.subjects[i], Data: data, Header: o.Header})
+	}
+}
+
+// transformOne runs the transform on m, and encodes and keys its outputs
+// (s.outs, their subjects in s.subjects).
+func (s *transformStep) transformOne(ctx context.Context, w *worker, m *stages.Message, process bool, advance int64) ([]*stages.Message, error) {
+	outs, err := s.outs[:0], error(nil)
+	if process {
+		outs, err = s.safeProcess(ctx, w.stage.Name, m)
+	}
+	if err == nil && advance != noMark {
+		outs, err = s.safeAdvance(ctx, w.window.windowed, w.stage.Name, m.Meta.Partition, markTime(advance), outs)
+	}
+	s.outs = outs[:0]
+	now := time.Now()
+	s.subjects = s.subjects[:0]
+	if err == nil {
+		// Encode every output and find its subject before publishing any,
+		// so that a record that cannot be encoded or keyed fails its input
+		// as a whole.
+		for _, o := range outs {
+			var data []byte
+			if data, err = o.Payload(); err != nil {
+				break
+			}
+			if err = w.run.checkSize(data); err != nil {
+				break
+			}
+			if !s.routes[o.Route] {
+				err = stages.Permanent(fmt.Errorf("output on route %q, which %s %q does not declare", o.Route, w.stage.Role, w.stage.Type))
+				break
+			}
+			if o.Header == nil {
+				o.Header = make(nats.Header, 1)
+			}
+			if o != m {
+				inheritHeaders(o, m)
+			}
+			w.window.stamp(o.Header, now)
+			subject := s.subject
+			if o.Route != "" {
+				subject = s.subject + "." + o.Route
+			}
+			if s.keys != nil {
+				var part string
+				if part, err = s.keys.apply(o); err != nil {
+					break
+				}
+				if part != "" {
+					subject = part
+				}
+			}
+			s.subjects = append(s.subjects, subject)
+		}
+	}
+	return outs, err
+}
+
+// safeProcess runs the transform, turning a panic into an error.
+func (s *transformStep) safeProcess(ctx context.Context, stage string, m *stages.Message) (outs []*stages.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			outs, err = nil, fmt.Errorf("stage %q panicked: %v", stage, r)
+		}
+	}()
+	return s.transform.Process(ctx, m, s.outs[:0])
+}
+
+// safeAdvance advances partition k of windowed to mark, turning a panic
+// into an error.
+func (s *transformStep) safeAdvance(ctx context.Context, windowed stages.Windowed, stage string, k int, mark time.Time, out []*stages.Message) (outs []*stages.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			outs, err = nil, fmt.Errorf("stage %q panicked: %v", stage, r)
+		}
+	}()
+	return windowed.Advance(ctx, k, mark, out)
+}
+
+// inheritHeaders gives output o of input in the event time and key of in,
+// unless the stage set its own: a transform that builds new messages keeps
+// its records' event time.
+func inheritHeaders(o, in *stages.Message) {
+	for _, name := range []string{stages.HeaderEventTime, stages.HeaderKey} {
+		if v, ok := in.Header[name]; ok {
+			if _, set := o.Header[name]; !set {
+				o.Header[name] = v
+			}
+		}
+	}
+}
+
+// outputRoutes returns the routes stage st may send outputs on: those its
+// type declares, or else only its default output "".
+func outputRoutes(st *pipeline.Stage) map[string]bool {
+	if st.Spec == nil || st.Spec.Routes == nil {
+		return map[string]bool{"": true}
+	}
+	routes := make(map[string]bool)
+	for _, r := range st.Spec.Routes(st.Params) {
+		routes[r] = true
+	}
+	return routes
+}
+
+// outputID returns the Nats-Msg-Id of output i of an input of lineage
+// lin, <idBase><lin>.<i>, built in one allocation.
+func (s *transformStep) outputID(idBase, lin string, i int) string {
+	b := append(s.idBuf[:0], idBase...)
+	b = append(b, lin...)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(i), 10)
+	s.idBuf = b
+	return string(b)
+}
