@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
@@ -137,17 +138,15 @@ func (f *feed) pull(ctx context.Context, in input) {
 			level = slog.LevelWarn
 		}
 		f.log.Log(ctx, level, "cannot read input, retrying", "stream", in.stream, "err", err, "attempts", fails)
-		if !sleepCtx(ctx, pullRetryPause(fails)) {
+		if !retry.Sleep(ctx, pullRetry.Delay(fails-1)) {
 			return
 		}
 	}
 }
 
-// pullRetryPause is the pause before pulling again after fails failed
-// pulls in a row: 100 ms, doubling, at most 2 s.
-func pullRetryPause(fails int) time.Duration {
-	return min(50*time.Millisecond<<min(fails, 6), 2*time.Second)
-}
+// pullRetry is the pause before pulling again after failed pulls in a
+// row: 100 ms, doubling, at most 2 s.
+var pullRetry = retry.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
 
 // fetch sends one pull request for n messages to in's consumer and hands
 // over what arrives until n have or the request expires. It returns how

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/lease"
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/internal/schema"
 )
 
@@ -344,7 +345,7 @@ func (o *owner) pull(ctx context.Context, p *partition, in input) {
 		}
 		fails++
 		o.log.Debug("cannot read partition, retrying", "partition", p.k, "stream", in.stream, "err", err)
-		if !sleepCtx(ctx, pullRetryPause(fails)) {
+		if !retry.Sleep(ctx, pullRetry.Delay(fails-1)) {
 			return
 		}
 	}
@@ -399,7 +400,7 @@ func takenWithPending(ctx context.Context, in input) (bool, error) {
 		if err == nil {
 			return info.NumAckPending > 0, nil
 		}
-		if !sleepCtx(ctx, 250*time.Millisecond) {
+		if !retry.Sleep(ctx, 250*time.Millisecond) {
 			return false, ctx.Err()
 		}
 	}

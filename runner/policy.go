@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -79,7 +80,7 @@ func (p *policy) retryInPlace(stop context.Context, m *stages.Message, err error
 	tried := int(p.tried(m, attempts))
 	p.stats.errors.Add(1)
 	p.log.Warn("processing failed, will retry in place (partition order)", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence, "attempts", tried)
-	return sleepCtx(stop, p.stage.RetryDelay(tried))
+	return retry.Sleep(stop, p.stage.RetryDelay(tried))
 }
 
 // fail applies the policy to input f of the batch, whose message m failed

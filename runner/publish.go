@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
@@ -13,10 +14,7 @@ import (
 // full stage buffer is the common case: that is backpressure).
 // The pause starts again from the minimum whenever a round stored
 // something, so a small buffer that drains quickly is refilled quickly.
-const (
-	publishRetryMin = 2 * time.Millisecond
-	publishRetryMax = 250 * time.Millisecond
-)
+var publishRetry = retry.Backoff{Min: 2 * time.Millisecond, Max: 250 * time.Millisecond}
 
 // pubState is where one message of a publishBatch stands.
 type pubState uint8
@@ -175,7 +173,7 @@ func (b *publishBatch) wait(ctx context.Context) int {
 	} else if left := b.waitOrdered(ctx); left > 0 {
 		return left
 	}
-	pause := publishRetryMin
+	rounds := 0 // refused in a row
 	stall := time.NewTimer(publishStall)
 	defer stall.Stop()
 	for {
@@ -208,12 +206,12 @@ func (b *publishBatch) wait(ctx context.Context) int {
 			return 0
 		}
 		if stored {
-			pause = publishRetryMin
+			rounds = 0
 		}
-		if !sleepCtx(ctx, pause) {
+		if !retry.Sleep(ctx, publishRetry.Delay(rounds)) {
 			return b.pending(ctx.Err())
 		}
-		pause = min(2*pause, publishRetryMax)
+		rounds++
 		for i := range b.msgs {
 			if b.state[i] == pubRetry {
 				b.publish(i)
@@ -258,7 +256,7 @@ func (b *publishBatch) addOrdered(m *nats.Msg) int {
 // even if fast batches do not. Without fast batches (fastOK false) the
 // outputs are published one at a time.
 func (b *publishBatch) waitOrdered(ctx context.Context) int {
-	pause := publishRetryMin
+	rounds := 0 // refused in a row
 	for b.stored < len(b.outs) {
 		before := b.stored
 		var err error
@@ -274,7 +272,7 @@ func (b *publishBatch) waitOrdered(ctx context.Context) int {
 			if b.chunk *= 2; b.chunk >= len(b.outs) {
 				b.chunk = 0
 			}
-			pause = publishRetryMin
+			rounds = 0
 			continue
 		}
 		if ctx.Err() != nil {
@@ -283,12 +281,12 @@ func (b *publishBatch) waitOrdered(ctx context.Context) int {
 		b.errs[b.outs[b.stored]] = err
 		b.chunk = 1
 		if b.stored > before {
-			pause = publishRetryMin
+			rounds = 0
 		}
-		if !sleepCtx(ctx, pause) {
+		if !retry.Sleep(ctx, publishRetry.Delay(rounds)) {
 			return b.pending(ctx.Err())
 		}
-		pause = min(2*pause, publishRetryMax)
+		rounds++
 	}
 	return 0
 }
@@ -431,16 +429,4 @@ func (b *publishBatch) reset() {
 	clear(b.errs)
 	b.msgs, b.futs, b.state, b.errs = b.msgs[:0], b.futs[:0], b.state[:0], b.errs[:0]
 	b.outs, b.stored, b.chunk = b.outs[:0], 0, 0
-}
-
-// sleepCtx pauses for d; it returns false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

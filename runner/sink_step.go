@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -100,7 +101,7 @@ func (s *sinkStep) rewrite(stop, ctx context.Context, w *worker) {
 		first := s.retry[0]
 		w.stats.errors.Add(uint64(len(s.retry)))
 		w.log.Warn("writes failed, will write again in place (partition order)", "err", s.errs[s.retryIdx[0]], "records", len(s.retry), "stream", first.Meta.Stream, "seq", first.Meta.Sequence)
-		if !sleepCtx(stop, p.stage.RetryDelay(int(first.Meta.Deliveries)+attempts)) {
+		if !retry.Sleep(stop, p.stage.RetryDelay(int(first.Meta.Deliveries)+attempts)) {
 			return
 		}
 		again := s.writeErrs(ctx, w.stage.Name, s.retry, nil)
