@@ -60,7 +60,7 @@ func startWorker(t *testing.T, nc *nats.Conn, id string) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- cluster.RunWorker(ctx, nc, cluster.WorkerOptions{ID: id, LeaseTTL: 2 * time.Second, StopTimeout: 10 * time.Second})
+		done <- cluster.RunWorker(ctx, nc, cluster.WorkerOptions{ID: id, LeaseTTL: 2 * time.Second, StopTimeout: 10 * time.Second, Registry: builtin.NewRegistry()})
 	}()
 	var once sync.Once
 	var err error
