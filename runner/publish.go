@@ -6,8 +6,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/sluicehq/sluice/internal/retry"
 )
 
 // Retry pacing of publishes the server refused or did not acknowledge (a

@@ -6,12 +6,13 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
+
 	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
 
 // MsgVar is the name under which an expression sees a message's metadata:
-// Msg.subject, msg.headers (name to first value), msg.key, msg.event_time,
-// Msg.stream, msg.sequence, msg.deliveries.
+// msg.subject, msg.headers (name to first value), msg.key, msg.event_time,
+// msg.stream, msg.sequence, msg.deliveries.
 const MsgVar = "msg"
 
 // Expr is an expr-lang expression compiled once. Names in the expression

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bytedance/sonic"
 	"github.com/nats-io/nats.go"
+
 	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
 

@@ -10,8 +10,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/sluicehq/sluice/dlq"
 	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/dlq"
 )
 
 func (a *app) dlqCmd() *cobra.Command {

@@ -8,8 +8,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/sluicehq/sluice/server"
 	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/server"
 )
 
 func (a *app) serverCmd() *cobra.Command {

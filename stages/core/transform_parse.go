@@ -216,7 +216,7 @@ func (t *parseTransform) Process(_ context.Context, in *stages.Message, out []*s
 
 func (t *parseTransform) Close(context.Context) error { return nil }
 
-// Parse appends the values of text to vals.
+// parse appends the values of text to vals.
 func (t *parseTransform) parse(text []byte, vals []any) ([]any, error) {
 	switch t.format {
 	case parseFormatJSON:

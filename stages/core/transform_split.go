@@ -77,7 +77,7 @@ func (t *splitTransform) Process(_ context.Context, in *stages.Message, out []*s
 	return out, nil
 }
 
-// Lookup finds the field: a top-level field of that exact name, or else the
+// lookup finds the field: a top-level field of that exact name, or else the
 // dotted path through nested objects.
 func (t *splitTransform) lookup(rec map[string]any) (any, error) {
 	if v, ok := rec[t.field]; ok || len(t.path) == 1 {

@@ -10,7 +10,7 @@ import (
 
 // tryLock takes an exclusive advisory lock (flock) on f without waiting.
 // It reports false when another open file description holds it: another
-// Process, or another open of the file in this one. The lock lasts until f
+// process, or another open of the file in this one. The lock lasts until f
 // is closed, and the kernel drops it when the process dies.
 func tryLock(f *os.File) (bool, error) {
 	rc, err := f.SyscallConn()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/itchyny/gojq"
+
 	"github.com/sluicehq/sluice/stages"
 )
 

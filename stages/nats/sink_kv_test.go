@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/stagetest"
 )

@@ -154,7 +154,7 @@ func TestNATSSourceQueueGroup(t *testing.T) {
 }
 
 // A full buffer drops messages, which the source logs; what it holds is
-// Read.
+// read.
 func TestNATSSourceSlowConsumer(t *testing.T) {
 	srv := natstest.Server(t)
 	client := natstest.Connect(t, srv)

@@ -19,9 +19,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/errtext"
-	"modernc.org/sqlite"
 	// registers the "pgx" database/sql driver
 	// registers the "sqlite" database/sql driver
 )
@@ -202,7 +203,7 @@ func checkSQLIdent(name, driver string) error {
 }
 
 // splitSQLTable splits a table parameter into its schema (maybe empty) and
-// Name.
+// name.
 func splitSQLTable(table, driver string) (schema, name string, err error) {
 	if table == "" {
 		return "", "", errors.New("must not be empty")

@@ -107,7 +107,7 @@ type sqlCase struct {
 	schema  string
 	raw     map[string]any
 	batches [][]string
-	// Bad lists, per batch, the indexes of the records that must fail
+	// bad lists, per batch, the indexes of the records that must fail
 	// alone with a permanent error; badPG, if set, replaces it on
 	// PostgreSQL.
 	bad, badPG [][]int

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
