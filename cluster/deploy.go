@@ -53,9 +53,15 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 	if err != nil {
 		return nil, err
 	}
+	// The buckets first: raising the copies of one that workers created
+	// takes the cluster a moment, which provisioning gives it before the
+	// run record is written.
 	var pipes jetstream.KeyValue
 	err = retry.WhilePlacing(ctx, nil, func() error {
-		pipes, err = schema.EnsureBucket(ctx, js, schema.Bucket(schema.PipelinesBucket, p.Settings.Replicas, 0))
+		if pipes, err = schema.EnsureBucket(ctx, js, schema.Bucket(schema.PipelinesBucket, p.Settings.Replicas, 0)); err != nil {
+			return err
+		}
+		_, err = schema.EnsureBucket(ctx, js, schema.Bucket(schema.StateBucket, p.Settings.Replicas, 0))
 		return err
 	})
 	if err != nil {
