@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -189,32 +188,23 @@ func (j *Job) WaitFinished(ctx context.Context, scope []*pipeline.Stage) error {
 	return j.r.waitDrained(ctx, scope, j.inputs)
 }
 
-// waitSourceEnded watches the checkpoint of source s until it says the
-// source has ended in this run.
+// checkpointPoll is the pace of reading a source's checkpoint while
+// waiting for its end: fast at first, so that a small job ends at once.
+var checkpointPoll = retry.Backoff{Min: 5 * time.Millisecond, Max: time.Second}
+
+// waitSourceEnded reads the checkpoint of source s until it says the
+// source has ended in this run. A read that fails (a server away, a
+// leader being elected) is tried again: the source may be owned by
+// another process, and this one waits for it as long as ctx lasts.
 func (j *Job) waitSourceEnded(ctx context.Context, s *pipeline.Stage) error {
-	w, err := j.r.kv.Watch(ctx, schema.CheckpointKey(j.r.p.Name, s.Name))
-	if err != nil {
-		return fmt.Errorf("stage %q: watch checkpoint: %w", s.Name, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
+	key := schema.CheckpointKey(j.r.p.Name, s.Name)
+	for polls := 0; ; polls++ {
+		cp, found, err := schema.GetJSON[schema.Checkpoint](ctx, j.r.kv, key)
+		if err == nil && found && cp.Run == j.r.id && cp.Done {
+			return nil
+		}
+		if !retry.Sleep(ctx, checkpointPoll.Delay(polls)) {
 			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("stage %q: checkpoint watch ended", s.Name)
-			}
-			if e == nil || e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var cp schema.Checkpoint
-			if err := json.Unmarshal(e.Value(), &cp); err != nil {
-				return fmt.Errorf("stage %q: checkpoint: %w", s.Name, err)
-			}
-			if cp.Run == j.r.id && cp.Done {
-				return nil
-			}
 		}
 	}
 }
