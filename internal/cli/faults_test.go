@@ -109,7 +109,9 @@ func TestStopAndResume(t *testing.T) {
 				if began && !strings.Contains(stderr.String(), "run resumed") {
 					t.Errorf("stop %d: the run did not resume; stderr:\n%s", i+1, stderr)
 				}
-				began = began || strings.Contains(stderr.String(), "run started")
+				// The log line, not "stopped before the run started",
+				// which a process stopped while it set up says.
+				began = began || strings.Contains(stderr.String(), `"msg":"run started"`)
 			}
 			cmd, stderr := startRun(t, bin, dir, p)
 			if err := cmd.Wait(); err != nil {
