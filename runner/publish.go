@@ -33,6 +33,17 @@ const (
 // Nats-Msg-Id makes sending it again safe.
 const publishStall = 5 * time.Second
 
+// newPublisher returns the JetStream context a worker or source publishes
+// with. Its asynchronous publishes fail with ErrAsyncPublishTimeout once
+// publishStall has passed without an acknowledgement (nats.go waits
+// forever by default): the stall timer of [publishBatch.wait] alone does
+// not see a wait that a caller cuts into short rounds, as a worker's
+// settle does every settlePoll, and a publish whose acknowledgement was
+// lost with a server stalled its worker for good.
+func newPublisher(nc *nats.Conn) (jetstream.JetStream, error) {
+	return jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*batchSize), jetstream.WithPublishAsyncTimeout(publishStall))
+}
+
 // Fast-batch publishing: the stream's server acknowledges a whole batch
 // at once (with flow control every so many messages) instead of each
 // message. A batch that fails in any way is published again message by

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
@@ -66,7 +65,7 @@ type sourceLoop struct {
 }
 
 func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, error) {
-	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4*batchSize))
+	js, err := newPublisher(r.nc)
 	if err != nil {
 		return nil, err
 	}

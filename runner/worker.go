@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -56,7 +54,7 @@ var (
 // sink stage's worker writes with sink, which its workers share; a
 // transform stage's runs t, its own.
 func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sink stages.Sink, t stages.Transform) (*worker, error) {
-	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4*batchSize))
+	js, err := newPublisher(r.nc)
 	if err != nil {
 		return nil, err
 	}
