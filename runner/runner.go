@@ -179,16 +179,11 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 
 // Provision creates or updates the streams and durable consumers of p on
 // the server behind nc, as [Run] does before it starts. It is idempotent,
-// so that any number of processes may provision the same pipeline.
+// so that any number of processes may provision the same pipeline, and
+// waits out a cluster that is settling (just started, a leader being
+// elected).
 func Provision(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) error {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("pipeline %q: %w", p.Name, err)
-	}
-	if _, err := provision(ctx, js, p); err != nil {
-		return fmt.Errorf("pipeline %q: %w", p.Name, err)
-	}
-	return nil
+	return provisionOn(ctx, nc, p, false)
 }
 
 // Reprovision provisions p as [Provision] does, and then deletes the
@@ -197,13 +192,19 @@ func Provision(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) error {
 // interest retention, such a consumer would keep every message of its
 // stream and, once max_buffer is reached, stall the stages before it.
 func Reprovision(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) error {
+	return provisionOn(ctx, nc, p, true)
+}
+
+// provisionOn provisions p on the server behind nc and, if prune, deletes
+// the consumers no stage reads.
+func provisionOn(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, prune bool) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
 	err = retry.WhilePlacing(ctx, nil, func() error {
 		inputs, err := provision(ctx, js, p)
-		if err != nil {
+		if err != nil || !prune {
 			return err
 		}
 		return pruneConsumers(ctx, js, p, inputs)
