@@ -123,10 +123,6 @@ func open(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options
 // ID returns the run's number, 1 for the first run of the pipeline.
 func (j *Job) ID() uint64 { return j.r.id }
 
-// Resumed reports whether this process resumed a run that had been
-// interrupted.
-func (j *Job) Resumed() bool { return j.r.resumed }
-
 // Start builds transform or sink stage s and starts its workers on its
 // inputs. An error wrapping [stages.ErrBusy] means the stage cannot run
 // here now (another process writes its file) and may be started later;
