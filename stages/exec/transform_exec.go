@@ -31,7 +31,8 @@ const (
 	execDefaultBackoffMax   = 30 * time.Second
 	execDefaultCloseTimeout = 5 * time.Second
 	// execHealthy is how long a process must have run for the restart
-	// delay to start over from restart_backoff_min.
+	// delay to start over from restart_backoff_min (as it does after any
+	// record the command answers).
 	execHealthy = time.Minute
 	// execWaitDelay bounds how long the command's stderr may stay open
 	// after it exited (a child of the command may hold it).
@@ -77,8 +78,8 @@ Each line the command writes to its standard error is logged at level ` +
 			`backoff (dead-lettered after max_deliver, as any retried error); the ` +
 			`command is started again for the next record, restart_backoff_min ` +
 			`after the failure, a delay that doubles with each failure in a row up ` +
-			`to restart_backoff_max and starts over once a process has run for a ` +
-			`minute. A command that cannot be started at all (not found, not ` +
+			`to restart_backoff_max and starts over once the command answers a ` +
+			`record or a process has run for a minute. A command that cannot be started at all (not found, not ` +
 			`executable) stops the run at start-up. Delivery is at-least-once: a ` +
 			`record retried after a crash or a timeout reaches the command again.
 
@@ -231,6 +232,10 @@ func (t *execTransform) Process(ctx context.Context, in *stages.Message, out []*
 	if err != nil {
 		return out, err
 	}
+	// The command answered: it works, and the next failure waits the
+	// shortest delay again (a few bad records must not add up to a long
+	// pause for the good ones between them).
+	t.failures = 0
 	return t.decode(answer, in, out)
 }
 

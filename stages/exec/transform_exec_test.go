@@ -104,6 +104,9 @@ func serveLine(line string) {
 			os.Exit(3)
 		}
 		fmt.Println(line)
+	case "die":
+		fmt.Fprintln(os.Stderr, "dying on this record")
+		os.Exit(3)
 	case "close-stdout":
 		os.Stdout.Close()
 	case "sleep":
@@ -314,6 +317,22 @@ func TestExecBackoff(t *testing.T) {
 	tr.failed(time.Now().Add(-execHealthy))
 	if tr.failures != 1 || tr.backoff() != 100*time.Millisecond {
 		t.Fatalf("after a healthy run: %d failures, delay %v", tr.failures, tr.backoff())
+	}
+}
+
+// TestExecBackoffResetsAfterAnAnswer: a command that dies on a few
+// records and answers the others waits the shortest restart delay after
+// each death, not one that doubles across the records between them.
+func TestExecBackoffResetsAfterAnAnswer(t *testing.T) {
+	tr := newExec(t, execParams(t, "serve", map[string]any{"restart_backoff_min": "1ms", "restart_backoff_max": "1h"}), stages.Info{})
+	for i, do := range []string{"die", "ok", "die", "ok", "die"} {
+		_, err := tr.Process(context.Background(), stages.NewMessage([]byte(`{"do":"`+do+`"}`)), nil)
+		if (do == "die") != (err != nil) {
+			t.Fatalf("record %d (%s): %v", i, do, err)
+		}
+	}
+	if tr.failures != 1 || tr.backoff() != time.Millisecond {
+		t.Fatalf("after the third death with answers between: %d failures in a row, restart delay %s; want 1 and 1ms", tr.failures, tr.backoff())
 	}
 }
 
