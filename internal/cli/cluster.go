@@ -43,7 +43,7 @@ by each worker, in its own environment, so secrets need not be stored in
 NATS.` + clusterHelp,
 		Args: wantFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withCluster(cmd.Context(), func(ctx context.Context, c *conn) error {
+			return a.withCluster(cmd.Context(), false, func(ctx context.Context, c *conn) error {
 				ps, err := a.loadPipelines(args)
 				if err != nil {
 					return err
@@ -81,7 +81,7 @@ checkpoints and its stages' state in NATS (dedupe buckets, rate_limit keys)
 are deleted too.` + clusterHelp,
 		Args: wantPipelineName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withCluster(cmd.Context(), func(ctx context.Context, c *conn) error {
+			return a.withCluster(cmd.Context(), false, func(ctx context.Context, c *conn) error {
 				err := cluster.Undeploy(ctx, c.nc, args[0], cluster.UndeployOptions{Purge: purge})
 				if err != nil {
 					return failure(err)
@@ -124,7 +124,7 @@ started again after kill -9 waits for its old heartbeat to expire.` + clusterHel
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			context.AfterFunc(ctx, stop) // a second signal kills
-			return a.withCluster(ctx, func(ctx context.Context, c *conn) error {
+			return a.withCluster(ctx, true, func(ctx context.Context, c *conn) error {
 				s := a.settings
 				a.log.Debug("garbage collector", "gc_percent", s.ApplyGC())
 				err := cluster.RunWorker(ctx, c.nc, cluster.WorkerOptions{
@@ -170,7 +170,7 @@ the live workers. --json prints the same as JSON.` + clusterHelp,
 			if len(args) == 1 {
 				name = args[0]
 			}
-			return a.withCluster(cmd.Context(), func(ctx context.Context, c *conn) error {
+			return a.withCluster(cmd.Context(), false, func(ctx context.Context, c *conn) error {
 				st, err := cluster.Status(ctx, c.nc, name)
 				if err != nil {
 					return failure(err)
@@ -190,14 +190,14 @@ the live workers. --json prints the same as JSON.` + clusterHelp,
 
 // withCluster is withNATS for the commands that need a NATS server of
 // their own: an embedded one would end with the command.
-func (a *app) withCluster(ctx context.Context, fn func(context.Context, *conn) error) error {
+func (a *app) withCluster(ctx context.Context, patient bool, fn func(context.Context, *conn) error) error {
 	if err := a.loadSettings(); err != nil {
 		return err
 	}
 	if a.settings.NATSURL == "" {
 		return errors.New("this command needs a NATS server: give --nats URL or set SLUICE_NATS_URL (sluice server starts one)")
 	}
-	return a.withNATS(ctx, fn)
+	return a.withNATS(ctx, patient, fn)
 }
 
 // writeStatus prints a status as tables on stdout.

@@ -62,7 +62,7 @@ func (a *app) dlqListCmd() *cobra.Command {
 			if limit < 0 {
 				return fmt.Errorf("dlq list: --limit must be >= 0 (got %d)", limit)
 			}
-			return a.withNATS(cmd.Context(), func(ctx context.Context, c *conn) error {
+			return a.withNATS(cmd.Context(), false, func(ctx context.Context, c *conn) error {
 				dead, err := dlq.List(ctx, c.nc, args[0], stage, limit)
 				if err != nil {
 					return failure(err)
@@ -114,7 +114,7 @@ func (a *app) dlqReplayCmd() *cobra.Command {
 		Short: "Put a pipeline's dead letters back on the input of the stage that failed on them",
 		Args:  wantPipelineName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withNATS(cmd.Context(), func(ctx context.Context, c *conn) error {
+			return a.withNATS(cmd.Context(), false, func(ctx context.Context, c *conn) error {
 				res, err := dlq.Replay(ctx, c.nc, args[0], stage)
 				fmt.Fprintf(a.stderr, "replayed %d dead letters, %d left in place\n", res.Replayed, res.Skipped)
 				return failure(err)
@@ -125,13 +125,17 @@ func (a *app) dlqReplayCmd() *cobra.Command {
 	return cmd
 }
 
-// withNATS loads the settings, connects as they say and runs fn.
-func (a *app) withNATS(ctx context.Context, fn func(context.Context, *conn) error) error {
+// withNATS loads the settings, connects as they say (patiently: see
+// connect) and runs fn.
+func (a *app) withNATS(ctx context.Context, patient bool, fn func(context.Context, *conn) error) error {
 	if err := a.loadSettings(); err != nil {
 		return err
 	}
-	c, err := a.connect()
+	c, err := a.connect(ctx, patient)
 	if err != nil {
+		if patient && ctx.Err() != nil {
+			return nil // stopped while waiting for the server
+		}
 		return failure(err)
 	}
 	defer c.close()

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sluicehq/sluice/configs"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/server"
@@ -83,8 +84,11 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	defer stop()
 	context.AfterFunc(ctx, stop) // restore the default: a second signal kills
 
-	conn, err := a.connect()
+	conn, err := a.connect(ctx, true)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the server
+		}
 		return failure(err)
 	}
 	done := make(chan error, 1)
@@ -206,8 +210,11 @@ func (a *app) checkListen() error {
 }
 
 // connect connects to the NATS URL of the settings, or starts the embedded
-// server and connects to it in-process.
-func (a *app) connect() (*conn, error) {
+// server and connects to it in-process. A patient connect, for the
+// long-running commands (worker, run --nats), waits for a server that is
+// not there yet, trying again every configs.ReconnectWait and logging each
+// attempt, until ctx is done; the others fail at once.
+func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 	s := a.settings
 	c := &conn{closed: make(chan struct{})}
 	opts := []nats.Option{nats.ClosedHandler(func(*nats.Conn) { close(c.closed) })}
@@ -227,9 +234,29 @@ func (a *app) connect() (*conn, error) {
 				a.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
 			}),
 		)
+		connected := make(chan struct{})
+		if patient {
+			var once sync.Once
+			opts = append(opts,
+				nats.RetryOnFailedConnect(true),
+				nats.ConnectHandler(func(*nats.Conn) { once.Do(func() { close(connected) }) }),
+				nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+					a.log.Warn("cannot reach NATS, trying again", "err", err, "in", configs.ReconnectWait.String())
+				}),
+			)
+		}
 		nc, err := nats.Connect(s.NATSURL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to NATS: %w", err)
+		}
+		if !nc.IsConnected() {
+			a.log.Warn("cannot reach NATS, trying again", "in", configs.ReconnectWait.String())
+			select {
+			case <-connected:
+			case <-ctx.Done():
+				nc.Close()
+				return nil, fmt.Errorf("connect to NATS: %w", context.Cause(ctx))
+			}
 		}
 		a.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
 		c.nc = nc

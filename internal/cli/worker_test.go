@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -185,5 +186,70 @@ func TestWorkersOnCluster(t *testing.T) {
 	checkEachOnce(t, out, clusterRecords)
 	if !strings.Contains(workers[other].stderr.String(), "source taken") {
 		t.Errorf("worker %s did not log taking the source", other)
+	}
+}
+
+// TestWaitsForTheServer: `sluice worker` and `sluice run --nats` started
+// before their NATS server keep trying to connect, saying so, and go on
+// once it is up; SIGTERM while they wait ends them cleanly.
+func TestWaitsForTheServer(t *testing.T) {
+	bin := buildSluice(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+
+	w := startWorkerProc(t, bin, dir, url, "early")
+	out := filepath.Join(dir, "out.jsonl")
+	p := writeFile(t, dir, "early.yaml", `name: early
+stages:
+  - name: gen
+    source: generate
+    with: {count: 10, template: '{"n": seq}'}
+  - name: out
+    sink: file
+    with: {path: `+out+`}
+`)
+	run := exec.Command(bin, "run", "--nats", url, "--log-format", "text", p)
+	run.Dir = dir
+	runErr := newLockedBuffer()
+	run.Stderr = runErr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = run.Process.Kill() })
+	natstest.WaitFor(t, time.Minute, "both to say they wait for NATS", func() bool {
+		return strings.Contains(w.stderr.String(), "cannot reach NATS") && strings.Contains(runErr.String(), "cannot reach NATS")
+	})
+
+	natstest.ServerOn(t, t.TempDir(), port)
+	natstest.WaitFor(t, time.Minute, "the worker to join", func() bool {
+		return strings.Contains(w.stderr.String(), "worker joined")
+	})
+	if err := run.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, runErr)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(b), "\n"); lines != 10 {
+		t.Fatalf("the run wrote %d lines, want 10", lines)
+	}
+
+	// Stopped while it waits: exit 0.
+	waiting := exec.Command(bin, "worker", "--nats", fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)), "--id", "w2", "--log-format", "text")
+	stderr := newLockedBuffer()
+	waiting.Stderr = stderr
+	if err := waiting.Start(); err != nil {
+		t.Fatal(err)
+	}
+	natstest.WaitFor(t, time.Minute, "the worker to wait for NATS", func() bool {
+		return strings.Contains(stderr.String(), "cannot reach NATS")
+	})
+	if err := waiting.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waiting.Wait(); err != nil {
+		t.Fatalf("a worker stopped while waiting for NATS: %v, want exit 0\n%s", err, stderr)
 	}
 }
