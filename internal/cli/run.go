@@ -253,6 +253,8 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 			a.log.Warn("cannot reach NATS, trying again", "in", configs.ReconnectWait.String())
 			select {
 			case <-connected:
+			case <-c.closed: // given up: refused credentials, say
+				return nil, fmt.Errorf("connect to NATS: %w", nc.LastError())
 			case <-ctx.Done():
 				nc.Close()
 				return nil, fmt.Errorf("connect to NATS: %w", context.Cause(ctx))
