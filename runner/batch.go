@@ -114,6 +114,20 @@ func (b *batch) giveBack(f *inFlight) {
 	}
 }
 
+// giveBackFrom naks every input from index i on that is not decided on
+// yet: the worker stops, and they are delivered again, at once, to the
+// next worker or run.
+func (b *batch) giveBackFrom(i int) {
+	for j := i; j < len(b.in); j++ {
+		if f := &b.in[j]; f.act == 0 {
+			if f.msg != nil {
+				_ = f.msg.Nak()
+			}
+			f.act = actNone
+		}
+	}
+}
+
 // retryLater naks f for the server to deliver it again after delay.
 func (b *batch) retryLater(f *inFlight, delay time.Duration) {
 	_ = f.msg.NakWithDelay(delay)

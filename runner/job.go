@@ -229,8 +229,8 @@ func (j *Job) Stage(name string) StageSummary {
 	return j.r.stats[name].summary(s, time.Since(j.start))
 }
 
-// Close stops the job: its workers finish the batches in hand and give
-// back what they had not begun, then every stage started is closed
+// Close stops the job: its workers settle the batches in hand (a
+// transform finishes the record it is on and gives back the rest), then every stage started is closed
 // (sinks last, flushing their output), and the connection is flushed so
 // that nothing of this run lands after Close returns. It returns the
 // first error of closing. Calls after the first do nothing.

@@ -330,8 +330,10 @@ func TestTransformLoop(t *testing.T) {
 // partitions are processed.
 func TestTransformLoopGiveBack(t *testing.T) {
 	st := testStage(pipeline.OnErrorRetry, 5, time.Millisecond)
+	stop, cancel := context.WithCancel(context.Background())
 	tr := &funcTransform{process: func(_ int, m *stages.Message) ([]*stages.Message, error) {
 		if m.Meta.Sequence == 1 {
+			cancel() // told to stop while the first input fails: no retry in place
 			return nil, errTransient
 		}
 		return nil, nil
@@ -342,25 +344,61 @@ func TestTransformLoopGiveBack(t *testing.T) {
 	for i, m := range msgs {
 		w.batch.add(delivery{jm: m, part: parts[i]})
 	}
-	stop, cancel := context.WithCancel(context.Background())
-	cancel() // told to stop: no retry in place
 	w.process(stop, context.Background())
 
-	want := []answered{{naks: 1}, {naks: 1}, {acks: 1}}
+	// The failed input goes back with its partition; told to stop, the
+	// worker takes no further input, of any partition: the rest of the
+	// batch goes back unprocessed.
+	want := []answered{{naks: 1}, {naks: 1}, {naks: 1}}
 	for i, m := range msgs {
 		got := answersOf(m, &stageStats{})
 		if got != want[i] {
 			t.Errorf("input %d (partition %d) answered %+v, want %+v", i+1, parts[i], got, want[i])
 		}
 	}
-	if tr.calls != 2 {
-		t.Errorf("transform called %d times, want 2 (not for the input given back after its partition)", tr.calls)
+	if tr.calls != 1 {
+		t.Errorf("transform called %d times, want 1 (nothing after the stop)", tr.calls)
 	}
-	if got := w.stats.filtered.Load(); got != 1 {
-		t.Errorf("filtered = %d, want 1", got)
+	if got := w.stats.in.Load(); got != 1 {
+		t.Errorf("in = %d, want 1: inputs given back unprocessed are not taken in", got)
 	}
 	if len(w.batch.given) != 0 {
 		t.Errorf("partitions given back still blocked after the batch: %v", w.batch.given)
+	}
+}
+
+// TestTransformLoopStops: a batch whose worker is told to stop midway
+// gives back, unprocessed, every input it had not begun.
+func TestTransformLoopStops(t *testing.T) {
+	for _, ordered := range []bool{false, true} {
+		st := testStage(pipeline.OnErrorRetry, 5, time.Millisecond)
+		stop, cancel := context.WithCancel(context.Background())
+		tr := &funcTransform{process: func(call int, m *stages.Message) ([]*stages.Message, error) {
+			if call == 2 {
+				cancel() // the stop comes while the second input is in hand
+			}
+			return nil, nil
+		}}
+		w := testWorker(st, &transformStep{transform: tr, routes: outputRoutes(st)}, ordered)
+		var msgs []*testMsg
+		for i := range 5 {
+			m := newTestMsg("in", uint64(i+1), 1, "{}")
+			msgs = append(msgs, m)
+			w.batch.add(delivery{jm: m})
+		}
+		w.process(stop, context.Background())
+		for i, m := range msgs {
+			want := answered{naks: 1}
+			if i < 2 {
+				want = answered{acks: 1} // processed (filtered) before the stop
+			}
+			if got := answersOf(m, &stageStats{}); got != want {
+				t.Errorf("ordered %v: input %d answered %+v, want %+v", ordered, i+1, got, want)
+			}
+		}
+		if tr.calls != 2 {
+			t.Errorf("ordered %v: transform called %d times, want 2", ordered, tr.calls)
+		}
 	}
 }
 

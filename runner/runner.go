@@ -34,7 +34,7 @@ type Options struct {
 	// os.Stdout.
 	Stdin  io.Reader
 	Stdout io.Writer
-	// StopTimeout bounds the clean stop after ctx is done: finishing the
+	// StopTimeout bounds the clean stop after ctx is done: settling the
 	// batches in hand, flushing sinks. 0 means 30s.
 	StopTimeout time.Duration
 	// Stages, if not empty, limits this process to the named stages; the

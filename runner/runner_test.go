@@ -786,3 +786,60 @@ stages:
 		t.Errorf("%d calls for %d records: some were delivered again", len(calls), n)
 	}
 }
+
+// TestStopMidBatch: stopped while a slow transform is in the middle of a
+// batch, the worker takes no further record from it (those it had not
+// begun go back to the server), the run ends interrupted without an
+// error, and a resumed run writes every record exactly once.
+func TestStopMidBatch(t *testing.T) {
+	e := newEnv(t)
+	const n = 3000 // more than a batch
+	p := e.parse(t, fmt.Sprintf(`
+name: midbatch
+stages:
+  - name: gen
+    source: generate
+    with: {count: %d, template: '{"n": seq}'}
+  - name: work
+    transform: slow
+    with: {every_n: 1, sleep: 2ms}
+  - name: out
+    sink: collect
+`, n))
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		sum *runner.Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := runner.Run(ctx, e.nc, p, runner.Options{Registry: e.reg, StopTimeout: time.Minute})
+		done <- result{sum, err}
+	}()
+	natstest.WaitFor(t, time.Minute, "the first batch under way", func() bool {
+		return len(e.c.sorted("slow-calls")) >= 100
+	})
+	atStop := len(e.c.sorted("slow-calls"))
+	cancel()
+	res := <-done
+	if res.err != nil || !res.sum.Interrupted {
+		t.Fatalf("stopped run: %+v, %v; want interrupted, no error", res.sum, res.err)
+	}
+	// What the worker took while the run stopped its source, before it
+	// told the worker: far from the rest of the batch (the batch in hand
+	// holds up to 2000, at 2 ms each).
+	if extra := len(e.c.sorted("slow-calls")) - atStop; extra > 500 {
+		t.Fatalf("%d records processed after the stop: the worker went on with its batch", extra)
+	}
+	if work := stageSum(t, res.sum, "work"); work.In != work.Out {
+		t.Errorf("work = %+v: every record taken in must be out", work)
+	}
+
+	sum := e.run(t, context.Background(), p)
+	if !sum.Resumed || sum.Interrupted {
+		t.Fatalf("second run: %+v, want the run resumed to its end", sum)
+	}
+	if got, want := e.c.sorted("out"), seqRecords(0, n, `{"n":%d}`); !slices.Equal(got, want) {
+		t.Fatalf("out has %d records, want each of the %d once", len(got), n)
+	}
+}

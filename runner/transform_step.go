@@ -39,10 +39,17 @@ func newTransformStep(r *run, st *pipeline.Stage, t stages.Transform) (*transfor
 	}, nil
 }
 
-// process runs the transform on every input of w's batch in turn.
+// process runs the transform on every input of w's batch in turn. Once
+// stop is done it takes no further input: those not begun go back to the
+// server, so that a stop waits for one record, not for a whole batch of
+// slow ones.
 func (s *transformStep) process(stop, ctx context.Context, w *worker, now time.Time) {
 	b := &w.batch
 	for i := range b.in {
+		if stop.Err() != nil {
+			b.giveBackFrom(i)
+			break
+		}
 		f := &b.in[i]
 		m, advance, ok := w.prepare(ctx, f, now)
 		switch {

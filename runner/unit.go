@@ -127,7 +127,7 @@ func closeUnits(ctx context.Context, units []*unit) error {
 }
 
 // crew runs the workers and feeds of transform and sink units until told
-// to stop. A stop lets every worker finish the batch in hand; stopTimeout
+// to stop. A stop lets every worker settle the batch in hand; stopTimeout
 // after it, the stages' context is cancelled so that a stage that heeds
 // it gives up.
 type crew struct {

@@ -95,8 +95,10 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sin
 }
 
 // loop processes batches of what the stage's feed hands over until ctx
-// is done, then returns after finishing the batch in hand; the feed naks
-// what was pulled but not processed.
+// is done, then returns after settling the batch in hand (a transform
+// step takes no further input of it once ctx is done: see
+// transformStep.process); the feed naks what was pulled but not
+// processed.
 //
 // The batch in hand is processed with hard, which the runner cancels some
 // time after ctx: a stage that heeds its context gives up then.
