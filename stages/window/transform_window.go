@@ -245,6 +245,9 @@ func (w *window) id() string { return strconv.FormatInt(w.Start, 10) + "|" + w.K
 
 // windowPart is the state of one partition, as checkpointed.
 type windowPart struct {
+	// Run is the run the state belongs to: a new run of the pipeline
+	// starts with none (0: stored by a version that did not say).
+	Run     uint64             `json:"run,omitempty"`
 	Applied map[string]uint64  `json:"applied"` // stream -> last sequence applied
 	Windows map[string]*window `json:"windows"`
 	Runner  json.RawMessage    `json:"runner,omitempty"`
@@ -256,6 +259,7 @@ type windowTransform struct {
 	key    *stages.Expr
 	kv     jetstream.KeyValue
 	prefix string // "window.<pipeline>.<stage>."
+	run    uint64 // the run, whose state alone is loaded
 	max    int    // largest state a partition may have, in bytes
 	parts  map[int]*windowPart
 }
@@ -272,7 +276,7 @@ func newWindowTransform(p stages.Params, info stages.Info) (stages.Transform, er
 	if info.State == nil {
 		return nil, fmt.Errorf("window: %w: the stage keeps its state in the pipeline's state bucket and runs only in a pipeline", stages.ErrNoConn)
 	}
-	t := &windowTransform{cfg: cfg, key: key, kv: info.State, parts: make(map[int]*windowPart),
+	t := &windowTransform{cfg: cfg, key: key, kv: info.State, parts: make(map[int]*windowPart), run: info.Run,
 		prefix: "window." + info.Pipeline + "." + info.Stage + "."}
 	if info.Conn != nil {
 		t.max = int(info.Conn.MaxPayload()) - 1024
@@ -283,15 +287,22 @@ func newWindowTransform(p stages.Params, info stages.Info) (stages.Transform, er
 func (t *windowTransform) part(k int) *windowPart {
 	p := t.parts[k]
 	if p == nil {
-		p = &windowPart{Applied: map[string]uint64{}, Windows: map[string]*window{}}
+		p = t.freshPart()
 		t.parts[k] = p
 	}
 	return p
 }
 
-// Assign loads partition k from its checkpoint.
+// freshPart returns the empty state of a partition in this run.
+func (t *windowTransform) freshPart() *windowPart {
+	return &windowPart{Run: t.run, Applied: map[string]uint64{}, Windows: map[string]*window{}}
+}
+
+// Assign loads partition k from its checkpoint, if the checkpoint is of
+// this run: a new run starts with no windows and no watermark, a resumed
+// one where it was.
 func (t *windowTransform) Assign(ctx context.Context, k int) ([]byte, error) {
-	p := &windowPart{Applied: map[string]uint64{}, Windows: map[string]*window{}}
+	p := t.freshPart()
 	e, err := t.kv.Get(ctx, t.prefix+strconv.Itoa(k))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -300,6 +311,9 @@ func (t *windowTransform) Assign(ctx context.Context, k int) ([]byte, error) {
 	default:
 		if err := json.Unmarshal(e.Value(), p); err != nil {
 			return nil, fmt.Errorf("window: load partition %d: %w", k, err)
+		}
+		if p.Run != 0 && p.Run != t.run {
+			p = t.freshPart() // another run's
 		}
 		if p.Applied == nil {
 			p.Applied = map[string]uint64{}
@@ -316,7 +330,7 @@ func (t *windowTransform) Assign(ctx context.Context, k int) ([]byte, error) {
 func (t *windowTransform) Checkpoint(ctx context.Context, runner map[int][]byte) error {
 	for k, r := range runner {
 		p := t.part(k)
-		p.Runner, p.dirty = r, true
+		p.Runner, p.Run, p.dirty = r, t.run, true
 	}
 	for k, p := range t.parts {
 		if !p.dirty {
