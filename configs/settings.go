@@ -57,6 +57,11 @@ type Settings struct {
 	// Listen is a host:port where the embedded server accepts TCP clients;
 	// empty means none (in-process connections only).
 	Listen string `mapstructure:"listen"`
+	// Sync is how the embedded server (and `sluice server`) writes its
+	// store to disk: "always" syncs every write before acknowledging it,
+	// a duration syncs that often, and empty keeps nats-server's default
+	// (every 2 minutes). See [Settings.SyncOptions].
+	Sync string `mapstructure:"sync"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `mapstructure:"log_level"`
 	// LogFormat is text, json, or auto: text on a terminal, JSON otherwise.
@@ -96,7 +101,7 @@ type NATSAuth struct {
 // Keys lists every settings key, as used in config files and with
 // viper.BindPFlag.
 var Keys = []string{
-	"nats_url", "store_dir", "listen", "log_level", "log_format", "gc_percent", "shutdown_timeout",
+	"nats_url", "store_dir", "listen", "sync", "log_level", "log_format", "gc_percent", "shutdown_timeout",
 	"worker_id", "lease_ttl",
 	"nats.creds_file", "nats.user", "nats.password", "nats.token",
 	"nats.nkey_seed_file", "nats.tls_ca", "nats.tls_cert", "nats.tls_key",
@@ -210,6 +215,9 @@ func (s Settings) Validate() error {
 	}
 	if s.StoreDir == "" {
 		problems = append(problems, "store_dir must not be empty")
+	}
+	if _, _, err := s.SyncOptions(); err != nil {
+		problems = append(problems, err.Error())
 	}
 	problems = append(problems, checkURLs(s.NATSURL)...)
 	if s.Listen != "" {
@@ -334,4 +342,24 @@ func (s Settings) ApplyGC() int {
 	}
 	debug.SetGCPercent(s.GCPercent)
 	return s.GCPercent
+}
+
+// SyncAlways is the value of the sync setting that syncs every write.
+const SyncAlways = "always"
+
+// SyncOptions returns what the sync setting asks of the server: always
+// true to sync every write before it is acknowledged, else the interval
+// between syncs (0: nats-server's default, 2 minutes).
+func (s Settings) SyncOptions() (interval time.Duration, always bool, err error) {
+	switch s.Sync {
+	case "":
+		return 0, false, nil
+	case SyncAlways:
+		return 0, true, nil
+	}
+	d, err := time.ParseDuration(s.Sync)
+	if err != nil || d <= 0 {
+		return 0, false, fmt.Errorf("sync must be %q or a duration > 0 such as 1s (got %q)", SyncAlways, s.Sync)
+	}
+	return d, false, nil
 }

@@ -232,6 +232,10 @@ func TestLoadInvalid(t *testing.T) {
 			want: []string{`gc_percent must be -1 (off) or at least 10 (got 5)`}},
 		{name: "shutdown timeout", env: map[string]string{"SLUICE_SHUTDOWN_TIMEOUT": "0s"},
 			want: []string{`shutdown_timeout must be > 0 (got 0s)`}},
+		{name: "sync", env: map[string]string{"SLUICE_SYNC": "sometimes"},
+			want: []string{`sync must be "always" or a duration > 0 such as 1s (got "sometimes")`}},
+		{name: "sync zero", file: "sync: 0s\n",
+			want: []string{`sync must be "always"`}},
 		{name: "unknown key", file: "log_levl: debug\n",
 			want: []string{`unknown key "log_levl"`}},
 		{name: "unknown nested key", file: "nats:\n  usr: ann\n",
@@ -296,5 +300,23 @@ func TestRedacted(t *testing.T) {
 	}
 	if empty := (Settings{}).Redacted(); empty.NATS.Password != "" || empty.NATS.Token != "" {
 		t.Errorf("unset secrets became %+v", empty.NATS)
+	}
+}
+
+func TestSyncOptions(t *testing.T) {
+	for _, tt := range []struct {
+		sync     string
+		interval time.Duration
+		always   bool
+	}{
+		{"", 0, false},
+		{"always", 0, true},
+		{"1s", time.Second, false},
+		{"250ms", 250 * time.Millisecond, false},
+	} {
+		interval, always, err := Settings{Sync: tt.sync}.SyncOptions()
+		if err != nil || interval != tt.interval || always != tt.always {
+			t.Errorf("sync %q: %s, %v, %v; want %s, %v", tt.sync, interval, always, err, tt.interval, tt.always)
+		}
 	}
 }

@@ -36,6 +36,13 @@ type Options struct {
 	// JetStreamDomain sets the server's JetStream domain; empty means
 	// none.
 	JetStreamDomain string
+	// SyncAlways makes the server sync every write to disk before it
+	// acknowledges it; else it syncs every SyncInterval (0: nats-server's
+	// default, 2 minutes), and a power cut may lose what it acknowledged
+	// since the last sync (a killed process loses nothing: the writes are
+	// in the operating system's cache).
+	SyncAlways   bool
+	SyncInterval time.Duration
 	// User and Password, or Token, make clients authenticate; empty means
 	// no authentication.
 	User, Password, Token string
@@ -63,6 +70,8 @@ func Start(opts Options) (*Server, error) {
 		Username:        opts.User,
 		Password:        opts.Password,
 		Authorization:   opts.Token,
+		SyncAlways:      opts.SyncAlways,
+		SyncInterval:    opts.SyncInterval,
 	}
 	if so.ServerName == "" {
 		so.ServerName = "sluice"

@@ -157,6 +157,8 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 	f.String("log-format", "", "log format: "+strings.Join(configs.LogFormats, ", ")+` (default "`+configs.DefaultLogFormat+`": text on a terminal, else JSON)`)
 	a.bind("nats_url", f.Lookup("nats"))
 	a.bind("store_dir", f.Lookup("store-dir"))
+	f.String("sync", "", `how the embedded server syncs its store to disk: "always" (every write, before it is acknowledged) or an interval (default 2m)`)
+	a.bind("sync", f.Lookup("sync"))
 	a.bind("log_level", f.Lookup("log-level"))
 	a.bind("log_format", f.Lookup("log-format"))
 

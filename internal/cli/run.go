@@ -265,7 +265,8 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		return c, nil
 	}
 
-	emb, err := server.Start(server.Options{StoreDir: s.StoreDir, Listen: s.Listen})
+	interval, always, _ := s.SyncOptions() // validated with the settings
+	emb, err := server.Start(server.Options{StoreDir: s.StoreDir, Listen: s.Listen, SyncAlways: always, SyncInterval: interval})
 	if err != nil {
 		return nil, err
 	}

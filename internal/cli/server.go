@@ -62,6 +62,7 @@ func (a *app) server(ctx context.Context, o server.Options, listen string) error
 		return errors.New("server: nats.tls_* are client settings; the server does not serve TLS: run nats-server for that")
 	}
 	o.StoreDir, o.Listen = s.StoreDir, listen
+	o.SyncInterval, o.SyncAlways, _ = s.SyncOptions() // validated with the settings
 	o.User, o.Password, o.Token = s.NATS.User, s.NATS.Password, s.NATS.Token
 	if o.Name == "" {
 		host, err := os.Hostname()
