@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -414,9 +415,22 @@ func TestRunFailures(t *testing.T) {
 	})
 
 	t.Run("no server", func(t *testing.T) {
-		code, _, stderr := sluice(t, "run", "--nats", "nats://127.0.0.1:1", good)
-		if code != ExitFailure || !strings.Contains(stderr, "sluice: connect to NATS") {
-			t.Errorf("exit %d, stderr:\n%s", code, stderr)
+		// run --nats waits for its server, saying so at each attempt,
+		// until it is stopped (see TestWaitsForTheServer for one that
+		// comes up).
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stderr := newLockedBuffer()
+		done := make(chan int, 1)
+		go func() {
+			done <- MainContext(ctx, []string{"run", "--nats", "nats://127.0.0.1:1", good}, strings.NewReader(""), io.Discard, stderr)
+		}()
+		natstest.WaitFor(t, time.Minute, "run to say it waits for NATS", func() bool {
+			return strings.Contains(stderr.String(), "cannot reach NATS")
+		})
+		cancel()
+		if code := <-done; code != ExitOK {
+			t.Errorf("stopped while waiting for NATS: exit %d, stderr:\n%s", code, stderr)
 		}
 	})
 
