@@ -247,9 +247,10 @@ func (j *Job) Close() error {
 	defer cancel()
 	err := closeUnits(ctx, j.units)
 	j.units = nil
-	// Publishes the stop cut short are on their way: let the server have
-	// them now (a --fresh run started next on this connection would take
-	// them in).
+	// Publishes the stop cut short are on their way: let them be stored
+	// (or fail) now, not after Close returned (a --fresh run started next
+	// would take them in).
+	j.r.publishesSettled(ctx)
 	_ = j.r.nc.FlushTimeout(j.r.opts.StopTimeout)
 	return err
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,15 +34,40 @@ const (
 // Nats-Msg-Id makes sending it again safe.
 const publishStall = 5 * time.Second
 
-// newPublisher returns the JetStream context a worker or source publishes
-// with. Its asynchronous publishes fail with ErrAsyncPublishTimeout once
+// newPublisher returns a JetStream context for a worker or source of the
+// run to publish with. Its asynchronous publishes fail with ErrAsyncPublishTimeout once
 // publishStall has passed without an acknowledgement (nats.go waits
 // forever by default): the stall timer of [publishBatch.wait] alone does
 // not see a wait that a caller cuts into short rounds, as a worker's
 // settle does every settlePoll, and a publish whose acknowledgement was
 // lost with a server stalled its worker for good.
-func newPublisher(nc *nats.Conn) (jetstream.JetStream, error) {
-	return jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*batchSize), jetstream.WithPublishAsyncTimeout(publishStall))
+func (r *run) newPublisher() (jetstream.JetStream, error) {
+	js, err := jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(4*batchSize), jetstream.WithPublishAsyncTimeout(publishStall))
+	if err != nil {
+		return nil, err
+	}
+	r.pubMu.Lock()
+	r.pubs = append(r.pubs, js)
+	r.pubMu.Unlock()
+	return js, nil
+}
+
+// publishesSettled waits, until ctx ends, for every publish of the run's
+// sources and workers to be acknowledged or to have failed. A publish
+// the stop cut short (its input given back) may still be stored: once
+// this returns it is, or never will be, so that nothing of this run lands
+// in a stream after the run ended (where a --fresh run would take it in).
+func (r *run) publishesSettled(ctx context.Context) {
+	r.pubMu.Lock()
+	pubs := slices.Clone(r.pubs)
+	r.pubMu.Unlock()
+	for _, js := range pubs {
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Fast-batch publishing: the stream's server acknowledges a whole batch

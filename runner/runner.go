@@ -123,7 +123,10 @@ type run struct {
 	leaseTTL time.Duration
 	member   string
 
-	units []*unit
+	// The JetStream contexts that sources and workers publish with, so
+	// that a stop can wait for what they have in flight.
+	pubMu sync.Mutex
+	pubs  []jetstream.JetStream
 }
 
 // Run provisions the streams and consumers of p on the server behind nc and

@@ -65,7 +65,7 @@ type sourceLoop struct {
 }
 
 func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, error) {
-	js, err := newPublisher(r.nc)
+	js, err := r.newPublisher()
 	if err != nil {
 		return nil, err
 	}

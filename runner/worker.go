@@ -54,7 +54,7 @@ var (
 // sink stage's worker writes with sink, which its workers share; a
 // transform stage's runs t, its own.
 func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sink stages.Sink, t stages.Transform) (*worker, error) {
-	js, err := newPublisher(r.nc)
+	js, err := r.newPublisher()
 	if err != nil {
 		return nil, err
 	}
