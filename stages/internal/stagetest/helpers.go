@@ -73,13 +73,7 @@ func NewSource(t *testing.T, name string, raw map[string]any, info stages.Info) 
 // the test closes it at its end.
 func NewTransform(t *testing.T, name string, raw map[string]any) stages.Transform {
 	t.Helper()
-	s := Lookup(t, stages.RoleTransform, name)
-	tr, err := s.NewTransform(Parse(t, s, raw), stages.Info{})
-	if err != nil {
-		t.Fatalf("transform %s: %v", name, err)
-	}
-	t.Cleanup(func() { tr.Close(context.Background()) })
-	return tr
+	return NewInfoTransform(t, name, raw, stages.Info{})
 }
 
 // NewSink builds the sink of type name from raw parameters; the test
