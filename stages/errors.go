@@ -11,6 +11,16 @@ import (
 // stream at once instead of retrying it. Use [Permanent] to mark an error.
 var ErrPermanent = errors.New("sluice: permanent error")
 
+// ErrOutage marks an error that says the destination is unreachable, not
+// that the record is bad: a refused, reset or timed-out connection, an
+// HTTP 5xx, 408 or 429, a database that is down or read-only, a command
+// that keeps dying. The runner holds a stage that fails with it: it keeps
+// the records, stops taking new ones and tries again with a capped backoff
+// until the destination is back (or the stage's max_outage has passed),
+// instead of counting attempts and dead-lettering. Use [Outage] to mark an
+// error.
+var ErrOutage = errors.New("sluice: destination unavailable")
+
 // ErrUnknownType is returned by [Registry.Lookup] for a type name that is not
 // registered.
 var ErrUnknownType = errors.New("sluice: unknown stage type")
@@ -60,6 +70,28 @@ func Permanent(err error) error {
 
 // IsPermanent reports whether err is marked permanent.
 func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
+
+type outageError struct{ err error }
+
+func (e *outageError) Error() string { return e.err.Error() }
+
+func (e *outageError) Unwrap() error { return e.err }
+
+func (e *outageError) Is(target error) bool { return target == ErrOutage }
+
+// Outage marks err as an outage of the destination: errors.Is(Outage(err),
+// ErrOutage) is true and errors.Is/As still see err. Outage(nil) is nil.
+// An error already marked permanent is returned as it is: a record the
+// destination rejects is the record's fault.
+func Outage(err error) error {
+	if err == nil || errors.Is(err, ErrOutage) || errors.Is(err, ErrPermanent) {
+		return err
+	}
+	return &outageError{err: err}
+}
+
+// IsOutage reports whether err is marked as an outage of the destination.
+func IsOutage(err error) bool { return errors.Is(err, ErrOutage) && !errors.Is(err, ErrPermanent) }
 
 // BatchError is returned by [Sink.Write] when only some messages of a batch
 // failed: Errs has one entry per message of the batch, nil for a message that

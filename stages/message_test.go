@@ -173,3 +173,19 @@ func TestPermanent(t *testing.T) {
 		t.Fatal("Permanent is not idempotent or marks too much")
 	}
 }
+
+func TestOutage(t *testing.T) {
+	base := errors.New("connection refused")
+	o := Outage(base)
+	if !IsOutage(o) || !errors.Is(o, base) || o.Error() != base.Error() {
+		t.Fatalf("Outage(base) = %v", o)
+	}
+	if Outage(o) != o || Outage(nil) != nil || IsOutage(base) || IsPermanent(o) {
+		t.Fatal("Outage is not idempotent or marks too much")
+	}
+	// A record the destination rejects stays the record's fault.
+	p := Permanent(base)
+	if Outage(p) != p || IsOutage(Outage(p)) || IsOutage(Permanent(o)) {
+		t.Fatal("a permanent error became an outage")
+	}
+}
