@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/stages"
 )
 
 // Retry pacing of publishes the server refused or did not acknowledge (a
@@ -184,6 +186,7 @@ func (b *publishBatch) commitFast(ctx context.Context) {
 		}
 		b.msgs[i].Reply = "" // the fast batch's reply subject
 		b.errs[i] = b.fastErr
+		b.markIfMaybeStored(i, b.fastErr)
 		b.publish(i)
 	}
 	if b.fastErr != nil {
@@ -252,10 +255,30 @@ func (b *publishBatch) wait(ctx context.Context) int {
 		rounds++
 		for i := range b.msgs {
 			if b.state[i] == pubRetry {
+				b.markIfMaybeStored(i, b.errs[i])
 				b.publish(i)
 			}
 		}
 	}
+}
+
+// markIfMaybeStored marks message i with stages.HeaderRedelivered before
+// it is sent again after err, unless err says that the server did not
+// store it (it answered with an error: a full stream, mostly). A publish
+// whose acknowledgement was lost may have been stored; if the server's
+// dedup window passes before it is sent again (a server down for longer),
+// the copy it stores is marked, so that a sink that deduplicates looks it
+// up in all it wrote.
+func (b *publishBatch) markIfMaybeStored(i int, err error) {
+	var apiErr *jetstream.APIError
+	if err == nil || errors.As(err, &apiErr) || errors.Is(err, nats.ErrNoResponders) {
+		return
+	}
+	m := b.msgs[i]
+	if m.Header == nil {
+		m.Header = make(nats.Header, 1)
+	}
+	m.Header[stages.HeaderRedelivered] = redelivered
 }
 
 // addOrdered records m, an output in ordered mode, and sends it in the
@@ -317,6 +340,9 @@ func (b *publishBatch) waitOrdered(ctx context.Context) int {
 			return b.pending(ctx.Err())
 		}
 		b.errs[b.outs[b.stored]] = err
+		for _, i := range b.outs[b.stored:] {
+			b.markIfMaybeStored(i, err)
+		}
 		b.chunk = 1
 		if b.stored > before {
 			rounds = 0

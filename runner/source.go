@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
@@ -54,6 +55,8 @@ type sourceLoop struct {
 	origin   string       // "s/r<run>/"
 	pub      publishBatch
 	seq      uint64 // records read so far in this run
+	upto     uint64 // records the stored checkpoint lets it publish (Checkpoint.Upto)
+	again    uint64 // records up to this one may be copies: published before a resume
 	acks     []pendingAck
 
 	resumable stages.Resumable  // nil when the source cannot resume
@@ -161,9 +164,14 @@ func (l *sourceLoop) resume(ctx context.Context) error {
 		return nil
 	}
 	l.cp, l.seq, l.done = cp, cp.Records, cp.Done
+	if l.resumable != nil {
+		l.upto, l.again = cp.Upto, cp.Upto
+	}
 	switch {
 	case cp.Done:
 		l.log.Info("source had ended before the interruption", "records", cp.Records)
+	case l.resumable != nil && cp.Position == nil && cp.Records == 0:
+		l.log.Info("source starts over: it had not checkpointed a record", "may_repeat", cp.Upto)
 	case l.resumable != nil && cp.Position != nil:
 		if err := l.resumable.Resume(cp.Position); err != nil {
 			return fmt.Errorf("resume: %w", err)
@@ -181,6 +189,7 @@ func (l *sourceLoop) save(ctx context.Context, force bool) error {
 	if !force && time.Since(l.saved) < checkpointInterval {
 		return nil
 	}
+	l.cp.Upto = l.upto
 	if err := schema.PutJSON(ctx, l.run.kv, schema.CheckpointKey(l.run.p.Name, l.stage.Name), l.cp); err != nil {
 		return fmt.Errorf("stage %q: store checkpoint: %w", l.stage.Name, err)
 	}
@@ -303,6 +312,31 @@ func (l *sourceLoop) loop(ctx context.Context) (err error) {
 	}
 }
 
+// reserveAhead is how many records past a batch a source's checkpoint
+// lets it publish (Checkpoint.Upto), so that it is stored once every so
+// many records, not with each batch.
+const reserveAhead = 16 * batchSize
+
+// reserve makes sure that the stored checkpoint lets the source publish n
+// more records: a resumed run must know which of the records it publishes
+// again may be copies. A resumable source stores, before it publishes past
+// Upto, a checkpoint with a higher one, trying again until it can or ctx
+// ends.
+func (l *sourceLoop) reserve(ctx context.Context, n int) error {
+	if l.resumable == nil || l.seq+uint64(n) <= l.upto {
+		return nil
+	}
+	l.upto = l.seq + uint64(n) + reserveAhead
+	err := retry.Do(ctx, retry.Backoff{Min: 10 * time.Millisecond, Max: time.Second}, 0,
+		func(error) bool { return true },
+		func(err error) { l.log.Warn("checkpoint not stored, trying again", "err", err) },
+		func() error { return l.save(ctx, true) })
+	if err != nil {
+		return fmt.Errorf("stage %q: %w", l.stage.Name, err)
+	}
+	return nil
+}
+
 // publish publishes a batch of reads and waits until JetStream has them
 // all, retrying while the first stage's buffer is full. It moves the
 // checkpoint to the latest one whose records, and all before them, are
@@ -326,6 +360,9 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			}
 		}
 	}()
+	if err := l.reserve(ctx, len(batch)); err != nil {
+		return false, err
+	}
 	dead := 0
 	for _, r := range batch {
 		if r.err != nil && !stages.IsPermanent(r.err) {
@@ -394,6 +431,9 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			h[stages.HeaderMsgID] = []string{l.idBase + n}
 		}
 		h[stages.HeaderOrigin] = []string{l.origin + n}
+		if l.seq <= l.again {
+			h[stages.HeaderRedelivered] = redelivered
+		}
 		if l.marks != nil {
 			l.marks.record(h, recordEventTime(h), time.Now())
 		}

@@ -86,9 +86,15 @@ func (s *transformStep) processOne(stop, ctx context.Context, w *worker, f *inFl
 		return
 	}
 	w.batch.published(f, w.pub.len(), len(outs))
+	again := m.MaybeCopy()
 	for i, o := range outs {
 		data, _ := o.Payload()
 		o.Header[stages.HeaderMsgID] = []string{s.outputID(w.idBase, f.lin, i)}
+		if again {
+			// Published before, maybe, by an earlier delivery: a sink that
+			// deduplicates must look it up (see stages.HeaderRedelivered).
+			o.Header[stages.HeaderRedelivered] = redelivered
+		}
 		w.pub.addOutput(&nats.Msg{Subject: s.subjects[i], Data: data, Header: o.Header})
 	}
 }
@@ -194,6 +200,9 @@ func outputRoutes(st *pipeline.Stage) map[string]bool {
 	}
 	return routes
 }
+
+// redelivered is the value of stages.HeaderRedelivered.
+var redelivered = []string{"1"}
 
 // outputID returns the Nats-Msg-Id of output i of an input of lineage
 // lin, <idBase><lin>.<i>, built in one allocation.

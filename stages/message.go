@@ -18,13 +18,19 @@ type Header = nats.Header
 
 // Reserved header names. The runner sets them; stages read them.
 const (
-	HeaderMsgID      = "Nats-Msg-Id"
-	HeaderKey        = "Sluice-Key"
-	HeaderEventTime  = "Sluice-Event-Time"
-	HeaderOrigin     = "Sluice-Origin"
-	HeaderError      = "Sluice-Error"
-	HeaderStage      = "Sluice-Stage"
-	HeaderDeliveries = "Sluice-Deliveries"
+	HeaderMsgID     = "Nats-Msg-Id"
+	HeaderKey       = "Sluice-Key"
+	HeaderEventTime = "Sluice-Event-Time"
+	HeaderOrigin    = "Sluice-Origin"
+	// HeaderRedelivered is set, to "1", on a record that may be a copy of
+	// one published before: it derives from an input delivered more than
+	// once, or from a source record read again after a resume. A sink
+	// that deduplicates looks such a record up in all it wrote in the run;
+	// a record without it cannot be a copy. See [Message.MaybeCopy].
+	HeaderRedelivered = "Sluice-Redelivered"
+	HeaderError       = "Sluice-Error"
+	HeaderStage       = "Sluice-Stage"
+	HeaderDeliveries  = "Sluice-Deliveries"
 	// HeaderSubject and HeaderInputID keep, on a dead letter, the subject
 	// and Nats-Msg-Id its input had, so that it can be replayed.
 	HeaderSubject = "Sluice-Subject"
@@ -170,6 +176,13 @@ func (m *Message) Ack(err error) {
 		m.ack = nil
 		f(err)
 	}
+}
+
+// MaybeCopy reports whether m may be a copy of a record delivered before:
+// it was itself delivered more than once, or the runner marked it with
+// [HeaderRedelivered].
+func (m *Message) MaybeCopy() bool {
+	return m.Meta.Deliveries > 1 || len(m.Header[HeaderRedelivered]) > 0
 }
 
 // Derive returns a new message with value v and a copy of m's headers and

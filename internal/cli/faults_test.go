@@ -42,18 +42,28 @@ stages:
     with: {path: OUT}
 `
 
+// longOutageSettings make the streams forget message IDs after 2s, less
+// than the outages of the test that uses them, and keep the buffers small,
+// so that the file sink's journal must recognise, on its writing clock,
+// the copies of records that the stages republish on resume.
+const longOutageSettings = "ack_wait: 1s\n  dedup_window: 2s\n  max_buffer: 5000"
+
 // TestStopAndResume stops `sluice run` as a subprocess at random points,
 // with kill -9 or SIGTERM, runs it again to the end, and checks that the
-// output holds every record exactly once.
+// output holds every record exactly once. In one case the process stays
+// down for three times the streams' dedup window each time.
 func TestStopAndResume(t *testing.T) {
 	bin := buildSluice(t)
 	tests := []struct {
-		name  string
-		sig   syscall.Signal
-		stops int
+		name     string
+		sig      syscall.Signal
+		stops    int
+		down     time.Duration // how long the process stays down after each stop
+		settings string        // replace the pipeline's settings
 	}{
-		{"kill -9", syscall.SIGKILL, 4},
-		{"SIGTERM", syscall.SIGTERM, 2},
+		{name: "kill -9", sig: syscall.SIGKILL, stops: 4},
+		{name: "SIGTERM", sig: syscall.SIGTERM, stops: 2},
+		{name: "kill -9 and down 3 dedup windows", sig: syscall.SIGKILL, stops: 3, down: 6 * time.Second, settings: longOutageSettings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,7 +72,11 @@ func TestStopAndResume(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed))
 			dir := t.TempDir()
 			out := filepath.Join(dir, "out.jsonl")
-			p := writeFile(t, dir, "faults.yaml", strings.ReplaceAll(faultPipeline, "OUT", out))
+			yaml := strings.ReplaceAll(faultPipeline, "OUT", out)
+			if tt.settings != "" {
+				yaml = strings.Replace(yaml, "ack_wait: 2s", tt.settings, 1)
+			}
+			p := writeFile(t, dir, "faults.yaml", yaml)
 			const lineSize = 40 // about, in bytes
 			began := false      // a process got as far as starting run 1
 			for i := range tt.stops {
@@ -112,6 +126,9 @@ func TestStopAndResume(t *testing.T) {
 				// The log line, not "stopped before the run started",
 				// which a process stopped while it set up says.
 				began = began || strings.Contains(stderr.String(), `"msg":"run started"`)
+				// The outage itself: the streams forget what they stored
+				// before it.
+				time.Sleep(tt.down)
 			}
 			cmd, stderr := startRun(t, bin, dir, p)
 			if err := cmd.Wait(); err != nil {

@@ -22,10 +22,12 @@ import (
 const clusterRecords = 100_000
 
 // clusterPipeline is faultPipeline, of clusterRecords records, with three
-// copies of every stream.
+// copies of every stream, and streams that forget message IDs sooner than
+// a killed worker's inputs are delivered again (longOutageSettings).
 var clusterPipeline = strings.NewReplacer(
 	"name: faults\nsettings:\n", "name: spread\nsettings:\n  replicas: 3\n",
 	"count: 200000", "count: 100000",
+	"ack_wait: 2s", longOutageSettings,
 ).Replace(faultPipeline)
 
 // workerProc is a `sluice worker` subprocess.
@@ -121,7 +123,9 @@ func TestWorkersOnCluster(t *testing.T) {
 	p := writeFile(t, dir, "spread.yaml", strings.ReplaceAll(clusterPipeline, "OUT", out))
 
 	// w1 starts first and takes both the source and the file; w2 stands
-	// by for them. Killing w1 then makes w2 take both over.
+	// by for them. Killing w1 then makes w2 take both over, and what w1
+	// had published but not acknowledged is published again by w2 after
+	// the streams forgot it. w1 comes back after three dedup windows.
 	workers := map[string]*workerProc{"w1": startWorkerProc(t, bin, dir, urls, "w1")}
 	if got := sluiceCmd(t, bin, "deploy", "--nats", urls, p); got != "deployed pipeline spread version 1 (run 1)\n" {
 		t.Fatalf("deploy said %q", got)
@@ -179,6 +183,9 @@ func TestWorkersOnCluster(t *testing.T) {
 		st, ok := clusterStatus(t, bin, urls)
 		return ok && slices.Equal(workerIDs(st), []string{other})
 	})
+	// The outage: w1 stays down for three dedup windows.
+	time.Sleep(time.Until(killedAt.Add(6 * time.Second)))
+	workers["w1"] = startWorkerProc(t, bin, dir, urls, "w1")
 	natstest.WaitFor(t, 3*time.Minute, "the run to finish", func() bool {
 		st, ok := clusterStatus(t, bin, urls)
 		return ok && st.Pipelines[0].RunState == "finished"

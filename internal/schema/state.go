@@ -36,6 +36,11 @@ type Checkpoint struct {
 	Records  uint64 `json:"records"`
 	Position []byte `json:"position,omitempty"` // from stages.Resumable
 	Done     bool   `json:"done,omitempty"`     // the source had ended
+	// Upto is how many records the source may have published: it stores
+	// a higher Upto before it publishes past it, so that a resumed run
+	// marks the records up to it that it publishes again as possible
+	// copies (stages.HeaderRedelivered).
+	Upto uint64 `json:"upto,omitempty"`
 }
 
 // CheckpointKey is the key of the checkpoint of source stage s of

@@ -20,9 +20,19 @@ import (
 // new size and a digest of every message ID written. A sink that resumes an
 // interrupted run cuts the file back to the size of the journal's last
 // entry (dropping a batch that was written but not recorded, which is
-// delivered again) and skips the messages whose IDs it finds in the entries
-// of the last dedup window (delivered again because their acknowledgement
-// was lost with the process).
+// delivered again) and skips the messages whose IDs it remembers: those
+// delivered again because their acknowledgement was lost with a process,
+// and copies a stage republished after an interruption longer than the
+// streams' dedup window.
+//
+// The journal forgets an entry only once both the dedup window has passed
+// on its writing clock and keep records were written after it. The writing
+// clock is the time between entries, each gap counting at most
+// journalGapCap and the gap over a restart of the sink nothing: it stops
+// while nothing is written, so however long a process, the server or the
+// machine was down, the copies that a restart republishes find the entries
+// of their originals. See "Exactly once,
+// whatever the outage" in docs/architecture.md.
 //
 // An entry is: magic, run, size, time (Unix nanoseconds), count, count
 // digests, and a CRC-32 of all that. A torn last entry (a crash while it was
@@ -31,10 +41,11 @@ type journal struct {
 	path   string
 	f      *os.File
 	run    uint64
-	window time.Duration
-	size   int64 // the journal file's length
+	window time.Duration // of writing clock
+	size   int64         // the journal file's length
 
 	now     func() time.Time
+	loaded  bool      // the last entry was read from the file, not written by this process
 	h       hash.Hash // FNV-1a 128, for digests
 	seen    map[digest]struct{}
 	entries []journalEntry // oldest first: those within the window of the newest
@@ -59,13 +70,17 @@ type journalEntry struct {
 	size int64
 	at   time.Time
 	ids  []digest
+
+	// Not stored: the writing clock at this entry, since the run's first,
+	// computed from the entries before as they are read.
+	clock time.Duration
 }
 
 const (
 	journalMagic = "SLJ1"
-	// journalCompactSize is the journal length past which entries older
-	// than the window are dropped by rewriting it.
-	journalCompactSize = 16 << 20
+	// journalGapCap is the most that the time between two entries adds to
+	// the writing clock: an idle sink or an outage counts no more.
+	journalGapCap = time.Second
 )
 
 // journalPath returns where the journal of the file at path lives: a hidden
@@ -75,8 +90,8 @@ func journalPath(path string) string {
 }
 
 // openJournal opens the journal of the file at path, creating it, and
-// reads its entries. It reports the newest entry's run and the file size
-// it recorded; found is false for an empty journal.
+// reads its entries, keeping in memory those of the last window of writing
+// clock. found is false for an empty journal.
 func openJournal(path string, window time.Duration) (j *journal, found bool, err error) {
 	jp := journalPath(path)
 	f, err := os.OpenFile(jp, os.O_RDWR|os.O_CREATE, 0o644)
@@ -109,6 +124,7 @@ func (j *journal) load() error {
 		off += n
 		j.add(e)
 	}
+	j.loaded = len(j.entries) > 0
 	if err := j.f.Truncate(off); err != nil {
 		return err
 	}
@@ -168,22 +184,30 @@ func appendJournalEntry(b []byte, e journalEntry) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:]))
 }
 
-// add takes an entry into memory and forgets the entries that fell out of
-// the window.
+// add takes an entry into memory, sets its clock, and forgets the entries
+// that fell out of the window.
 func (j *journal) add(e journalEntry) {
-	if e.run != j.last.run {
+	if e.run != j.last.run || len(j.entries) == 0 {
 		// Another run: what it wrote is not delivered again.
 		clear(j.seen)
 		j.entries = j.entries[:0]
+		e.clock, j.loaded = 0, false
+	} else {
+		gap := min(max(e.at.Sub(j.last.at), 0), journalGapCap)
+		if j.loaded {
+			// The first entry after the sink was down: that time is not
+			// writing time.
+			gap, j.loaded = 0, false
+		}
+		e.clock = j.last.clock + gap
 	}
 	j.last = e
 	j.entries = append(j.entries, e)
 	for _, d := range e.ids {
 		j.seen[d] = struct{}{}
 	}
-	horizon := e.at.Add(-j.window)
 	drop := 0
-	for drop < len(j.entries)-1 && j.entries[drop].at.Before(horizon) {
+	for drop < len(j.entries)-1 && e.clock-j.entries[drop].clock > j.window {
 		for _, d := range j.entries[drop].ids {
 			delete(j.seen, d)
 		}
@@ -200,15 +224,30 @@ func (j *journal) has(d digest) bool {
 	return ok
 }
 
+// lookup reads the whole journal and deletes from want the digests it
+// finds: a sink looks up there the records that may be copies and are no
+// longer in memory.
+func (j *journal) lookup(want map[digest]struct{}) error {
+	br := bufio.NewReader(io.NewSectionReader(j.f, 0, j.size))
+	for len(want) > 0 {
+		e, _, err := readJournalEntry(br)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fileError(j.path, err)
+		}
+		for _, d := range e.ids {
+			delete(want, d)
+		}
+	}
+	return nil
+}
+
 // record appends an entry and syncs it to disk: the file now has size
 // bytes and holds the messages of ids, which the journal copies.
 func (j *journal) record(size int64, ids []digest) error {
 	e := journalEntry{run: j.run, size: size, at: j.now(), ids: slices.Clone(ids)}
-	if j.size > journalCompactSize {
-		if err := j.compact(); err != nil {
-			return fileError(j.path, err)
-		}
-	}
 	b := appendJournalEntry(nil, e)
 	if _, err := j.f.Write(b); err != nil {
 		return fileError(j.path, err)
@@ -236,29 +275,6 @@ func (j *journal) reset(run uint64, size int64) error {
 	return j.record(size, nil)
 }
 
-// compact rewrites the journal with the entries of the window only,
-// through a new file renamed over the old one.
-func (j *journal) compact() error {
-	var b []byte
-	for _, e := range j.entries {
-		b = appendJournalEntry(b, e)
-	}
-	tmp := j.path + ".tmp"
-	if err := writeFileSync(tmp, b); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, j.path); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	j.f.Close()
-	j.f, j.size = f, int64(len(b))
-	return syncDir(filepath.Dir(j.path))
-}
-
 func (j *journal) close() error {
 	if j.f == nil {
 		return nil
@@ -266,23 +282,6 @@ func (j *journal) close() error {
 	err := j.f.Close()
 	j.f = nil
 	return err
-}
-
-// writeFileSync writes a file and syncs it to disk.
-func writeFileSync(name string, b []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // syncDir syncs a directory, so that a rename or a new file in it

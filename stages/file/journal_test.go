@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,12 +15,17 @@ import (
 )
 
 // idMsgs returns messages whose payload is {"id":"<id>"} and whose
-// Nats-Msg-Id is id.
+// Nats-Msg-Id is id; an id ending in "*" (not part of it) is marked as a
+// possible copy.
 func idMsgs(ids ...string) []*stages.Message {
 	out := make([]*stages.Message, len(ids))
 	for i, id := range ids {
+		id, maybeCopy := strings.CutSuffix(id, "*")
 		out[i] = stages.NewMessage([]byte(`{"id":"` + id + `"}`))
 		out[i].Header = stages.Header{stages.HeaderMsgID: []string{id}}
+		if maybeCopy {
+			out[i].Header[stages.HeaderRedelivered] = []string{"1"}
+		}
 	}
 	return out
 }
@@ -57,6 +63,12 @@ func TestFileSinkDedupe(t *testing.T) {
 			info:  resumed1,
 			write: [][]string{{"b", "d", "a", "d"}, {"c", "e"}, {"d", "e", "f"}},
 			want:  lines("a", "b", "c", "d", "e", "f"),
+		},
+		{
+			name:  "a possible copy no longer in memory is found in the journal",
+			info:  stages.Info{Run: 1, Resumed: true, DedupWindow: time.Nanosecond},
+			write: [][]string{{"d"}, {"e"}, {"a*", "f", "b*", "g*"}},
+			want:  lines("a", "b", "c", "d", "e", "f", "g"),
 		},
 		{
 			name: "resumed run cuts off a batch written but not recorded",
@@ -174,49 +186,134 @@ func TestFileSinkDedupeErrors(t *testing.T) {
 	})
 }
 
-func TestJournalWindowAndCompaction(t *testing.T) {
+func TestJournalForgets(t *testing.T) {
+	// Each entry is written at an offset from t0 with one ID; kept lists
+	// the IDs remembered after the last.
+	type entry struct {
+		at time.Duration
+		id string
+	}
+	tests := []struct {
+		name    string
+		window  time.Duration
+		entries []entry
+		kept    []string
+	}{
+		{
+			name:    "the window moves with steady writing",
+			window:  2 * time.Second,
+			entries: []entry{{0, "a"}, {time.Second, "b"}, {2 * time.Second, "c"}, {3 * time.Second, "d"}},
+			kept:    []string{"b", "c", "d"},
+		},
+		{
+			name:   "an outage longer than the window adds at most a second",
+			window: 2 * time.Second,
+			entries: []entry{{0, "a"}, {500 * time.Millisecond, "b"},
+				{10 * time.Minute, "c"}, {10*time.Minute + 500*time.Millisecond, "d"}},
+			kept: []string{"a", "b", "c", "d"},
+		},
+		{
+			name:    "a clock that went back adds nothing",
+			window:  time.Second,
+			entries: []entry{{10 * time.Second, "a"}, {0, "b"}, {500 * time.Millisecond, "c"}},
+			kept:    []string{"a", "b", "c"},
+		},
+	}
+	t0 := time.Unix(1_700_000_000, 0)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j, _, err := openJournal(filepath.Join(t.TempDir(), "out.jsonl"), tt.window)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.close()
+			for i, e := range tt.entries {
+				j.add(journalEntry{run: 1, size: int64(i), at: t0.Add(e.at), ids: []digest{j.digest(e.id)}})
+			}
+			var kept []string
+			for _, e := range tt.entries {
+				if j.has(j.digest(e.id)) {
+					kept = append(kept, e.id)
+				}
+			}
+			if !slices.Equal(kept, tt.kept) {
+				t.Fatalf("kept %v, want %v", kept, tt.kept)
+			}
+		})
+	}
+}
+
+// TestJournalLookup: what fell out of memory is found in the file, also
+// after the journal is opened again.
+func TestJournalLookup(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.jsonl")
-	j, _, err := openJournal(path, time.Minute)
+	j, _, err := openJournal(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.run = 1
+	t0 := time.Unix(1_700_000_000, 0)
+	for i, id := range []string{"old", "mid", "new"} {
+		j.now = func() time.Time { return t0.Add(time.Duration(i) * time.Second) }
+		if err := j.record(int64(10*(i+1)), []digest{j.digest(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(j *journal) {
+		t.Helper()
+		if j.has(j.digest("old")) || !j.has(j.digest("mid")) || !j.has(j.digest("new")) {
+			t.Fatalf("in memory: old %v mid %v new %v, want only mid and new", j.has(j.digest("old")), j.has(j.digest("mid")), j.has(j.digest("new")))
+		}
+		want := map[digest]struct{}{j.digest("old"): {}, j.digest("never"): {}}
+		if err := j.lookup(want); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := want[j.digest("never")]; len(want) != 1 || !ok {
+			t.Fatalf("lookup left %d digests, want only the one never written", len(want))
+		}
+	}
+	check(j)
+	j.close()
+
+	j, found, err := openJournal(path, time.Second)
+	if err != nil || !found {
+		t.Fatalf("reopen: found %v, %v", found, err)
+	}
+	defer j.close()
+	if j.last.size != 30 || j.last.run != 1 {
+		t.Fatalf("last = %+v, want size 30 of run 1", j.last)
+	}
+	check(j)
+}
+
+// TestJournalRestartAddsNoTime: the time a sink was down is not writing
+// time, however long it was.
+func TestJournalRestartAddsNoTime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	t0 := time.Unix(1_700_000_000, 0)
+	j, _, err := openJournal(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.run, j.now = 1, func() time.Time { return t0 }
+	if err := j.record(10, []digest{j.digest("before")}); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+
+	j, _, err = openJournal(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.close()
 	j.run = 1
-	d := func(id string) digest { return j.digest(id) }
-	t0 := time.Unix(1_700_000_000, 0)
-	j.add(journalEntry{run: 1, size: 10, at: t0, ids: []digest{d("old")}})
-	j.add(journalEntry{run: 1, size: 20, at: t0.Add(30 * time.Second), ids: []digest{d("mid")}})
-	if !j.has(d("old")) || !j.has(d("mid")) {
-		t.Fatal("entries within the window forgotten")
-	}
-	j.add(journalEntry{run: 1, size: 30, at: t0.Add(90 * time.Second), ids: []digest{d("new")}})
-	if j.has(d("old")) || !j.has(d("mid")) || !j.has(d("new")) {
-		t.Fatalf("after the window moved: old %v mid %v new %v", j.has(d("old")), j.has(d("mid")), j.has(d("new")))
-	}
-	j.now = func() time.Time { return t0.Add(100 * time.Second) }
-	if err := j.compact(); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.record(40, []digest{d("last")}); err != nil {
-		t.Fatal(err)
-	}
-	j.close()
-
-	// Reopened: the entries of the window, the last size, nothing else.
-	j2, found, err := openJournal(path, time.Hour)
-	if err != nil || !found {
-		t.Fatalf("reopen: found %v, %v", found, err)
-	}
-	defer j2.close()
-	if j2.last.size != 40 || j2.last.run != 1 || len(j2.entries) != 3 {
-		t.Fatalf("last = %+v, %d entries, want size 40 of run 1 and 3 entries", j2.last, len(j2.entries))
-	}
-	for _, id := range []string{"mid", "new", "last"} {
-		if !j2.has(j2.digest(id)) {
-			t.Errorf("%s forgotten", id)
+	for _, at := range []time.Duration{10 * time.Minute, 10*time.Minute + 900*time.Millisecond} {
+		j.now = func() time.Time { return t0.Add(at) }
+		if err := j.record(20, []digest{j.digest(at.String())}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if j2.has(j2.digest("old")) {
-		t.Error("old kept through compaction")
+	if !j.has(j.digest("before")) {
+		t.Fatal("the entry before the restart was forgotten after 0.9s of writing")
 	}
 }

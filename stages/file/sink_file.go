@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -114,6 +116,8 @@ type fileSink struct {
 	pos     []int // index in the batch of each message of fresh
 	ids     []digest
 	inBatch map[digest]struct{}
+	maybe   map[digest]struct{} // of fresh, those that may be copies
+	log     *slog.Logger        // nil when Info gave none
 }
 
 var _ stages.Sink = (*fileSink)(nil)
@@ -186,7 +190,7 @@ func newFileSink(p stages.Params, info stages.Info) (stages.Sink, error) {
 			return nil, err
 		}
 	}
-	s.lock, locked = lock, false
+	s.lock, locked, s.log = lock, false, info.Logger
 	return s, nil
 }
 
@@ -279,7 +283,7 @@ func openFileSink(path, format string, columns []string, appendTo bool, j *journ
 	}
 	s := &fileSink{path: path, f: f, j: j}
 	if j != nil {
-		s.inBatch = make(map[digest]struct{})
+		s.inBatch, s.maybe = make(map[digest]struct{}), make(map[digest]struct{})
 		if err := syncDir(filepath.Dir(path)); err != nil {
 			f.Close()
 			return nil, err
@@ -369,6 +373,31 @@ func (s *fileSink) prepare(format string) (header []string, err error) {
 	return header, nil
 }
 
+// dropCopies looks the records of fresh that may be copies (s.maybe) up in
+// the whole journal and leaves out those it finds.
+func (s *fileSink) dropCopies() error {
+	want := maps.Clone(s.maybe)
+	if err := s.j.lookup(want); err != nil {
+		return err
+	}
+	k := 0
+	for i, d := range s.ids {
+		if _, maybe := s.maybe[d]; maybe {
+			if _, missing := want[d]; !missing {
+				continue // written before
+			}
+		}
+		s.fresh[k], s.pos[k], s.ids[k] = s.fresh[i], s.pos[i], d
+		k++
+	}
+	if s.log != nil && k < len(s.fresh) {
+		s.log.Info("left out copies of records the file has from before", "path", s.path, "records", len(s.fresh)-k)
+	}
+	clear(s.fresh[k:])
+	s.fresh, s.pos, s.ids = s.fresh[:k], s.pos[:k], s.ids[:k]
+	return nil
+}
+
 func (s *fileSink) Write(_ context.Context, batch []*stages.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -382,6 +411,7 @@ func (s *fileSink) Write(_ context.Context, batch []*stages.Message) error {
 	// Leave out what the journal has seen and repeats within the batch.
 	s.fresh, s.pos, s.ids = s.fresh[:0], s.pos[:0], s.ids[:0]
 	clear(s.inBatch)
+	clear(s.maybe)
 	for i, m := range batch {
 		var d digest
 		if ids := m.Header[stages.HeaderMsgID]; len(ids) > 0 && ids[0] != "" {
@@ -390,8 +420,16 @@ func (s *fileSink) Write(_ context.Context, batch []*stages.Message) error {
 				continue
 			}
 			s.inBatch[d] = struct{}{}
+			if m.MaybeCopy() {
+				s.maybe[d] = struct{}{}
+			}
 		}
 		s.fresh, s.pos, s.ids = append(s.fresh, m), append(s.pos, i), append(s.ids, d)
+	}
+	if len(s.maybe) > 0 {
+		if err := s.dropCopies(); err != nil {
+			return err
+		}
 	}
 	if len(s.fresh) == 0 {
 		return nil
