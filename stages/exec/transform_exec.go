@@ -74,8 +74,19 @@ Each line the command writes to its standard error is logged at level ` +
 			`info with the stage's attributes. When the command exits, closes its ` +
 			`standard output, or gives no answer within timeout, the record in ` +
 			`flight fails with an error saying how the command ended and the last ` +
-			`line it wrote to standard error, and is retried with the pipeline's ` +
-			`backoff (dead-lettered after max_deliver, as any retried error); the ` +
+			`line it wrote to standard error. Such a failure is the record's: it ` +
+			`is retried with the pipeline's backoff (dead-lettered after ` +
+			`max_deliver, as any retried error), even when the same record fails ` +
+			`again and again, unless since the command last answered a record it ` +
+			`failed on a different record, or exited between records, before: ` +
+			`then the command is out of order, and this failure and every one ` +
+			`after it until the command answers a record again are an outage, as ` +
+			`is a command that cannot be started again (not found, not ` +
+			`executable): the runner holds the stage, keeping its records and ` +
+			`trying again until the command works, and dead-letters none of ` +
+			`them. So a command that dies (or times out) on one record and ` +
+			`answers the next blames that record; one that fails on two ` +
+			`different records in a row, or exits at start, holds the stage. The ` +
 			`command is started again for the next record, restart_backoff_min ` +
 			`after the failure, a delay that doubles with each failure in a row up ` +
 			`to restart_backoff_max and starts over once the command answers a ` +
@@ -155,9 +166,16 @@ type execTransform struct {
 	child     *execChild // the running process; nil after a failure until restarted
 	failures  int        // failures in a row, for the restart delay
 	notBefore time.Time  // earliest time of the next start
-	buf       bytes.Buffer
-	timer     *time.Timer
-	closed    bool
+	// lastFail is the line of the record a process last failed on since
+	// the command last answered a record; empty but not nil when a
+	// process failed between records; nil when none failed. down is set
+	// when the command is out of order: until it answers a record, its
+	// failures are outages. See judge.
+	lastFail []byte
+	down     bool
+	buf      bytes.Buffer
+	timer    *time.Timer
+	closed   bool
 }
 
 var _ stages.Transform = (*execTransform)(nil)
@@ -211,8 +229,10 @@ func newExecTransform(p stages.Params, info stages.Info) (stages.Transform, erro
 }
 
 // Process sends the record to the command and turns its answer into
-// outputs. A command that fails on the record gives a retryable error;
-// an answer that is not a record gives a permanent one.
+// outputs. A command that fails on the record gives a retryable error,
+// or an outage (see [stages.ErrOutage]) when the command is out of order
+// (see judge) or cannot be started again; an answer that is not a record
+// gives a permanent error.
 func (t *execTransform) Process(ctx context.Context, in *stages.Message, out []*stages.Message) ([]*stages.Message, error) {
 	if t.closed {
 		return out, errExecClosed
@@ -236,7 +256,31 @@ func (t *execTransform) Process(ctx context.Context, in *stages.Message, out []*
 	// shortest delay again (a few bad records must not add up to a long
 	// pause for the good ones between them).
 	t.failures = 0
+	t.lastFail, t.down = nil, false
 	return t.decode(answer, in, out)
+}
+
+// judge returns the error for the record in t.buf, on which a process of
+// the command failed with err (it exited, closed its stdout or gave no
+// answer in time). The rule: a failure is the record's fault, a plain
+// error retried as the pipeline retries records, unless the command
+// failed, since it last answered a record, on a different record (or
+// between records) before: then the command is out of order, and this
+// failure and every one after it until the command answers a record are
+// outages. So a command that dies on one record and answers the next is
+// that record's fault, even on every delivery of that record; a command
+// that dies on two different records in a row is down.
+func (t *execTransform) judge(err error) error {
+	line := t.buf.Bytes()
+	switch {
+	case t.down:
+	case t.lastFail != nil && !bytes.Equal(t.lastFail, line):
+		t.down = true
+	default:
+		t.lastFail = append(t.lastFail[:0], line...)
+		return err
+	}
+	return stages.Outage(fmt.Errorf("%w; it failed on another record before it, without answering one in between: the command is out of order", err))
 }
 
 // encode puts payload into t.buf as one line.
@@ -265,6 +309,9 @@ func (t *execTransform) ready(ctx context.Context) (*execChild, error) {
 		}
 		t.child = nil
 		t.broke(c, why, t.closeTimeout)
+		if t.lastFail == nil {
+			t.lastFail = []byte{} // a failure, on no record
+		}
 	}
 	if d := time.Until(t.notBefore); d > 0 {
 		t.timer.Reset(d)
@@ -279,14 +326,15 @@ func (t *execTransform) ready(ctx context.Context) (*execChild, error) {
 	if err != nil {
 		t.failed(time.Time{})
 		t.log.Warn("command did not start", "command", t.command, "err", err, "retry_in", t.backoff())
-		return nil, err
+		t.down = true
+		return nil, stages.Outage(err)
 	}
 	t.child = c
 	return c, nil
 }
 
 // exchange writes t.buf to c and reads the answer. On any failure it
-// discards c and returns a retryable error.
+// discards c; a failure of the command returns the error judge gives.
 func (t *execTransform) exchange(ctx context.Context, c *execChild) (execLine, error) {
 	select {
 	case c.send <- t.buf.Bytes():
@@ -304,18 +352,18 @@ func (t *execTransform) exchange(ctx context.Context, c *execChild) (execLine, e
 		case err := <-wrote:
 			if err != nil {
 				t.child = nil
-				return execLine{}, t.broke(c, c.ended("did not take the record on its stdin ("+err.Error()+")", t.closeTimeout), t.closeTimeout)
+				return execLine{}, t.judge(t.broke(c, c.ended("did not take the record on its stdin ("+err.Error()+")", t.closeTimeout), t.closeTimeout))
 			}
 			wrote = nil
 		case l, ok := <-lines:
 			if !ok {
 				t.child = nil
-				return execLine{}, t.broke(c, c.ended("closed its stdout before answering", t.closeTimeout), t.closeTimeout)
+				return execLine{}, t.judge(t.broke(c, c.ended("closed its stdout before answering", t.closeTimeout), t.closeTimeout))
 			}
 			answer, lines = l, nil
 		case <-t.timer.C:
 			t.child = nil
-			return execLine{}, t.broke(c, "gave no answer within "+t.timeout.String(), 0)
+			return execLine{}, t.judge(t.broke(c, "gave no answer within "+t.timeout.String(), 0))
 		case <-ctx.Done():
 			// The answer may still come: the process is out of step
 			// with the records, so it goes.

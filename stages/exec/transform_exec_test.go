@@ -30,6 +30,9 @@ const execHelperEnv = "SLUICE_EXEC_HELPER"
 //   - serve: answers each line as its "do" field says (see serveLine);
 //   - exit: writes a line to stderr and exits with status 2 at once;
 //   - ignore-eof: serves, and at the end of stdin keeps running.
+//
+// While the file SLUICE_EXEC_BROKEN names exists, serve fails on every
+// line as failOnAny says.
 func TestExecHelperProcess(t *testing.T) {
 	mode := os.Getenv(execHelperEnv)
 	if mode == "" {
@@ -46,6 +49,9 @@ func TestExecHelperProcess(t *testing.T) {
 			if err != nil {
 				break
 			}
+			if broken, err := os.ReadFile(os.Getenv("SLUICE_EXEC_BROKEN")); err == nil {
+				failOnAny(string(broken))
+			}
 			serveLine(strings.TrimSuffix(line, "\n"))
 		}
 		if mode == "ignore-eof" {
@@ -55,6 +61,16 @@ func TestExecHelperProcess(t *testing.T) {
 	}
 	fmt.Fprintln(os.Stderr, "unknown mode", mode)
 	os.Exit(1)
+}
+
+// failOnAny fails on a record whatever it is, as how says: "sleep"
+// gives no answer, anything else exits.
+func failOnAny(how string) {
+	fmt.Fprintln(os.Stderr, "out of order")
+	if how == "sleep" {
+		time.Sleep(time.Hour)
+	}
+	os.Exit(4)
 }
 
 // serveLine answers one line on stdout (unbuffered, so each answer is

@@ -37,9 +37,14 @@ Delivery is at-least-once, effectively once: a batch is published ` +
 Errors: a record the stream refuses (larger than its max_msg_size or ` +
 			`the server's max_payload, a subject no stream takes, any other error ` +
 			`the server answers for that record) is dead-lettered at once, alone. ` +
-			`A stream that is full (with discard: new), out of resources or ` +
-			`without a leader, and a publish not acknowledged within ` +
-			`10 seconds, fail the record for a retry with the pipeline's backoff.
+			`A connection that is closed or lost, a publish not acknowledged ` +
+			`within 10 seconds (or before the write's deadline), a stream that ` +
+			`is full (with discard: new), out of resources or without a leader, ` +
+			`JetStream not enabled, and no answer on a subject of the stream ` +
+			`(as the stream had them when the sink opened: it was deleted or ` +
+			`is unavailable) are an outage: the whole batch fails, and the ` +
+			`runner holds the stage, keeping it and trying again until the ` +
+			`stream is back, and dead-letters none of it.
 
 ` + natsConnDoc + `
 
@@ -86,6 +91,8 @@ type jsSink struct {
 	js      jetstream.JetStream
 	stream  string
 	subject *subjectTemplate
+	// subjects are the stream's, as it had them when the sink opened.
+	subjects []string
 
 	mu     sync.RWMutex // held for reading by Write, for writing by Close
 	closed bool
@@ -128,6 +135,7 @@ func (s *jsSink) bind(p stages.Params) error {
 		return fmt.Errorf("stream %s: %w", s.stream, err)
 	}
 	cfg := st.CachedInfo().Config
+	s.subjects = cfg.Subjects
 	switch {
 	case cfg.Mirror != nil:
 		return fmt.Errorf("stream %s is a mirror: it takes no publishes", s.stream)
@@ -164,7 +172,9 @@ func streamTakes(subjects []string, subject string) bool {
 // Write publishes the batch asynchronously and waits until the stream
 // acknowledged each record, or failed it. Records that failed are
 // reported in a *BatchError; ctx ending fails those not yet acknowledged,
-// to be retried (their Nats-Msg-Id makes that safe).
+// to be retried (their Nats-Msg-Id makes that safe). When any record
+// failed with an outage (see [publishError]), Write returns that error
+// for the whole batch instead.
 func (s *jsSink) Write(ctx context.Context, batch []*stages.Message) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -190,6 +200,7 @@ func (s *jsSink) Write(ctx context.Context, batch []*stages.Message) error {
 		subjects[i], errs[i] = subject, err
 		failed = failed || err != nil
 	}
+wait:
 	for i, f := range futs {
 		if f == nil {
 			continue
@@ -201,11 +212,15 @@ func (s *jsSink) Write(ctx context.Context, batch []*stages.Message) error {
 		case <-ctx.Done():
 			for j := i; j < len(futs); j++ {
 				if futs[j] != nil {
-					errs[j] = fmt.Errorf("stream %s: publish on %s: not acknowledged: %w", s.stream, subjects[j], ctx.Err())
+					errs[j] = s.publishError(subjects[j], 0, fmt.Errorf("not acknowledged: %w", ctx.Err()))
 				}
 			}
-			return &stages.BatchError{Errs: errs}
+			failed = true
+			break wait
 		}
+	}
+	if err := batchOutage(errs); err != nil {
+		return err
 	}
 	if failed {
 		return &stages.BatchError{Errs: errs}
@@ -213,37 +228,30 @@ func (s *jsSink) Write(ctx context.Context, batch []*stages.Message) error {
 	return nil
 }
 
-// Error codes of publish errors that pass: the stream is full (with
-// discard new), the server is short of resources, the stream or its
-// cluster has no leader for now.
-const (
-	jsErrStoreFailed          jetstream.ErrorCode = 10077
-	jsErrInsufficientResource jetstream.ErrorCode = 10023
-	jsErrClusterNotAvailable  jetstream.ErrorCode = 10008
-	jsErrClusterNotLeader     jetstream.ErrorCode = 10009
-	jsErrStreamOffline        jetstream.ErrorCode = 10118
-	jsErrStreamOfflineReason  jetstream.ErrorCode = 10194
-)
-
-// publishError explains a publish error of a record of size bytes and
-// marks as permanent those that publishing the record again cannot fix: a
-// refusal by the server for this record, no stream for its subject, a
-// record too large.
+// publishError explains a publish error of a record of size bytes. It
+// marks as an outage those of the connection or of a server that cannot
+// store for now, and no answer on a subject of the stream (the stream was
+// deleted or is unavailable); as permanent those that publishing the
+// record again cannot fix: a refusal by the server for this record, a
+// subject the stream does not take, a record too large.
 func (s *jsSink) publishError(subject string, size int, err error) error {
-	if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) {
+	if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) || errors.Is(err, nats.ErrHeadersNotSupported) {
 		return fmt.Errorf("stream %s: %w", s.stream, publishError(s.conn.nc, subject, size, err))
 	}
 	err = fmt.Errorf("stream %s: publish on %s: %w", s.stream, subject, err)
-	var api *jetstream.APIError
 	switch {
-	case errors.As(err, &api) && api != nil:
-		switch api.ErrorCode {
-		case jsErrStoreFailed, jsErrInsufficientResource, jsErrClusterNotAvailable, jsErrClusterNotLeader, jsErrStreamOffline, jsErrStreamOfflineReason:
-			return err
-		}
-		return stages.Permanent(err)
+	case connOutage(err):
+		return stages.Outage(err)
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+		if streamTakes(s.subjects, subject) {
+			return stages.Outage(fmt.Errorf("%w (the stream does not answer: deleted or unavailable)", err))
+		}
 		return stages.Permanent(fmt.Errorf("%w (no stream takes this subject)", err))
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	if api, ok := errors.AsType[*jetstream.APIError](err); ok && api != nil {
+		return stages.Permanent(err)
 	}
 	return err
 }

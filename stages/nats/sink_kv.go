@@ -42,8 +42,15 @@ Write returns once the server stored every put (in a cluster, on a ` +
 
 A record whose key expression fails or gives a key that is not valid ` +
 			`(keys are tokens separated by '.', of letters, digits and "-/_=", ` +
-			`at most 1024 bytes) goes to the dead-letter stream, naming the key; ` +
-			`a NATS error is retried.
+			`at most 1024 bytes), or a value the server refuses (over its ` +
+			`max_payload or the bucket's value size) goes to the dead-letter ` +
+			`stream, naming the key. A connection that is closed or lost, a put ` +
+			`not answered in time (or before the write's deadline), no answer ` +
+			`at all (the bucket was deleted, JetStream is off) and a server ` +
+			`short of resources are an outage: the whole batch fails, and the ` +
+			`runner holds the stage, keeping it and trying again until the ` +
+			`bucket is back, and dead-letters none of it. Any other NATS error ` +
+			`is retried with the pipeline's backoff.
 
 Example:
 
@@ -144,6 +151,9 @@ type kvOp struct {
 	msgs  []int // the records of the batch that gave the key
 }
 
+// Write applies the batch, the puts concurrently. A record that cannot be
+// written fails alone in a *BatchError; when any put failed with an
+// outage of the server, Write returns that error for the whole batch.
 func (s *kvSink) Write(ctx context.Context, batch []*stages.Message) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -178,7 +188,10 @@ func (s *kvSink) Write(ctx context.Context, batch []*stages.Message) error {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			opErrs[j] = ctx.Err()
+			opErrs[j] = fmt.Errorf("kv: write key %s: %w", kvbucket.QuoteKey(ops[j].key), ctx.Err())
+			if connOutage(opErrs[j]) {
+				opErrs[j] = stages.Outage(opErrs[j])
+			}
 			continue
 		}
 		wg.Go(func() {
@@ -195,6 +208,9 @@ func (s *kvSink) Write(ctx context.Context, batch []*stages.Message) error {
 		for _, i := range ops[j].msgs {
 			errs[i] = err
 		}
+	}
+	if err := batchOutage(errs); err != nil {
+		return err
 	}
 	if failed {
 		return &stages.BatchError{Errs: errs}
@@ -256,8 +272,17 @@ func (s *kvSink) apply(ctx context.Context, op *kvOp) error {
 		return nil
 	}
 	err = fmt.Errorf("kv: write key %s: %w", kvbucket.QuoteKey(op.key), err)
-	if errors.Is(err, jetstream.ErrInvalidKey) || errors.Is(err, nats.ErrMaxPayload) {
+	switch {
+	case errors.Is(err, jetstream.ErrInvalidKey), errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrHeadersNotSupported):
 		return stages.Permanent(err)
+	case connOutage(err), errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
+		// No answer: the bucket was deleted, or JetStream is down.
+		return stages.Outage(err)
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	if api, ok := errors.AsType[*jetstream.APIError](err); ok && api != nil {
+		return stages.Permanent(err) // the server refuses this value
 	}
 	return err
 }

@@ -18,7 +18,8 @@ func natsSinkSpec() stages.Spec {
 		Summary: "Publish records to a NATS subject (core NATS, at-most-once)",
 		Doc: `Publishes each record's payload, as it is, on subject, which may ` +
 			`take the subject from the record: ` + subjectTemplateDoc + `. A ` +
-			`record too large for the server's max_payload is dead-lettered too. ` +
+			`record too large for the server's max_payload, or with headers a server ` +
+			`that takes none, is dead-lettered too. ` +
 			`The record's headers go with it, except the Nats-* ones other than ` +
 			`Nats-Msg-Id (a JetStream stream that captures the subject then drops ` +
 			`duplicates).
@@ -28,7 +29,11 @@ Delivery: a batch is acknowledged once the server has received it ` +
 			`nothing: each subscriber connected at that moment gets the record at ` +
 			`most once, and one that is away or too slow misses it. A batch whose ` +
 			`flush failed (the connection was lost) is retried, so subscribers may ` +
-			`see some of its records twice. For stored, acknowledged delivery, ` +
+			`see some of its records twice. A closed or lost connection (past ` +
+			`what its reconnect buffer holds), and a flush that fails or times ` +
+			`out, are an outage: the runner holds the stage, keeping the batch ` +
+			`and trying again until the server is back, and dead-letters none ` +
+			`of it. For stored, acknowledged delivery, ` +
 			`use the jetstream sink.
 
 ` + natsConnDoc + `
@@ -85,7 +90,9 @@ func newNATSSink(p stages.Params, info stages.Info) (stages.Sink, error) {
 
 // Write publishes every record of the batch, then flushes the connection.
 // A record that cannot be published (no subject from it, too large) fails
-// permanently, alone; a failed flush fails the others, to be retried.
+// permanently, alone, in a *BatchError. A connection that is closed, lost
+// for longer than its reconnect buffer lasts, or that fails the flush
+// fails the whole batch with an outage (see [stages.ErrOutage]).
 func (s *natsSink) Write(ctx context.Context, batch []*stages.Message) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -115,15 +122,19 @@ func (s *natsSink) Write(ctx context.Context, batch []*stages.Message) error {
 			fail(i, publishError(s.conn.nc, subject, len(data), err))
 		}
 	}
+	if err := batchOutage(errs); err != nil {
+		return err
+	}
 	fctx, cancel := withDefaultTimeout(ctx, natsFlushTimeout)
 	defer cancel()
 	if err := s.conn.nc.FlushWithContext(fctx); err != nil {
 		err = fmt.Errorf("flush: %w", err)
-		for i := range batch {
-			if errs == nil || errs[i] == nil {
-				fail(i, err)
-			}
+		if errors.Is(err, context.Canceled) {
+			return err
 		}
+		// The server did not confirm it has the batch: the connection
+		// is down or too slow, whatever the records.
+		return stages.Outage(err)
 	}
 	if errs != nil {
 		return &stages.BatchError{Errs: errs}
@@ -132,13 +143,16 @@ func (s *natsSink) Write(ctx context.Context, batch []*stages.Message) error {
 }
 
 // publishError explains an error of a core NATS publish, marking those
-// that publishing the record again cannot fix as permanent.
+// that publishing the record again cannot fix as permanent and those of
+// the connection as an outage.
 func publishError(nc *nats.Conn, subject string, size int, err error) error {
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
 		return stages.Permanent(fmt.Errorf("publish on %s: record of %d bytes with its headers exceeds the server's max_payload of %d bytes: %w", subject, size, nc.MaxPayload(), err))
-	case errors.Is(err, nats.ErrBadSubject):
+	case errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrHeadersNotSupported):
 		return stages.Permanent(fmt.Errorf("publish on %s: %w", subject, err))
+	case connOutage(err):
+		return stages.Outage(fmt.Errorf("publish on %s: %w", subject, err))
 	}
 	return fmt.Errorf("publish on %s: %w", subject, err)
 }

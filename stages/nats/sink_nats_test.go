@@ -91,18 +91,3 @@ func TestNATSSinkLiteralSubject(t *testing.T) {
 		t.Error("the pipeline's connection was closed")
 	}
 }
-
-// When the server is gone, the batch fails, to be retried.
-func TestNATSSinkServerGone(t *testing.T) {
-	srv := natstest.Server(t)
-	sk := stagetest.NewSink(t, "nats", map[string]any{"subject": "out", "url": srv.ClientURL()}, stages.Info{})
-	srv.Shutdown()
-	srv.WaitForShutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	err := sk.Write(ctx, stagetest.Msgs(`{"n":1}`))
-	var be *stages.BatchError
-	if !errors.As(err, &be) || be.Errs[0] == nil || stages.IsPermanent(be.Errs[0]) {
-		t.Fatalf("got %v, want a retryable failure", err)
-	}
-}

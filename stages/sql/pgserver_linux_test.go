@@ -30,6 +30,10 @@ type pgServer struct {
 	DSN  string
 	Port int
 
+	bin  string // the directory of the server binaries
+	dir  string // the test's directory, with the socket
+	data string // the data directory
+	cred *syscall.Credential
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the server process has exited
 	log  string        // the server's log file
@@ -67,44 +71,54 @@ func startPostgres(t *testing.T) *pgServer {
 		t.Fatalf("initdb (%s): %v\n%s", bin, err, out)
 	}
 
-	s := &pgServer{log: filepath.Join(dir, "server.log")}
-	logFile, err := os.Create(s.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close() // the server has its own copy
+	s := &pgServer{bin: bin, dir: dir, data: data, cred: cred, log: filepath.Join(dir, "server.log")}
 	if s.Port, err = freePort(); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data,
-		"-h", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-k", dir,
-		"-F", // no fsync: a test's data need not survive a power cut
-		"-c", "max_connections=40", "-c", "shared_buffers=16MB")
-	s.cmd.Dir = dir
-	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: cred,
-		// A killed test takes its server along (immediate shutdown).
-		Pdeathsig: syscall.SIGQUIT,
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start postgres: %v", err)
-	}
-	s.done = make(chan struct{})
-	go func() {
-		s.cmd.Wait()
-		close(s.done)
-	}()
+	s.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
 	t.Cleanup(func() {
 		if err := s.Stop(); err != nil {
 			t.Errorf("stop postgres: %v", err)
 		}
 	})
-	s.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
-	if err := s.waitReady(30 * time.Second); err != nil {
-		t.Fatalf("postgres (%s) does not accept connections: %v\n%s", bin, err, s.logText())
+	if err := s.Start(); err != nil {
+		t.Fatalf("postgres (%s): %v\n%s", bin, err, s.logText())
 	}
 	return s
+}
+
+// Start starts the server, again after Stop, on the same data and port,
+// and waits until it accepts connections.
+func (s *pgServer) Start() error {
+	logFile, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() // the server has its own copy
+	s.cmd = exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.data,
+		"-h", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-k", s.dir,
+		"-F", // no fsync: a test's data need not survive a power cut
+		"-c", "max_connections=40", "-c", "shared_buffers=16MB")
+	s.cmd.Dir = s.dir
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: s.cred,
+		// A killed test takes its server along (immediate shutdown).
+		Pdeathsig: syscall.SIGQUIT,
+	}
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	done := make(chan struct{})
+	s.done = done
+	go func(cmd *exec.Cmd) {
+		cmd.Wait()
+		close(done)
+	}(s.cmd)
+	if err := s.waitReady(30 * time.Second); err != nil {
+		return fmt.Errorf("does not accept connections: %w", err)
+	}
+	return nil
 }
 
 // waitReady polls the server until it accepts a connection, it exits, or
@@ -130,8 +144,11 @@ func (s *pgServer) waitReady(timeout time.Duration) error {
 }
 
 // Stop shuts the server down (fast: open sessions are ended) and waits
-// for it to exit. Stopping again does nothing.
+// for it to exit. Stopping again does nothing; Start starts it again.
 func (s *pgServer) Stop() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil // never started
+	}
 	select {
 	case <-s.done:
 		return nil

@@ -20,3 +20,6 @@ func startPostgres(t *testing.T) *pgServer {
 
 // Stop does nothing.
 func (s *pgServer) Stop() error { return nil }
+
+// Start does nothing.
+func (s *pgServer) Start() error { return nil }

@@ -17,14 +17,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib"
-	"modernc.org/sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
 
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/errtext"
-	// registers the "pgx" database/sql driver
-	// registers the "sqlite" database/sql driver
 )
 
 // The databases of the sql sink.
@@ -104,9 +101,21 @@ Failures: a record that is not a JSON object, whose expression fails, whose ` +
 			`the column's type does not accept; too long a string), the sink ` +
 			`rolls back and writes the batch again row by row, each row under a ` +
 			`savepoint, so that only the rows the database refuses go to the ` +
-			`dead-letter stream. Any other error (the connection, a deadlock or ` +
-			`serialization failure, a lock, a missing table or permission) fails ` +
-			`the batch as a whole, and it is retried with the pipeline's backoff. ` +
+			`dead-letter stream (a column dropped since the sink read the table ` +
+			`fails only the records that set it). Other errors fail the batch ` +
+			`as a whole. When the database cannot take writes for now (the ` +
+			`connection refused, reset or timed out; the server shutting down, ` +
+			`starting up, read-only or out of resources, such as a full disk or ` +
+			`too many connections; a deadlock, serialization failure or lock ` +
+			`conflict; for SQLite, a database locked by another process past the ` +
+			`busy timeout, read-only, full or that cannot be opened) the error is ` +
+			`an outage: the runner holds the stage, keeping its records and ` +
+			`trying again until the database is back, and dead-letters none of ` +
+			`them. When PostgreSQL refuses the statement itself (SQLSTATE class ` +
+			`42: the table dropped or a permission revoked since the sink ` +
+			`opened) the batch goes to the dead-letter stream at once, as no ` +
+			`retry fixes it, and can be replayed once the table is fixed. Any ` +
+			`other error is retried with the pipeline's backoff. ` +
 			`Write is safe for concurrent use; SQLite connections are limited to ` +
 			`one, as SQLite writes one transaction at a time, wait up to 10s for a ` +
 			`lock held by another process (_busy_timeout in the dsn changes it) and ` +
@@ -470,8 +479,11 @@ type sqlRow struct {
 
 // Write inserts the batch in one transaction. A record that cannot become
 // a row, or that the database refuses, fails alone in a *BatchError with a
-// permanent error; an error of the database or the connection fails the
-// whole batch and is retried.
+// permanent error. Any other error fails the whole batch: marked as an
+// outage (see [stages.ErrOutage]) when the database is down, unreachable,
+// read-only, out of resources or in a lock conflict, as permanent when it
+// refuses the statement (the table or a column dropped, a permission
+// revoked), else left for the per-record retries.
 func (s *sqlSink) Write(ctx context.Context, batch []*stages.Message) error {
 	if s.closed.Load() {
 		return fmt.Errorf("sql %s table %s: %w", s.driver, s.table, stages.ErrSinkClosed)
@@ -479,7 +491,7 @@ func (s *sqlSink) Write(ctx context.Context, batch []*stages.Message) error {
 	errs := make([]error, len(batch))
 	rows, err := s.rows(ctx, batch, errs)
 	if err != nil {
-		return err
+		return classify(err)
 	}
 	if len(rows) > 0 {
 		retry, err := s.insert(ctx, rows)
@@ -487,7 +499,7 @@ func (s *sqlSink) Write(ctx context.Context, batch []*stages.Message) error {
 			err = s.insertEach(ctx, rows, errs)
 		}
 		if err != nil {
-			return err
+			return classify(err)
 		}
 	}
 	for _, err := range errs {
@@ -676,7 +688,7 @@ func (s *sqlSink) insert(ctx context.Context, rows []sqlRow) (rowLevel bool, err
 			args = append(args, r.vals...)
 		}
 		if _, err := tx.ExecContext(ctx, s.insertSQL(rows[0].cols, n, s.placeholder), args...); err != nil {
-			if s.rowError(err) {
+			if rowError(err) {
 				return true, nil
 			}
 			return false, s.fail("insert", err)
@@ -734,7 +746,7 @@ func (s *sqlSink) insertEach(ctx context.Context, rows []sqlRow, errs []error) e
 			return s.fail("savepoint", err)
 		}
 		err := exec(s.insertSQL(r.cols, 1, s.placeholder), r.vals...)
-		if err != nil && !s.rowError(err) {
+		if err != nil && !rowError(err) {
 			return s.fail("insert", err)
 		}
 		if err != nil {
@@ -818,45 +830,6 @@ func (s *sqlSink) insertSQL(cols []string, n int, param func(int) string) string
 		b.WriteString("NOTHING")
 	}
 	return b.String()
-}
-
-// The SQLite result codes of errors about the data of a row (the primary
-// code, in the low byte of an extended one).
-const (
-	sqliteTooBig     = 18 // SQLITE_TOOBIG: a string or blob over the limit
-	sqliteConstraint = 19 // SQLITE_CONSTRAINT: NOT NULL, UNIQUE, CHECK, foreign key, STRICT types
-	sqliteMismatch   = 20 // SQLITE_MISMATCH: a non-integer rowid
-)
-
-// rowError tells whether err is the database refusing the data of a row,
-// which writing that row again cannot fix, rather than a failure of the
-// statement, the connection or the transaction, which a retry may.
-func (s *sqlSink) rowError(err error) bool {
-	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
-		if len(pe.Code) != 5 {
-			return false
-		}
-		switch pe.Code[:2] {
-		case "21", // cardinality violation: two rows of one statement upsert the same key
-			"22", // data exception: invalid text for the type, out of range, too long
-			"23", // integrity constraint violation
-			"54": // program limit exceeded: a row too large for its index
-			return true
-		}
-		switch pe.Code {
-		case "42804", // datatype mismatch
-			"428C9": // a value for a generated column
-			return true
-		}
-		return false
-	}
-	if se, ok := errors.AsType[*sqlite.Error](err); ok {
-		switch se.Code() & 0xff {
-		case sqliteTooBig, sqliteConstraint, sqliteMismatch:
-			return true
-		}
-	}
-	return false
 }
 
 // Close closes the database. Writes after Close fail.

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/stagetest"
 )
@@ -293,7 +295,12 @@ func TestSQLSink(t *testing.T) {
 				}
 			})
 			t.Run("start-up errors", func(t *testing.T) { testSQLStartErrors(t, tg) })
+			if tg.pg == nil {
+				t.Run("locked", func(t *testing.T) { testSQLiteLocked(t, tg) })
+			}
 			if tg.pg != nil {
+				t.Run("read-only", func(t *testing.T) { testSQLReadOnly(t, tg) })
+				t.Run("table dropped", func(t *testing.T) { testSQLTableDropped(t, tg) })
 				// Last: it stops the server.
 				t.Run("server down", func(t *testing.T) { testSQLServerDown(t, tg) })
 			}
@@ -430,9 +437,9 @@ func testSQLStartErrors(t *testing.T, tg *sqlTarget) {
 	}
 }
 
-// testSQLServerDown stops the server: a write fails as a whole and is
-// retried, and a sink that cannot connect does not start, its error
-// without the dsn's password.
+// testSQLServerDown stops the server: a write fails as a whole with an
+// outage, a sink that cannot connect does not start, its error without
+// the dsn's password, and once the server is back the same sink writes.
 func testSQLServerDown(t *testing.T, tg *sqlTarget) {
 	tg.exec(t, fmt.Sprintf(sqlOrders, "down"))
 	sk := tg.sink(t, "down", nil)
@@ -440,11 +447,7 @@ func testSQLServerDown(t *testing.T, tg *sqlTarget) {
 		t.Fatal(err)
 	}
 	err := sk.Write(context.Background(), stagetest.Msgs(`{"id": 1, "name": "a"}`))
-	var be *stages.BatchError
-	if err == nil || stages.IsPermanent(err) || errors.As(err, &be) {
-		t.Errorf("write with the server down: %v, want a plain error", err)
-	}
-	t.Log(err)
+	checkOutage(t, err)
 
 	const password = "s3cr3t-Pa55"
 	dsn := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=5", password, tg.pg.Port)
@@ -457,6 +460,105 @@ func testSQLServerDown(t *testing.T, tg *sqlTarget) {
 		t.Errorf("the error shows the password: %v", err)
 	}
 	t.Log(err)
+
+	if err := tg.pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Write(context.Background(), stagetest.Msgs(`{"id": 1, "name": "a"}`)); err != nil {
+		t.Fatalf("write once the server is back: %v", err)
+	}
+	// The test's own pool holds connections the stop ended.
+	back := *tg
+	back.db = openTestDB(t, "pgx", tg.dsn)
+	if got, want := back.rows(t, "down", "id", "name"), []string{"1|a"}; !slices.Equal(got, want) {
+		t.Errorf("rows: got %q, want %q", got, want)
+	}
+}
+
+// checkOutage checks that err failed a whole batch as an outage.
+func checkOutage(t *testing.T, err error) {
+	t.Helper()
+	var be *stages.BatchError
+	if !stages.IsOutage(err) || errors.As(err, &be) {
+		t.Errorf("got %v, want an outage of the whole batch", err)
+	}
+	t.Log(err)
+}
+
+// testSQLReadOnly turns the server read-only and back: writes fail with
+// an outage meanwhile, and the same sink writes again after.
+func testSQLReadOnly(t *testing.T, tg *sqlTarget) {
+	tg.exec(t, fmt.Sprintf(sqlOrders, "ro"))
+	sk := tg.sink(t, "ro", map[string]any{"upsert_key": "id"})
+	setReadOnly := func(on bool) {
+		if on {
+			tg.exec(t, `ALTER SYSTEM SET default_transaction_read_only = on`)
+		} else {
+			tg.exec(t, `ALTER SYSTEM RESET default_transaction_read_only`)
+		}
+		tg.exec(t, `SELECT pg_reload_conf()`)
+	}
+	t.Cleanup(func() { setReadOnly(false) })
+	setReadOnly(true)
+	var err error
+	// The sessions take the setting in when they next run a statement.
+	natstest.WaitFor(t, 10*time.Second, "a write to fail", func() bool {
+		err = sk.Write(context.Background(), stagetest.Msgs(`{"id": 1, "name": "a"}`))
+		return err != nil
+	})
+	checkOutage(t, err)
+	setReadOnly(false)
+	natstest.WaitFor(t, 10*time.Second, "a write to succeed again", func() bool {
+		err = sk.Write(context.Background(), stagetest.Msgs(`{"id": 2, "name": "b"}`))
+		if err != nil && !stages.IsOutage(err) {
+			t.Fatalf("write after read-only: %v, want success or an outage", err)
+		}
+		return err == nil
+	})
+}
+
+// testSQLTableDropped drops the table under a running sink: the
+// statement cannot work, and the batch fails as a whole, permanently.
+func testSQLTableDropped(t *testing.T, tg *sqlTarget) {
+	tg.exec(t, fmt.Sprintf(sqlOrders, "dropped"))
+	sk := tg.sink(t, "dropped", nil)
+	tg.exec(t, `DROP TABLE dropped`)
+	err := sk.Write(context.Background(), stagetest.Msgs(`{"id": 1, "name": "a"}`, `{"id": 2, "name": "b"}`))
+	var be *stages.BatchError
+	if !stages.IsPermanent(err) || stages.IsOutage(err) || errors.As(err, &be) {
+		t.Errorf("got %v, want a permanent error of the whole batch", err)
+	}
+	t.Log(err)
+}
+
+// testSQLiteLocked holds SQLite's write lock in another connection: the
+// sink's writes fail with an outage once its busy timeout passes, and
+// write again once the lock is released. A read-only database is an
+// outage too.
+func testSQLiteLocked(t *testing.T, tg *sqlTarget) {
+	tg.exec(t, fmt.Sprintf(sqlOrders, "locked"))
+	params := map[string]any{"driver": tg.driver, "dsn": tg.dsn + "?_busy_timeout=50", "table": "locked"}
+	sk := stagetest.NewSink(t, "sql", params, stages.Info{})
+	ctx := context.Background()
+	conn, err := tg.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN EXCLUSIVE`); err != nil {
+		t.Fatal(err)
+	}
+	checkOutage(t, sk.Write(ctx, stagetest.Msgs(`{"id": 1, "name": "a"}`)))
+	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Write(ctx, stagetest.Msgs(`{"id": 1, "name": "a"}`)); err != nil {
+		t.Fatalf("write once the lock is released: %v", err)
+	}
+
+	params["dsn"] = "file:" + tg.dsn + "?mode=ro"
+	ro := stagetest.NewSink(t, "sql", params, stages.Info{})
+	checkOutage(t, ro.Write(ctx, stagetest.Msgs(`{"id": 2, "name": "b"}`)))
 }
 
 func TestSQLSinkParams(t *testing.T) {
