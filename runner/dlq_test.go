@@ -49,7 +49,7 @@ func TestDeadLetterReplay(t *testing.T) {
 		t.Fatalf("work = %+v, want 40 out and 10 dead letters", work)
 	}
 
-	dead, err := dlq.List(ctx, e.nc, "replay", "work", 0)
+	dead, err := dlq.List(ctx, e.nc, "replay", dlq.Filter{Stage: "work"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,18 +64,18 @@ func TestDeadLetterReplay(t *testing.T) {
 			t.Errorf("dead letter %d: %+v", i, dl)
 		}
 	}
-	if few, err := dlq.List(ctx, e.nc, "replay", "", 3); err != nil || len(few) != 3 {
+	if few, err := dlq.List(ctx, e.nc, "replay", dlq.Filter{}, 3); err != nil || len(few) != 3 {
 		t.Fatalf("with a limit of 3: %d, %v", len(few), err)
 	}
-	if none, err := dlq.List(ctx, e.nc, "replay", "out", 0); err != nil || len(none) != 0 {
+	if none, err := dlq.List(ctx, e.nc, "replay", dlq.Filter{Stage: "out"}, 0); err != nil || len(none) != 0 {
 		t.Fatalf("of stage out: %d, %v", len(none), err)
 	}
 
-	res, err := dlq.Replay(ctx, e.nc, "replay", "")
+	res, err := dlq.Replay(ctx, e.nc, "replay", dlq.Filter{})
 	if err != nil || res.Replayed != 10 || res.Skipped != 0 {
 		t.Fatalf("replay: %+v, %v", res, err)
 	}
-	if left, err := dlq.List(ctx, e.nc, "replay", "", 0); err != nil || len(left) != 0 {
+	if left, err := dlq.List(ctx, e.nc, "replay", dlq.Filter{}, 0); err != nil || len(left) != 0 {
 		t.Fatalf("after the replay %d dead letters are left (%v)", len(left), err)
 	}
 
@@ -111,11 +111,11 @@ stages:
   - name: out
     sink: collect
 `))
-	res, err := dlq.Replay(ctx, e.nc, "srcdlq", "")
+	res, err := dlq.Replay(ctx, e.nc, "srcdlq", dlq.Filter{})
 	if !errors.Is(err, dlq.ErrNotReplayable) || res.Skipped != 1 || res.Replayed != 0 {
 		t.Fatalf("got %+v, %v; want 1 skipped with ErrNotReplayable", res, err)
 	}
-	if left, _ := dlq.List(ctx, e.nc, "srcdlq", "", 0); len(left) != 1 {
+	if left, _ := dlq.List(ctx, e.nc, "srcdlq", dlq.Filter{}, 0); len(left) != 1 {
 		t.Fatalf("%d dead letters left, want the source's 1", len(left))
 	}
 }

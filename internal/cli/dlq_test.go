@@ -41,8 +41,8 @@ func TestDLQCommands(t *testing.T) {
 		t.Fatalf("dlq list: exit %d\n%s", code, stderr)
 	}
 	for _, row := range []string{
-		`(?m)^1 +\S+ +tag +1 +invalid operation: int\(two\) .*\(in expression .* +{"n": "two"}$`,
-		`(?m)^2 +\S+ +tag +1 +invalid operation: int\(four\) .*\(in expression .* +{"n": "four"}$`,
+		`(?m)^1 +\S+ +1 +tag +1 +invalid operation: int\(two\) .*\(in expression .* +{"n": "two"}$`,
+		`(?m)^2 +\S+ +1 +tag +1 +invalid operation: int\(four\) .*\(in expression .* +{"n": "four"}$`,
 	} {
 		if !regexp.MustCompile(row).MatchString(stdout) {
 			t.Errorf("dlq list has no row matching %s:\n%s", row, stdout)
