@@ -123,7 +123,7 @@ func replayMessage(p string, dl DeadLetter, latest uint64) (*nats.Msg, error) {
 		run = latest
 	}
 	if run < latest {
-		return nil, fmt.Errorf("%w: it belongs to run %d, and run %d has begun since, reading the sources again", ErrOlderRun, run, latest)
+		return nil, fmt.Errorf("%w: it belongs to run %d, which is over: run %d has begun since", ErrOlderRun, run, latest)
 	}
 	prefix := "sluice." + p + "."
 	rest, ok := strings.CutPrefix(dl.Subject, prefix)

@@ -168,8 +168,9 @@ func (a *app) dlqPurgeCmd() *cobra.Command {
 		Use:   "purge PIPELINE",
 		Short: "Delete a pipeline's dead letters: all, one stage's or one run's",
 		Long: `Purge deletes the dead letters of the pipeline (with --stage, of that stage;
-with --run, of that run; both: of that stage in that run) without asking,
-and prints how many on stderr. The pipeline must have run on the server.`,
+with --run, of that run; both: of that stage in that run) without asking, and
+prints how many on stdout ("purged N dead letters"). The pipeline must have
+run on the server.`,
 		Args: wantPipelineName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withNATS(cmd.Context(), false, func(ctx context.Context, c *conn) error {
@@ -177,8 +178,8 @@ and prints how many on stderr. The pipeline must have run on the server.`,
 				if err != nil {
 					return failure(err)
 				}
-				fmt.Fprintf(a.stderr, "purged %d dead letters\n", n)
-				return nil
+				_, err = fmt.Fprintf(a.stdout, "purged %d dead letters\n", n)
+				return failure(err)
 			})
 		},
 	}
