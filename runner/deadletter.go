@@ -13,16 +13,17 @@ import (
 )
 
 // deadLetter builds the dead-letter message for a payload that stage could
-// not process: the original headers and payload, plus Sluice-Error,
-// Sluice-Stage and Sluice-Deliveries, with a Nats-Msg-Id derived from the
-// input's own id so that a redelivered input is not dead-lettered twice.
+// not process in run: the original headers and payload, plus Sluice-Error,
+// Sluice-Stage, Sluice-Deliveries and Sluice-Run, with a Nats-Msg-Id
+// derived from the input's own id so that a redelivered input is not
+// dead-lettered twice.
 // subject is the input's subject, empty for a record a source could not
 // read; it and the input's own Nats-Msg-Id are kept for a replay.
 //
 // A payload too large for the server (limit is its max_payload) is cut,
 // and Sluice-Truncated gives its full length.
-func deadLetter(p, stage, id, subject string, data []byte, hdr nats.Header, reason error, deliveries uint64, limit int64) *nats.Msg {
-	h := make(nats.Header, len(hdr)+7)
+func deadLetter(p, stage string, run uint64, id, subject string, data []byte, hdr nats.Header, reason error, deliveries uint64, limit int64) *nats.Msg {
+	h := make(nats.Header, len(hdr)+8)
 	for k, v := range hdr {
 		h[k] = v
 	}
@@ -39,6 +40,7 @@ func deadLetter(p, stage, id, subject string, data []byte, hdr nats.Header, reas
 	h.Set(stages.HeaderError, headerSafe(reason.Error()))
 	h.Set(stages.HeaderStage, stage)
 	h.Set(stages.HeaderDeliveries, strconv.FormatUint(deliveries, 10))
+	h.Set(stages.HeaderRun, strconv.FormatUint(run, 10))
 	h.Set(stages.HeaderMsgID, id)
 	return &nats.Msg{Subject: schema.DLQSubject(p, stage), Data: data, Header: h}
 }

@@ -136,12 +136,8 @@ func (in input) drained(ctx context.Context) (bool, error) {
 	if info.NumPending > 0 || info.NumAckPending > 0 {
 		return false, nil
 	}
-	filters := info.Config.FilterSubjects
-	if info.Config.FilterSubject != "" {
-		filters = append(filters, info.Config.FilterSubject)
-	}
 	var last uint64
-	for _, subj := range filters {
+	for _, subj := range filterSubjects(info.Config) {
 		m, err := in.str.GetLastMsgForSubject(ctx, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // none left on it

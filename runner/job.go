@@ -44,8 +44,10 @@ type Job struct {
 // that opts.Stages names (all if none):
 //   - with opts.Run set, it joins that run, begun elsewhere (a deploy);
 //   - else a process that runs a source begins a run, or resumes the
-//     latest one if it did not finish (unless opts.Fresh, which purges
-//     what it left in the streams);
+//     latest one if it did not finish, or if it did and replayed dead
+//     letters of it wait in the streams: then its sources have ended and
+//     only the replays flow (unless opts.Fresh, which purges what the
+//     streams hold, replays included);
 //   - else it joins the latest run.
 //
 // Nothing runs until [Job.Start] or [Job.RunSource]; [Job.Close] must be
@@ -102,11 +104,20 @@ func open(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options
 		r.id, r.joined = opts.Run, true
 	case runsSource:
 		if opts.Fresh {
+			pending, err := replaysPending(ctx, js, p)
+			if err != nil {
+				return nil, err
+			}
+			if pending {
+				r.log.Warn("a fresh run discards the replayed dead letters that wait in the stage streams: they will not be processed")
+			}
 			if err := purgeStreams(ctx, js, p); err != nil {
 				return nil, err
 			}
 		}
-		r.id, r.resumed, err = beginRun(ctx, r.kv, p.Name, opts.Fresh)
+		var b begun
+		b, err = beginRun(ctx, r.kv, p.Name, opts.Fresh, func() (bool, error) { return replaysPending(ctx, js, p) })
+		r.id, r.resumed, r.replay = b.id, b.resumed, b.replay
 		j.begins = true
 	default:
 		r.id, err = currentRun(ctx, r.kv, p.Name)

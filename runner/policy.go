@@ -98,7 +98,7 @@ func (w *worker) fail(ctx context.Context, f *inFlight, m *stages.Message, err e
 		w.log.Warn("processing failed, will retry", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence, "deliveries", m.Meta.Deliveries)
 		w.batch.retryLater(f, p.stage.RetryDelay(int(m.Meta.Deliveries)))
 	case failDeadLetter:
-		dl := deadLetter(w.run.p.Name, p.stage.Name, w.idBase+f.lin+"/dlq", f.msg.Subject(), f.msg.Data(), f.msg.Headers(), err, p.tried(m, attempts), w.run.nc.MaxPayload())
+		dl := deadLetter(w.run.p.Name, p.stage.Name, w.run.id, w.idBase+f.lin+"/dlq", f.msg.Subject(), f.msg.Data(), f.msg.Headers(), err, p.tried(m, attempts), w.run.nc.MaxPayload())
 		w.batch.deadLettered(f, w.pub.add(dl))
 	}
 }

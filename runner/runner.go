@@ -98,7 +98,8 @@ type StageSummary struct {
 type Summary struct {
 	Pipeline    string
 	Run         uint64 // the run number, 1 for the first run of a pipeline
-	Resumed     bool   // this process continued run Run, which had been interrupted
+	Resumed     bool   // this process continued run Run, which had been interrupted (or Replay)
+	Replay      bool   // run Run had finished: it was resumed to process its replayed dead letters alone
 	Elapsed     time.Duration
 	Interrupted bool // the run was stopped before it drained
 	Stages      []StageSummary
@@ -110,12 +111,16 @@ type run struct {
 	nc *nats.Conn
 	kv jetstream.KeyValue // the state bucket
 	id uint64
-	// resumed tells that the run continues one that was interrupted;
+	// resumed tells that the run continues one that was interrupted, or
+	// one that had finished, for its replayed dead letters;
 	// joined, that another process started it.
 	resumed, joined bool
 	opts            Options
 	log             *slog.Logger
 	stats           map[string]*stageStats
+	// replay tells that the run had finished and is resumed for its
+	// replayed dead letters alone.
+	replay bool
 
 	// For stages that read partitioned inputs: the leases bucket, its
 	// TTL, and the name of this process among a stage's members.
@@ -144,9 +149,12 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 		_ = j.Close()
 		return nil, fmt.Errorf("pipeline %q: %w", p.Name, err)
 	}
-	if r.resumed {
+	switch {
+	case r.replay:
+		r.log.Info("finished run resumed for its replayed dead letters", "run", r.id, "stages", len(p.Stages))
+	case r.resumed:
 		r.log.Info("run resumed", "run", r.id, "stages", len(p.Stages))
-	} else {
+	default:
 		r.log.Info("run started", "run", r.id, "stages", len(p.Stages))
 	}
 
@@ -169,7 +177,7 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 		}
 	}
 
-	sum := &Summary{Pipeline: p.Name, Run: r.id, Resumed: r.resumed, Elapsed: elapsed, Interrupted: !drained}
+	sum := &Summary{Pipeline: p.Name, Run: r.id, Resumed: r.resumed, Replay: r.replay, Elapsed: elapsed, Interrupted: !drained}
 	for _, s := range j.local {
 		sum.Stages = append(sum.Stages, r.stats[s.Name].summary(s, elapsed))
 	}

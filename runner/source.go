@@ -417,7 +417,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			if r.m != nil {
 				hdr = r.m.Header
 			}
-			l.pub.add(deadLetter(l.run.p.Name, l.stage.Name, l.idBase+n+"/dlq", "", data, hdr, reason, 0, l.run.nc.MaxPayload()))
+			l.pub.add(deadLetter(l.run.p.Name, l.stage.Name, l.run.id, l.idBase+n+"/dlq", "", data, hdr, reason, 0, l.run.nc.MaxPayload()))
 			dead++
 			continue
 		}

@@ -19,9 +19,10 @@ func stateBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jet
 }
 
 // BeginRun records the start of a run of p on the server behind nc and
-// returns its number: the latest run, resumed, if it did not finish, else
-// a new one. The cluster's deploy begins its runs with it; [Open] does
-// for the processes that run sources.
+// returns its number: the latest run, resumed, if it did not finish or if
+// replayed dead letters of it wait in the stage streams (see package dlq),
+// else a new one. The cluster's deploy begins its runs with it; [Open]
+// does for the processes that run sources.
 func BeginRun(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) (run uint64, resumed bool, err error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -33,7 +34,9 @@ func BeginRun(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) (run uin
 	err = retry.WhilePlacing(ctx, nil, func() error {
 		kv, err := stateBucket(ctx, js, p.Settings.Replicas)
 		if err == nil {
-			run, resumed, err = beginRun(ctx, kv, p.Name, false)
+			var b begun
+			b, err = beginRun(ctx, kv, p.Name, false, func() (bool, error) { return replaysPending(ctx, js, p) })
+			run, resumed = b.id, b.resumed
 		}
 		return err
 	})
@@ -43,19 +46,37 @@ func BeginRun(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) (run uin
 	return run, resumed, nil
 }
 
-// beginRun records the start of a run of pipeline p and returns its number
-// and whether it resumes the latest run, which did not finish. fresh
-// starts a new run even then.
-func beginRun(ctx context.Context, kv jetstream.KeyValue, p string, fresh bool) (id uint64, resumed bool, err error) {
+// begun is how a process entered a run.
+type begun struct {
+	id      uint64
+	resumed bool // the run is the latest, which had not finished or has replays to process
+	replay  bool // the latest run had finished: it is resumed for its replayed dead letters
+}
+
+// beginRun records the start of a run of pipeline p: the latest run,
+// resumed, if it did not finish, or if it did and replays reports that
+// replayed dead letters of it wait; else a new one. fresh starts a new run
+// even then.
+func beginRun(ctx context.Context, kv jetstream.KeyValue, p string, fresh bool, replays func() (bool, error)) (begun, error) {
 	last, found, err := schema.GetJSON[schema.RunRecord](ctx, kv, schema.RunKey(p))
 	if err != nil {
-		return 0, false, fmt.Errorf("read run record: %w", err)
+		return begun{}, fmt.Errorf("read run record: %w", err)
 	}
-	rec := schema.RunRecord{Run: last.Run + 1, State: schema.RunRunning}
-	if found && last.State != schema.RunFinished && !fresh {
-		rec.Run, resumed = last.Run, true
+	b := begun{id: last.Run + 1}
+	switch {
+	case !found || fresh:
+	case last.State != schema.RunFinished:
+		b.id, b.resumed = last.Run, true
+	default:
+		pending, err := replays()
+		if err != nil {
+			return begun{}, fmt.Errorf("look for replayed dead letters: %w", err)
+		}
+		if pending {
+			b.id, b.resumed, b.replay = last.Run, true, true
+		}
 	}
-	return rec.Run, resumed, putRun(ctx, kv, p, rec)
+	return b, putRun(ctx, kv, p, schema.RunRecord{Run: b.id, State: schema.RunRunning})
 }
 
 // currentRun returns the number of the latest run of pipeline p, 0 if

@@ -42,7 +42,10 @@ func (s *Summary) WriteTable(w io.Writer) error {
 		state = "interrupted"
 	}
 	run := "run"
-	if s.Resumed {
+	switch {
+	case s.Replay:
+		run = "replay of run"
+	case s.Resumed:
 		run = "resumed run"
 	}
 	if _, err := fmt.Fprintf(w, "pipeline %s %s %d %s in %s\n", s.Pipeline, run, s.Run, state, s.Elapsed.Round(time.Millisecond)); err != nil {

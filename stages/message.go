@@ -35,6 +35,9 @@ const (
 	// and Nats-Msg-Id its input had, so that it can be replayed.
 	HeaderSubject = "Sluice-Subject"
 	HeaderInputID = "Sluice-Input-Id"
+	// HeaderRun gives, on a dead letter and on its replay, the number of
+	// the run the record belongs to: a replay is processed in that run.
+	HeaderRun = "Sluice-Run"
 	// HeaderTruncated is set on a dead letter whose payload was too large
 	// for NATS and was cut: it gives the full length in bytes.
 	HeaderTruncated = "Sluice-Truncated"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,29 +19,41 @@ import (
 func (a *app) dlqCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
-		Short: "List and replay the dead letters of a pipeline",
+		Short: "List, replay and purge the dead letters of a pipeline",
 		Long: `A message a stage could not process (a permanent error, or an error on its
 last allowed attempt with on_error: retry, or any error with on_error:
 dead_letter) goes to the pipeline's dead-letter stream with its payload, its
-headers, and Sluice-Error, Sluice-Stage and Sluice-Deliveries.
+headers, and Sluice-Error, Sluice-Stage, Sluice-Deliveries and Sluice-Run (the
+run it belongs to).
 
-dlq list shows them; dlq replay puts them back on the input of the stage that
-failed on them, where only that stage reads them, and removes each from the
-dead-letter stream once its republication is acknowledged. Fix the stage
-first; the next run of the pipeline (or of that stage, with a running
-pipeline's workers) processes the replays. Records a source could not read
-cannot be replayed: they were never on a stream.
+dlq list shows them; dlq purge deletes them.
 
-Without --nats both commands open the embedded server's store: run them when
+dlq replay puts them back on the input of the stage that failed on them, where
+only that stage reads them, as part of the run they belong to, and removes
+each from the dead-letter stream once its republication is acknowledged. Fix
+the stage first. Then:
+  - a run still going (a deployed pipeline, or "sluice run --listen" and
+    "dlq replay --nats") processes the replays;
+  - a run that has finished is resumed by the next "sluice run FILE" for the
+    replays alone: its sources do not read again, only the replayed records
+    flow, and sinks add what they make of them to the run's output; the
+    summary says "replay of run N". "sluice run --fresh" starts over instead
+    and discards them.
+Only dead letters of the pipeline's latest run are replayed: once a new run
+has begun, an earlier run's dead letters are left in place (exit status 1);
+remove them with dlq purge --run N. Records a source could not read cannot be
+replayed either: they were never on a stream.
+
+Without --nats these commands open the embedded server's store: run them when
 no "sluice run" uses it, or point --nats at a run started with --listen.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SetOut(a.stderr)
 			_ = cmd.Help()
-			return errors.New("dlq: missing command: list or replay")
+			return errors.New("dlq: missing command: list, replay or purge")
 		},
 	}
-	cmd.AddCommand(a.dlqListCmd(), a.dlqReplayCmd())
+	cmd.AddCommand(a.dlqListCmd(), a.dlqReplayCmd(), a.dlqPurgeCmd())
 	return cmd
 }
 
@@ -51,19 +64,25 @@ func wantPipelineName(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
+// filterFlags adds --stage and --run, which fill f.
+func filterFlags(cmd *cobra.Command, f *dlq.Filter) {
+	cmd.Flags().StringVar(&f.Stage, "stage", "", "only the dead letters of this stage")
+	cmd.Flags().Uint64Var(&f.Run, "run", 0, "only the dead letters of this run (0: every run)")
+}
+
 func (a *app) dlqListCmd() *cobra.Command {
-	var stage string
+	var f dlq.Filter
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "list PIPELINE",
-		Short: "Show a pipeline's dead letters with their reasons, oldest first",
+		Short: "Show a pipeline's dead letters with their run and reason, oldest first",
 		Args:  wantPipelineName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 0 {
 				return fmt.Errorf("dlq list: --limit must be >= 0 (got %d)", limit)
 			}
 			return a.withNATS(cmd.Context(), false, func(ctx context.Context, c *conn) error {
-				dead, err := dlq.List(ctx, c.nc, args[0], stage, limit)
+				dead, err := dlq.List(ctx, c.nc, args[0], f, limit)
 				if err != nil {
 					return failure(err)
 				}
@@ -71,7 +90,7 @@ func (a *app) dlqListCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&stage, "stage", "", "only the dead letters of this stage")
+	filterFlags(cmd, &f)
 	cmd.Flags().IntVar(&limit, "limit", 20, "show at most this many; 0 shows all")
 	return cmd
 }
@@ -83,9 +102,13 @@ func writeDeadLetters(a *app, dead []dlq.DeadLetter) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tSTAGE\tDELIVERIES\tERROR\tPAYLOAD")
+	fmt.Fprintln(tw, "SEQ\tTIME\tRUN\tSTAGE\tDELIVERIES\tERROR\tPAYLOAD")
 	for _, dl := range dead {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", dl.Seq, dl.Time.UTC().Format(time.RFC3339), dl.Stage, dl.Deliveries,
+		run := "-" // dead-lettered before sluice recorded the run
+		if dl.Run != 0 {
+			run = strconv.FormatUint(dl.Run, 10)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", dl.Seq, dl.Time.UTC().Format(time.RFC3339), run, dl.Stage, dl.Deliveries,
 			oneLine(dl.Error, 100), oneLine(string(dl.Data), 60))
 	}
 	return tw.Flush()
@@ -108,20 +131,59 @@ func oneLine(s string, max int) string {
 }
 
 func (a *app) dlqReplayCmd() *cobra.Command {
-	var stage string
+	var f dlq.Filter
 	cmd := &cobra.Command{
 		Use:   "replay PIPELINE",
 		Short: "Put a pipeline's dead letters back on the input of the stage that failed on them",
-		Args:  wantPipelineName,
+		Long: `Replay puts the dead letters of the pipeline's latest run back on the input of
+the stage that failed on them, where only that stage reads them, and removes
+each from the dead-letter stream once its republication is acknowledged. Fix
+the stage first. A run still going processes the replays; a run that has
+finished is resumed by the next "sluice run FILE" for the replays alone (its
+sources do not read again; sinks add to the run's output; the summary says
+"replay of run N"), and "sluice run --fresh" discards them instead.
+
+Dead letters of an earlier run (a new run has begun since) and records a
+source could not read are left in place and counted, and the exit status is
+1; "sluice dlq purge PIPELINE --run N" removes an earlier run's.`,
+		Args: wantPipelineName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withNATS(cmd.Context(), false, func(ctx context.Context, c *conn) error {
-				res, err := dlq.Replay(ctx, c.nc, args[0], stage)
+				res, err := dlq.Replay(ctx, c.nc, args[0], f)
 				fmt.Fprintf(a.stderr, "replayed %d dead letters, %d left in place\n", res.Replayed, res.Skipped)
+				if errors.Is(err, dlq.ErrOlderRun) {
+					err = fmt.Errorf("%w; \"sluice dlq purge %s --run N\" removes the dead letters of an earlier run N", err, args[0])
+				}
 				return failure(err)
 			})
 		},
 	}
-	cmd.Flags().StringVar(&stage, "stage", "", "only the dead letters of this stage")
+	filterFlags(cmd, &f)
+	return cmd
+}
+
+func (a *app) dlqPurgeCmd() *cobra.Command {
+	var f dlq.Filter
+	cmd := &cobra.Command{
+		Use:   "purge PIPELINE",
+		Short: "Delete a pipeline's dead letters: all, one stage's or one run's",
+		Long: `Purge deletes the dead letters of the pipeline (with --stage, of that stage;
+with --run, of that run; both: of that stage in that run) without asking, and
+prints how many on stdout ("purged N dead letters"). The pipeline must have
+run on the server.`,
+		Args: wantPipelineName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withNATS(cmd.Context(), false, func(ctx context.Context, c *conn) error {
+				n, err := dlq.Purge(ctx, c.nc, args[0], f)
+				if err != nil {
+					return failure(err)
+				}
+				_, err = fmt.Fprintf(a.stdout, "purged %d dead letters\n", n)
+				return failure(err)
+			})
+		},
+	}
+	filterFlags(cmd, &f)
 	return cmd
 }
 

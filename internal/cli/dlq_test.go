@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/natstest"
 )
 
 const dlqPipeline = `name: dlqdemo
@@ -41,8 +46,8 @@ func TestDLQCommands(t *testing.T) {
 		t.Fatalf("dlq list: exit %d\n%s", code, stderr)
 	}
 	for _, row := range []string{
-		`(?m)^1 +\S+ +tag +1 +invalid operation: int\(two\) .*\(in expression .* +{"n": "two"}$`,
-		`(?m)^2 +\S+ +tag +1 +invalid operation: int\(four\) .*\(in expression .* +{"n": "four"}$`,
+		`(?m)^1 +\S+ +1 +tag +1 +invalid operation: int\(two\) .*\(in expression .* +{"n": "two"}$`,
+		`(?m)^2 +\S+ +1 +tag +1 +invalid operation: int\(four\) .*\(in expression .* +{"n": "four"}$`,
 	} {
 		if !regexp.MustCompile(row).MatchString(stdout) {
 			t.Errorf("dlq list has no row matching %s:\n%s", row, stdout)
@@ -94,4 +99,187 @@ func readLines(t *testing.T, path string) []string {
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	slices.Sort(lines)
 	return lines
+}
+
+// replayPipeline generates RECORDS records and writes {"n": i, "double":
+// 2i} for each; with EXPR "1 / 0 < 0" (broken), the map fails on the
+// records whose seq is 3 modulo 7, and on none with "false" (fixed). A
+// second map, check, fails likewise where CHECK holds.
+const replayPipeline = `name: replaydemo
+stages:
+  - name: gen
+    source: generate
+    with: {count: 200}
+  - name: tag
+    transform: map
+    with: {expr: '{"n": seq, "double": seq % 7 == 3 && EXPR ? int("x" + string(seq)) : seq * 2}'}
+  - name: check
+    transform: map
+    with: {expr: 'n % 5 == 1 && CHECK ? int("y" + string(n)) : $env'}
+  - name: out
+    sink: file
+    with: {path: out.jsonl}
+`
+
+// replayFiles writes the pipeline broken in tag alone, broken in tag and
+// check, and fixed.
+func replayFiles(t *testing.T, dir string) (broken, brokenTwice, fixed string) {
+	t.Helper()
+	write := func(name, expr, check string) string {
+		return writeFile(t, dir, name, strings.NewReplacer("EXPR", expr, "CHECK", check).Replace(replayPipeline))
+	}
+	return write("broken.yaml", "true", "false"), write("broken2.yaml", "true", "true"), write("fixed.yaml", "false", "false")
+}
+
+const (
+	replayRecords = 200
+	tagFails      = 29 // seq % 7 == 3 for seq < 200
+	checkFails    = 35 // seq % 5 == 1 and not seq % 7 == 3
+)
+
+// runOK runs the pipeline file and returns its stderr.
+func runOK(t *testing.T, args ...string) string {
+	t.Helper()
+	code, _, stderr := sluice(t, append([]string{"run"}, args...)...)
+	if code != ExitOK {
+		t.Fatalf("run %v: exit %d\n%s", args, code, stderr)
+	}
+	return stderr
+}
+
+// countRuns counts the rows of dlq list by run.
+func countRuns(t *testing.T, args ...string) map[string]int {
+	t.Helper()
+	code, stdout, stderr := sluice(t, append([]string{"dlq", "list", "--limit", "0", "replaydemo"}, args...)...)
+	if code != ExitOK {
+		t.Fatalf("dlq list: exit %d\n%s", code, stderr)
+	}
+	runs := make(map[string]int)
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n")[1:] {
+		runs[strings.Fields(line)[2]]++
+	}
+	return runs
+}
+
+// TestDLQReplayThenRun is the documented path: a stage dead-letters some
+// records; the user fixes it, replays, and runs the pipeline again. The
+// run that dead-lettered them, finished, is resumed for the replays alone,
+// so the output holds every record exactly once; the run after that is a
+// new run.
+func TestDLQReplayThenRun(t *testing.T) {
+	dir := inEmptyDir(t)
+	broken, _, fixed := replayFiles(t, dir)
+	stderr := runOK(t, broken)
+	if !regexp.MustCompile(`(?m)^ +tag +transform +map +200 +171 +0 +0 +29 `).MatchString(stderr) {
+		t.Fatalf("the broken run did not dead-letter 29 records:\n%s", stderr)
+	}
+	if runs := countRuns(t); runs["1"] != tagFails || len(runs) != 1 {
+		t.Fatalf("dlq list shows runs %v, want %d dead letters of run 1", runs, tagFails)
+	}
+
+	code, _, stderr := sluice(t, "dlq", "replay", "replaydemo")
+	if code != ExitOK || !strings.Contains(stderr, "replayed 29 dead letters, 0 left in place") {
+		t.Fatalf("dlq replay: exit %d\n%s", code, stderr)
+	}
+	stderr = runOK(t, fixed)
+	for _, want := range []string{
+		`(?m)^pipeline replaydemo replay of run 1 finished in `,
+		`(?m)^ +gen +source +generate +0 +0 `,
+		`(?m)^ +tag +transform +map +29 +29 +0 +0 +0 `,
+		`(?m)^ +out +sink +file +29 +29 `,
+	} {
+		if !regexp.MustCompile(want).MatchString(stderr) {
+			t.Errorf("the run after the replay printed no line matching %s:\n%s", want, stderr)
+		}
+	}
+	natstest.CheckExactlyOnce(t, filepath.Join(dir, "out.jsonl"), replayRecords)
+	if _, stdout, _ := sluice(t, "dlq", "list", "replaydemo"); stdout != "no dead letters\n" {
+		t.Errorf("after the replay:\n%s", stdout)
+	}
+
+	// Nothing waits any more: the next run is a new one.
+	if stderr := runOK(t, fixed); !strings.Contains(stderr, "pipeline replaydemo run 2 finished") {
+		t.Errorf("the next run:\n%s", stderr)
+	}
+	natstest.CheckExactlyOnce(t, filepath.Join(dir, "out.jsonl"), replayRecords)
+}
+
+// TestDLQReplayOlderRun: once a new run has begun, the dead letters of an
+// earlier run are not replayed (its records were read again), and the
+// message says how to remove them; the latest run's are.
+func TestDLQReplayOlderRun(t *testing.T) {
+	dir := inEmptyDir(t)
+	broken, _, fixed := replayFiles(t, dir)
+	runOK(t, broken)
+	runOK(t, broken)
+	if runs := countRuns(t); runs["1"] != tagFails || runs["2"] != tagFails {
+		t.Fatalf("dlq list shows runs %v, want %d of runs 1 and 2", runs, tagFails)
+	}
+
+	code, _, stderr := sluice(t, "dlq", "replay", "replaydemo")
+	if code != ExitFailure || !strings.Contains(stderr, "replayed 29 dead letters, 29 left in place") ||
+		!strings.Contains(stderr, "belongs to run 1, which is over: run 2 has begun since") ||
+		!strings.Contains(stderr, `"sluice dlq purge replaydemo --run N"`) {
+		t.Fatalf("dlq replay: exit %d\n%s", code, stderr)
+	}
+	if runs := countRuns(t); runs["1"] != tagFails || len(runs) != 1 {
+		t.Fatalf("after the replay, dlq list shows runs %v, want run 1's left", runs)
+	}
+	if code, stdout, stderr := sluice(t, "dlq", "purge", "--run", "1", "replaydemo"); code != ExitOK || stdout != "purged 29 dead letters\n" {
+		t.Fatalf("dlq purge --run 1: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if stderr := runOK(t, fixed); !strings.Contains(stderr, "pipeline replaydemo replay of run 2 finished") {
+		t.Errorf("the run after the replay:\n%s", stderr)
+	}
+	natstest.CheckExactlyOnce(t, filepath.Join(dir, "out.jsonl"), replayRecords)
+}
+
+// TestDLQPurge deletes dead letters by stage, by run, both and all, in
+// turn, on two runs that dead-lettered records in two stages.
+func TestDLQPurge(t *testing.T) {
+	dir := inEmptyDir(t)
+	_, brokenTwice, _ := replayFiles(t, dir)
+	runOK(t, brokenTwice)
+	runOK(t, brokenTwice)
+	if runs := countRuns(t, "--stage", "check"); runs["1"] != checkFails || runs["2"] != checkFails {
+		t.Fatalf("dlq list --stage check shows runs %v, want %d of runs 1 and 2", runs, checkFails)
+	}
+	for _, tt := range []struct {
+		args   []string
+		purged int
+		left   map[string]int // dead letters left by run
+	}{
+		{[]string{"--stage", "check", "--run", "1"}, checkFails, map[string]int{"1": tagFails, "2": tagFails + checkFails}},
+		{[]string{"--stage", "tag"}, 2 * tagFails, map[string]int{"2": checkFails}},
+		{[]string{"--run", "1"}, 0, map[string]int{"2": checkFails}},
+		{nil, checkFails, map[string]int{}},
+		{nil, 0, map[string]int{}},
+	} {
+		args := append([]string{"dlq", "purge", "replaydemo"}, tt.args...)
+		code, stdout, stderr := sluice(t, args...)
+		if want := fmt.Sprintf("purged %d dead letters\n", tt.purged); code != ExitOK || stdout != want {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q; want %q", args, code, stdout, stderr, want)
+		}
+		if left := countRuns(t); !maps.Equal(left, tt.left) {
+			t.Fatalf("after %v: dead letters by run %v, want %v", args, left, tt.left)
+		}
+	}
+}
+
+func TestDLQPurgeErrors(t *testing.T) {
+	inEmptyDir(t)
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"dlq", "purge"}, ExitUsage, "want one pipeline name (got 0 arguments)"},
+		{[]string{"dlq", "purge", "--run", "x", "p"}, ExitUsage, `invalid argument "x" for "--run"`},
+		{[]string{"dlq", "purge", "nosuch"}, ExitFailure, "pipeline has not run on this server"},
+	} {
+		code, _, stderr := sluice(t, tt.args...)
+		if code != tt.code || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d\n%s\nwant exit %d and %q", tt.args, code, stderr, tt.code, tt.want)
+		}
+	}
 }

@@ -40,7 +40,12 @@ A run that was interrupted (a signal, kill -9, a crash, a power loss) is
 resumed by the next run of the pipeline: its sources continue from their
 checkpoints and its stages process what their streams hold. --fresh with
 --nats discards it instead. Running a pipeline whose last run finished starts
-a new run that reads its sources from the beginning.
+a new run that reads its sources from the beginning, unless dead letters of
+that run were replayed ("sluice dlq replay"): then the finished run is
+resumed for the replays alone, its sources do not read again, sinks add to
+its output, and the summary says "replay of run N". --fresh discards the
+replays instead (without --nats it removes the store, dead letters
+included).
 
 If a pipeline fails, the others are stopped too and the exit status is 1.`,
 		Args: wantFiles,

@@ -61,7 +61,11 @@ func StreamSubjects(p, s string) []string {
 
 // ReplaySubject returns the subject on the output stream of stage u that
 // only stage s reads: where its dead letters are replayed.
-func ReplaySubject(p, u, s string) string { return Subject(p, u) + "._replay." + s }
+func ReplaySubject(p, u, s string) string { return ReplayPrefix(p, u) + s }
+
+// ReplayPrefix returns what every replay subject on the output stream of
+// stage u begins with.
+func ReplayPrefix(p, u string) string { return Subject(p, u) + "._replay." }
 
 // ConsumerName returns the name of the durable consumer that the workers of
 // stage s share on each stream they read.

@@ -21,6 +21,8 @@ func TestNames(t *testing.T) {
 		// FNV-1a, 32 bits: "a" hashes to 0xe40c292c.
 		{Partition("a", 1000), int(0xe40c292c % 1000)},
 		{Partition("", 7), int(2166136261 % 7)},
+		{ReplaySubject(p, s, "big"), "sluice.orders-etl.clean._replay.big"},
+		{ReplayPrefix(p, s), "sluice.orders-etl.clean._replay."},
 		{DLQStreamName(p), "SLUICE_ORDERS_ETL_DLQ"},
 		{DLQSubject(p, s), "sluice.orders-etl._dlq.clean"},
 		{DLQSubjects(p), []string{"sluice.orders-etl._dlq.>"}},
