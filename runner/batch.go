@@ -1,8 +1,8 @@
 package runner
 
 import (
+	"context"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,6 +40,8 @@ const (
 	actWritten                   // written by the sink: acknowledge
 	actTerm                      // dead-lettered: terminate
 	actDrop                      // failed with on_error: drop: acknowledge
+	actRetry                     // failed: nak with a delay, for another attempt
+	actNak                       // a publish failed: nak, for another delivery at once
 	actNone                      // already answered, or nothing to answer
 )
 
@@ -51,8 +53,12 @@ type inFlight struct {
 	assign  bool   // no message: the partition was taken (see delivery)
 	control bool   // a watermark tick or end marker
 	lin     string // the input's lineage, what its outputs' IDs derive from
-	first   int    // index of its first publish in the batch
-	n       int    // number of publishes
+	stream  string // the stream it was read from, and its sequence there
+	seq     uint64
+	again   bool          // delivered more than once
+	first   int           // index of its first publish in the batch
+	n       int           // number of publishes
+	delay   time.Duration // actRetry: before it is delivered again
 	act     action
 }
 
@@ -128,10 +134,10 @@ func (b *batch) giveBackFrom(i int) {
 	}
 }
 
-// retryLater naks f for the server to deliver it again after delay.
+// retryLater decides that f is nak'ed for the server to deliver it again
+// after delay.
 func (b *batch) retryLater(f *inFlight, delay time.Duration) {
-	_ = f.msg.NakWithDelay(delay)
-	f.act = actNone
+	f.act, f.first, f.n, f.delay = actRetry, 0, 0, delay
 }
 
 // skip leaves f unanswered: it has no message, or one the loop cannot
@@ -140,50 +146,49 @@ func (b *batch) skip(f *inFlight) { f.act = actNone }
 
 // answer answers every input decided on, once the batch's publishes are
 // settled: acks or terminates it if all its publishes in pub are
-// acknowledged, else naks it, and counts it in stats.
-func (b *batch) answer(pub *publishBatch, stats *stageStats, log *slog.Logger) {
+// acknowledged, else naks it. It counts the inputs with c and stores the
+// counts before it answers any (see counter).
+func (b *batch) answer(ctx context.Context, pub *publishBatch, c *counter, log *slog.Logger) {
 	for i := range b.in {
 		f := &b.in[i]
 		if f.act == actNone {
 			continue
 		}
-		published := true
 		for j := f.first; j < f.first+f.n; j++ {
 			if !pub.ok(j) {
-				published = false
 				log.Warn("publish not acknowledged, input will be redelivered", "err", pub.err(j))
+				f.act = actNak
 				break
 			}
 		}
 		switch {
-		case !published:
-			_ = f.msg.Nak()
-		case f.act == actTerm && !f.control:
-			stats.dead.Add(1)
-			_ = f.msg.Term()
+		case f.act == actNak:
+		case f.control:
+			// What a window emitted as the watermark moved counts as out.
+			c.emitted(f.n)
 		default:
-			count, n := ackCount(stats, f)
-			count.Add(n)
+			c.answered(f, f.act != actRetry)
+		}
+	}
+	c.store(ctx)
+	for i := range b.in {
+		f := &b.in[i]
+		switch f.act {
+		case actNone:
+		case actNak:
+			_ = f.msg.Nak()
+		case actRetry:
+			_ = f.msg.NakWithDelay(f.delay)
+		case actTerm:
+			if f.control {
+				_ = f.msg.Ack()
+			} else {
+				_ = f.msg.Term()
+			}
+		default:
 			_ = f.msg.Ack()
 		}
 	}
-}
-
-// ackCount returns the count in stats that acknowledging f adds to, and
-// how much it adds.
-func ackCount(stats *stageStats, f *inFlight) (*atomic.Uint64, uint64) {
-	switch {
-	case f.control:
-		// What a window emitted as the watermark moved counts as out.
-		return &stats.out, uint64(f.n)
-	case f.act == actDrop:
-		return &stats.dropped, 1
-	case f.act == actFilter:
-		return &stats.filtered, 1
-	case f.act == actWritten:
-		return &stats.out, 1
-	}
-	return &stats.out, uint64(f.n)
 }
 
 // giveBackAll naks every input decided on, in order: the batch goes back

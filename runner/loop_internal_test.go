@@ -80,15 +80,18 @@ func (m *testMsg) TermWithReason(string) error { return m.Term() }
 func testWorker(st *pipeline.Stage, s step, ordered bool) *worker {
 	stats := &stageStats{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := &run{p: &pipeline.Pipeline{Name: "p"}, log: log}
+	count := newCounter(r, st.Name, stats)
 	return &worker{
-		run:     &run{p: &pipeline.Pipeline{Name: "p"}},
+		run:     r,
 		stage:   st,
 		stats:   stats,
+		count:   count,
 		log:     log,
 		idBase:  "p/" + st.Name + "/",
 		idFanIn: map[string]string{},
 		batch:   newBatch(ordered),
-		policy:  policy{stage: st, ordered: ordered, stats: stats, log: log},
+		policy:  policy{stage: st, ordered: ordered, count: count, log: log},
 		step:    s,
 	}
 }
@@ -227,7 +230,7 @@ func TestBatchAnswer(t *testing.T) {
 			f := &w.batch.in[0]
 			f.control = tc.control
 			tc.decide(&w.batch, f)
-			w.batch.answer(&w.pub, w.stats, w.log)
+			w.batch.answer(context.Background(), &w.pub, w.count, w.log)
 			if got := answersOf(m, w.stats); got != tc.want {
 				t.Errorf("answered %+v, want %+v", got, tc.want)
 			}
@@ -244,9 +247,9 @@ func TestBatchRetryLater(t *testing.T) {
 	m := newTestMsg("in", 1, 1, "{}")
 	w.batch.add(delivery{jm: m, part: -1})
 	w.batch.retryLater(&w.batch.in[0], 5*time.Second)
-	w.batch.answer(&w.pub, w.stats, w.log)
-	if got := answersOf(m, w.stats); got != (answered{naks: 1}) {
-		t.Errorf("answered %+v, want one nak", got)
+	w.batch.answer(context.Background(), &w.pub, w.count, w.log)
+	if got := answersOf(m, w.stats); got != (answered{naks: 1, errored: 1}) {
+		t.Errorf("answered %+v, want one nak, counted as an error", got)
 	}
 	if !slices.Equal(m.nakDelays, []time.Duration{5 * time.Second}) {
 		t.Errorf("nak delays %v, want [5s]", m.nakDelays)
@@ -317,8 +320,10 @@ func TestTransformLoop(t *testing.T) {
 			if !slices.Equal(m.nakDelays, tc.wantDelays) {
 				t.Errorf("nak delays %v, want %v", m.nakDelays, tc.wantDelays)
 			}
-			if in := w.stats.in.Load(); in != 1 {
-				t.Errorf("in = %d, want 1", in)
+			// in counts attempts, each of which ends one way.
+			st := w.stats
+			if in, ended := st.in.Load(), st.out.Load()+st.filtered.Load()+st.errors.Load()+st.dead.Load()+st.dropped.Load(); in != uint64(tc.wantCalls) || in != ended {
+				t.Errorf("in = %d, out+filtered+errors+dead+dropped = %d, want %d", in, ended, tc.wantCalls)
 			}
 		})
 	}
@@ -359,8 +364,8 @@ func TestTransformLoopGiveBack(t *testing.T) {
 	if tr.calls != 1 {
 		t.Errorf("transform called %d times, want 1 (nothing after the stop)", tr.calls)
 	}
-	if got := w.stats.in.Load(); got != 1 {
-		t.Errorf("in = %d, want 1: inputs given back unprocessed are not taken in", got)
+	if got := w.stats.in.Load(); got != 0 {
+		t.Errorf("in = %d, want 0: inputs given back are counted when they are answered", got)
 	}
 	if len(w.batch.given) != 0 {
 		t.Errorf("partitions given back still blocked after the batch: %v", w.batch.given)

@@ -17,7 +17,7 @@ import (
 type policy struct {
 	stage   *pipeline.Stage
 	ordered bool
-	stats   *stageStats
+	count   *counter
 	log     *slog.Logger
 }
 
@@ -78,7 +78,7 @@ func (p *policy) retryInPlace(stop context.Context, m *stages.Message, err error
 		return false
 	}
 	tried := int(p.tried(m, attempts))
-	p.stats.errors.Add(1)
+	p.count.attemptFailed(1)
 	p.log.Warn("processing failed, will retry in place (partition order)", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence, "attempts", tried)
 	return retry.Sleep(stop, p.stage.RetryDelay(tried))
 }
@@ -94,7 +94,6 @@ func (w *worker) fail(ctx context.Context, f *inFlight, m *stages.Message, err e
 		w.log.Warn("processing failed, message dropped", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence)
 		w.batch.dropped(f)
 	case failRetryLater:
-		w.stats.errors.Add(1)
 		w.log.Warn("processing failed, will retry", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence, "deliveries", m.Meta.Deliveries)
 		w.batch.retryLater(f, p.stage.RetryDelay(int(m.Meta.Deliveries)))
 	case failDeadLetter:

@@ -118,6 +118,7 @@ type run struct {
 	opts            Options
 	log             *slog.Logger
 	stats           map[string]*stageStats
+	ownCounts       sync.Map // the counts keys of this process's workers (see counter)
 	// replay tells that the run had finished and is resumed for its
 	// replayed dead letters alone.
 	replay bool
@@ -178,8 +179,18 @@ func Run(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options)
 	}
 
 	sum := &Summary{Pipeline: p.Name, Run: r.id, Resumed: r.resumed, Replay: r.replay, Elapsed: elapsed, Interrupted: !drained}
+	sumCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.StopTimeout)
+	defer cancel()
 	for _, s := range j.local {
-		sum.Stages = append(sum.Stages, r.stats[s.Name].summary(s, elapsed))
+		st := r.stats[s.Name].summary(s, elapsed)
+		if s.Role != stages.RoleSource && !r.replay {
+			// The whole run: what the processes before this one, or
+			// beside it, counted too. A source's checkpoint has its counts.
+			if err := r.runCounts(sumCtx, s.Name, &st); err != nil {
+				r.log.Warn("the counts of other processes are left out of the summary", "stage", s.Name, "err", err)
+			}
+		}
+		sum.Stages = append(sum.Stages, st)
 	}
 	r.log.Info("run "+state, "run", r.id, "elapsed", elapsed.Round(time.Millisecond).String())
 	if runErr != nil {

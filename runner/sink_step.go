@@ -36,7 +36,6 @@ func (s *sinkStep) process(stop, ctx context.Context, w *worker, now time.Time) 
 			// A tick or end marker: nothing to write.
 			b.published(f, w.pub.len(), 0)
 		default:
-			w.stats.in.Add(1)
 			s.msgs = append(s.msgs, m)
 		}
 	}
@@ -99,7 +98,7 @@ func (s *sinkStep) rewrite(stop, ctx context.Context, w *worker) {
 			return
 		}
 		first := s.retry[0]
-		w.stats.errors.Add(uint64(len(s.retry)))
+		w.count.attemptFailed(len(s.retry))
 		w.log.Warn("writes failed, will write again in place (partition order)", "err", s.errs[s.retryIdx[0]], "records", len(s.retry), "stream", first.Meta.Stream, "seq", first.Meta.Sequence)
 		if !retry.Sleep(stop, p.stage.RetryDelay(int(first.Meta.Deliveries)+attempts)) {
 			return

@@ -55,6 +55,8 @@ type sourceLoop struct {
 	origin   string       // "s/r<run>/"
 	pub      publishBatch
 	seq      uint64 // records read so far in this run
+	dead     uint64 // of them, dead-lettered
+	dropped  uint64 // of them, dropped
 	upto     uint64 // records the stored checkpoint lets it publish (Checkpoint.Upto)
 	again    uint64 // records up to this one may be copies: published before a resume
 	acks     []pendingAck
@@ -164,6 +166,8 @@ func (l *sourceLoop) resume(ctx context.Context) error {
 		return nil
 	}
 	l.cp, l.seq, l.done = cp, cp.Records, cp.Done
+	l.dead, l.dropped = cp.Dead, cp.Dropped
+	l.count()
 	if l.resumable != nil {
 		l.upto, l.again = cp.Upto, cp.Upto
 	}
@@ -363,7 +367,6 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 	if err := l.reserve(ctx, len(batch)); err != nil {
 		return false, err
 	}
-	dead := 0
 	for _, r := range batch {
 		if r.err != nil && !stages.IsPermanent(r.err) {
 			if r.m != nil {
@@ -373,15 +376,23 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		}
 		if r.m == nil && r.err == nil {
 			ended = true
-			l.cps = append(l.cps, pendingCheckpoint{l.pub.len(), schema.Checkpoint{Run: l.run.id, Records: l.seq, Position: r.cp, Done: true}})
+			l.cps = append(l.cps, pendingCheckpoint{l.pub.len(), l.checkpoint(r.cp, true)})
 			break
 		}
 		l.seq++
+		// The record's checkpoint, if it has one, is filled in with the
+		// counts once the record is decided on.
+		cpAt := -1
 		if r.cp != nil || l.resumable == nil {
-			l.cps = append(l.cps, pendingCheckpoint{l.pub.len() + 1, schema.Checkpoint{Run: l.run.id, Records: l.seq, Position: r.cp}})
+			cpAt = len(l.cps)
+			l.cps = append(l.cps, pendingCheckpoint{published: l.pub.len() + 1})
+		}
+		decided := func() {
+			if cpAt >= 0 {
+				l.cps[cpAt].cp = l.checkpoint(r.cp, false)
+			}
 		}
 		n := strconv.FormatUint(l.seq, 10)
-		l.stats.in.Add(1)
 		var data []byte
 		var err error
 		subject := l.subject
@@ -409,8 +420,11 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			}
 			if l.stage.OnError == pipeline.OnErrorDrop {
 				l.log.Warn("record dropped", "err", reason, "record", l.seq)
-				l.stats.dropped.Add(1)
-				l.cps[len(l.cps)-1].published--
+				l.dropped++
+				if cpAt >= 0 {
+					l.cps[cpAt].published--
+				}
+				decided()
 				continue
 			}
 			var hdr nats.Header
@@ -418,7 +432,8 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 				hdr = r.m.Header
 			}
 			l.pub.add(deadLetter(l.run.p.Name, l.stage.Name, l.run.id, l.idBase+n+"/dlq", "", data, hdr, reason, 0, l.run.nc.MaxPayload()))
-			dead++
+			l.dead++
+			decided()
 			continue
 		}
 		h := r.m.Header
@@ -439,6 +454,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		}
 		idx := l.pub.addOutput(&nats.Msg{Subject: subject, Data: data, Header: h})
 		l.acks = append(l.acks, pendingAck{m: r.m, idx: idx})
+		decided()
 	}
 	// A source cannot nak: it retries until JetStream has the batch or the
 	// run is stopped.
@@ -452,10 +468,26 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			l.cp, l.unsaved = pc.cp, true
 		}
 	}
+	l.count()
 	if left > 0 {
 		return false, ctx.Err()
 	}
-	l.stats.dead.Add(uint64(dead))
-	l.stats.out.Add(uint64(l.pub.len() - dead))
 	return ended, nil
+}
+
+// checkpoint returns the checkpoint of the records read so far, at
+// position pos.
+func (l *sourceLoop) checkpoint(pos []byte, done bool) schema.Checkpoint {
+	return schema.Checkpoint{Run: l.run.id, Records: l.seq, Position: pos, Done: done, Dead: l.dead, Dropped: l.dropped}
+}
+
+// count sets the source's counts to those of its latest checkpoint, the
+// records known published, dead-lettered or dropped: over the whole run,
+// a resumed one included, in = out + dead letters + dropped.
+func (l *sourceLoop) count() {
+	cp := l.cp
+	l.stats.in.Store(cp.Records)
+	l.stats.out.Store(cp.Records - cp.Dead - cp.Dropped)
+	l.stats.dead.Store(cp.Dead)
+	l.stats.dropped.Store(cp.Dropped)
 }

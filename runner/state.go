@@ -76,6 +76,11 @@ func beginRun(ctx context.Context, kv jetstream.KeyValue, p string, fresh bool, 
 			b.id, b.resumed, b.replay = last.Run, true, true
 		}
 	}
+	if !b.resumed {
+		if err := forgetCounts(ctx, kv, p); err != nil {
+			return begun{}, fmt.Errorf("forget the counts of earlier runs: %w", err)
+		}
+	}
 	return b, putRun(ctx, kv, p, schema.RunRecord{Run: b.id, State: schema.RunRunning})
 }
 

@@ -60,7 +60,6 @@ func (s *transformStep) process(stop, ctx context.Context, w *worker, now time.T
 			// A tick or end marker: nothing to process.
 			b.published(f, w.pub.len(), 0)
 		default:
-			w.stats.in.Add(1)
 			s.processOne(stop, ctx, w, f, m, true, advance)
 		}
 	}

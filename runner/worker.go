@@ -26,6 +26,7 @@ type worker struct {
 	idx   int
 	feed  *feed // the stage's feed in this process, shared by its workers
 	stats *stageStats
+	count *counter
 	log   *slog.Logger
 
 	idBase  string            // "p/s/"
@@ -72,7 +73,8 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sin
 	// partition with an input given back gives back the rest of the batch.
 	ordered := f.owner != nil
 	w.batch = newBatch(ordered)
-	w.policy = policy{stage: st, ordered: ordered, stats: w.stats, log: w.log}
+	w.count = newCounter(r, st.Name, w.stats)
+	w.policy = policy{stage: st, ordered: ordered, count: w.count, log: w.log}
 	if st.Role == stages.RoleSink {
 		w.step = &sinkStep{sink: sink}
 	} else if w.step, err = newTransformStep(r, st, t); err != nil {
@@ -170,6 +172,7 @@ func (w *worker) prepare(ctx context.Context, f *inFlight, now time.Time) (m *st
 		Partition:  max(f.part, 0),
 	}
 	f.lin = w.lineage(m)
+	f.stream, f.seq, f.again = meta.Stream, meta.Sequence.Stream, meta.NumDelivered > 1
 	control := m.Header.Get(stages.HeaderControl)
 	f.control = control != ""
 	advance = w.window.observe(f.part, m, control == controlEnd, now)
@@ -223,7 +226,7 @@ func (w *worker) settle(stop context.Context) {
 	if err := w.window.checkpoint(stop, &w.pub); err != nil {
 		w.batch.giveBackAll()
 	} else {
-		w.batch.answer(&w.pub, w.stats, w.log)
+		w.batch.answer(stop, &w.pub, w.count, w.log)
 	}
 	w.batch.forget()
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,7 +140,45 @@ func TestStopAndResume(t *testing.T) {
 				t.Errorf("final run did not resume run 1 to its end; stderr:\n%s", stderr)
 			}
 			checkEachOnce(t, out, faultRecords)
+			checkRunCounts(t, stderr.String(), faultRecords)
 		})
+	}
+}
+
+// checkRunCounts checks the summary table of a run of faultPipeline that
+// ended, resumed or not: its counts are those of the whole run. The source
+// read and published every record once; every stage took in at least as
+// many (copies a restart published again after the streams forgot them
+// are counted where they arrive), and accounted for each.
+func checkRunCounts(t *testing.T, stderr string, records uint64) {
+	t.Helper()
+	rows := 0
+	for line := range strings.Lines(stderr) {
+		f := strings.Fields(line)
+		if len(f) != 10 || !slices.Contains([]string{"gen", "double", "tag", "out"}, f[0]) {
+			continue
+		}
+		rows++
+		var n [6]uint64 // in, out, filtered, errors, dead letters, dropped
+		for i := range n {
+			v, err := strconv.ParseUint(f[3+i], 10, 64)
+			if err != nil {
+				t.Fatalf("summary row %q: %v", line, err)
+			}
+			n[i] = v
+		}
+		if n[0] != n[1]+n[2]+n[3]+n[4]+n[5] {
+			t.Errorf("stage %s: in %d != out + filtered + errors + dead letters + dropped (%d)", f[0], n[0], n[1]+n[2]+n[3]+n[4]+n[5])
+		}
+		if f[0] == "gen" && (n[0] != records || n[1] != records) {
+			t.Errorf("source: in %d, out %d, want %d each over the whole run", n[0], n[1], records)
+		}
+		if n[0] < records {
+			t.Errorf("stage %s: in %d, want at least %d", f[0], n[0], records)
+		}
+	}
+	if rows != 4 {
+		t.Errorf("summary has %d stage rows, want 4:\n%s", rows, stderr)
 	}
 }
 

@@ -41,11 +41,39 @@ type Checkpoint struct {
 	// marks the records up to it that it publishes again as possible
 	// copies (stages.HeaderRedelivered).
 	Upto uint64 `json:"upto,omitempty"`
+	// Dead and Dropped count the records up to Records that went to the
+	// dead-letter stream or were dropped (on_error: drop); the others
+	// were published.
+	Dead    uint64 `json:"dead,omitempty"`
+	Dropped uint64 `json:"dropped,omitempty"`
 }
 
 // CheckpointKey is the key of the checkpoint of source stage s of
 // pipeline p in the state bucket; s may be "*" in a filter.
 func CheckpointKey(p, s string) string { return "source." + p + "." + s }
+
+// Counts is what one worker of a stage counted in a run, stored under
+// CountsKey before it answers a batch, so that the counts of a run
+// resumed after a crash add up: the summary sums those of every worker
+// that took part. Last lists, by stream, the sequences of the inputs of
+// the last batch that it acknowledged or terminated: one of them
+// delivered again (its acknowledgement lost with the process) was counted
+// already.
+type Counts struct {
+	Run      uint64                `json:"run"`
+	In       uint64                `json:"in"`
+	Out      uint64                `json:"out"`
+	Filtered uint64                `json:"filtered"`
+	Errors   uint64                `json:"errors"`
+	Dead     uint64                `json:"dead"`
+	Dropped  uint64                `json:"dropped"`
+	Last     map[string][][2]uint64 `json:"last,omitempty"` // stream -> [first, last] ranges
+}
+
+// CountsKey is the key of the counts of worker instance i (a unique name
+// for one worker of one process) of stage s of pipeline p in the state
+// bucket; s and i may be "*" in a filter.
+func CountsKey(p, s, i string) string { return "counts." + p + "." + s + "." + i }
 
 // PartitionLeasePrefix is the prefix of the keys, in the leases bucket,
 // of the partitions of stage s of pipeline p that processes own; the

@@ -23,6 +23,8 @@ func TestKeys(t *testing.T) {
 		{RunKey(p), "run.orders-etl"},
 		{CheckpointKey(p, s), "source.orders-etl.read"},
 		{CheckpointKey(p, "*"), "source.orders-etl.*"},
+		{CountsKey(p, s, "w1"), "counts.orders-etl.read.w1"},
+		{CountsKey(p, "*", "*"), "counts.orders-etl.*.*"},
 		{PartitionLeasePrefix(p, s), "partition.orders-etl.read."},
 		{MemberLeasePrefix(p, s), "member.orders-etl.read."},
 		{RunRunning + RunFinished + RunInterrupted, "runningfinishedinterrupted"},
