@@ -60,13 +60,13 @@ func CheckpointKey(p, s string) string { return "source." + p + "." + s }
 // delivered again (its acknowledgement lost with the process) was counted
 // already.
 type Counts struct {
-	Run      uint64                `json:"run"`
-	In       uint64                `json:"in"`
-	Out      uint64                `json:"out"`
-	Filtered uint64                `json:"filtered"`
-	Errors   uint64                `json:"errors"`
-	Dead     uint64                `json:"dead"`
-	Dropped  uint64                `json:"dropped"`
+	Run      uint64                 `json:"run"`
+	In       uint64                 `json:"in"`
+	Out      uint64                 `json:"out"`
+	Filtered uint64                 `json:"filtered"`
+	Errors   uint64                 `json:"errors"`
+	Dead     uint64                 `json:"dead"`
+	Dropped  uint64                 `json:"dropped"`
 	Last     map[string][][2]uint64 `json:"last,omitempty"` // stream -> [first, last] ranges
 }
 
