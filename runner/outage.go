@@ -30,6 +30,9 @@ type outage struct {
 // stop is done or the run failed, and once the stage's max_outage has
 // passed, which fails the run. Then the caller gives the records back.
 func (w *worker) holdOn(stop context.Context, err error) bool {
+	if stop.Err() != nil || w.run.failure() != nil {
+		return false // not held anew while stopping
+	}
 	now := time.Now()
 	o := &w.outage
 	if o.since.IsZero() {
