@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +164,36 @@ func TestRedactURLs(t *testing.T) {
 		if got := redactURLs(tc.in); got != tc.want {
 			t.Errorf("redactURLs(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestSummaryHeldColumn: the summary table has a held column only when a
+// stage was held.
+func TestSummaryHeldColumn(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		post  StageSummary
+		wants []string
+		not   string
+	}{
+		{"never held", StageSummary{Name: "post"}, nil, "held"},
+		{"held once", StageSummary{Name: "post", Held: 1500 * time.Millisecond, Outages: 1}, []string{"held", "1.5s (1 outage)", "0s"}, ""},
+		{"held twice", StageSummary{Name: "post", Held: 2 * time.Second, Outages: 2}, []string{"held", "2s (2 outages)"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Summary{Pipeline: "p", Run: 1, Stages: []StageSummary{{Name: "gen"}, tc.post}}
+			var b strings.Builder
+			if err := s.WriteTable(&b); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.wants {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("table without %q:\n%s", want, b.String())
+				}
+			}
+			if tc.not != "" && strings.Contains(b.String(), tc.not) {
+				t.Errorf("table with %q:\n%s", tc.not, b.String())
+			}
+		})
 	}
 }

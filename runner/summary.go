@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -103,7 +104,8 @@ func (s *stageStats) summary(st *pipeline.Stage, elapsed time.Duration) StageSum
 }
 
 // WriteTable writes the summary as a heading line and an aligned table,
-// one row per stage.
+// one row per stage; a column held, when a stage was held by a
+// destination that was down, says how long and in how many outages.
 func (s *Summary) WriteTable(w io.Writer) error {
 	state := "finished"
 	if s.Interrupted {
@@ -117,21 +119,31 @@ func (s *Summary) WriteTable(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "stage\trole\ttype\tin\tout\tfiltered\terrors\tdead letters\tdropped\tmsgs/s\theld\t")
+	// The held column only when a stage was held.
+	held := slices.ContainsFunc(s.Stages, func(st StageSummary) bool { return st.Outages > 0 })
+	fmt.Fprint(tw, "stage\trole\ttype\tin\tout\tfiltered\terrors\tdead letters\tdropped\tmsgs/s\t")
+	if held {
+		fmt.Fprint(tw, "held\t")
+	}
+	fmt.Fprintln(tw)
 	for _, st := range s.Stages {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%s\t\n",
-			st.Name, st.Role, st.Type, st.In, st.Out, st.Filtered, st.Errors, st.DeadLetters, st.Dropped, st.Rate, heldCell(st))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t",
+			st.Name, st.Role, st.Type, st.In, st.Out, st.Filtered, st.Errors, st.DeadLetters, st.Dropped, st.Rate)
+		if held {
+			fmt.Fprintf(tw, "%s\t", heldCell(st))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
 
 // heldCell is the summary's held column for st: how long the stage was
-// held by a destination that was down, and in how many outages; blank
-// if it never was.
+// held by a destination that was down, and in how many outages; 0s if it
+// never was.
 func heldCell(st StageSummary) string {
 	switch st.Outages {
 	case 0:
-		return ""
+		return "0s"
 	case 1:
 		return st.Held.Round(time.Millisecond).String() + " (1 outage)"
 	}

@@ -94,7 +94,7 @@ Example:
 			{Name: "batch", Type: stages.TypeBool, Default: false, Doc: "Send a JSON array of records per request instead of one request per record."},
 			{Name: "max_batch", Type: stages.TypeInt, Doc: "With batch, the most records in one request (default 500)."},
 			{Name: "timeout", Type: stages.TypeDuration, Default: httpSinkDefaultTimeout, Doc: "How long one attempt of a request may take."},
-			{Name: "retries", Type: stages.TypeInt, Default: httpSinkDefaultRetries, Doc: "How many times a failed request is tried again before the record goes back to the pipeline."},
+			{Name: "retries", Type: stages.TypeInt, Default: httpSinkDefaultRetries, Doc: "How many times a failed request is tried again before the sink reports the endpoint down, and the pipeline holds the stage."},
 			{Name: "backoff_min", Type: stages.TypeDuration, Default: httpSinkDefaultBackoffMin, Doc: "The wait before the first retry; it doubles with each retry."},
 			{Name: "backoff_max", Type: stages.TypeDuration, Default: httpSinkDefaultBackoffMax, Doc: "The longest wait between retries, and the longest Retry-After honoured."},
 			{Name: "concurrency", Type: stages.TypeInt, Default: 1, Doc: "How many requests of one batch of the pipeline may be in flight at once; 1 sends them in order."},
