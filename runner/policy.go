@@ -40,8 +40,9 @@ const (
 // ctx ended is not the message's fault, and not an attempt: the input goes
 // back. Nor is an outage of the destination (stages.ErrOutage), which the
 // worker held on until it was told to stop or max_outage passed: the
-// input goes back too, whatever on_error says. On partitioned inputs a failure that may be retried was retried in
-// place until the run was told to stop: the input goes back too.
+// input goes back too, whatever on_error says. On partitioned inputs a
+// failure that may be retried was retried in place until the run was
+// told to stop: the input goes back too.
 func (p *policy) onFailure(ctx context.Context, m *stages.Message, err error, attempts int) failure {
 	st := p.stage
 	switch {
