@@ -44,7 +44,7 @@ func (w *worker) holdOn(stop context.Context, err error) bool {
 	down := now.Sub(o.since)
 	limit := w.stage.MaxOutage
 	if limit > 0 && down >= limit {
-		w.run.fail(fmt.Errorf("%w: stage %q: destination down for %s (max_outage %s); its records were given back, not dead-lettered: %w",
+		w.run.fail(fmt.Errorf("%w: stage %q: down for %s (max_outage %s); its records were given back, not dead-lettered: %w",
 			ErrMaxOutage, w.stage.Name, down.Round(time.Millisecond), limit, err))
 		return false
 	}
