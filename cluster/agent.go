@@ -62,6 +62,7 @@ const (
 	StageStandby = schema.StageStandby // waiting to take over: a source another worker owns, a file another sink writes
 	StageDone    = schema.StageDone    // a source whose run has finished
 	StageFailed  = schema.StageFailed  // could not start; the worker tries again
+	StageHeld    = schema.StageHeld    // running, held by a destination that is down
 )
 
 // agent is a running `sluice worker`.

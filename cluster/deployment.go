@@ -254,6 +254,9 @@ func (d *deployment) report() WorkerPipeline {
 	if d.job == nil {
 		return wp
 	}
+	if err := d.job.Err(); err != nil {
+		wp.Error = err.Error()
+	}
 	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -263,7 +266,11 @@ func (d *deployment) report() WorkerPipeline {
 		if st.State == "" {
 			st.State = StageStandby
 		}
-		st.In = d.job.Stage(s.Name).In
+		sum := d.job.Stage(s.Name)
+		st.In = sum.In
+		if !sum.HeldSince.IsZero() && st.State == StageRunning {
+			st.State, st.HeldSince, st.HeldBy = StageHeld, sum.HeldSince.UTC(), sum.HeldBy
+		}
 		rw := d.rates[s.Name]
 		if rw == nil {
 			rw = &rateWindow{samples: []rateSample{{d.started, 0}}}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,9 +40,20 @@ type StageStatus struct {
 	Redelivered uint64   `json:"redelivered"`  // delivered more than once, not yet acknowledged
 	DeadLetters uint64   `json:"dead_letters"` // its messages in the dead-letter stream
 	Rate        float64  `json:"rate"`         // messages (a source: records) per second over the last minute, all workers together
+	// Held lists the workers where the stage is held now by a destination
+	// that is down, since when and by what error.
+	Held []StageHold `json:"held,omitempty"`
 	// Unknown says why the counts of messages are not known now (a
 	// consumer whose leader is being elected), empty when they are.
 	Unknown string `json:"unknown,omitempty"`
+}
+
+// StageHold is a stage held on a worker by a destination that is down:
+// it keeps its records and takes no new ones until it is back.
+type StageHold struct {
+	Worker string    `json:"worker"`
+	Since  time.Time `json:"since"`
+	Error  string    `json:"error"` // the destination's error, without the user names and passwords of URLs
 }
 
 // Status reports the live workers and the deployed pipelines, or only
@@ -166,6 +178,9 @@ func pipelineStatus(ctx context.Context, js jetstream.JetStream, d *Deployment, 
 					switch st.State {
 					case StageRunning:
 						ss.Workers = append(ss.Workers, w.ID)
+					case StageHeld:
+						ss.Workers = append(ss.Workers, w.ID)
+						ss.Held = append(ss.Held, StageHold{Worker: w.ID, Since: st.HeldSince, Error: st.HeldBy})
 					case StageStandby:
 						ss.Standby = append(ss.Standby, w.ID)
 					case StageFailed:

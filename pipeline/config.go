@@ -32,6 +32,7 @@ type StageConfig struct {
 	OnError     string         `yaml:"on_error,omitempty"`
 	MaxDeliver  int            `yaml:"max_deliver,omitempty"`
 	Backoff     []string       `yaml:"backoff,omitempty"`
+	MaxOutage   string         `yaml:"max_outage,omitempty"` // a duration such as "10m"
 	EventTime   string         `yaml:"event_time,omitempty"` // expression giving each output's event time
 	Key         string         `yaml:"key,omitempty"`        // expression giving each output's key
 	Partitions  int            `yaml:"partitions,omitempty"` // partitions of the output by key

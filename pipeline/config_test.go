@@ -11,11 +11,11 @@ func TestBuild(t *testing.T) {
 	reg := testRegistry(t)
 	good := Config{
 		Name:     "built",
-		Settings: map[string]any{"ack_wait": 45 * time.Second, "max_deliver": 3},
+		Settings: map[string]any{"ack_wait": 45 * time.Second, "max_deliver": 3, "max_outage": 10 * time.Minute},
 		Stages: []StageConfig{
 			{Name: "read", Source: "gen", With: map[string]any{"count": 10}},
 			{Name: "split", Transform: "route", With: map[string]any{"routes": []string{"big", "small"}}},
-			{Name: "big", Sink: "out", From: []string{"split.big"}},
+			{Name: "big", Sink: "out", From: []string{"split.big"}, MaxOutage: "1h"},
 			{Name: "small", Sink: "file", From: []string{"split.small"}, With: map[string]any{"path": "${DIR}/small.jsonl"}},
 		},
 	}
@@ -25,6 +25,9 @@ func TestBuild(t *testing.T) {
 	}
 	if p.Name != "built" || len(p.Stages) != 4 || p.Settings.AckWait != 45*time.Second || p.Settings.MaxDeliver != 3 {
 		t.Errorf("got %+v", p)
+	}
+	if big, small := p.Stage("big").MaxOutage, p.Stage("small").MaxOutage; big != time.Hour || small != 10*time.Minute {
+		t.Errorf("max_outage: big %v, small %v; want 1h, the setting's 10m", big, small)
 	}
 	if got := p.Stage("small").Params.String("path"); got != "/tmp/x/small.jsonl" {
 		t.Errorf("path: got %q", got)

@@ -225,30 +225,31 @@ func TestParseMaxBufferBytes(t *testing.T) {
 
 func TestParseErrorHandling(t *testing.T) {
 	p := mustParse(t, `name: p
-settings: {max_deliver: 3, backoff: [2s]}
+settings: {max_deliver: 3, backoff: [2s], max_outage: 10m}
 stages:
   - {name: s, source: gen}
   - {name: a, sink: out}
-  - {name: b, from: s, sink: out, max_deliver: 7, backoff: [1s, 1m]}
+  - {name: b, from: s, sink: out, max_deliver: 7, backoff: [1s, 1m], max_outage: 1h}
   - {name: c, from: s, sink: out, on_error: drop}
-  - {name: d, from: s, sink: out, on_error: dead_letter}
+  - {name: d, from: s, sink: out, on_error: dead_letter, max_outage: 0s}
 `, nil)
 	tests := []struct {
 		stage      string
 		onError    string
 		maxDeliver int
 		backoff    []time.Duration
+		maxOutage  time.Duration
 	}{
-		{"s", OnErrorDeadLetter, 3, []time.Duration{2 * time.Second}},
-		{"a", OnErrorRetry, 3, []time.Duration{2 * time.Second}},
-		{"b", OnErrorRetry, 7, []time.Duration{time.Second, time.Minute}},
-		{"c", OnErrorDrop, 3, []time.Duration{2 * time.Second}},
-		{"d", OnErrorDeadLetter, 3, []time.Duration{2 * time.Second}},
+		{"s", OnErrorDeadLetter, 3, []time.Duration{2 * time.Second}, 10 * time.Minute},
+		{"a", OnErrorRetry, 3, []time.Duration{2 * time.Second}, 10 * time.Minute},
+		{"b", OnErrorRetry, 7, []time.Duration{time.Second, time.Minute}, time.Hour},
+		{"c", OnErrorDrop, 3, []time.Duration{2 * time.Second}, 10 * time.Minute},
+		{"d", OnErrorDeadLetter, 3, []time.Duration{2 * time.Second}, 0}, // its own 0: no limit
 	}
 	for _, tt := range tests {
 		s := p.Stage(tt.stage)
-		if s.OnError != tt.onError || s.MaxDeliver != tt.maxDeliver || !reflect.DeepEqual(s.Backoff, tt.backoff) {
-			t.Errorf("stage %s: on_error %q, max_deliver %d, backoff %v; want %q, %d, %v", tt.stage, s.OnError, s.MaxDeliver, s.Backoff, tt.onError, tt.maxDeliver, tt.backoff)
+		if s.OnError != tt.onError || s.MaxDeliver != tt.maxDeliver || !reflect.DeepEqual(s.Backoff, tt.backoff) || s.MaxOutage != tt.maxOutage {
+			t.Errorf("stage %s: on_error %q, max_deliver %d, backoff %v, max_outage %v; want %q, %d, %v, %v", tt.stage, s.OnError, s.MaxDeliver, s.Backoff, s.MaxOutage, tt.onError, tt.maxDeliver, tt.backoff, tt.maxOutage)
 		}
 	}
 	if d := p.Stage("b").RetryDelay(5); d != time.Minute {

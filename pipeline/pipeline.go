@@ -35,6 +35,10 @@ type Settings struct {
 	AckWait        time.Duration   // time a worker has before a message is redelivered
 	MaxDeliver     int             // attempts before a message goes to the dead-letter stream
 	Backoff        []time.Duration // delay before retry n is Backoff[min(n, len-1)]
+	// MaxOutage is how long a stage may be held by a destination that is
+	// down (an error marked stages.ErrOutage) before the run fails; 0
+	// holds it until the destination is back.
+	MaxOutage time.Duration
 	// Replicas is how many servers of a JetStream cluster keep a copy of
 	// each stage stream, the dead-letter stream and the state bucket.
 	Replicas int
@@ -133,6 +137,11 @@ type Stage struct {
 	OnError    string
 	MaxDeliver int
 	Backoff    []time.Duration
+	// MaxOutage is how long the stage may be held by a destination that
+	// is down before the run fails, the pipeline's setting unless the
+	// stage sets its own; 0 holds it until the destination is back.
+	MaxOutage    time.Duration
+	maxOutageSet bool // the stage sets max_outage, even to 0
 
 	// EventTime, if set, is the expression whose value is the event time
 	// of each output of the stage (a time, RFC 3339 text, or Unix seconds

@@ -90,6 +90,10 @@ func TestProblems(t *testing.T) {
 		{"stage max_deliver", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, max_deliver: 0, backoff: 1s}\n", []string{
 			`4:39 stage "t": max_deliver must be >= 1 (got 0)`,
 			`4:51 stage "t": backoff: want a list of durations such as [1s, 5s], got "1s"`}},
+		{"max_outage", "name: p\nsettings:\n  max_outage: -1m\nstages:\n  - {name: s, source: gen, max_outage: 1m}\n  - {name: t, sink: out, max_outage: soon}\n", []string{
+			`3:15 settings.max_outage must be >= 0s (got -1m0s)`,
+			`5:28 stage "s": max_outage is for a transform or sink, which a destination that is down holds, not a source`,
+			`6:38 stage "t": max_outage: want a duration such as "30s", got "soon"`}},
 		{"small max_buffer_bytes", "name: p\nsettings:\n  max_buffer_bytes: 1000\nstages: [{name: s, source: gen}]\n", []string{
 			`3:21 settings.max_buffer_bytes must be at least 1MiB, the largest message NATS takes by default (got 1000 bytes)`}},
 		{"max_buffer_bytes not a size", "name: p\nsettings:\n  max_buffer_bytes: 2 lots\nstages: [{name: s, source: gen}]\n", []string{
@@ -116,7 +120,7 @@ func TestProblems(t *testing.T) {
 
 		// One stage.
 		{"unknown stage key", "name: p\nstages:\n  - name: s\n    source: gen\n    replica: 2\n", []string{
-			`5:5 stage "s": unknown key "replica" (want name, description, source, transform, sink, from, replicas, on_error, max_deliver, backoff, event_time, key, partitions, with)`}},
+			`5:5 stage "s": unknown key "replica" (want name, description, source, transform, sink, from, replicas, on_error, max_deliver, backoff, max_outage, event_time, key, partitions, with)`}},
 		{"missing stage name", "name: p\nstages:\n  - source: gen\n", []string{`3:5 stage 1: missing required key "name"`}},
 		{"bad stage name", "name: p\nstages:\n  - {name: Read, source: gen}\n", []string{
 			`3:12 stage 1: name "Read" must match ^[a-z][a-z0-9-]*$`}},

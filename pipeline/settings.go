@@ -12,7 +12,7 @@ import (
 )
 
 // Keys of the settings mapping.
-var settingsKeys = []string{"storage", "retention", "max_age", "max_buffer", "max_buffer_bytes", "dedup_window", "ack_wait", "max_deliver", "backoff", "replicas", "max_out_of_orderness", "idle_timeout"}
+var settingsKeys = []string{"storage", "retention", "max_age", "max_buffer", "max_buffer_bytes", "dedup_window", "ack_wait", "max_deliver", "backoff", "max_outage", "replicas", "max_out_of_orderness", "idle_timeout"}
 
 // settings decodes the settings mapping n over the defaults in s.
 func (d *decoder) settings(n *yaml.Node, s *Settings) {
@@ -66,6 +66,10 @@ func (d *decoder) settings(n *yaml.Node, s *Settings) {
 		case "backoff":
 			if v, ok := d.backoff(n, where); ok {
 				s.Backoff = v
+			}
+		case "max_outage":
+			if v, ok := d.durationMin(n, where, 0); ok {
+				s.MaxOutage = v
 			}
 		case "max_out_of_orderness":
 			if v, ok := d.durationMin(n, where, 0); ok {

@@ -14,7 +14,7 @@ import (
 )
 
 // Keys of a stage mapping.
-var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "on_error", "max_deliver", "backoff", "event_time", "key", "partitions", "with"}
+var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "on_error", "max_deliver", "backoff", "max_outage", "event_time", "key", "partitions", "with"}
 
 // MaxPartitions bounds the partitions key of a stage.
 const MaxPartitions = 1024
@@ -110,7 +110,7 @@ func (d *decoder) stage(n *yaml.Node, index int) *draft {
 	return s
 }
 
-// errorHandling decodes on_error, max_deliver and backoff.
+// errorHandling decodes on_error, max_deliver, backoff and max_outage.
 func (d *decoder) errorHandling(s *draft, fields map[string]field) {
 	if f, ok := fields["on_error"]; ok {
 		if v, ok := d.enum(f.value, s.where+": on_error", OnErrorRetry, OnErrorDeadLetter, OnErrorDrop); ok {
@@ -128,6 +128,14 @@ func (d *decoder) errorHandling(s *draft, fields map[string]field) {
 	if f, ok := fields["backoff"]; ok {
 		if v, ok := d.backoff(f.value, s.where+": backoff"); ok {
 			s.Backoff = v
+		}
+	}
+	if f, ok := fields["max_outage"]; ok {
+		if v, ok := d.durationMin(f.value, s.where+": max_outage", 0); ok {
+			if s.Role == stages.RoleSource {
+				d.problem(f.key, "%s: max_outage is for a transform or sink, which a destination that is down holds, not a source", s.where)
+			}
+			s.MaxOutage, s.maxOutageSet = v, true
 		}
 	}
 	for _, key := range []string{"max_deliver", "backoff"} {
@@ -418,5 +426,8 @@ func (s *Stage) defaults(set Settings) {
 	}
 	if s.Backoff == nil {
 		s.Backoff = slices.Clone(set.Backoff)
+	}
+	if !s.maxOutageSet {
+		s.MaxOutage = set.MaxOutage
 	}
 }

@@ -16,3 +16,9 @@ var errFastBatchShort = errors.New("sluice: fast batch acknowledged short")
 // errNoAck is why a publish is sent again after publishStall without an
 // acknowledgement.
 var errNoAck = errors.New("sluice: no acknowledgement from JetStream within " + publishStall.String())
+
+// ErrMaxOutage is wrapped by the error of a run that failed because a
+// stage's destination stayed down (errors marked [stages.ErrOutage])
+// longer than the stage's max_outage. The records it held were given
+// back, not dead-lettered: a later run resumes them.
+var ErrMaxOutage = errors.New("sluice: destination down longer than max_outage")

@@ -216,6 +216,12 @@ func (j *Job) waitSourceEnded(ctx context.Context, s *pipeline.Stage) error {
 	}
 }
 
+// Err returns what failed the run in this process, nil if nothing did:
+// a stage held by a destination that was down longer than its
+// max_outage (wrapping [ErrMaxOutage]). The stage's workers have stopped
+// then; what they held goes back to the server when the job closes.
+func (j *Job) Err() error { return j.r.failure() }
+
 // Ended reports whether the run has finished, or a newer run has begun.
 func (j *Job) Ended(ctx context.Context) (bool, error) {
 	rec, _, err := schema.GetJSON[schema.RunRecord](ctx, j.r.kv, schema.RunKey(j.r.p.Name))

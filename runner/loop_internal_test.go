@@ -132,6 +132,10 @@ func TestPolicyOnFailure(t *testing.T) {
 		{"ordered: permanent error dead-letters", pipeline.OnErrorRetry, true, nil, 1, 0, errBad, failDeadLetter},
 		{"stage gave up as told: given back", pipeline.OnErrorDrop, false, cancelled, 5, 0, fmt.Errorf("write: %w", context.Canceled), failGiveBack},
 		{"stopping, but the error is the record's", pipeline.OnErrorRetry, false, cancelled, 5, 0, errTransient, failDeadLetter},
+		{"outage held until told to stop: given back, not an attempt", pipeline.OnErrorRetry, false, nil, 5, 0, stages.Outage(errTransient), failGiveBack},
+		{"outage under on_error drop: given back, not dropped", pipeline.OnErrorDrop, false, nil, 1, 0, stages.Outage(errTransient), failGiveBack},
+		{"outage under on_error dead_letter: given back", pipeline.OnErrorDeadLetter, true, nil, 1, 0, stages.Outage(errTransient), failGiveBack},
+		{"a record the destination rejects is no outage", pipeline.OnErrorRetry, false, nil, 1, 0, stages.Outage(errBad), failDeadLetter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &policy{stage: testStage(tc.onError, 5), ordered: tc.ordered}
@@ -163,6 +167,7 @@ func TestPolicyCanRetryInPlace(t *testing.T) {
 		{"ordered permanent error", pipeline.OnErrorRetry, true, 1, 0, errBad, false},
 		{"ordered, on_error drop", pipeline.OnErrorDrop, true, 1, 0, errTransient, false},
 		{"not ordered", pipeline.OnErrorRetry, false, 1, 0, errTransient, false},
+		{"ordered outage: held instead", pipeline.OnErrorRetry, true, 1, 0, stages.Outage(errTransient), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &policy{stage: testStage(tc.onError, 5), ordered: tc.ordered}

@@ -38,12 +38,17 @@ const (
 // or a permanent error, then dead-letters it; dead_letter does so at
 // once; drop acknowledges it. An error that is the stage giving up because
 // ctx ended is not the message's fault, and not an attempt: the input goes
-// back. On partitioned inputs a failure that may be retried was retried in
-// place until the run was told to stop: the input goes back too.
+// back. Nor is an outage of the destination (stages.ErrOutage), which the
+// worker held on until it was told to stop or max_outage passed: the
+// input goes back too, whatever on_error says. On partitioned inputs a
+// failure that may be retried was retried in place until the run was
+// told to stop: the input goes back too.
 func (p *policy) onFailure(ctx context.Context, m *stages.Message, err error, attempts int) failure {
 	st := p.stage
 	switch {
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return failGiveBack
+	case stages.IsOutage(err):
 		return failGiveBack
 	case st.OnError == pipeline.OnErrorDrop:
 		return failDrop
@@ -63,10 +68,11 @@ func (p *policy) tried(m *stages.Message, attempts int) uint64 {
 }
 
 // canRetryInPlace reports whether input m, which failed with err after
-// attempts retries in place, may be retried in place again.
+// attempts retries in place, may be retried in place again. An outage is
+// not: the worker holds on it instead (see outage).
 func (p *policy) canRetryInPlace(m *stages.Message, err error, attempts int) bool {
 	st := p.stage
-	return p.ordered && st.OnError == pipeline.OnErrorRetry && !stages.IsPermanent(err) &&
+	return p.ordered && st.OnError == pipeline.OnErrorRetry && !stages.IsPermanent(err) && !stages.IsOutage(err) &&
 		int(p.tried(m, attempts)) < st.MaxDeliver
 }
 

@@ -92,6 +92,15 @@ type StageSummary struct {
 	DeadLetters uint64  // messages sent to the dead-letter stream
 	Dropped     uint64  // failed messages acknowledged without output (on_error: drop)
 	Rate        float64 // In per second of the run
+	// Held is how long the stage was held by a destination that was down
+	// (errors marked stages.ErrOutage), in Outages outages; 0 if never.
+	Held    time.Duration
+	Outages uint64
+	// HeldSince is when the stage became held, if it is held now (else
+	// zero), and HeldBy the destination's error that holds it, with the
+	// user names and passwords of URLs removed.
+	HeldSince time.Time
+	HeldBy    string
 }
 
 // Summary is the result of a run.
@@ -133,6 +142,37 @@ type run struct {
 	// that a stop can wait for what they have in flight.
 	pubMu sync.Mutex
 	pubs  []jetstream.JetStream
+
+	// What failed the run in this process (a stage held past its
+	// max_outage), and whom to tell: Job.execute, which stops the run.
+	failMu sync.Mutex
+	failed error
+	onFail func(error)
+}
+
+// fail records err as what failed the run, unless something did before,
+// and tells onFail. Without onFail (a cluster worker), the stage's
+// workers stop and the heartbeat reports the error.
+func (r *run) fail(err error) {
+	r.failMu.Lock()
+	if r.failed != nil {
+		r.failMu.Unlock()
+		return
+	}
+	r.failed = err
+	tell := r.onFail
+	r.failMu.Unlock()
+	r.log.Error("run failed", "err", err)
+	if tell != nil {
+		tell(err)
+	}
+}
+
+// failure returns what failed the run, nil if nothing did.
+func (r *run) failure() error {
+	r.failMu.Lock()
+	defer r.failMu.Unlock()
+	return r.failed
 }
 
 // Run provisions the streams and consumers of p on the server behind nc and
@@ -335,6 +375,9 @@ func (j *Job) execute(ctx context.Context) (drained bool, err error) {
 	fail := func(err error) {
 		failOnce.Do(func() { failure = err; cancelRun(err) })
 	}
+	j.r.failMu.Lock()
+	j.r.onFail = fail
+	j.r.failMu.Unlock()
 
 	for _, u := range j.units {
 		if u.feed == nil {

@@ -18,8 +18,9 @@ type sinkStep struct {
 	msgs     []*stages.Message
 	errs     []error           // the sink's error for each of msgs
 	tries    []int             // ordered: retries in place of each of msgs
-	retry    []*stages.Message // ordered: msgs written again
+	retry    []*stages.Message // msgs written again: held, or ordered
 	retryIdx []int             // their indexes in msgs
+	again    []error           // the sink's error for each of retry
 }
 
 // process writes the inputs of w's batch, except watermark ticks and end
@@ -41,16 +42,20 @@ func (s *sinkStep) process(stop, ctx context.Context, w *worker, now time.Time) 
 	}
 	s.write(stop, ctx, w)
 	clear(s.msgs)
+	clear(s.retry)
 }
 
-// write hands the batch to the sink and sorts its inputs by outcome. On
-// partitioned inputs the records that failed are written again in place,
-// in order, before the batch is answered.
+// write hands the batch to the sink and sorts its inputs by outcome. The
+// records that failed because the destination is down are held and
+// written again in place, in order, until it is back (see hold); on
+// partitioned inputs so are the records that failed otherwise, as the
+// policy allows, before the batch is answered.
 func (s *sinkStep) write(stop, ctx context.Context, w *worker) {
 	if len(s.msgs) == 0 {
 		return
 	}
 	s.errs = s.writeErrs(ctx, w.stage.Name, s.msgs, s.errs[:0])
+	s.hold(stop, ctx, w)
 	if w.policy.ordered {
 		s.tries = append(s.tries[:0], make([]int, len(s.msgs))...)
 		s.rewrite(stop, ctx, w)
@@ -103,9 +108,40 @@ func (s *sinkStep) rewrite(stop, ctx context.Context, w *worker) {
 		if !retry.Sleep(stop, p.stage.RetryDelay(int(first.Meta.Deliveries)+attempts)) {
 			return
 		}
-		again := s.writeErrs(ctx, w.stage.Name, s.retry, nil)
+		s.again = s.writeErrs(ctx, w.stage.Name, s.retry, s.again[:0])
 		for i, j := range s.retryIdx {
-			s.errs[j], s.tries[j] = again[i], attempts+1
+			s.errs[j], s.tries[j] = s.again[i], attempts+1
+		}
+		s.hold(stop, ctx, w)
+	}
+}
+
+// hold writes again, in order, the messages of the batch that failed
+// because the destination is down (errors marked stages.ErrOutage),
+// holding the worker with a capped backoff between tries, until none
+// fails so or the worker gives up on them (stop done, max_outage passed,
+// the run failed): those then go back to the server, not to the
+// dead-letter stream.
+func (s *sinkStep) hold(stop, ctx context.Context, w *worker) {
+	for {
+		s.retry, s.retryIdx = s.retry[:0], s.retryIdx[:0]
+		for j, e := range s.errs {
+			if stages.IsOutage(e) {
+				s.retry = append(s.retry, s.msgs[j])
+				s.retryIdx = append(s.retryIdx, j)
+			}
+		}
+		if len(s.retry) == 0 {
+			w.endHold(true)
+			return
+		}
+		if !w.holdOn(stop, s.errs[s.retryIdx[0]]) {
+			w.endHold(false)
+			return
+		}
+		s.again = s.writeErrs(ctx, w.stage.Name, s.retry, s.again[:0])
+		for i, j := range s.retryIdx {
+			s.errs[j] = s.again[i]
 		}
 	}
 }

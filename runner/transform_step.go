@@ -67,8 +67,11 @@ func (s *transformStep) process(stop, ctx context.Context, w *worker, now time.T
 }
 
 // processOne runs the transform on one input and publishes its outputs.
-// On a partitioned input a failure is retried in place, so that the
-// records after it in its partition wait for it.
+// A failure because the destination is down (an error marked
+// stages.ErrOutage) holds the worker, which tries the input again in
+// place until the destination is back (see outage). On a partitioned
+// input another failure is retried in place, so that the records after
+// it in its partition wait for it.
 //
 // With process false (a watermark tick or end marker) the transform does
 // not see the message; with advance set, a Windowed transform then
@@ -76,10 +79,19 @@ func (s *transformStep) process(stop, ctx context.Context, w *worker, now time.T
 func (s *transformStep) processOne(stop, ctx context.Context, w *worker, f *inFlight, m *stages.Message, process bool, advance int64) {
 	outs, err := s.transformOne(ctx, w, m, process, advance)
 	attempts := 0
-	for err != nil && w.policy.retryInPlace(stop, m, err, attempts) {
-		attempts++
+	for err != nil {
+		if stages.IsOutage(err) {
+			if !w.holdOn(stop, err) {
+				break
+			}
+		} else if w.policy.retryInPlace(stop, m, err, attempts) {
+			attempts++
+		} else {
+			break
+		}
 		outs, err = s.transformOne(ctx, w, m, process, advance)
 	}
+	w.endHold(!stages.IsOutage(err))
 	if err != nil {
 		w.fail(ctx, f, m, err, attempts)
 		return

@@ -37,6 +37,7 @@ type worker struct {
 	step   step
 	pub    publishBatch
 	window *windowPart // nil without watermarks
+	outage outage      // held by a destination that is down
 }
 
 // step is what a worker does with the inputs of the batch in hand: it
@@ -97,9 +98,9 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sin
 }
 
 // loop processes batches of what the stage's feed hands over until ctx
-// is done, then returns after settling the batch in hand (a transform
-// step takes no further input of it once ctx is done: see
-// transformStep.process); the feed naks what was pulled but not
+// is done, or the run failed, then returns after settling the batch in
+// hand (a transform step takes no further input of it once ctx is done:
+// see transformStep.process); the feed naks what was pulled but not
 // processed.
 //
 // The batch in hand is processed with hard, which the runner cancels some
@@ -123,6 +124,9 @@ func (w *worker) loop(ctx, hard context.Context) {
 			}
 		}
 		w.process(ctx, hard)
+		if w.run.failure() != nil {
+			return
+		}
 	}
 }
 

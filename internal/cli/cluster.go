@@ -226,6 +226,10 @@ func writeStatus(a *app, st *cluster.StatusReport) error {
 			if s.Unknown != "" {
 				fmt.Fprintf(tw, "stage %s: not known now: %s\n", s.Name, s.Unknown)
 			}
+			for _, h := range s.Held {
+				fmt.Fprintf(tw, "stage %s: held on %s since %s (%s): destination unavailable: %s\n",
+					s.Name, h.Worker, h.Since.Format(time.RFC3339), time.Since(h.Since).Round(time.Second), h.Error)
+			}
 		}
 		for _, e := range ps.Errors {
 			fmt.Fprintf(tw, "error: %s\n", e)

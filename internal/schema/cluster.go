@@ -59,7 +59,7 @@ type WorkerPipeline struct {
 	Name    string        `json:"name"`
 	Version uint64        `json:"version"`
 	Run     uint64        `json:"run"`
-	Error   string        `json:"error,omitempty"` // why it could not start
+	Error   string        `json:"error,omitempty"` // why it could not start, or why its run failed here
 	Stages  []WorkerStage `json:"stages,omitempty"`
 }
 
@@ -69,6 +69,9 @@ const (
 	StageStandby = "standby" // waiting to take over: a source another worker owns, a file another sink writes
 	StageDone    = "done"    // a source whose run has finished
 	StageFailed  = "failed"  // could not start; the worker tries again
+	// StageHeld is a running stage held by a destination that is down:
+	// it keeps its records and takes no new ones until it is back.
+	StageHeld = "held"
 )
 
 // WorkerStage is a stage of a pipeline a worker runs.
@@ -78,4 +81,9 @@ type WorkerStage struct {
 	In    uint64  `json:"in"`   // messages (a source: records) taken in by this worker
 	Rate  float64 `json:"rate"` // of In per second over the last minute
 	Error string  `json:"error,omitempty"`
+	// HeldSince is when the stage became held (StageHeld), and HeldBy the
+	// destination's error that holds it, without the user names and
+	// passwords of URLs; both empty when it is not held.
+	HeldSince time.Time `json:"held_since,omitzero"`
+	HeldBy    string    `json:"held_by,omitempty"`
 }

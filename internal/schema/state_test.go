@@ -29,6 +29,7 @@ func TestKeys(t *testing.T) {
 		{MemberLeasePrefix(p, s), "member.orders-etl.read."},
 		{RunRunning + RunFinished + RunInterrupted, "runningfinishedinterrupted"},
 		{StageRunning + StageStandby + StageDone + StageFailed, "runningstandbydonefailed"},
+		{StageHeld, "held"},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
@@ -73,6 +74,9 @@ func TestRecords(t *testing.T) {
 		{"worker heartbeat", WorkerInfo{ID: "w1", Host: "h", PID: 7, Started: at, Seen: at, Stages: []string{"p.*"},
 			Pipelines: []WorkerPipeline{{Name: "p", Version: 2, Run: 1, Error: "e", Stages: []WorkerStage{{Name: "w", State: StageRunning, In: 5, Rate: 1.5, Error: "x"}}}}},
 			`{"id":"w1","host":"h","pid":7,"started":"2026-12-01T10:00:00Z","seen":"2026-12-01T10:00:00Z","stages":["p.*"],"pipelines":[{"name":"p","version":2,"run":1,"error":"e","stages":[{"name":"w","state":"running","in":5,"rate":1.5,"error":"x"}]}]}`},
+		{"worker heartbeat, a held stage", WorkerInfo{ID: "w1", Host: "h", PID: 7, Started: at, Seen: at,
+			Pipelines: []WorkerPipeline{{Name: "p", Version: 2, Run: 1, Stages: []WorkerStage{{Name: "w", State: StageHeld, In: 5, HeldSince: at, HeldBy: "refused"}}}}},
+			`{"id":"w1","host":"h","pid":7,"started":"2026-12-01T10:00:00Z","seen":"2026-12-01T10:00:00Z","pipelines":[{"name":"p","version":2,"run":1,"stages":[{"name":"w","state":"held","in":5,"rate":0,"held_since":"2026-12-01T10:00:00Z","held_by":"refused"}]}]}`},
 	} {
 		b, err := json.Marshal(tt.v)
 		if err != nil {

@@ -49,14 +49,19 @@ func httpSinkSpec() stages.Spec {
 			`when a record is delivered again; in batch mode a hash of the IDs of ` +
 			`the batch's records (the same for a retry of the same batch).
 
-An answer 2xx is success. A network error, a timeout, 408, 429 and any ` +
-			`5xx are tried again, up to retries more times, after a wait growing ` +
-			`from backoff_min to backoff_max (with jitter); a Retry-After header ` +
-			`of 429 or 503 sets the wait instead, and one longer than backoff_max ` +
-			`ends the retries at once. When the retries are spent the record goes ` +
-			`back to the pipeline, which delivers it again later with the ` +
-			`pipeline's backoff and dead-letters it after max_deliver; the records ` +
-			`of the batch not sent yet go back with it, untried. Any other 4xx ` +
+An answer 2xx is success. A network error (connection refused or reset, ` +
+			`DNS, TLS handshake), a timeout, 408, 429 and any 5xx mean the endpoint ` +
+			`is down or overloaded: the request is tried again, up to retries more ` +
+			`times, after a wait growing from backoff_min to backoff_max (with ` +
+			`jitter); a Retry-After header of 429 or 503 sets the wait instead, and ` +
+			`one longer than backoff_max ends the retries at once. When the retries ` +
+			`are spent the sink reports an outage, not a bad record: the pipeline ` +
+			`holds the stage, keeping its records and taking no new ones, and ` +
+			`tries again with a capped backoff until the endpoint is back (or the ` +
+			`stage's max_outage has passed, which fails the run and leaves the ` +
+			`records for the next run); such failures count toward neither ` +
+			`max_deliver nor the dead-letter stream. The records of the batch not ` +
+			`sent yet wait with it, untried. Any other 4xx ` +
 			`answer (and a redirect other than 307/308) is permanent: the record ` +
 			`goes to the dead-letter stream at once with the status and the start ` +
 			`of the answer's body as its error; in batch mode, every record of ` +
@@ -89,7 +94,7 @@ Example:
 			{Name: "batch", Type: stages.TypeBool, Default: false, Doc: "Send a JSON array of records per request instead of one request per record."},
 			{Name: "max_batch", Type: stages.TypeInt, Doc: "With batch, the most records in one request (default 500)."},
 			{Name: "timeout", Type: stages.TypeDuration, Default: httpSinkDefaultTimeout, Doc: "How long one attempt of a request may take."},
-			{Name: "retries", Type: stages.TypeInt, Default: httpSinkDefaultRetries, Doc: "How many times a failed request is tried again before the record goes back to the pipeline."},
+			{Name: "retries", Type: stages.TypeInt, Default: httpSinkDefaultRetries, Doc: "How many times a failed request is tried again before the sink reports the endpoint down, and the pipeline holds the stage."},
 			{Name: "backoff_min", Type: stages.TypeDuration, Default: httpSinkDefaultBackoffMin, Doc: "The wait before the first retry; it doubles with each retry."},
 			{Name: "backoff_max", Type: stages.TypeDuration, Default: httpSinkDefaultBackoffMax, Doc: "The longest wait between retries, and the longest Retry-After honoured."},
 			{Name: "concurrency", Type: stages.TypeInt, Default: 1, Doc: "How many requests of one batch of the pipeline may be in flight at once; 1 sends them in order."},
@@ -408,8 +413,10 @@ func messageID(m *stages.Message) string {
 }
 
 // send makes one request with body, retrying as configured. It returns nil
-// on a 2xx answer, a permanent error for an answer retrying cannot change,
-// and a plain error when the retries are spent or ctx ended.
+// on a 2xx answer, a permanent error for an answer retrying cannot change
+// (the record is refused), an outage (stages.Outage) when the retries
+// are spent on an endpoint that is down or overloaded, and a plain error
+// when ctx ended.
 func (s *httpSink) send(ctx context.Context, body []byte, key string) error {
 	for attempt := 0; ; attempt++ {
 		wait, err := s.attempt(ctx, body, key)
@@ -438,6 +445,8 @@ func (s *httpSink) send(ctx context.Context, body []byte, key string) error {
 
 // attempt makes one request. It returns the error to report, and for a
 // 429 or 503 answer with Retry-After how long the server asks to wait.
+// No connection, no answer within the timeout, 408, 429 and 5xx are
+// outages of the endpoint; any other answer but 2xx is permanent.
 func (s *httpSink) attempt(ctx context.Context, body []byte, key string) (time.Duration, error) {
 	actx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -456,9 +465,12 @@ func (s *httpSink) attempt(ctx context.Context, body []byte, key string) (time.D
 			err = ue.Err // its text holds the whole URL, query included
 		}
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			return 0, fmt.Errorf("http: %s: no answer within timeout %s", s.where, s.timeout)
+			return 0, stages.Outage(fmt.Errorf("http: %s: no answer within timeout %s", s.where, s.timeout))
 		}
-		return 0, fmt.Errorf("http: %s: %w", s.where, err)
+		// No connection (refused, reset, DNS, TLS handshake) or no answer:
+		// the endpoint is down, whatever the record. When ctx ended, send
+		// reports that instead.
+		return 0, stages.Outage(fmt.Errorf("http: %s: %w", s.where, err))
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, httpDrainLen))
@@ -475,9 +487,9 @@ func (s *httpSink) attempt(ctx context.Context, body []byte, key string) (time.D
 	}
 	switch {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		return retryAfter(resp.Header.Get("Retry-After")), err
+		return retryAfter(resp.Header.Get("Retry-After")), stages.Outage(err)
 	case code == http.StatusRequestTimeout || code >= 500:
-		return 0, err
+		return 0, stages.Outage(err)
 	case code >= 300 && code <= 399:
 		return 0, stages.Permanent(fmt.Errorf("%w (redirect not followed)", err))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -166,7 +167,7 @@ func TestHTTPSinkWrite(t *testing.T) {
 			answer: func(w http.ResponseWriter, _ *http.Request, _ string, _ int) {
 				http.Error(w, "down", http.StatusBadGateway)
 			},
-			want:     []string{"retry", "retry"},
+			want:     []string{"outage", "outage"},
 			wantReqs: []string{`{"n":1}`, `{"n":1}`},
 			wantErr:  "502",
 		},
@@ -229,7 +230,7 @@ func TestHTTPSinkWrite(t *testing.T) {
 				w.Header().Set("Retry-After", "120")
 				w.WriteHeader(http.StatusServiceUnavailable)
 			},
-			want: []string{"retry"}, wantReqs: []string{`{"n":1}`}, wantErr: "Retry-After",
+			want: []string{"outage"}, wantReqs: []string{`{"n":1}`}, wantErr: "Retry-After",
 		},
 		{
 			name:     "batch: JSON arrays of max_batch records",
@@ -281,7 +282,7 @@ func TestHTTPSinkWrite(t *testing.T) {
 			answer: func(_ http.ResponseWriter, r *http.Request, _ string, _ int) {
 				<-r.Context().Done()
 			},
-			want: []string{"retry"}, wantReqs: []string{`{"n":1}`}, wantErr: "timeout",
+			want: []string{"outage"}, wantReqs: []string{`{"n":1}`}, wantErr: "timeout",
 		},
 		{
 			name:     "concurrent requests",
@@ -301,7 +302,7 @@ func TestHTTPSinkWrite(t *testing.T) {
 			var got []string
 			var first error
 			for _, e := range errs {
-				got = append(got, stagetest.Outcome(e))
+				got = append(got, outcome(e))
 				if e != nil && first == nil {
 					first = e
 				}
@@ -329,7 +330,16 @@ func TestHTTPSinkWrite(t *testing.T) {
 	}
 }
 
-// A network error is retried, then goes back to the pipeline.
+// outcome is stagetest.Outcome, telling an outage ("outage") from another
+// error that may be retried ("retry").
+func outcome(err error) string {
+	if stages.IsOutage(err) {
+		return "outage"
+	}
+	return stagetest.Outcome(err)
+}
+
+// A network error is retried, then reported as an outage.
 func TestHTTPSinkNetworkError(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -340,8 +350,8 @@ func TestHTTPSinkNetworkError(t *testing.T) {
 	sk := stagetest.NewSink(t, "http", map[string]any{"url": "http://" + addr + "/", "retries": 2, "backoff_min": "1ms", "backoff_max": "2ms"}, stages.Info{})
 	err = sk.Write(context.Background(), stagetest.Msgs(`{"n":1}`))
 	errs := batchErrs(t, err, 1)
-	if stagetest.Outcome(errs[0]) != "retry" || !strings.Contains(errs[0].Error(), "3 attempts") {
-		t.Errorf("got %v, want a retryable error after 3 attempts", errs[0])
+	if outcome(errs[0]) != "outage" || !strings.Contains(errs[0].Error(), "3 attempts") {
+		t.Errorf("got %v, want an outage after 3 attempts", errs[0])
 	}
 }
 
@@ -362,8 +372,8 @@ func TestHTTPSinkCloseCancelsRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	errs := batchErrs(t, <-done, 1)
-	if stagetest.Outcome(errs[0]) != "retry" {
-		t.Errorf("Write cut off by Close: %v, want a retryable error", errs[0])
+	if o := outcome(errs[0]); o != "retry" && o != "outage" {
+		t.Errorf("Write cut off by Close: %v, want an error to retry", errs[0])
 	}
 	if err := sk.Write(context.Background(), stagetest.Msgs(`{"n":2}`)); !errors.Is(err, stages.ErrSinkClosed) {
 		t.Errorf("Write after Close: %v", err)
@@ -424,5 +434,91 @@ func TestRetryAfter(t *testing.T) {
 	}
 	if got := retryAfter(time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)); got < 59*time.Minute {
 		t.Errorf("an HTTP date an hour ahead: %s", got)
+	}
+}
+
+// What the endpoint does decides whether a failed record is an outage of
+// the endpoint (held by the pipeline until it is back) or a record it
+// refuses (dead-lettered): every answer is given once, with no retries.
+func TestHTTPSinkErrorClasses(t *testing.T) {
+	answering := func(code int, header ...string) func(*testing.T) string {
+		return func(t *testing.T) string {
+			rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ string, _ int) {
+				for i := 0; i+1 < len(header); i += 2 {
+					w.Header().Set(header[i], header[i+1])
+				}
+				http.Error(w, "the body says why", code)
+			})
+			return rc.srv.URL
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		url     func(t *testing.T) string
+		timeout string
+		want    string
+		wantErr string
+	}{
+		{"connection refused", func(t *testing.T) string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.Close()
+			return "http://" + ln.Addr().String()
+		}, "", "outage", "refused"},
+		{"connection reset", func(t *testing.T) string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.(*net.TCPConn).SetLinger(0)
+					c.Close()
+				}
+			}()
+			return "http://" + ln.Addr().String()
+		}, "", "outage", ""},
+		{"no answer within the timeout", func(t *testing.T) string {
+			release := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+			t.Cleanup(func() { close(release); srv.Close() })
+			return srv.URL
+		}, "50ms", "outage", "timeout"},
+		{"TLS handshake", func(t *testing.T) string {
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake refused, as expected
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			return srv.URL // a certificate the sink does not trust
+		}, "", "outage", "certificate"},
+		{"500", answering(http.StatusInternalServerError), "", "outage", "500"},
+		{"502", answering(http.StatusBadGateway), "", "outage", "502"},
+		{"503", answering(http.StatusServiceUnavailable), "", "outage", "503"},
+		{"408", answering(http.StatusRequestTimeout), "", "outage", "408"},
+		{"429", answering(http.StatusTooManyRequests), "", "outage", "429"},
+		{"503 with Retry-After", answering(http.StatusServiceUnavailable, "Retry-After", "3600"), "", "outage", "503"},
+		{"400", answering(http.StatusBadRequest), "", "permanent", "400 Bad Request: the body says why"},
+		{"404", answering(http.StatusNotFound), "", "permanent", "404"},
+		{"409", answering(http.StatusConflict), "", "permanent", "409"},
+		{"422", answering(http.StatusUnprocessableEntity), "", "permanent", "422"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			params := map[string]any{"url": tc.url(t) + "/in", "retries": 0, "backoff_min": "1ms", "backoff_max": "2ms"}
+			if tc.timeout != "" {
+				params["timeout"] = tc.timeout
+			}
+			sk := stagetest.NewSink(t, "http", params, stages.Info{})
+			errs := batchErrs(t, sk.Write(context.Background(), stagetest.Msgs(`{"n":1}`)), 1)
+			if got := outcome(errs[0]); got != tc.want || !strings.Contains(errs[0].Error(), tc.wantErr) {
+				t.Errorf("got %s: %v; want %s containing %q", got, errs[0], tc.want, tc.wantErr)
+			}
+		})
 	}
 }
