@@ -56,6 +56,7 @@ type inFlight struct {
 	stream  string // the stream it was read from, and its sequence there
 	seq     uint64
 	again   bool          // delivered more than once
+	counted bool          // in the worker's counts (see counter)
 	first   int           // index of its first publish in the batch
 	n       int           // number of publishes
 	delay   time.Duration // actRetry: before it is delivered again
@@ -146,9 +147,12 @@ func (b *batch) skip(f *inFlight) { f.act = actNone }
 
 // answer answers every input decided on, once the batch's publishes are
 // settled: acks or terminates it if all its publishes in pub are
-// acknowledged, else naks it. It counts the inputs with c and stores the
-// counts before it answers any (see counter).
-func (b *batch) answer(ctx context.Context, pub *publishBatch, c *counter, log *slog.Logger) {
+// acknowledged, else naks it. The inputs were counted with c, and the
+// counts published as publish countsAt (-1 if not): an input that goes
+// back is taken out of the counts, which are then stored again, before any
+// input is answered (see counter).
+func (b *batch) answer(ctx context.Context, pub *publishBatch, countsAt int, c *counter, log *slog.Logger) {
+	restore := countsAt >= 0 && !pub.ok(countsAt)
 	for i := range b.in {
 		f := &b.in[i]
 		if f.act == actNone {
@@ -157,20 +161,15 @@ func (b *batch) answer(ctx context.Context, pub *publishBatch, c *counter, log *
 		for j := f.first; j < f.first+f.n; j++ {
 			if !pub.ok(j) {
 				log.Warn("publish not acknowledged, input will be redelivered", "err", pub.err(j))
-				f.act = actNak
+				c.uncount(f)
+				f.act, restore = actNak, true
 				break
 			}
 		}
-		switch {
-		case f.act == actNak:
-		case f.control:
-			// What a window emitted as the watermark moved counts as out.
-			c.emitted(f.n)
-		default:
-			c.answered(f, f.act != actRetry)
-		}
 	}
-	c.store(ctx)
+	if restore {
+		c.store(ctx, b)
+	}
 	for i := range b.in {
 		f := &b.in[i]
 		switch f.act {
@@ -192,10 +191,17 @@ func (b *batch) answer(ctx context.Context, pub *publishBatch, c *counter, log *
 }
 
 // giveBackAll naks every input decided on, in order: the batch goes back
-// to the server as a whole.
-func (b *batch) giveBackAll() {
+// to the server as a whole, out of the counts of c, which it stores again.
+func (b *batch) giveBackAll(ctx context.Context, c *counter) {
 	for i := range b.in {
 		if f := &b.in[i]; f.act != actNone {
+			c.uncount(f)
+			f.act = actNak
+		}
+	}
+	c.store(ctx, b)
+	for i := range b.in {
+		if f := &b.in[i]; f.act == actNak {
 			_ = f.msg.Nak()
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -19,13 +20,20 @@ import (
 // kill -9: an input is counted when it is answered, and an input delivered
 // again that a worker had acknowledged in its last stored batch (its
 // acknowledgement lost with the process) is not counted again.
+//
+// The counts of a batch are stored with its publishes, not after them, so
+// that they cost no round trip of their own: the worker counts the batch
+// as decided (count), publishes the counts with its outputs (message), and
+// if an input then goes back to the server after all (a publish that
+// failed when the run stopped), takes it out (uncount) and stores the
+// counts again (store) before it answers any input.
 type counter struct {
 	r     *run
 	stage string
 	key   string
 	stats *stageStats // the stage's counts in this process, which it adds to
 	c     schema.Counts
-	last  map[string][][2]uint64 // the batch being answered: stream -> ranges
+	last  map[string][][2]uint64 // the batch's inputs acknowledged or terminated: stream -> ranges
 
 	// Other workers' last batches, read when a batch has inputs delivered
 	// again, at most once every countsReload.
@@ -48,96 +56,126 @@ func newCounter(r *run, stage string, stats *stageStats) *counter {
 	return c
 }
 
-// answered counts input f, answered as it says: an input that went back to
-// the server for a retry counts as in and an error, one acknowledged or
-// terminated as in and what became of it. final tells that f will not be
-// delivered again (acknowledged or terminated): it goes into the batch's
-// stored list.
-func (c *counter) answered(f *inFlight, final bool) {
-	if f.again && c.countedBefore(f.stream, f.seq) {
-		return
-	}
-	if final {
-		c.note(f.stream, f.seq)
-	}
+// tally is what answering one input adds to the counts.
+type tally struct {
+	in, out, filtered, errors, dead, dropped uint64
+}
+
+// tallyOf returns what answering f as decided adds to the counts: an input
+// that goes back to the server for a retry counts as in and an error, one
+// acknowledged or terminated as in and what became of it, a watermark tick
+// or end marker as the outputs a window emitted for it.
+func tallyOf(f *inFlight) tally {
 	switch {
+	case f.control:
+		return tally{out: uint64(f.n)}
 	case f.act == actRetry:
-		c.attemptFailed(1)
+		return tally{in: 1, errors: 1}
 	case f.act == actTerm:
-		c.c.In++
-		c.c.Dead++
-		c.stats.in.Add(1)
-		c.stats.dead.Add(1)
+		return tally{in: 1, dead: 1}
 	case f.act == actDrop:
-		c.c.In++
-		c.c.Dropped++
-		c.stats.in.Add(1)
-		c.stats.dropped.Add(1)
+		return tally{in: 1, dropped: 1}
 	case f.act == actFilter:
-		c.c.In++
-		c.c.Filtered++
-		c.stats.in.Add(1)
-		c.stats.filtered.Add(1)
+		return tally{in: 1, filtered: 1}
 	case f.act == actWritten:
-		c.c.In++
-		c.c.Out++
-		c.stats.in.Add(1)
-		c.stats.out.Add(1)
-	default:
-		c.c.In++
-		c.c.Out += uint64(f.n)
-		c.stats.in.Add(1)
-		c.stats.out.Add(uint64(f.n))
+		return tally{in: 1, out: 1}
+	}
+	return tally{in: 1, out: uint64(f.n)}
+}
+
+// add adds t to the counts, or takes it away.
+func (c *counter) add(t tally, away bool) {
+	if away {
+		t = tally{-t.in, -t.out, -t.filtered, -t.errors, -t.dead, -t.dropped} // wraps: adding it subtracts
+	}
+	c.c.In += t.in
+	c.c.Out += t.out
+	c.c.Filtered += t.filtered
+	c.c.Errors += t.errors
+	c.c.Dead += t.dead
+	c.c.Dropped += t.dropped
+	c.stats.in.Add(t.in)
+	c.stats.out.Add(t.out)
+	c.stats.filtered.Add(t.filtered)
+	c.stats.errors.Add(t.errors)
+	c.stats.dead.Add(t.dead)
+	c.stats.dropped.Add(t.dropped)
+}
+
+// count counts the inputs of b decided on, except those delivered again
+// that another worker counted before.
+func (c *counter) count(b *batch) {
+	for i := range b.in {
+		f := &b.in[i]
+		if f.act == actNone || f.act == actNak {
+			continue
+		}
+		if f.again && !f.control && c.countedBefore(f.stream, f.seq) {
+			continue
+		}
+		f.counted = true
+		c.add(tallyOf(f), false)
 	}
 }
 
-// emitted counts n outputs that no input is answered for: what a window
-// emitted as the watermark moved.
-func (c *counter) emitted(n int) {
-	c.c.Out += uint64(n)
-	c.stats.out.Add(uint64(n))
+// uncount takes f, counted, out of the counts: it goes back to the server.
+func (c *counter) uncount(f *inFlight) {
+	if f.counted {
+		f.counted = false
+		c.add(tallyOf(f), true)
+	}
 }
 
-// attemptFailed counts n attempts that failed and are tried again.
+// attemptFailed counts n attempts that failed and are tried again in
+// place.
 func (c *counter) attemptFailed(n int) {
-	c.c.In += uint64(n)
-	c.c.Errors += uint64(n)
-	c.stats.in.Add(uint64(n))
-	c.stats.errors.Add(uint64(n))
+	c.add(tally{in: uint64(n), errors: uint64(n)}, false)
 }
 
-// note adds input seq of stream to the batch's list.
-func (c *counter) note(stream string, seq uint64) {
-	rs := c.last[stream]
-	if n := len(rs); n > 0 && rs[n-1][1]+1 == seq {
-		rs[n-1][1] = seq
-	} else {
-		rs = append(rs, [2]uint64{seq, seq})
-	}
-	c.last[stream] = rs
-}
-
-// store stores the counts with the batch's list, which it then empties.
-// A failure is logged (once) and not returned: the records go on, the
-// counts of a run resumed after a crash may then be off.
-func (c *counter) store(ctx context.Context) {
+// message returns the message that stores the counts with the inputs of b
+// that are to be acknowledged or terminated, or nil for a worker without
+// a state bucket (a test's).
+func (c *counter) message(b *batch) *nats.Msg {
 	if c.r.kv == nil {
-		// A worker without a state bucket (a test's): nothing to store.
-		clear(c.last)
-		return
+		return nil
+	}
+	clear(c.last)
+	for i := range b.in {
+		f := &b.in[i]
+		if f.counted && f.act != actRetry && !f.control {
+			rs := c.last[f.stream]
+			if n := len(rs); n > 0 && rs[n-1][1]+1 == f.seq {
+				rs[n-1][1] = f.seq
+			} else {
+				rs = append(rs, [2]uint64{f.seq, f.seq})
+			}
+			c.last[f.stream] = rs
+		}
 	}
 	c.c.Last = c.last
-	b, err := json.Marshal(c.c)
-	if err == nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), countsStoreTimeout)
-		_, err = c.r.kv.Put(sctx, c.key, b)
-		cancel()
+	data, err := json.Marshal(c.c)
+	if err != nil {
+		return nil // cannot happen: plain numbers and strings
 	}
+	return &nats.Msg{Subject: "$KV." + c.r.kv.Bucket() + "." + c.key, Data: data}
+}
+
+// store stores the counts with the inputs of b to be acknowledged or
+// terminated, and waits for the server. A failure is logged (once) and not
+// returned: the records go on; the counts of a run resumed after a crash
+// may then be off.
+func (c *counter) store(ctx context.Context, b *batch) {
+	m := c.message(b)
+	if m == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), countsStoreTimeout)
+	_, err := c.r.kv.Put(sctx, c.key, m.Data)
+	cancel()
 	if err != nil && !c.warned {
 		c.warned = true
 		c.r.log.Warn("counts not stored: the summary of a resumed run may be off", "stage", c.stage, "err", err)
 	}
-	clear(c.last)
 }
 
 // countedBefore reports whether input seq of stream is in the last batch

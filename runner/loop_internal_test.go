@@ -235,7 +235,8 @@ func TestBatchAnswer(t *testing.T) {
 			f := &w.batch.in[0]
 			f.control = tc.control
 			tc.decide(&w.batch, f)
-			w.batch.answer(context.Background(), &w.pub, w.count, w.log)
+			w.count.count(&w.batch)
+			w.batch.answer(context.Background(), &w.pub, -1, w.count, w.log)
 			if got := answersOf(m, w.stats); got != tc.want {
 				t.Errorf("answered %+v, want %+v", got, tc.want)
 			}
@@ -252,7 +253,8 @@ func TestBatchRetryLater(t *testing.T) {
 	m := newTestMsg("in", 1, 1, "{}")
 	w.batch.add(delivery{jm: m, part: -1})
 	w.batch.retryLater(&w.batch.in[0], 5*time.Second)
-	w.batch.answer(context.Background(), &w.pub, w.count, w.log)
+	w.count.count(&w.batch)
+	w.batch.answer(context.Background(), &w.pub, -1, w.count, w.log)
 	if got := answersOf(m, w.stats); got != (answered{naks: 1, errored: 1}) {
 		t.Errorf("answered %+v, want one nak, counted as an error", got)
 	}

@@ -219,6 +219,12 @@ func (w *worker) lineage(m *stages.Message) string {
 // published. For a Windowed transform the state is checkpointed before
 // any input is acknowledged; if it cannot be, the batch goes back.
 func (w *worker) settle(stop context.Context) {
+	// The counts go with the batch's publishes (see counter).
+	w.count.count(&w.batch)
+	countsAt := -1
+	if m := w.count.message(&w.batch); m != nil {
+		countsAt = w.pub.add(m)
+	}
 	for {
 		wctx, cancel := context.WithTimeout(context.Background(), settlePoll)
 		left := w.pub.wait(wctx)
@@ -228,9 +234,9 @@ func (w *worker) settle(stop context.Context) {
 		}
 	}
 	if err := w.window.checkpoint(stop, &w.pub); err != nil {
-		w.batch.giveBackAll()
+		w.batch.giveBackAll(stop, w.count)
 	} else {
-		w.batch.answer(stop, &w.pub, w.count, w.log)
+		w.batch.answer(stop, &w.pub, countsAt, w.count, w.log)
 	}
 	w.batch.forget()
 }
