@@ -158,6 +158,18 @@ func provision(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline
 // purgeStreams empties the stage streams of p, discarding what an
 // interrupted run left in them. The dead letters stay.
 func purgeStreams(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline) error {
+	return eachStageStream(ctx, js, p, func(s *pipeline.Stage, str jetstream.Stream) (bool, error) {
+		if err := str.Purge(ctx); err != nil {
+			return false, fmt.Errorf("stage %q: purge stream %s: %w", s.Name, str.CachedInfo().Config.Name, err)
+		}
+		return true, nil
+	})
+}
+
+// eachStageStream calls fn with the output stream of every stage of p
+// that has one, in the order of the file, skipping streams that do not
+// exist, until fn returns false or an error.
+func eachStageStream(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline, fn func(*pipeline.Stage, jetstream.Stream) (bool, error)) error {
 	for _, s := range p.Stages {
 		if s.Role == stages.RoleSink {
 			continue
@@ -167,11 +179,11 @@ func purgeStreams(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipel
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue
 		}
-		if err == nil {
-			err = str.Purge(ctx)
-		}
 		if err != nil {
-			return fmt.Errorf("stage %q: purge stream %s: %w", s.Name, name, err)
+			return fmt.Errorf("stage %q: stream %s: %w", s.Name, name, err)
+		}
+		if more, err := fn(s, str); err != nil || !more {
+			return err
 		}
 	}
 	return nil

@@ -11,7 +11,6 @@ import (
 
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
-	"github.com/sluicehq/sluice/stages"
 )
 
 // replaysPending reports whether a stage stream of p holds a replayed dead
@@ -19,19 +18,9 @@ import (
 // the last message on one of the consumer's replay subjects is above its
 // acknowledgement floor. Once a run has finished, that is the one kind of
 // message its streams may still hold for a consumer.
-func replaysPending(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline) (bool, error) {
-	for _, s := range p.Stages {
-		if s.Role == stages.RoleSink {
-			continue
-		}
-		name := schema.StreamName(p.Name, s.Name)
-		str, err := js.Stream(ctx, name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			continue
-		}
-		if err != nil {
-			return false, fmt.Errorf("stream %s: %w", name, err)
-		}
+func replaysPending(ctx context.Context, js jetstream.JetStream, p *pipeline.Pipeline) (pending bool, err error) {
+	err = eachStageStream(ctx, js, p, func(s *pipeline.Stage, str jetstream.Stream) (bool, error) {
+		name := str.CachedInfo().Config.Name
 		var infos []*jetstream.ConsumerInfo
 		lister := str.ListConsumers(ctx)
 		for info := range lister.Info() {
@@ -54,12 +43,14 @@ func replaysPending(ctx context.Context, js jetstream.JetStream, p *pipeline.Pip
 					return false, fmt.Errorf("stream %s: %w", name, err)
 				}
 				if m.Sequence > info.AckFloor.Stream {
-					return true, nil
+					pending = true
+					return false, nil
 				}
 			}
 		}
-	}
-	return false, nil
+		return true, nil
+	})
+	return pending, err
 }
 
 // filterSubjects returns the subjects a consumer reads.

@@ -40,8 +40,11 @@ With dedupe (the default) the sink writes each record exactly once, ` +
 			`in a journal next to it (.NAME.sluice-journal), the file's length ` +
 			`and the message IDs the batch held. A resumed run cuts the file ` +
 			`back to the last length recorded and skips the messages the journal ` +
-			`has seen within the pipeline's dedup_window; it remembers about 50 ` +
-			`bytes per record of that window. Without dedupe each batch is handed ` +
+			`has: it keeps the last dedup_window of writing in memory (about 50 ` +
+			`bytes a record; time while nothing is written does not count), and ` +
+			`looks a record that may be a copy (one published again after a ` +
+			`crash) up in the whole journal (16 bytes a record of the run), so ` +
+			`no copy gets through however long anything was down. Without dedupe each batch is handed ` +
 			`to the operating system before it is acknowledged and synced when ` +
 			`the sink closes: delivery is at-least-once, records of a batch ` +
 			`redelivered after a crash appear twice. A batch that fails to write ` +
