@@ -167,7 +167,12 @@ func (l *sourceLoop) resume(ctx context.Context) error {
 	}
 	l.cp, l.seq, l.done = cp, cp.Records, cp.Done
 	l.dead, l.dropped = cp.Dead, cp.Dropped
-	l.count()
+	if !l.run.replay {
+		// The counts are the whole run's: what was checkpointed before,
+		// then what this process publishes. A run resumed for its
+		// replayed dead letters counts these alone.
+		l.count(cp.Records, cp.Dead, cp.Dropped)
+	}
 	if l.resumable != nil {
 		l.upto, l.again = cp.Upto, cp.Upto
 	}
@@ -367,6 +372,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 	if err := l.reserve(ctx, len(batch)); err != nil {
 		return false, err
 	}
+	seq0, dead0, dropped0 := l.seq, l.dead, l.dropped
 	for _, r := range batch {
 		if r.err != nil && !stages.IsPermanent(r.err) {
 			if r.m != nil {
@@ -468,10 +474,10 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			l.cp, l.unsaved = pc.cp, true
 		}
 	}
-	l.count()
 	if left > 0 {
 		return false, ctx.Err()
 	}
+	l.count(l.seq-seq0, l.dead-dead0, l.dropped-dropped0)
 	return ended, nil
 }
 
@@ -481,13 +487,12 @@ func (l *sourceLoop) checkpoint(pos []byte, done bool) schema.Checkpoint {
 	return schema.Checkpoint{Run: l.run.id, Records: l.seq, Position: pos, Done: done, Dead: l.dead, Dropped: l.dropped}
 }
 
-// count sets the source's counts to those of its latest checkpoint, the
-// records known published, dead-lettered or dropped: over the whole run,
-// a resumed one included, in = out + dead letters + dropped.
-func (l *sourceLoop) count() {
-	cp := l.cp
-	l.stats.in.Store(cp.Records)
-	l.stats.out.Store(cp.Records - cp.Dead - cp.Dropped)
-	l.stats.dead.Store(cp.Dead)
-	l.stats.dropped.Store(cp.Dropped)
+// count adds to the source's counts records read, of which dead were
+// dead-lettered and dropped dropped, the others published: in = out +
+// dead letters + dropped.
+func (l *sourceLoop) count(read, dead, dropped uint64) {
+	l.stats.in.Add(read)
+	l.stats.out.Add(read - dead - dropped)
+	l.stats.dead.Add(dead)
+	l.stats.dropped.Add(dropped)
 }
