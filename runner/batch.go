@@ -42,6 +42,7 @@ const (
 	actDrop                      // failed with on_error: drop: acknowledge
 	actRetry                     // failed: nak with a delay, for another attempt
 	actNak                       // a publish failed: nak, for another delivery at once
+	actCopy                      // a copy of an input taken before: acknowledge, count nothing
 	actNone                      // already answered, or nothing to answer
 )
 
@@ -102,6 +103,10 @@ func (b *batch) published(f *inFlight, first, n int) {
 
 // written decides that f, which the sink wrote, is acknowledged.
 func (b *batch) written(f *inFlight) { f.act, f.first, f.n = actWritten, 0, 0 }
+
+// copied decides that f, a copy of an input a Windowed transform took
+// before, is acknowledged without being processed or counted.
+func (b *batch) copied(f *inFlight) { f.act, f.first, f.n = actCopy, 0, 0 }
 
 // dropped decides that f, which failed under on_error: drop, is
 // acknowledged and counted as dropped.

@@ -107,7 +107,7 @@ func (c *counter) add(t tally, away bool) {
 func (c *counter) count(b *batch) {
 	for i := range b.in {
 		f := &b.in[i]
-		if f.act == actNone || f.act == actNak {
+		if f.act == actNone || f.act == actNak || f.act == actCopy {
 			continue
 		}
 		if f.again && !f.control && c.countedBefore(f.stream, f.seq) {

@@ -117,6 +117,9 @@ func open(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, opts Options
 		}
 		var b begun
 		b, err = beginRun(ctx, r.kv, p.Name, opts.Fresh, func() (bool, error) { return replaysPending(ctx, js, p) })
+		if err == nil && !b.resumed {
+			err = forgetIntake(ctx, js, p.Name)
+		}
 		r.id, r.resumed, r.replay = b.id, b.resumed, b.replay
 		j.begins = true
 	default:

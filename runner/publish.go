@@ -96,6 +96,7 @@ type publishBatch struct {
 	futs  []jetstream.PubAckFuture
 	state []pubState
 	errs  []error
+	seqs  map[int]uint64 // if not nil: the stream sequence of each message add stored
 
 	fastOK   bool                       // the output stream accepts fast batches
 	fast     jetstreamext.FastPublisher // the open fast batch, nil if none
@@ -222,8 +223,11 @@ func (b *publishBatch) wait(ctx context.Context) int {
 		for i := range b.msgs {
 			if b.state[i] == pubInFlight && !stalled {
 				select {
-				case <-b.futs[i].Ok():
+				case ack := <-b.futs[i].Ok():
 					b.state[i], b.errs[i], stored = pubDone, nil, true
+					if b.seqs != nil {
+						b.seqs[i] = ack.Sequence
+					}
 					stall.Reset(publishStall)
 				case err := <-b.futs[i].Err():
 					b.state[i], b.errs[i] = pubRetry, err
@@ -463,6 +467,10 @@ func (b *publishBatch) pending(err error) int {
 	return n
 }
 
+// seq returns the stream sequence of message i, which add published and
+// the server stored, if seqs is kept; 0 if not known.
+func (b *publishBatch) seq(i int) uint64 { return b.seqs[i] }
+
 // ok reports whether message i was acknowledged.
 func (b *publishBatch) ok(i int) bool { return b.state[i] == pubDone }
 
@@ -491,6 +499,7 @@ func (b *publishBatch) reset() {
 	clear(b.msgs)
 	clear(b.futs)
 	clear(b.errs)
+	clear(b.seqs)
 	b.msgs, b.futs, b.state, b.errs = b.msgs[:0], b.futs[:0], b.state[:0], b.errs[:0]
 	b.outs, b.stored, b.chunk = b.outs[:0], 0, 0
 }

@@ -36,6 +36,9 @@ func BeginRun(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline) (run uin
 		if err == nil {
 			var b begun
 			b, err = beginRun(ctx, kv, p.Name, false, func() (bool, error) { return replaysPending(ctx, js, p) })
+			if err == nil && !b.resumed {
+				err = forgetIntake(ctx, js, p.Name)
+			}
 			run, resumed = b.id, b.resumed
 		}
 		return err

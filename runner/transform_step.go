@@ -60,10 +60,28 @@ func (s *transformStep) process(stop, ctx context.Context, w *worker, now time.T
 			// A tick or end marker: nothing to process.
 			b.published(f, w.pub.len(), 0)
 		default:
-			s.processOne(stop, ctx, w, f, m, true, advance)
+			s.processOneOnce(stop, ctx, w, f, m, advance)
 		}
 	}
 	w.window.tick(&w.pub, w.idBase, now)
+}
+
+// processOneOnce processes input f, message m, unless it is a copy of one
+// its partition took into a Windowed transform's state before: a copy is
+// acknowledged without being taken (but still moves the watermark).
+func (s *transformStep) processOneOnce(stop, ctx context.Context, w *worker, f *inFlight, m *stages.Message, advance int64) {
+	copied, err := w.window.isCopy(ctx, &w.batch, f, m)
+	switch {
+	case err != nil:
+		w.log.Warn("cannot tell whether a record delivered again was taken before: it goes back", "err", err, "stream", m.Meta.Stream, "seq", m.Meta.Sequence)
+		w.batch.giveBack(f)
+	case copied && advance != noMark:
+		s.processOne(stop, ctx, w, f, m, false, advance)
+	case copied:
+		w.batch.copied(f)
+	default:
+		s.processOne(stop, ctx, w, f, m, true, advance)
+	}
 }
 
 // processOne runs the transform on one input and publishes its outputs.
@@ -97,6 +115,9 @@ func (s *transformStep) processOne(stop, ctx context.Context, w *worker, f *inFl
 		return
 	}
 	w.batch.published(f, w.pub.len(), len(outs))
+	if process {
+		w.window.took(f.part, m)
+	}
 	again := m.MaybeCopy()
 	for i, o := range outs {
 		data, _ := o.Payload()

@@ -89,6 +89,9 @@ type channelMark struct {
 type partMarks struct {
 	Channels map[string]*channelMark `json:"channels"`
 	Current  int64                   `json:"current"` // never goes back
+	// Intake is the stream sequence of the partition's last entry in the
+	// intake log of a Windowed stage, 0 if none (see intake).
+	Intake uint64 `json:"intake,omitempty"`
 }
 
 // marks tracks the watermarks a worker hears, by partition, and its own.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,10 @@ type windowPart struct {
 	reload      map[int]bool    // partitions to load again from their checkpoint
 	stopTimeout time.Duration   // how long a checkpoint may take once the run stops
 	log         *slog.Logger
+
+	intake  *intake                   // nil unless windowed
+	copies  map[int]map[[16]byte]bool // by partition looked up in the batch in hand: the inputs found in the intake log
+	lookups map[int]error             // by partition looked up in the batch in hand: the lookup's error
 }
 
 // newWindowPart returns the window part of worker idx of stage st, nil if
@@ -45,6 +50,8 @@ func newWindowPart(r *run, st *pipeline.Stage, idx int, windowed stages.Windowed
 		outSubjects: outputSubjects(r.p, st),
 		touched:     make(map[int]bool),
 		reload:      make(map[int]bool),
+		copies:      make(map[int]map[[16]byte]bool),
+		lookups:     make(map[int]error),
 		stopTimeout: r.opts.StopTimeout,
 		log:         log,
 	}
@@ -69,8 +76,80 @@ func (wp *windowPart) load(ctx context.Context, k int, now time.Time) {
 		wp.reload[k] = true
 		return
 	}
-	delete(wp.reload, k)
 	wp.marks.restore(k, b, now)
+	if wp.intake != nil {
+		// What batches not checkpointed logged did not happen.
+		if err := wp.intake.voidAfter(ctx, k, wp.marks.part(k).Intake); err != nil {
+			wp.log.Error("partition intake log not cleaned; trying again with the next message", "partition", k, "err", err)
+			wp.reload[k] = true
+			return
+		}
+	}
+	delete(wp.reload, k)
+}
+
+// isCopy reports whether input f, message m, of the batch in hand is a
+// copy of an input its partition took into the state before (see intake):
+// for the first possible copy of a partition in the batch, it looks up
+// every possible copy of the partition in the batch. A lookup that fails
+// makes the input go back to the server (err).
+func (wp *windowPart) isCopy(ctx context.Context, b *batch, f *inFlight, m *stages.Message) (bool, error) {
+	if wp == nil || wp.intake == nil || !m.MaybeCopy() {
+		return false, nil
+	}
+	ids := m.Header[stages.HeaderMsgID]
+	if len(ids) != 1 {
+		return false, nil
+	}
+	k := f.part
+	d := wp.intake.digest(ids[0])
+	if wp.intake.tookInBatch(k, d) {
+		return true, nil
+	}
+	found, done := wp.copies[k]
+	if !done {
+		want := make(map[[16]byte]struct{})
+		for i := range b.in {
+			g := &b.in[i]
+			if g.part != k || g.msg == nil {
+				continue
+			}
+			h := g.msg.Headers()
+			meta, err := g.msg.Metadata()
+			again := err == nil && meta.NumDelivered > 1
+			if gid := h[stages.HeaderMsgID]; len(gid) == 1 && (again || len(h[stages.HeaderRedelivered]) > 0) {
+				want[wp.intake.digest(gid[0])] = struct{}{}
+			}
+		}
+		asked := maps.Clone(want)
+		err := wp.intake.lookup(ctx, k, want)
+		found = make(map[[16]byte]bool, len(asked))
+		for d := range asked {
+			if _, missing := want[d]; !missing {
+				found[d] = true
+			}
+		}
+		wp.copies[k], wp.lookups[k] = found, err
+	}
+	if err := wp.lookups[k]; err != nil {
+		return false, err
+	}
+	return found[d], nil
+}
+
+// took notes that input m of partition k went into the state.
+func (wp *windowPart) took(k int, m *stages.Message) {
+	if wp != nil && wp.intake != nil {
+		wp.intake.take(k, m)
+	}
+}
+
+// publishIntake publishes in pub the intake log's entries of the batch in
+// hand.
+func (wp *windowPart) publishIntake(pub *publishBatch) {
+	if wp != nil && wp.intake != nil {
+		wp.intake.publish(pub)
+	}
 }
 
 // observe takes in the watermark of input m of partition k (end: the end
@@ -128,10 +207,20 @@ func (wp *windowPart) checkpoint(stop context.Context, pub *publishBatch) error 
 	if wp == nil || wp.windowed == nil {
 		return nil
 	}
+	clear(wp.copies)
+	clear(wp.lookups)
+	if wp.intake != nil {
+		defer wp.intake.forgetBatch()
+	}
 	err := errNotPublished
 	if pub.pending(nil) == 0 {
 		snaps := make(map[int][]byte, len(wp.touched))
 		for k := range wp.touched {
+			if wp.intake != nil {
+				if seq := wp.intake.stored(pub, k); seq > 0 {
+					wp.marks.part(k).Intake = seq
+				}
+			}
 			snaps[k] = wp.marks.snapshot(k)
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(stop), wp.stopTimeout)

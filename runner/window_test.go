@@ -11,6 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/stages"
 )
 
 // windowBase is the Unix second the window tests' event times count from;
@@ -266,5 +273,107 @@ func TestWindowNewRunStartsFresh(t *testing.T) {
 	}
 	if second := stageSum(t, sum, "w"); second.Out != first.Out || second.Filtered != first.Filtered {
 		t.Fatalf("second run of w = %+v, want the first run's %+v", second, first)
+	}
+}
+
+// TestWindowTakesACopyOnce: a copy of a record the window stage took
+// before (published again after the streams forgot it, so marked as a
+// possible copy) is found in the stage's intake log and not counted
+// again.
+func TestWindowTakesACopyOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "IN", Subjects: []string{"in.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := e.parse(t, `
+name: win
+settings: {max_out_of_orderness: 0s, dedup_window: 100ms}
+stages:
+  - name: src
+    source: jetstream
+    with: {stream: IN, durable: src}
+    event_time: ts
+    key: user
+    partitions: 1
+  - name: w
+    transform: window
+    with: {type: tumbling, size: 10s, key: user, aggregate: {n: count}}
+  - name: out
+    sink: collect
+    from: w
+`)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := runner.Run(runCtx, e.nc, p, runner.Options{Registry: e.reg})
+		done <- err
+	}()
+	defer func() { stop(); <-done }()
+
+	// A reader of the window stage's input besides it, to see what the
+	// source published, IDs included.
+	natstest.WaitFor(t, 30*time.Second, "the source's stream", func() bool {
+		_, err := e.js.Stream(ctx, "SLUICE_WIN_SRC")
+		return err == nil
+	})
+	spy, err := e.js.CreateOrUpdateConsumer(ctx, "SLUICE_WIN_SRC", jetstream.ConsumerConfig{Durable: "spy", AckPolicy: jetstream.AckNonePolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(user string, ts int) {
+		t.Helper()
+		if _, err := e.js.Publish(ctx, "in.x", fmt.Appendf(nil, `{"user": %q, "ts": %d}`, user, windowBase+ts)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("a", 1)
+	publish("a", 2)
+	publish("b", 3)
+	natstest.WaitFor(t, 30*time.Second, "the window stage to take the three records", func() bool {
+		info, err := e.js.Consumer(ctx, "SLUICE_WIN_SRC", "w_0")
+		if err != nil {
+			info, err = e.js.Consumer(ctx, "SLUICE_WIN_SRC", "w")
+		}
+		if err != nil {
+			return false
+		}
+		ci := info.CachedInfo()
+		return ci.Delivered.Stream >= 3 && ci.NumAckPending == 0 && ci.NumPending == 0
+	})
+	batch, err := spy.Fetch(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first jetstream.Msg
+	for m := range batch.Messages() {
+		first = m
+	}
+	if first == nil {
+		t.Fatal("the spy got nothing")
+	}
+	// The copy: the first record as the source published it, stored again
+	// once the stream's dedup window has passed.
+	cp := &nats.Msg{Subject: first.Subject(), Data: first.Data(), Header: nats.Header{}}
+	for k, v := range first.Headers() {
+		cp.Header[k] = v
+	}
+	cp.Header.Set(stages.HeaderRedelivered, "1")
+	natstest.WaitFor(t, 30*time.Second, "the copy stored as a new message", func() bool {
+		ack, err := e.js.PublishMsg(ctx, cp)
+		return err == nil && !ack.Duplicate
+	})
+	publish("a", 30) // closes the window [0s, 10s)
+	natstest.WaitFor(t, 30*time.Second, "the window [0s, 10s) emitted", func() bool {
+		return len(e.c.sorted("out")) >= 2
+	})
+	got := sortedJSON(decoded(t, e, "out"))
+	want := sortedJSON([]map[string]any{
+		win("a", 0, 10, map[string]any{"n": float64(2)}),
+		win("b", 0, 10, map[string]any{"n": float64(1)}),
+	})
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("windows\n%v\nwant\n%v", got, want)
 	}
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -86,6 +87,15 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sin
 		windowed, _ = t.(stages.Windowed)
 	}
 	w.window = newWindowPart(r, st, idx, windowed, w.log)
+	if w.window != nil && windowed != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.opts.StopTimeout)
+		w.window.intake, err = newIntake(ctx, r, st)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("stage %q: %w", st.Name, err)
+		}
+		w.pub.seqs = make(map[int]uint64)
+	}
 	// A partitioned output keeps its order: publishes refused by a full
 	// stream are sent again before those after them.
 	w.pub.js, w.pub.fastOK, w.pub.ordered = js, true, st.Partitions > 0
@@ -136,6 +146,7 @@ func (w *worker) loop(ctx, hard context.Context) {
 func (w *worker) process(stop, ctx context.Context) {
 	w.pub.reset()
 	w.step.process(stop, ctx, w, time.Now())
+	w.window.publishIntake(&w.pub)
 	w.settle(stop)
 }
 

@@ -85,6 +85,20 @@ func DLQSubject(p, s string) string { return "sluice." + p + "._dlq." + s }
 // DLQSubjects returns the subjects of the dead-letter stream of pipeline p.
 func DLQSubjects(p string) []string { return []string{"sluice." + p + "._dlq.>"} }
 
+// IntakeStreamName returns the name of the stream of pipeline p that logs
+// the inputs its Windowed stages took into their state (see package
+// runner); the double underscore keeps it apart from any stage's stream.
+func IntakeStreamName(p string) string { return "SLUICE_" + token(p) + "__INTAKE" }
+
+// IntakeSubject returns the subject of the intake log of partition k of
+// stage s of pipeline p in run r.
+func IntakeSubject(p, s string, r uint64, k int) string {
+	return "sluice." + p + "._intake." + s + ".r" + strconv.FormatUint(r, 10) + "." + strconv.Itoa(k)
+}
+
+// IntakeSubjects returns the subjects of the intake stream of pipeline p.
+func IntakeSubjects(p string) []string { return []string{"sluice." + p + "._intake.>"} }
+
 func token(name string) string {
 	return strings.ReplaceAll(strings.ToUpper(name), "-", "_")
 }

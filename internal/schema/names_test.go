@@ -24,6 +24,9 @@ func TestNames(t *testing.T) {
 		{ReplaySubject(p, s, "big"), "sluice.orders-etl.clean._replay.big"},
 		{ReplayPrefix(p, s), "sluice.orders-etl.clean._replay."},
 		{DLQStreamName(p), "SLUICE_ORDERS_ETL_DLQ"},
+		{IntakeStreamName(p), "SLUICE_ORDERS_ETL__INTAKE"},
+		{IntakeSubject(p, s, 3, 7), "sluice.orders-etl._intake.clean.r3.7"},
+		{IntakeSubjects(p)[0], "sluice.orders-etl._intake.>"},
 		{DLQSubject(p, s), "sluice.orders-etl._dlq.clean"},
 		{DLQSubjects(p), []string{"sluice.orders-etl._dlq.>"}},
 	} {
