@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -50,15 +51,27 @@ type Options struct {
 
 // Server is a nats-server with JetStream running in this process.
 type Server struct {
-	srv *natsd.Server
+	srv  *natsd.Server
+	lock *os.File // holds the store's lock until Shutdown
 }
 
 // Start starts a nats-server with JetStream in this process and
-// waits until it accepts connections.
-func Start(opts Options) (*Server, error) {
+// waits until it accepts connections. It locks the store directory for as
+// long as the server runs: a second Start on it, in this process or
+// another, fails with [ErrStoreInUse], naming the process that holds it.
+func Start(opts Options) (_ *Server, err error) {
 	if opts.StoreDir == "" {
 		return nil, errors.New("sluice: embedded server: store directory is required")
 	}
+	lock, err := lockStore(opts.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
 	so := &natsd.Options{
 		ServerName:      opts.Name,
 		JetStream:       true,
@@ -114,7 +127,7 @@ func Start(opts Options) (*Server, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("sluice: embedded server: not ready after %s (store %s)", timeout, opts.StoreDir)
 	}
-	return &Server{srv: srv}, nil
+	return &Server{srv: srv, lock: lock}, nil
 }
 
 // hostPort splits a host:port address; port 0 picks a free port.
@@ -181,4 +194,8 @@ func (e *Server) ClientURL() string {
 func (e *Server) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
+	if e.lock != nil {
+		e.lock.Close()
+		e.lock = nil
+	}
 }

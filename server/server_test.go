@@ -1,6 +1,10 @@
 package server
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -33,4 +37,24 @@ func TestSync(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStoreLock: one server at a time on a store; the second is told who
+// holds it, and the store is free again once the first shuts down.
+func TestStoreLock(t *testing.T) {
+	dir := t.TempDir()
+	first, err := Start(Options{StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(Options{StoreDir: dir})
+	if !errors.Is(err, ErrStoreInUse) || !strings.Contains(err.Error(), fmt.Sprintf("process %d", os.Getpid())) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second server on the store: %v, want ErrStoreInUse naming this process and the store", err)
+	}
+	first.Shutdown()
+	again, err := Start(Options{StoreDir: dir})
+	if err != nil {
+		t.Fatalf("after the first shut down: %v", err)
+	}
+	again.Shutdown()
 }

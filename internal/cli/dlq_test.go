@@ -1,14 +1,19 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/natstest"
 )
@@ -280,6 +285,49 @@ func TestDLQPurgeErrors(t *testing.T) {
 		code, _, stderr := sluice(t, tt.args...)
 		if code != tt.code || !strings.Contains(stderr, tt.want) {
 			t.Errorf("%v: exit %d\n%s\nwant exit %d and %q", tt.args, code, stderr, tt.code, tt.want)
+		}
+	}
+}
+
+// TestStoreInUse: a command that would start a second embedded server on
+// the store of a running `sluice run` refuses, naming the process.
+func TestStoreInUse(t *testing.T) {
+	bin := buildSluice(t)
+	dir := t.TempDir()
+	p := writeFile(t, dir, "slow.yaml", `name: slow
+stages:
+  - name: gen
+    source: generate
+    with: {rate: 10}
+  - name: out
+    sink: discard
+`)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	run := exec.CommandContext(ctx, bin, "run", "--log-level", "info", p)
+	run.Dir = dir
+	stderr := newLockedBuffer()
+	run.Stderr = stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = run.Process.Signal(syscall.SIGTERM)
+		_ = run.Wait()
+	})
+	natstest.WaitFor(t, time.Minute, "the run to start", func() bool {
+		return strings.Contains(stderr.String(), `"msg":"run started"`)
+	})
+	list := exec.CommandContext(ctx, bin, "dlq", "list", "slow")
+	list.Dir = dir
+	out, err := list.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("dlq list while the run runs: %v, want exit status 1; output:\n%s", err, out)
+	}
+	for _, want := range []string{"in use", fmt.Sprintf("process %d", run.Process.Pid), "sluice run", "--listen"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("dlq list says %q, want it to contain %q", out, want)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/filelock"
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/records"
 )
@@ -239,7 +240,7 @@ func lockFileSink(path string, perWorker bool) (*os.File, error) {
 	if err != nil {
 		return nil, fileError(path, err)
 	}
-	ok, err := tryLock(f)
+	ok, err := filelock.TryLock(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("file %s: lock: %w", path, err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicehq/sluice/internal/filelock"
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/stagetest"
 )
@@ -80,7 +81,7 @@ func TestFileSinkOneFilePerWorker(t *testing.T) {
 }
 
 func TestFileSinkSecondWriterIsRefused(t *testing.T) {
-	if !haveFileLock {
+	if !filelock.Supported {
 		t.Skip("no file lock on this platform")
 	}
 	tests := []struct {
@@ -171,7 +172,7 @@ func TestFileSinkLockHelperProcess(t *testing.T) {
 }
 
 func TestFileSinkLockedByAnotherProcess(t *testing.T) {
-	if !haveFileLock {
+	if !filelock.Supported {
 		t.Skip("no file lock on this platform")
 	}
 	path := filepath.Join(t.TempDir(), "out.jsonl")

@@ -1,6 +1,6 @@
 //go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd
 
-package file
+package filelock
 
 import (
 	"errors"
@@ -8,11 +8,11 @@ import (
 	"syscall"
 )
 
-// tryLock takes an exclusive advisory lock (flock) on f without waiting.
+// TryLock takes an exclusive advisory lock (flock) on f without waiting.
 // It reports false when another open file description holds it: another
 // process, or another open of the file in this one. The lock lasts until f
 // is closed, and the kernel drops it when the process dies.
-func tryLock(f *os.File) (bool, error) {
+func TryLock(f *os.File) (bool, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return false, err
@@ -34,5 +34,5 @@ func tryLock(f *os.File) (bool, error) {
 	return ferr == nil, ferr
 }
 
-// haveFileLock tells that tryLock locks on this platform.
-const haveFileLock = true
+// Supported tells that TryLock locks on this platform.
+const Supported = true
