@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -47,6 +48,10 @@ type Options struct {
 	// User and Password, or Token, make clients authenticate; empty means
 	// no authentication.
 	User, Password, Token string
+	// Fresh removes what the store holds (its JetStreamDir) once the store
+	// is locked, before the server starts: never from under another
+	// process.
+	Fresh bool
 }
 
 // Server is a nats-server with JetStream running in this process.
@@ -72,6 +77,11 @@ func Start(opts Options) (_ *Server, err error) {
 			lock.Close()
 		}
 	}()
+	if opts.Fresh {
+		if err := os.RemoveAll(filepath.Join(opts.StoreDir, JetStreamDir)); err != nil {
+			return nil, fmt.Errorf("sluice: embedded server: remove the store: %w", err)
+		}
+	}
 	so := &natsd.Options{
 		ServerName:      opts.Name,
 		JetStream:       true,

@@ -17,9 +17,12 @@ import (
 // on the store directory: two servers on one store would corrupt it.
 var ErrStoreInUse = errors.New("sluice: store in use by another process")
 
-// storeLockName is the file in a store directory whose lock a process
-// holds while it runs a server on the store; it says who holds it.
-const storeLockName = "sluice.lock"
+// LockFile is the file in a store directory whose lock a process holds
+// while it runs a server on the store; it says who holds it.
+const LockFile = "sluice.lock"
+
+// JetStreamDir is the directory nats-server keeps in a store directory.
+const JetStreamDir = "jetstream"
 
 // storeHolder is what the lock file says about the process that holds it.
 type storeHolder struct {
@@ -40,7 +43,7 @@ func lockStore(dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sluice: embedded server: store %s: %w", dir, err)
 	}
-	path := filepath.Join(dir, storeLockName)
+	path := filepath.Join(dir, LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("sluice: embedded server: %w", err)

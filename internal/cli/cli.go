@@ -68,6 +68,7 @@ type app struct {
 	plugins        []string         // --plugin files
 	settings       configs.Settings // set by loadSettings
 	log            *slog.Logger     // set by loadSettings
+	fresh          bool             // run --fresh: the embedded server removes its store first
 }
 
 // Main runs the sluice command line with args (without the program name)

@@ -79,10 +79,11 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		return err
 	}
 	if fresh && s.NATSURL == "" {
-		if err := wipeStore(s.StoreDir); err != nil {
+		// The embedded server removes it once it holds its lock.
+		if err := checkStore(s.StoreDir); err != nil {
 			return err
 		}
-		a.log.Info("store removed", "dir", s.StoreDir)
+		a.fresh = true
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -172,13 +173,9 @@ func uniqueNames(ps []*pipeline.Pipeline) error {
 	return nil
 }
 
-// jetStreamDir is the directory nats-server keeps in its store directory.
-const jetStreamDir = "jetstream"
-
-// wipeStore removes the embedded server's store directory for --fresh. It
-// refuses a directory that holds anything but the server's own directory,
-// so that a mistaken --store-dir (".", a home directory) loses nothing.
-func wipeStore(dir string) error {
+// checkStore refuses, for --fresh, a store directory that holds anything
+// but a sluice store: a JetStream directory and the store's lock file.
+func checkStore(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -187,12 +184,9 @@ func wipeStore(dir string) error {
 		return fmt.Errorf("--fresh: %w", err)
 	}
 	for _, e := range entries {
-		if e.Name() != jetStreamDir {
+		if e.Name() != server.JetStreamDir && e.Name() != server.LockFile {
 			return fmt.Errorf("--fresh: refusing to remove store directory %s: it holds %q, which is not part of a sluice store", dir, e.Name())
 		}
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return failure(fmt.Errorf("--fresh: %w", err))
 	}
 	return nil
 }
@@ -271,9 +265,12 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 	}
 
 	interval, always, _ := s.SyncOptions() // validated with the settings
-	emb, err := server.Start(server.Options{StoreDir: s.StoreDir, Listen: s.Listen, SyncAlways: always, SyncInterval: interval})
+	emb, err := server.Start(server.Options{StoreDir: s.StoreDir, Listen: s.Listen, SyncAlways: always, SyncInterval: interval, Fresh: a.fresh})
 	if err != nil {
 		return nil, err
+	}
+	if a.fresh {
+		a.log.Info("store removed", "dir", s.StoreDir)
 	}
 	nc, err := emb.Connect(opts...)
 	if err != nil {
