@@ -24,7 +24,12 @@ type DeadLetter struct {
 	Run        uint64    // the run it belongs to; 0 if it does not say (dead-lettered before sluice recorded it)
 	Subject    string    // the subject its input was on; empty for a source's
 	Header     nats.Header
-	Data       []byte
+	Data       []byte // the payload; for a Truncated one, its start
+	// Truncated tells that the payload was too large for NATS: Data is
+	// its start, and Object, unless empty, names where the engine kept it
+	// whole (see [Whole]).
+	Truncated bool
+	Object    string
 }
 
 // Filter selects dead letters; its zero value selects them all.
@@ -112,6 +117,8 @@ func eachDeadLetter(ctx context.Context, nc *nats.Conn, p string, f Filter, fn f
 				Subject:    h.Get(stages.HeaderSubject),
 				Header:     h,
 				Data:       jm.Data(),
+				Truncated:  h.Get(stages.HeaderTruncated) != "",
+				Object:     h.Get(stages.HeaderObject),
 			}
 			if f.match(dl) && !fn(dl) {
 				return nil

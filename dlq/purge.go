@@ -3,6 +3,7 @@ package dlq
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,7 +24,14 @@ func Purge(ctx context.Context, nc *nats.Conn, p string, f Filter) (uint64, erro
 		return 0, err
 	}
 	if f.Run == 0 {
-		return purgeSubject(ctx, str, p, filterSubject(p, f.Stage))
+		n, err := purgeSubject(ctx, str, p, filterSubject(p, f.Stage))
+		if err == nil {
+			// The whole payloads kept for them: their names are the dead
+			// letters' IDs, "p/stage/...".
+			prefix := p + "/" + f.Stage + "/"
+			err = deleteWhole(ctx, js, p, func(name string) bool { return f.Stage == "" || strings.HasPrefix(name, prefix) })
+		}
+		return n, err
 	}
 	var n uint64
 	var failure error
@@ -31,6 +39,12 @@ func Purge(ctx context.Context, nc *nats.Conn, p string, f Filter) (uint64, erro
 		if err := str.DeleteMsg(ctx, dl.Seq); err != nil {
 			failure = fmt.Errorf("pipeline %q: delete dead letter %d: %w", p, dl.Seq, err)
 			return false
+		}
+		if name := objectName(dl.Header); name != "" {
+			if err := deleteWhole(ctx, js, p, func(n string) bool { return n == name }); err != nil {
+				failure = fmt.Errorf("pipeline %q: delete the whole payload of dead letter %d: %w", p, dl.Seq, err)
+				return false
+			}
 		}
 		n++
 		return true

@@ -58,6 +58,12 @@ func Replay(ctx context.Context, nc *nats.Conn, p string, f Filter) (ReplayResul
 	checked := make(map[string]error) // replay subject -> whether a consumer reads it
 	var failure error
 	err = eachDeadLetter(ctx, nc, p, f, func(dl DeadLetter) bool {
+		whole, err := Whole(ctx, nc, dl)
+		if err != nil {
+			failure = err
+			return false
+		}
+		dl.Data = whole
 		m, err := replayMessage(p, dl, latest)
 		if err == nil {
 			err = checkReplayReader(ctx, js, checked, p, m.Subject, dl.Stage)
@@ -76,6 +82,12 @@ func Replay(ctx context.Context, nc *nats.Conn, p string, f Filter) (ReplayResul
 		if err := str.DeleteMsg(ctx, dl.Seq); err != nil {
 			failure = fmt.Errorf("dead letter %d was replayed but not removed: %w", dl.Seq, err)
 			return false
+		}
+		if name := objectName(dl.Header); name != "" {
+			if err := deleteWhole(ctx, js, p, func(n string) bool { return n == name }); err != nil {
+				failure = fmt.Errorf("dead letter %d was replayed but its whole payload not removed: %w", dl.Seq, err)
+				return false
+			}
 		}
 		res.Replayed++
 		return true

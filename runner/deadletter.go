@@ -1,12 +1,14 @@
 package runner
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/stages"
@@ -21,7 +23,7 @@ import (
 // read; it and the input's own Nats-Msg-Id are kept for a replay.
 //
 // A payload too large for the server (limit is its max_payload) is cut,
-// and Sluice-Truncated gives its full length.
+// and Sluice-Truncated gives its full length; keepWhole keeps it whole.
 func deadLetter(p, stage string, run uint64, id, subject string, data []byte, hdr nats.Header, reason error, deliveries uint64, limit int64) *nats.Msg {
 	h := make(nats.Header, len(hdr)+8)
 	for k, v := range hdr {
@@ -43,6 +45,42 @@ func deadLetter(p, stage string, run uint64, id, subject string, data []byte, hd
 	h.Set(stages.HeaderRun, strconv.FormatUint(run, 10))
 	h.Set(stages.HeaderMsgID, id)
 	return &nats.Msg{Subject: schema.DLQSubject(p, stage), Data: data, Header: h}
+}
+
+// keepWhole keeps the whole payload of a dead letter too large for NATS,
+// data, in the pipeline's object store under the dead letter's ID, and
+// sets HeaderObject on dl to name it. If it cannot, the dead letter keeps
+// the cut payload alone and says why in its error.
+func (r *run) keepWhole(ctx context.Context, dl *nats.Msg, data []byte) {
+	if dl.Header.Get(stages.HeaderTruncated) == "" {
+		return
+	}
+	name := dl.Header.Get(stages.HeaderMsgID)
+	bucket := schema.OversizedBucket(r.p.Name)
+	err := func() error {
+		js, err := jetstream.New(r.nc)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, r.opts.StopTimeout)
+		defer cancel()
+		obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      bucket,
+			Description: fmt.Sprintf("sluice pipeline %s: whole payloads of dead letters too large for NATS", r.p.Name),
+			Replicas:    r.p.Settings.Replicas,
+		})
+		if err != nil {
+			return err
+		}
+		_, err = obs.PutBytes(ctx, name, data)
+		return err
+	}()
+	if err != nil {
+		r.log.Warn("the whole payload of a dead letter too large for NATS is not kept: only its start is", "err", err)
+		dl.Header.Set(stages.HeaderError, headerSafe(dl.Header.Get(stages.HeaderError)+" (whole payload not kept: "+err.Error()+")"))
+		return
+	}
+	dl.Header.Set(stages.HeaderObject, bucket+"/"+name)
 }
 
 // headerRoom is what a message's headers and subject may take of the

@@ -104,6 +104,7 @@ func (w *worker) fail(ctx context.Context, f *inFlight, m *stages.Message, err e
 		w.batch.retryLater(f, p.stage.RetryDelay(int(m.Meta.Deliveries)))
 	case failDeadLetter:
 		dl := deadLetter(w.run.p.Name, p.stage.Name, w.run.id, w.idBase+f.lin+"/dlq", f.msg.Subject(), f.msg.Data(), f.msg.Headers(), err, p.tried(m, attempts), w.run.nc.MaxPayload())
+		w.run.keepWhole(ctx, dl, f.msg.Data())
 		w.batch.deadLettered(f, w.pub.add(dl))
 	}
 }

@@ -437,7 +437,9 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			if r.m != nil {
 				hdr = r.m.Header
 			}
-			l.pub.add(deadLetter(l.run.p.Name, l.stage.Name, l.run.id, l.idBase+n+"/dlq", "", data, hdr, reason, 0, l.run.nc.MaxPayload()))
+			dl := deadLetter(l.run.p.Name, l.stage.Name, l.run.id, l.idBase+n+"/dlq", "", data, hdr, reason, 0, l.run.nc.MaxPayload())
+			l.run.keepWhole(ctx, dl, data)
+			l.pub.add(dl)
 			l.dead++
 			decided()
 			continue

@@ -41,6 +41,9 @@ const (
 	// HeaderTruncated is set on a dead letter whose payload was too large
 	// for NATS and was cut: it gives the full length in bytes.
 	HeaderTruncated = "Sluice-Truncated"
+	// HeaderObject names, on such a dead letter, the object that holds
+	// the whole payload: "BUCKET/NAME" in the pipeline's object store.
+	HeaderObject = "Sluice-Object"
 	// HeaderWatermark carries, in a pipeline with a stage that acts on
 	// watermarks, the watermark of the source or worker that published
 	// the message: "CHANNEL=UNIX_MILLIS", with ";idle" when it has gone

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/dlq"
@@ -73,6 +75,7 @@ func filterFlags(cmd *cobra.Command, f *dlq.Filter) {
 func (a *app) dlqListCmd() *cobra.Command {
 	var f dlq.Filter
 	var limit int
+	var full bool
 	cmd := &cobra.Command{
 		Use:   "list PIPELINE",
 		Short: "Show a pipeline's dead letters with their run and reason, oldest first",
@@ -86,12 +89,16 @@ func (a *app) dlqListCmd() *cobra.Command {
 				if err != nil {
 					return failure(err)
 				}
+				if full {
+					return failure(writeWholeDeadLetters(ctx, a, c.nc, dead))
+				}
 				return failure(writeDeadLetters(a, dead))
 			})
 		},
 	}
 	filterFlags(cmd, &f)
 	cmd.Flags().IntVar(&limit, "limit", 20, "show at most this many; 0 shows all")
+	cmd.Flags().BoolVar(&full, "full", false, "write each dead letter as a JSON line with its whole payload (also one too large for NATS, kept in the object store)")
 	return cmd
 }
 
@@ -112,6 +119,40 @@ func writeDeadLetters(a *app, dead []dlq.DeadLetter) error {
 			oneLine(dl.Error, 100), oneLine(string(dl.Data), 60))
 	}
 	return tw.Flush()
+}
+
+// writeWholeDeadLetters writes dead letters as JSON lines on stdout, each
+// with its whole payload.
+func writeWholeDeadLetters(ctx context.Context, a *app, nc *nats.Conn, dead []dlq.DeadLetter) error {
+	enc := json.NewEncoder(a.stdout)
+	for _, dl := range dead {
+		whole, err := dlq.Whole(ctx, nc, dl)
+		if err != nil {
+			return err
+		}
+		var text *string
+		var binary []byte
+		if utf8.Valid(whole) {
+			s := string(whole)
+			text = &s
+		} else {
+			binary = whole
+		}
+		if err := enc.Encode(struct {
+			Seq        uint64    `json:"seq"`
+			Time       time.Time `json:"time"`
+			Run        uint64    `json:"run,omitempty"`
+			Stage      string    `json:"stage"`
+			Deliveries uint64    `json:"deliveries"`
+			Error      string    `json:"error"`
+			Subject    string    `json:"subject,omitempty"`
+			Payload    *string   `json:"payload,omitempty"`
+			Binary     []byte    `json:"payload_base64,omitempty"` // a payload that is not UTF-8 text, as it is
+		}{dl.Seq, dl.Time.UTC(), dl.Run, dl.Stage, dl.Deliveries, dl.Error, dl.Subject, text, binary}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // oneLine fits s in a table cell: control characters and invalid UTF-8

@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/sluicehq/sluice/dlq"
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/stages"
@@ -115,6 +118,21 @@ stages:
 			}
 			if truncated != tt.truncate {
 				t.Errorf("a truncated dead letter: %v, want %v", truncated, tt.truncate)
+			}
+			// A payload too large for NATS is kept whole in the object
+			// store.
+			all, err := dlq.List(t.Context(), nc, "poison", dlq.Filter{}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, dl := range all {
+				if !dl.Truncated {
+					continue
+				}
+				whole, err := dlq.Whole(t.Context(), nc, dl)
+				if size := dl.Header.Get(stages.HeaderTruncated); err != nil || dl.Object == "" || strconv.Itoa(len(whole)) != size || !bytes.HasPrefix(whole, dl.Data) {
+					t.Errorf("dead letter %d of %s bytes: object %q, whole payload of %d bytes (%v)", dl.Seq, size, dl.Object, len(whole), err)
+				}
 			}
 		})
 	}

@@ -99,6 +99,10 @@ func IntakeSubject(p, s string, r uint64, k int) string {
 // IntakeSubjects returns the subjects of the intake stream of pipeline p.
 func IntakeSubjects(p string) []string { return []string{"sluice." + p + "._intake.>"} }
 
+// OversizedBucket returns the name of the object store bucket that keeps
+// the whole payloads of pipeline p's dead letters too large for NATS.
+func OversizedBucket(p string) string { return "sluice_oversized_" + strings.ReplaceAll(p, ".", "_") }
+
 func token(name string) string {
 	return strings.ReplaceAll(strings.ToUpper(name), "-", "_")
 }

@@ -43,10 +43,10 @@ func TestKeys(t *testing.T) {
 func TestHeaders(t *testing.T) {
 	got := []string{stages.HeaderMsgID, stages.HeaderKey, stages.HeaderEventTime, stages.HeaderOrigin, stages.HeaderError,
 		stages.HeaderStage, stages.HeaderDeliveries, stages.HeaderSubject, stages.HeaderInputID, stages.HeaderTruncated,
-		stages.HeaderWatermark, stages.HeaderControl}
+		stages.HeaderWatermark, stages.HeaderControl, stages.HeaderRedelivered, stages.HeaderObject}
 	want := []string{"Nats-Msg-Id", "Sluice-Key", "Sluice-Event-Time", "Sluice-Origin", "Sluice-Error",
 		"Sluice-Stage", "Sluice-Deliveries", "Sluice-Subject", "Sluice-Input-Id", "Sluice-Truncated",
-		"Sluice-Watermark", "Sluice-Control"}
+		"Sluice-Watermark", "Sluice-Control", "Sluice-Redelivered", "Sluice-Object"}
 	if !slices.Equal(got, want) {
 		t.Errorf("headers %q, want %q", got, want)
 	}
