@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/dlq"
 	"github.com/sluicehq/sluice/internal/natstest"
@@ -132,6 +135,20 @@ stages:
 				whole, err := dlq.Whole(t.Context(), nc, dl)
 				if size := dl.Header.Get(stages.HeaderTruncated); err != nil || dl.Object == "" || strconv.Itoa(len(whole)) != size || !bytes.HasPrefix(whole, dl.Data) {
 					t.Errorf("dead letter %d of %s bytes: object %q, whole payload of %d bytes (%v)", dl.Seq, size, dl.Object, len(whole), err)
+				}
+			}
+			// Purged, the dead letters take their whole payloads with them.
+			if _, err := dlq.Purge(t.Context(), nc, "poison", dlq.Filter{}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.truncate {
+				js, _ := jetstream.New(nc)
+				obs, err := js.ObjectStore(t.Context(), schema.OversizedBucket("poison"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if infos, err := obs.List(t.Context()); !errors.Is(err, jetstream.ErrNoObjectsFound) {
+					t.Errorf("after the purge the object store holds %d payloads (%v)", len(infos), err)
 				}
 			}
 		})
