@@ -104,8 +104,10 @@ func (d *decoder) decode(data []byte) *Pipeline {
 	}
 	if f, ok := fields["stages"]; ok {
 		p.Stages = d.stages(f)
-		for _, s := range p.Stages {
+		p.byName = make(map[string]int, len(p.Stages))
+		for i, s := range p.Stages {
 			s.defaults(p.Settings)
+			p.byName[s.Name] = i
 		}
 	} else {
 		d.problem(root, "missing required key \"stages\"")
