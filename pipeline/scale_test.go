@@ -1,8 +1,11 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -139,4 +142,59 @@ func bfsCycle(readers [][]int, start int) []int {
 		}
 	}
 	return nil
+}
+
+func TestLoadTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	sized := func(name string, size int64) string {
+		path := filepath.Join(dir, name)
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := f.Truncate(size); err != nil { // sparse: nothing is written
+			t.Fatal(err)
+		}
+		return path
+	}
+	big := sized("big.yaml", MaxFileSize+1)
+	_, err := Load(big, Options{Registry: testRegistry(t)})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Load of a file of MaxFileSize+1 bytes: error %v, want one wrapping ErrTooLarge", err)
+	}
+	want := "sluice: pipeline file too large: " + big + " is 16777217 bytes, more than the limit of 16777216 bytes (16 MiB)"
+	if err.Error() != want {
+		t.Errorf("error:\n%s\nwant:\n%s", err, want)
+	}
+
+	for _, tc := range []struct {
+		name, path string
+		limit      int64
+		wantErr    string // empty for none
+	}{
+		{"at the limit", sized("ten", 10), 10, ""},
+		{"one byte over", sized("eleven", 11), 10, "is 11 bytes, more than the limit of 10 bytes"},
+		// A file of /proc says it has no size: it is found too large by
+		// reading it.
+		{"no size", "/proc/self/status", 10, "/proc/self/status is over 10 bytes, more than the limit of 10 bytes"},
+		{"missing", filepath.Join(dir, "missing"), 10, "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := os.Stat(tc.path); err != nil && tc.wantErr != "no such file" {
+				t.Skip(err)
+			}
+			data, err := readFile(tc.path, tc.limit)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("readFile: %v", err)
+			case tc.wantErr == "" && int64(len(data)) != tc.limit:
+				t.Fatalf("readFile gave %d bytes, want %d", len(data), tc.limit)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("readFile error %v, want one containing %q", err, tc.wantErr)
+			case tc.wantErr != "no such file" && tc.wantErr != "" && !errors.Is(err, ErrTooLarge):
+				t.Fatalf("readFile error %v does not wrap ErrTooLarge", err)
+			}
+		})
+	}
 }
