@@ -12,6 +12,10 @@ import (
 // [Load] return for a pipeline file that does not validate.
 var ErrInvalid = errors.New("sluice: invalid pipeline")
 
+// ErrTooLarge is wrapped by the error of [Load] for a file larger than
+// [MaxFileSize], which names the file, its size and the limit.
+var ErrTooLarge = errors.New("sluice: pipeline file too large")
+
 // ErrUnknownFormat is wrapped by the error of [Pipeline.Graph] for a format
 // other than "mermaid" and "dot".
 var ErrUnknownFormat = errors.New("sluice: unknown graph format")

@@ -28,14 +28,58 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 }
 
+// MaxFileSize is the largest pipeline file [Load] reads: 16 MiB, far
+// beyond any pipeline written by hand or generated for a real deployment
+// (a stage takes about 70 bytes of YAML at least, so some 200,000 stages),
+// and small enough that decoding a file that big stays within a few
+// seconds and a few gigabytes of memory.
+const MaxFileSize = 16 << 20
+
 // Load reads and parses the pipeline file at path (see [Parse]). An error
-// reading the file is returned wrapped, naming the path.
+// reading the file is returned wrapped, naming the path. A file larger than
+// [MaxFileSize] is refused before it is read, with an error wrapping
+// [ErrTooLarge] that names the file, its size and the limit.
 func Load(path string, opts Options) (*Pipeline, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path, MaxFileSize)
+	if errors.Is(err, ErrTooLarge) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sluice: load pipeline: %w", err)
 	}
 	return Parse(path, data, opts)
+}
+
+// readFile returns the content of the file at path, or an error wrapping
+// ErrTooLarge if it is larger than limit bytes: known by its size before
+// reading, or, for a file without one such as a pipe, by reading one byte
+// more than limit (the error then says only "over LIMIT bytes").
+func readFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Mode().IsRegular() && info.Size() > limit {
+		return nil, tooLarge(path, strconv.FormatInt(info.Size(), 10)+" bytes", limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, tooLarge(path, "over "+strconv.FormatInt(limit, 10)+" bytes", limit)
+	}
+	return data, nil
+}
+
+func tooLarge(path, size string, limit int64) error {
+	return fmt.Errorf("%w: %s is %s, more than the limit of %d bytes (%s)", ErrTooLarge, path, size, limit, mib(limit))
+}
+
+// mib gives n bytes in MiB, such as "16 MiB" or "0.5 MiB".
+func mib(n int64) string {
+	return strconv.FormatFloat(float64(n)/(1<<20), 'f', -1, 64) + " MiB"
 }
 
 // Parse decodes, interpolates and validates a pipeline file; file names it
@@ -104,8 +148,10 @@ func (d *decoder) decode(data []byte) *Pipeline {
 	}
 	if f, ok := fields["stages"]; ok {
 		p.Stages = d.stages(f)
-		for _, s := range p.Stages {
+		p.byName = make(map[string]int, len(p.Stages))
+		for i, s := range p.Stages {
 			s.defaults(p.Settings)
+			p.byName[s.Name] = i
 		}
 	} else {
 		d.problem(root, "missing required key \"stages\"")

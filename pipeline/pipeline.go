@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/sluicehq/sluice/stages"
@@ -176,10 +178,18 @@ type Pipeline struct {
 	Settings    Settings
 	Plugins     []string
 	Stages      []*Stage // in file order
+
+	// byName is the index in Stages of each stage, as Parse made them; a
+	// lookup checks it, since a caller may change Stages.
+	byName map[string]int
 }
 
-// Stage returns the stage of that name, or nil.
+// Stage returns the stage of that name, or nil. It takes constant time on
+// a pipeline that [Parse] or [Load] returned.
 func (p *Pipeline) Stage(name string) *Stage {
+	if i, ok := p.byName[name]; ok && i < len(p.Stages) && p.Stages[i].Name == name {
+		return p.Stages[i]
+	}
 	for _, s := range p.Stages {
 		if s.Name == name {
 			return s
@@ -204,32 +214,59 @@ func (p *Pipeline) Readers(name string) []*Stage {
 }
 
 // Order returns the stages in topological order: every stage comes after
-// the stages it reads from. The pipeline is acyclic once validated.
+// the stages it reads from. The pipeline is acyclic once validated; a
+// stage on a cycle, or reading a stage that is not there, is left out,
+// with the stages after it.
+//
+// The order is that of sweeps over the stages in file order, each taking
+// every stage whose inputs are taken: the stages taken by the first sweep
+// in file order, then those of the second, and so on. It is computed in
+// one pass over the graph (Kahn's algorithm), each stage's sweep being the
+// latest its inputs allow: the sweep of an input listed before it, or the
+// one after the sweep of an input listed after it.
 func (p *Pipeline) Order() []*Stage {
-	done := make(map[string]bool, len(p.Stages))
-	out := make([]*Stage, 0, len(p.Stages))
-	for len(out) < len(p.Stages) {
-		progressed := false
-		for _, s := range p.Stages {
-			if done[s.Name] {
-				continue
-			}
-			ready := true
-			for _, in := range s.From {
-				if !done[in.Stage] {
-					ready = false
-					break
-				}
-			}
-			if ready {
-				done[s.Name] = true
-				out = append(out, s)
-				progressed = true
+	n := len(p.Stages)
+	first := make(map[string]int, n) // the index of the first stage of each name
+	for i, s := range p.Stages {
+		if _, ok := first[s.Name]; !ok {
+			first[s.Name] = i
+		}
+	}
+	waiting := make([]int, n)   // inputs not yet taken
+	readers := make([][]int, n) // the edges of the data flow
+	for i, s := range p.Stages {
+		for _, in := range s.From {
+			waiting[i]++
+			if j, ok := first[in.Stage]; ok {
+				readers[j] = append(readers[j], i)
 			}
 		}
-		if !progressed { // a cycle: validation prevents it
-			break
+	}
+	sweep := make([]int, n)
+	taken := make([]int, 0, n)
+	for i := range p.Stages {
+		if waiting[i] == 0 {
+			sweep[i] = 1
+			taken = append(taken, i)
 		}
+	}
+	for k := 0; k < len(taken); k++ {
+		u := taken[k]
+		for _, v := range readers[u] {
+			at := sweep[u]
+			if u > v {
+				at++
+			}
+			sweep[v] = max(sweep[v], at)
+			if waiting[v]--; waiting[v] == 0 {
+				taken = append(taken, v)
+			}
+		}
+	}
+	slices.SortFunc(taken, func(a, b int) int { return cmp.Or(cmp.Compare(sweep[a], sweep[b]), cmp.Compare(a, b)) })
+	out := make([]*Stage, len(taken))
+	for k, i := range taken {
+		out[k] = p.Stages[i]
 	}
 	return out
 }

@@ -281,6 +281,7 @@ func (d *decoder) from(n *yaml.Node, where string) []input {
 		return nil
 	}
 	var out []input
+	given := make(map[Input]bool, len(items))
 	for _, item := range items {
 		item = resolveAlias(item)
 		text, ok := d.str(item, where)
@@ -292,9 +293,10 @@ func (d *decoder) from(n *yaml.Node, where string) []input {
 		switch {
 		case routed && !stages.ValidRoute(route):
 			d.problem(item, "%s: %q: want stage or stage.route, with a route of letters, digits, '_' and '-' that does not begin with '_'", where, text)
-		case slices.ContainsFunc(out, func(o input) bool { return o.Input == in.Input }):
+		case given[in.Input]:
 			d.problem(item, "%s: %q given twice", where, text)
 		default:
+			given[in.Input] = true
 			out = append(out, in)
 		}
 	}

@@ -154,13 +154,27 @@ func (d *decoder) route(s *draft, in input, u *draft) {
 // cycles reports the cycles of the graph whose edges are readers, one
 // problem for each, at the input that closes it. Every stage on a cycle is
 // on a reported one.
+//
+// The search for a cycle through a stage goes only over the stages of its
+// strongly connected component, and only for a stage of a component with
+// more than one stage: in a pipeline without cycles, the work is linear in
+// the size of the graph.
 func (d *decoder) cycles(drafts []*draft, readers [][]int) {
+	comp := components(readers)
+	size := make([]int, len(drafts))
+	for _, c := range comp {
+		size[c]++
+	}
 	onCycle := make([]bool, len(drafts))
+	parent := make([]int, len(drafts))
+	for i := range parent {
+		parent[i] = -1
+	}
 	for start := range drafts {
-		if onCycle[start] {
+		if onCycle[start] || size[comp[start]] < 2 {
 			continue
 		}
-		path := cycleThrough(readers, start)
+		path := cycleThrough(readers, comp, parent, start)
 		if path == nil {
 			continue
 		}
@@ -182,16 +196,18 @@ func (d *decoder) cycles(drafts []*draft, readers [][]int) {
 }
 
 // cycleThrough returns a shortest path start, ..., v such that v -> start
-// closes a cycle, or nil if start is on none.
-func cycleThrough(readers [][]int, start int) []int {
-	parent := make([]int, len(readers))
-	for i := range parent {
-		parent[i] = -1
-	}
+// closes a cycle, or nil if start is on none. It searches breadth first
+// over the stages of the component of start, comp giving the component of
+// each; parent is all -1, and is left so.
+func cycleThrough(readers [][]int, comp, parent []int, start int) []int {
 	queue := []int{start}
-	for len(queue) > 0 {
-		u := queue[0]
-		queue = queue[1:]
+	defer func() {
+		for _, u := range queue {
+			parent[u] = -1
+		}
+	}()
+	for k := 0; k < len(queue); k++ {
+		u := queue[k]
 		for _, v := range readers[u] {
 			if v == start {
 				var path []int
@@ -202,11 +218,72 @@ func cycleThrough(readers [][]int, start int) []int {
 				slices.Reverse(path)
 				return path
 			}
-			if parent[v] < 0 && v != start {
+			if parent[v] < 0 && comp[v] == comp[start] {
 				parent[v] = u
 				queue = append(queue, v)
 			}
 		}
 	}
 	return nil
+}
+
+// components returns the strongly connected component of each node of the
+// graph whose edges are readers, numbered from 0 (Tarjan's algorithm,
+// without recursion so that a long chain of stages does not grow the
+// stack).
+func components(readers [][]int) []int {
+	n := len(readers)
+	comp := make([]int, n)
+	index := make([]int, n) // 1 + the visit order, 0 if not visited
+	low := make([]int, n)
+	onStack := make([]bool, n)
+	var stack []int
+	type frame struct{ u, next int } // a node and its next edge to follow
+	var calls []frame
+	visited, comps := 0, 0
+	for root := range n {
+		if index[root] != 0 {
+			continue
+		}
+		calls = append(calls, frame{u: root})
+		for len(calls) > 0 {
+			f := &calls[len(calls)-1]
+			u := f.u
+			if f.next == 0 && index[u] == 0 {
+				visited++
+				index[u], low[u] = visited, visited
+				stack = append(stack, u)
+				onStack[u] = true
+			}
+			if f.next < len(readers[u]) {
+				v := readers[u][f.next]
+				f.next++
+				switch {
+				case index[v] == 0:
+					calls = append(calls, frame{u: v})
+				case onStack[v]:
+					low[u] = min(low[u], index[v])
+				}
+				continue
+			}
+			calls = calls[:len(calls)-1]
+			if len(calls) > 0 {
+				p := calls[len(calls)-1].u
+				low[p] = min(low[p], low[u])
+			}
+			if low[u] == index[u] {
+				for {
+					w := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					onStack[w] = false
+					comp[w] = comps
+					if w == u {
+						break
+					}
+				}
+				comps++
+			}
+		}
+	}
+	return comp
 }

@@ -116,6 +116,23 @@ func MainContext(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	return code
 }
 
+// longRunning is the annotation of the commands that run until they are
+// stopped, for [StopsCleanly].
+const longRunning = "sluice:long-running"
+
+// StopsCleanly reports whether args (without the program name) name a
+// command that runs until it is stopped: run, worker or server. Such a
+// command stops cleanly when the context of [MainContext] is done, so
+// cmd/sluice makes the first SIGINT or SIGTERM do that, from the first
+// instant, and leaves the second to kill. Every other command leaves the
+// signals their default: the first ends the process at once, whatever it
+// is doing.
+func StopsCleanly(args []string) bool {
+	a := &app{reg: stages.Default, v: configs.NewViper()}
+	cmd, _, err := a.rootCmd().Find(args)
+	return err == nil && cmd.Annotations[longRunning] != ""
+}
+
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "sluice",

@@ -102,8 +102,9 @@ are deleted too.` + clusterHelp,
 func (a *app) workerCmd() *cobra.Command {
 	var patterns []string
 	cmd := &cobra.Command{
-		Use:   "worker",
-		Short: "Join the cluster and run the deployed pipelines",
+		Use:         "worker",
+		Annotations: map[string]string{longRunning: "true"},
+		Short:       "Join the cluster and run the deployed pipelines",
 		Long: `Worker joins the cluster: it registers a heartbeat in sluice_workers under its
 --id, runs every deployed pipeline (or the stages that --stages matches), and
 follows the deployments until SIGINT or SIGTERM, starting, switching and

@@ -26,8 +26,9 @@ func (a *app) runCmd() *cobra.Command {
 	var fresh bool
 	var only []string
 	cmd := &cobra.Command{
-		Use:   "run FILE...",
-		Short: "Run pipelines until their sources finish or a signal stops them",
+		Use:         "run FILE...",
+		Annotations: map[string]string{longRunning: "true"},
+		Short:       "Run pipelines until their sources finish or a signal stops them",
 		Long: `Run validates the pipeline files and runs them all at once, each until its
 bounded sources have finished and every stage has drained, or until SIGINT or
 SIGTERM stops it cleanly (a second signal kills the process). A summary of

@@ -17,8 +17,9 @@ func (a *app) serverCmd() *cobra.Command {
 	var o server.Options
 	var listen string
 	cmd := &cobra.Command{
-		Use:   "server",
-		Short: "Run a NATS server with JetStream, alone or as a node of a cluster",
+		Use:         "server",
+		Annotations: map[string]string{longRunning: "true"},
+		Short:       "Run a NATS server with JetStream, alone or as a node of a cluster",
 		Long: `Server runs nats-server with JetStream from the library sluice embeds, until
 SIGINT or SIGTERM, storing in --store-dir. Three of them with --cluster-listen
 and --routes naming each other form a JetStream cluster; sluice run --nats

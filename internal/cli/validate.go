@@ -15,7 +15,8 @@ func (a *app) validateCmd() *cobra.Command {
 		Long: `Validate decodes and checks every pipeline file, without NATS. It prints every
 problem found to stderr, one per line as FILE:LINE:COL: message, and exits
 with status 2 if there is any; each file that validates gets
-"FILE: ok (N stages)" on stdout.`,
+"FILE: ok (N stages)" on stdout. A file larger than 16 MiB is refused
+before it is read.`,
 		Args: wantFiles,
 		RunE: func(cmd *cobra.Command, files []string) error {
 			bad := false
