@@ -103,8 +103,11 @@ type InvalidUTF8Error struct {
 	Line int64  // the line of the bad byte, from 1
 	Byte int    // the offset of the bad byte in its line, from 0
 	Bad  byte   // the bad byte
+	// Header is set when the bad byte is in a csv header.
+	Header bool
 	// Hint, if not empty, says what to do about it, such as which
-	// parameter decodes the input.
+	// parameter decodes the input. It may be set after the error is
+	// returned: the error text is made when asked for.
 	Hint string
 }
 
@@ -114,7 +117,11 @@ func (e *InvalidUTF8Error) Error() string {
 		b.WriteString(e.Name)
 		b.WriteByte(' ')
 	}
-	fmt.Fprintf(&b, "line %d: not valid UTF-8 at byte %d of the line (%#02x)", e.Line, e.Byte, e.Bad)
+	fmt.Fprintf(&b, "line %d: ", e.Line)
+	if e.Header {
+		b.WriteString("header: ")
+	}
+	fmt.Fprintf(&b, "not valid UTF-8 at byte %d of the line (%#02x)", e.Byte, e.Bad)
 	if e.Hint != "" {
 		b.WriteString("; ")
 		b.WriteString(e.Hint)
@@ -274,7 +281,9 @@ func (r *CSVReader) Read() (*stages.Message, error) {
 		raw := r.consumed()
 		if !validFields(row) {
 			line, _ := r.cr.FieldPos(0)
-			return nil, fmt.Errorf("header: %w", invalidUTF8("", r.line(line), raw))
+			e := invalidUTF8("", r.line(line), raw)
+			e.Header = true
+			return nil, e
 		}
 		header := slices.Clone(row)
 		header[0] = strings.TrimPrefix(header[0], "\ufeff") // a byte order mark
