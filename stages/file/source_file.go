@@ -45,7 +45,7 @@ Example:
 		Params: []stages.Param{
 			{Name: "path", Type: stages.TypeString, Required: true, Doc: "A file path, or a glob pattern matching the files to read."},
 			{Name: "format", Type: stages.TypeString, Enum: []string{records.JSONL, records.CSV, records.Lines}, Doc: "Record format: " + records.Doc + "; default inferred from each file's extension."},
-			{Name: "encoding", Type: stages.TypeString, Enum: encodingNames, Doc: encodingDoc},
+			{Name: "encoding", Type: stages.TypeString, Default: encodingUTF8, Enum: encodingNames, Doc: encodingDoc},
 		},
 		NewSource: newFileSource,
 	}
