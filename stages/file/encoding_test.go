@@ -94,9 +94,9 @@ func TestFileSourceCSVHeaderInvalidUTF8(t *testing.T) {
 	}
 }
 
-// utf16 returns s encoded as UTF-16 in byte order le or big-endian, with a
+// encodeUTF16 returns s encoded as UTF-16 in byte order le or big-endian, with a
 // byte order mark if bom.
-func utf16(s string, le, bom bool) string {
+func encodeUTF16(s string, le, bom bool) string {
 	var b []byte
 	put := func(u uint16) {
 		if le {
@@ -132,13 +132,13 @@ func TestFileSourceEncoding(t *testing.T) {
 		{"latin1 csv", "in.csv", "id,name\n1,caf\xe9\n2,na\xefve\n", "latin1", []string{`{"id":"1","name":"café"}`, `{"id":"2","name":"naïve"}`}},
 		{"iso-8859-1 lines", "in.txt", "caf\xe9\n\xbfqu\xe9?\n", "iso-8859-1", []string{"café", "¿qué?"}},
 		{"windows-1252 keeps undefined bytes", "in.txt", "\x80 \x93x\x94 \x81\x9d", "windows-1252", []string{"€ “x” \u0081\u009d"}},
-		{"utf-16 little-endian with a byte order mark", "in.csv", utf16(text, true, true), "utf-16", want},
-		{"utf-16 big-endian with a byte order mark", "in.csv", utf16(text, false, true), "utf-16", want},
-		{"utf-16 without a byte order mark is big-endian", "in.csv", utf16(text, false, false), "utf-16", want},
-		{"utf-16le without a byte order mark", "in.csv", utf16(text, true, false), "utf-16le", want},
-		{"utf-16be without a byte order mark", "in.csv", utf16(text, false, false), "utf-16be", want},
-		{"utf-16le with a big-endian byte order mark", "in.csv", utf16(text, false, true), "utf-16le", want},
-		{"utf-16 jsonl", "in.jsonl", utf16("{\"s\":\"ü\"}\r\n{\"s\":\"2\"}", true, true), "utf-16", []string{`{"s":"ü"}`, `{"s":"2"}`}},
+		{"utf-16 little-endian with a byte order mark", "in.csv", encodeUTF16(text, true, true), "utf-16", want},
+		{"utf-16 big-endian with a byte order mark", "in.csv", encodeUTF16(text, false, true), "utf-16", want},
+		{"utf-16 without a byte order mark is big-endian", "in.csv", encodeUTF16(text, false, false), "utf-16", want},
+		{"utf-16le without a byte order mark", "in.csv", encodeUTF16(text, true, false), "utf-16le", want},
+		{"utf-16be without a byte order mark", "in.csv", encodeUTF16(text, false, false), "utf-16be", want},
+		{"utf-16le with a big-endian byte order mark", "in.csv", encodeUTF16(text, false, true), "utf-16le", want},
+		{"utf-16 jsonl", "in.jsonl", encodeUTF16("{\"s\":\"ü\"}\r\n{\"s\":\"2\"}", true, true), "utf-16", []string{`{"s":"ü"}`, `{"s":"2"}`}},
 		{"utf-8 explicit", "in.csv", text, "utf-8", want},
 	}
 	for _, tt := range tests {
@@ -172,7 +172,7 @@ func TestFileSourceEncodingResume(t *testing.T) {
 		want                          []string
 	}{
 		{"latin1 csv", "in.csv", "id,name\n1,caf\xe9\n2,na\xefve\n3,\xe0\n", "latin1", []string{`{"id":"1","name":"café"}`, `{"id":"2","name":"naïve"}`, `{"id":"3","name":"à"}`}},
-		{"utf-16 lines", "in.txt", utf16("é\nü\n😀\n", true, true), "utf-16", []string{"é", "ü", "😀"}},
+		{"utf-16 lines", "in.txt", encodeUTF16("é\nü\n😀\n", true, true), "utf-16", []string{"é", "ü", "😀"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,5 +207,68 @@ func TestFileSourceEncodingResume(t *testing.T) {
 				t.Fatalf("resuming with another encoding: got %v", err)
 			}
 		})
+	}
+}
+
+// TestFileSourceBadUTF16 checks that ill-formed UTF-16 stops the file with
+// an error naming the byte, after the records before it, rather than
+// becoming U+FFFD.
+func TestFileSourceBadUTF16(t *testing.T) {
+	le := func(units ...uint16) string {
+		var b []byte
+		for _, u := range units {
+			b = append(b, byte(u), byte(u>>8))
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name, content string
+		want          []string
+		err           string
+	}{
+		{"lone high surrogate", encodeUTF16("a\n", true, true) + le(0xd800, 'b', '\n'), []string{"a"}, "not valid UTF-16 at byte 6: a lone surrogate (0xd800)"},
+		{"lone low surrogate", encodeUTF16("a\n", true, true) + le(0xdc00, '\n'), []string{"a"}, "not valid UTF-16 at byte 6: a lone surrogate (0xdc00)"},
+		{"high surrogate at the end", encodeUTF16("a\nb", true, true) + le(0xd83d), []string{"a"}, "not valid UTF-16 at byte 8: a lone surrogate (0xd83d)"},
+		{"odd byte at the end", encodeUTF16("a\nb", true, true) + "x", []string{"a"}, "not valid UTF-16 at byte 8: an odd byte at the end"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := stagetest.WriteFile(t, t.TempDir(), "in.txt", tt.content)
+			src := stagetest.NewSource(t, "file", map[string]any{"path": path, "encoding": "utf-16"}, stages.Info{})
+			var got []string
+			var err error
+			for {
+				var m *stages.Message
+				if m, err = src.Read(context.Background()); err != nil {
+					break
+				}
+				got = append(got, stagetest.PayloadOf(t, m))
+			}
+			if want := "file " + path + ": " + tt.err; err == nil || err.Error() != want || stages.IsPermanent(err) || !errors.Is(err, errBadUTF16) {
+				t.Fatalf("got error %v, want %q", err, want)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %q before the error, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFileSourceUTF16Long checks decoding across the read buffers, with
+// surrogate pairs and multi-byte runes at every alignment.
+func TestFileSourceUTF16Long(t *testing.T) {
+	var text strings.Builder
+	var want []string
+	for i := 0; text.Len() < 300<<10; i++ {
+		line := strings.Repeat("é😀x", i%7) + strings.Repeat("y", i%3)
+		want = append(want, line)
+		text.WriteString(line + "\n")
+	}
+	for _, le := range []bool{true, false} {
+		path := stagetest.WriteFile(t, t.TempDir(), "in.txt", encodeUTF16(text.String(), le, true))
+		src := stagetest.NewSource(t, "file", map[string]any{"path": path, "encoding": "utf-16"}, stages.Info{})
+		if got := stagetest.Payloads(t, src); !reflect.DeepEqual(got, want) {
+			t.Fatalf("little-endian %v: got %d lines, want %d (or they differ)", le, len(got), len(want))
+		}
 	}
 }
