@@ -66,9 +66,10 @@ type Reader interface {
 	// input. A record that is malformed comes back as a message holding its
 	// raw text together with a permanent error, and reading can go on; any
 	// other error (an I/O error, a bad CSV header) ends the input and does
-	// not name it: the caller wraps it. A jsonl or csv record, or a csv
-	// header, that is not valid UTF-8 is such an error, wrapping an
-	// [*InvalidUTF8Error]: its bytes are never mended into U+FFFD.
+	// not name it: the caller wraps it. A jsonl or csv record that is not
+	// valid UTF-8 is malformed, its permanent error an [*InvalidUTF8Error];
+	// a csv header that is not ends the input with one. Bytes are never
+	// mended into U+FFFD.
 	Read() (*stages.Message, error)
 	// Pos returns where the next record starts.
 	Pos() Position
