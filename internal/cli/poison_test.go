@@ -29,7 +29,7 @@ func TestPoisonInput(t *testing.T) {
 		name     string
 		file     string // the input file's name; "" for none
 		content  string
-		path     string // the source's path, relative to the test dir
+		path     string // the source's path, relative to the test dir, and any further parameters
 		exit     int
 		stderr   []string // each must appear on stderr
 		want     []string // the output, sorted
@@ -43,8 +43,8 @@ func TestPoisonInput(t *testing.T) {
 			path:    "in.jsonl",
 			want:    []string{`{"id":1,"ok":true}`, `{"id":3,"ok":true}`, `{"id":5,"ok":true}`, `{"id":6,"ok":true}`},
 			dead: []string{
-				"mark: invalid JSON: record is not valid UTF-8 (at byte 18)",
 				"mark: invalid JSON: unexpected end of JSON input",
+				"read: file in.jsonl line 2: not valid UTF-8 at byte 18 of the line (0xff); set encoding: latin1 if the file is Latin-1 (or windows-1252, utf-16)",
 				fmt.Sprintf("read: record of %d bytes is too large for NATS", len(huge)),
 			},
 			truncate: true,
@@ -56,6 +56,21 @@ func TestPoisonInput(t *testing.T) {
 			path:    "in.csv",
 			want:    []string{`{"id":"1","name":"a","ok":true}`, `{"id":"3","name":"c","ok":true}`},
 			dead:    []string{"read: file in.csv line 3: row has 1 fields, header has 2"},
+		},
+		{
+			name:    "csv with a Latin-1 byte",
+			file:    "in.csv",
+			content: "id,name\n1,a\n2,caf\xe9\n3,c\n",
+			path:    "in.csv",
+			want:    []string{`{"id":"1","name":"a","ok":true}`, `{"id":"3","name":"c","ok":true}`},
+			dead:    []string{"read: file in.csv line 3: not valid UTF-8 at byte 5 of the line (0xe9); set encoding: latin1 if the file is Latin-1 (or windows-1252, utf-16)"},
+		},
+		{
+			name:    "csv read as Latin-1",
+			file:    "in.csv",
+			content: "id,name\n1,a\n2,caf\xe9\n",
+			path:    "in.csv, encoding: latin1",
+			want:    []string{`{"id":"1","name":"a","ok":true}`, `{"id":"2","name":"café","ok":true}`},
 		},
 		{name: "empty file", file: "in.jsonl", path: "in.jsonl"},
 		{name: "missing file", path: "nope.jsonl", exit: ExitFailure, stderr: []string{"nope.jsonl", "no such file or directory"}},
@@ -101,6 +116,11 @@ stages:
 			}
 			if !slices.Equal(got, append([]string{}, tt.want...)) {
 				t.Errorf("output %q, want %q", got, tt.want)
+			}
+			for _, line := range got {
+				if strings.Contains(line, "\ufffd") {
+					t.Errorf("output %q holds U+FFFD: bytes were altered", line)
+				}
 			}
 			nc := natstest.OpenStore(t, store)
 			dead := []string{}

@@ -28,7 +28,11 @@ func fileSourceSpec() stages.Spec {
 			`that decodes it and goes to the dead-letter stream. In csv the first row ` +
 			`of each file names the fields; a row with another number of fields, or ` +
 			`one that does not parse, goes to the dead-letter stream as its raw text ` +
-			`and reading goes on. Lines of any length work. The source ends after the ` +
+			`and reading goes on. Bytes are never altered silently: by default a jsonl ` +
+			`line or a csv row that is not valid UTF-8 goes to the dead-letter stream ` +
+			`as it is, its reason naming the file, the line and the byte (lines passes ` +
+			`any bytes on as they are); encoding decodes files in another character ` +
+			`set to UTF-8 as they are read. Lines of any length work. The source ends after the ` +
 			`last file. It checkpoints the file and byte offset it has reached, so a ` +
 			`resumed run goes on from there; the files must not change in between.
 
@@ -41,6 +45,7 @@ Example:
 		Params: []stages.Param{
 			{Name: "path", Type: stages.TypeString, Required: true, Doc: "A file path, or a glob pattern matching the files to read."},
 			{Name: "format", Type: stages.TypeString, Enum: []string{records.JSONL, records.CSV, records.Lines}, Doc: "Record format: " + records.Doc + "; default inferred from each file's extension."},
+			{Name: "encoding", Type: stages.TypeString, Default: encodingUTF8, Enum: encodingNames, Doc: encodingDoc},
 		},
 		NewSource: newFileSource,
 	}
@@ -48,12 +53,13 @@ Example:
 
 // fileSource reads its files one after another.
 type fileSource struct {
-	format string // "" infers from each file's extension
-	files  []string
-	next   int // index in files of the next file to open
-	f      *os.File
-	rr     records.Reader
-	resume *fileCheckpoint // where to start in the next file opened
+	format   string // "" infers from each file's extension
+	encoding string // canonical: "" is utf-8
+	files    []string
+	next     int // index in files of the next file to open
+	f        *os.File
+	rr       records.Reader
+	resume   *fileCheckpoint // where to start in the next file opened
 }
 
 var _ stages.Resumable = (*fileSource)(nil)
@@ -63,6 +69,9 @@ var _ stages.Resumable = (*fileSource)(nil)
 type fileCheckpoint struct {
 	File string `json:"file,omitempty"`
 	records.Position
+	// Encoding is the canonical encoding the file was read with, "" for
+	// utf-8; with another encoding Offset counts bytes of the decoded text.
+	Encoding string `json:"encoding,omitempty"`
 }
 
 func newFileSource(p stages.Params, _ stages.Info) (stages.Source, error) {
@@ -74,7 +83,7 @@ func newFileSource(p stages.Params, _ stages.Info) (stages.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileSource{format: p.String("format"), files: files}, nil
+	return &fileSource{format: p.String("format"), encoding: canonicalEncoding(p.String("encoding")), files: files}, nil
 }
 
 // hasGlobMeta reports whether path is a glob pattern.
@@ -130,6 +139,7 @@ func (s *fileSource) Read(ctx context.Context) (*stages.Message, error) {
 			s.resume = nil
 		}
 		m, err := s.rr.Read()
+		s.hint(err)
 		if err == nil || (m != nil && stages.IsPermanent(err)) {
 			return m, err
 		}
@@ -146,6 +156,15 @@ func (s *fileSource) Read(ctx context.Context) (*stages.Message, error) {
 	}
 }
 
+// hint adds to an error of bytes that are not valid UTF-8, read without an
+// encoding, the parameter that decodes them.
+func (s *fileSource) hint(err error) {
+	var ue *records.InvalidUTF8Error
+	if s.encoding == "" && errors.As(err, &ue) {
+		ue.Hint = "set encoding: latin1 if the file is Latin-1 (or windows-1252, utf-16)"
+	}
+}
+
 // open opens file name for reading, from the start or from a checkpoint.
 func (s *fileSource) open(name string, at *fileCheckpoint) error {
 	f, err := os.Open(name)
@@ -156,43 +175,73 @@ func (s *fileSource) open(name string, at *fileCheckpoint) error {
 	if format == "" {
 		format = records.InputFormat(name)
 	}
+	r := decode(f, s.encoding)
 	var pos records.Position
 	var header []string
 	if at != nil && at.Offset > 0 {
-		if pos, header, err = seekCheckpoint(f, format, at.Position); err != nil {
+		if at.Encoding != s.encoding {
+			f.Close()
+			return fmt.Errorf("file %s: cannot resume at byte %d: the checkpoint was taken reading the file as %s, the encoding is now %s", name, at.Offset, encodingName(at.Encoding), encodingName(s.encoding))
+		}
+		if r, header, err = seekCheckpoint(f, format, s.encoding, at.Position); err != nil {
 			f.Close()
 			return fileError(name, err)
 		}
+		pos = at.Position
 	}
 	s.f = f
-	s.rr = records.NewReader(format, f, "file "+name, pos, header)
+	s.rr = records.NewReader(format, r, "file "+name, pos, header)
 	return nil
 }
 
-// seekCheckpoint moves f to position at, and for csv returns the header
-// the records after it are read with.
-func seekCheckpoint(f *os.File, format string, at records.Position) (records.Position, []string, error) {
+// encodingName names a canonical encoding in an error.
+func encodingName(canonical string) string {
+	if canonical == "" {
+		return encodingUTF8
+	}
+	return canonical
+}
+
+// seekCheckpoint returns a reader of f, decoded from encoding, that starts
+// at position at, and for csv the header the records after it are read
+// with. For utf-8 it seeks f to the offset; for another encoding, whose
+// offsets count decoded bytes, it decodes the file again up to it.
+func seekCheckpoint(f *os.File, format, encoding string, at records.Position) (io.Reader, []string, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return records.Position{}, nil, err
+		return nil, nil, err
 	}
-	if at.Offset > fi.Size() {
-		return records.Position{}, nil, fmt.Errorf("cannot resume at byte %d: the file has %d bytes (it changed since the run started)", at.Offset, fi.Size())
+	if encoding == "" && at.Offset > fi.Size() {
+		return nil, nil, fmt.Errorf("cannot resume at byte %d: the file has %d bytes (it changed since the run started)", at.Offset, fi.Size())
 	}
 	var header []string
 	if format == records.CSV {
-		hr := records.NewCSVReader(f, f.Name(), records.Position{}, nil)
+		hr := records.NewCSVReader(decode(f, encoding), f.Name(), records.Position{}, nil)
 		if _, err := hr.Read(); err != nil && !stages.IsPermanent(err) && !errors.Is(err, io.EOF) {
-			return records.Position{}, nil, err
+			return nil, nil, err
 		}
 		if header = hr.Header; header == nil {
-			return records.Position{}, nil, fmt.Errorf("cannot resume at byte %d: the file has no csv header", at.Offset)
+			return nil, nil, fmt.Errorf("cannot resume at byte %d: the file has no csv header", at.Offset)
 		}
 	}
-	if _, err := f.Seek(at.Offset, io.SeekStart); err != nil {
-		return records.Position{}, nil, err
+	if encoding == "" {
+		if _, err := f.Seek(at.Offset, io.SeekStart); err != nil {
+			return nil, nil, err
+		}
+		return f, header, nil
 	}
-	return at, header, nil
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, nil, err
+	}
+	r := decode(f, encoding)
+	n, err := io.CopyN(io.Discard, r, at.Offset)
+	if errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("cannot resume at byte %d of the decoded text: it has %d bytes (the file changed since the run started)", at.Offset, n)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, header, nil
 }
 
 // Checkpoint returns the file being read and the position in it after the
@@ -201,7 +250,7 @@ func (s *fileSource) Checkpoint() ([]byte, error) {
 	var c fileCheckpoint
 	switch {
 	case s.rr != nil:
-		c = fileCheckpoint{File: s.f.Name(), Position: s.rr.Pos()}
+		c = fileCheckpoint{File: s.f.Name(), Position: s.rr.Pos(), Encoding: s.encoding}
 	case s.next < len(s.files):
 		c = fileCheckpoint{File: s.files[s.next]}
 	}

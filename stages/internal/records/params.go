@@ -5,7 +5,8 @@ import "github.com/sluicehq/sluice/stages"
 // Doc describes the record formats, for the format parameter of the
 // sources that read them.
 var Doc = "jsonl (one JSON record per non-blank line, passed on undecoded), " +
-	"csv (a header row, then one object of strings per row) or lines (each line, blank ones included, as raw bytes)"
+	"csv (a header row, then one object of strings per row) or lines (each line, blank ones included, as raw bytes); " +
+	"a jsonl or csv record that is not valid UTF-8 is not mended but dead-lettered, its reason naming the line and the byte"
 
 // ColumnsParam declares the columns parameter of the sinks that write
 // records in a format; [CheckColumns] validates it.

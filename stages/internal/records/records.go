@@ -16,8 +16,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
 
 // Record formats of the sources and sinks.
@@ -64,7 +66,10 @@ type Reader interface {
 	// input. A record that is malformed comes back as a message holding its
 	// raw text together with a permanent error, and reading can go on; any
 	// other error (an I/O error, a bad CSV header) ends the input and does
-	// not name it: the caller wraps it.
+	// not name it: the caller wraps it. A jsonl or csv record that is not
+	// valid UTF-8 is malformed, its permanent error an [*InvalidUTF8Error];
+	// a csv header that is not ends the input with one. Bytes are never
+	// mended into U+FFFD.
 	Read() (*stages.Message, error)
 	// Pos returns where the next record starts.
 	Pos() Position
@@ -88,7 +93,58 @@ func NewReader(format string, r io.Reader, name string, at Position, header []st
 	case Lines:
 		return &linesReader{lr: newLineReader(r, at)}
 	}
-	return &jsonlReader{lr: newLineReader(r, at)}
+	return &jsonlReader{name: name, lr: newLineReader(r, at)}
+}
+
+// InvalidUTF8Error is the error of a record or a csv header that is not
+// valid UTF-8. It locates the first bad byte, so that one can find it in
+// the input without the record being quoted.
+type InvalidUTF8Error struct {
+	Name string // the input, such as "file in.csv" or "stdin"; "" when the caller names it
+	Line int64  // the line of the bad byte, from 1
+	Byte int    // the offset of the bad byte in its line, from 0
+	Bad  byte   // the bad byte
+	// Header is set when the bad byte is in a csv header.
+	Header bool
+	// Hint, if not empty, says what to do about it, such as which
+	// parameter decodes the input. It may be set after the error is
+	// returned: the error text is made when asked for.
+	Hint string
+}
+
+func (e *InvalidUTF8Error) Error() string {
+	var b strings.Builder
+	if e.Name != "" {
+		b.WriteString(e.Name)
+		b.WriteByte(' ')
+	}
+	fmt.Fprintf(&b, "line %d: ", e.Line)
+	if e.Header {
+		b.WriteString("header: ")
+	}
+	fmt.Fprintf(&b, "not valid UTF-8 at byte %d of the line (%#02x)", e.Byte, e.Bad)
+	if e.Hint != "" {
+		b.WriteString("; ")
+		b.WriteString(e.Hint)
+	}
+	return b.String()
+}
+
+// invalidUTF8 returns the error of raw, the text of a record starting on
+// line line of input name, which is not valid UTF-8: it locates the first
+// bad byte.
+func invalidUTF8(name string, line int64, raw []byte) *InvalidUTF8Error {
+	i := errtext.InvalidUTF8At(raw)
+	before := raw[:i]
+	e := &InvalidUTF8Error{
+		Name: name,
+		Line: line + int64(bytes.Count(before, []byte{'\n'})),
+		Byte: i - (bytes.LastIndexByte(before, '\n') + 1),
+	}
+	if i < len(raw) {
+		e.Bad = raw[i]
+	}
+	return e
 }
 
 // lineReader reads lines of any length. The returned line is valid until
@@ -127,9 +183,11 @@ func (l *lineReader) next() ([]byte, error) {
 
 // jsonlReader reads JSON lines: one record per non-blank line, the payload
 // being the line as it is. The source does not decode it: a malformed line
-// fails in the stage that reads it.
+// fails in the stage that reads it. A line that is not valid UTF-8 fails
+// here, though, where its line number is known.
 type jsonlReader struct {
-	lr *lineReader
+	name string
+	lr   *lineReader
 }
 
 func (r *jsonlReader) Read() (*stages.Message, error) {
@@ -141,7 +199,11 @@ func (r *jsonlReader) Read() (*stages.Message, error) {
 		if IsBlank(line) {
 			continue
 		}
-		return stages.NewMessage(bytes.Clone(line)), nil
+		m := stages.NewMessage(bytes.Clone(line))
+		if !utf8.Valid(line) {
+			return m, stages.Permanent(invalidUTF8(r.name, r.lr.at.Line, line))
+		}
+		return m, nil
 	}
 }
 
@@ -160,7 +222,9 @@ func IsBlank(b []byte) bool {
 }
 
 // linesReader reads text: every line, blank ones included, is a record
-// whose payload is the raw line.
+// whose payload is the raw line. The bytes are passed on as they are, not
+// checked: no string is made of them here, and a stage that decodes the
+// payload refuses one that is not valid UTF-8.
 type linesReader struct {
 	lr *lineReader
 }
@@ -177,8 +241,9 @@ func (r *linesReader) Pos() Position { return r.lr.at }
 
 // CSVReader reads CSV with a header row: each further row becomes a JSON
 // object of strings keyed by the header's names. A row with another number
-// of fields than the header, or one that does not parse, is returned as its
-// raw text with a permanent error.
+// of fields than the header, one that does not parse or one that is not
+// valid UTF-8 (which encoding the record would mend into U+FFFD) is
+// returned as its raw text with a permanent error.
 type CSVReader struct {
 	name   string
 	tee    *rawTee
@@ -214,7 +279,13 @@ func (r *CSVReader) Read() (*stages.Message, error) {
 			}
 			return nil, err
 		}
-		r.consumed()
+		raw := r.consumed()
+		if !validFields(row) {
+			line, _ := r.cr.FieldPos(0)
+			e := invalidUTF8("", r.line(line), raw)
+			e.Header = true
+			return nil, e
+		}
 		header := slices.Clone(row)
 		header[0] = strings.TrimPrefix(header[0], "\ufeff") // a byte order mark
 		seen := make(map[string]bool, len(header))
@@ -240,12 +311,27 @@ func (r *CSVReader) Read() (*stages.Message, error) {
 		m := stages.NewMessage(r.consumed())
 		return m, stages.Permanent(fmt.Errorf("%s line %d: row has %d fields, header has %d", r.name, r.line(line), len(row), len(r.Header)))
 	}
+	if !validFields(row) {
+		line, _ := r.cr.FieldPos(0)
+		raw := r.consumed()
+		return stages.NewMessage(raw), stages.Permanent(invalidUTF8(r.name, r.line(line), raw))
+	}
 	r.consumed()
 	rec := make(map[string]any, len(row))
 	for i, v := range row {
 		rec[r.Header[i]] = v
 	}
 	return stages.NewValueMessage(rec), nil
+}
+
+// validFields reports whether every field of row is valid UTF-8.
+func validFields(row []string) bool {
+	for _, f := range row {
+		if !utf8.ValidString(f) {
+			return false
+		}
+	}
+	return true
 }
 
 // consumed returns a copy of the raw text of the record just read, without

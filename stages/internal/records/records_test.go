@@ -1,6 +1,9 @@
 package records
 
 import (
+	"errors"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,5 +34,47 @@ func TestCSVField(t *testing.T) {
 	}
 	if _, err := csvField(make(chan int)); err == nil {
 		t.Error("csvField of a channel: no error")
+	}
+}
+
+// TestReaderInvalidUTF8 checks that the jsonl and csv readers return a
+// record that is not valid UTF-8 as its raw text with a permanent
+// *InvalidUTF8Error locating the first bad byte, and that lines passes
+// any bytes on.
+func TestReaderInvalidUTF8(t *testing.T) {
+	tests := []struct {
+		format, in string
+		at         Position
+		want       []string // payloads
+		errs       []string // the error of each record, "" for none
+	}{
+		{JSONL, "{}\n\"caf\xe9\"\n", Position{}, []string{"{}", "\"caf\xe9\""}, []string{"", "stdin line 2: not valid UTF-8 at byte 4 of the line (0xe9)"}},
+		{JSONL, "\"\xf0\x9f\x98\"", Position{Line: 9}, []string{"\"\xf0\x9f\x98\""}, []string{"stdin line 10: not valid UTF-8 at byte 1 of the line (0xf0)"}},
+		{CSV, "a,b\n\"x\ny\xe9\",1\nok,2\n", Position{}, []string{"\"x\ny\xe9\",1", `{"a":"ok","b":"2"}`}, []string{"stdin line 3: not valid UTF-8 at byte 1 of the line (0xe9)", ""}},
+		{Lines, "caf\xe9\n", Position{}, []string{"caf\xe9"}, []string{""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			r := NewReader(tt.format, strings.NewReader(tt.in), "stdin", tt.at, nil)
+			for i := range tt.want {
+				m, err := r.Read()
+				if m == nil {
+					t.Fatalf("record %d: no message, error %v", i, err)
+				}
+				if p, _ := m.Payload(); string(p) != tt.want[i] {
+					t.Errorf("record %d: payload %q, want %q", i, p, tt.want[i])
+				}
+				var ue *InvalidUTF8Error
+				switch {
+				case tt.errs[i] == "" && err != nil:
+					t.Errorf("record %d: unexpected error %v", i, err)
+				case tt.errs[i] != "" && (err == nil || err.Error() != tt.errs[i] || !stages.IsPermanent(err) || !errors.As(err, &ue)):
+					t.Errorf("record %d: error %v, want a permanent *InvalidUTF8Error %q", i, err, tt.errs[i])
+				}
+			}
+			if _, err := r.Read(); !errors.Is(err, io.EOF) {
+				t.Fatalf("after the records: %v", err)
+			}
+		})
 	}
 }
