@@ -38,7 +38,7 @@ func TestPoisonInput(t *testing.T) {
 			want:    []string{`{"id":1,"ok":true}`, `{"id":3,"ok":true}`, `{"id":5,"ok":true}`, `{"id":6,"ok":true}`},
 			dead: []string{
 				"mark: invalid JSON: record is not valid UTF-8 (at byte 18)",
-				"mark: invalid JSON: unexpected end of JSON input",
+				"mark: invalid JSON: unexpected end of JSON input (at byte 17)",
 				fmt.Sprintf("read: record of %d bytes is too large for NATS", len(huge)),
 			},
 			truncate: true,

@@ -141,6 +141,13 @@ func TestHTTPSourceAnswers(t *testing.T) {
 		{name: "chunked body over max_body", params: map[string]any{"max_body": 64}, body: big, chunked: true, wantStatus: 413},
 		{name: "body at max_body", params: map[string]any{"max_body": len(big)}, body: big, wantStatus: 202, want: []string{big}},
 		{name: "bad JSON", body: `{"n": `, wantStatus: 400, wantInBody: "not a JSON record"},
+		{name: "nested too deep", body: strings.Repeat("[", 5000) + strings.Repeat("]", 5000), wantStatus: 400, wantInBody: "body is not a JSON record: nesting deeper than 4095 (at byte 4095)"},
+		{
+			name: "jsonl line nested too deep", params: map[string]any{"format": "jsonl"},
+			body: "{}\n" + strings.Repeat(`{"a":`, 9999) + "1" + strings.Repeat("}", 9999) + "\n", wantStatus: 400,
+			wantInBody: "line 2 is not a JSON record: nesting deeper than 4095 (at byte 20475)",
+		},
+		{name: "bad JSON names the byte", body: `{"n": 1,}`, wantStatus: 400, wantInBody: "(at byte 9)"},
 		{name: "invalid UTF-8", body: "{\"s\": \"\xff\"}", wantStatus: 400, wantInBody: "UTF-8"},
 		{name: "empty body", body: ``, wantStatus: 400},
 		{
