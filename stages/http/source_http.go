@@ -461,24 +461,24 @@ func (s *httpSource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		httpReply(w, http.StatusOK, map[string]any{"status": "ok"})
 	default:
-		httpAnswer(w, http.StatusNotFound, "not found")
+		refuseUnread(w, http.StatusNotFound, "not found")
 	}
 }
 
 func (s *httpSource) serveRecords(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		httpAnswer(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+		refuseUnread(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
 		return
 	}
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
-		httpAnswer(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		refuseUnread(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		return
 	}
 	key := r.Header.Get(idempotencyKeyHeader)
 	if _, given := r.Header[idempotencyKeyHeader]; given && !validIdempotencyKey(key) {
-		httpAnswer(w, http.StatusBadRequest, fmt.Sprintf("%s must be 1 to %d visible ASCII characters", idempotencyKeyHeader, httpMaxIdempotencyKey))
+		refuseUnread(w, http.StatusBadRequest, fmt.Sprintf("%s must be 1 to %d visible ASCII characters", idempotencyKeyHeader, httpMaxIdempotencyKey))
 		return
 	}
 	select {

@@ -607,6 +607,47 @@ func TestHTTPSourceLimits(t *testing.T) {
 	}
 }
 
+// A request refused before its body is read is answered at once even when
+// its body stalls, not after read_timeout.
+func TestHTTPSourceRefusesStalledBodiesAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		params     map[string]any
+		head       string
+		wantStatus int
+	}{
+		{name: "wrong path", head: "POST /other HTTP/1.1\r\n", wantStatus: 404},
+		{name: "wrong method", head: "PUT / HTTP/1.1\r\n", wantStatus: 405},
+		{name: "no token", params: map[string]any{"token": "t0ken"}, head: "POST / HTTP/1.1\r\n", wantStatus: 401},
+		{name: "over max_body", params: map[string]any{"max_body": 100}, head: "POST / HTTP/1.1\r\n", wantStatus: 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.params == nil {
+				tc.params = map[string]any{}
+			}
+			tc.params["read_timeout"] = "1m"
+			src, base := newHTTPTestSource(t, tc.params)
+			readInto(t, src, base, true)
+			conn, err := net.Dial("tcp", src.addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			if _, err := io.WriteString(conn, tc.head+"Host: test\r\nContent-Length: 1000\r\n\r\n[1,"); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			a := answerOn(t, conn)
+			if a.err != nil || a.status != tc.wantStatus {
+				t.Fatalf("answer %d %q %v, want %d", a.status, a.body, a.err, tc.wantStatus)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("answered after %s", d)
+			}
+		})
+	}
+}
+
 // A client slower than read_timeout is answered 408 and cut off, whether
 // it stalls in its body or in its headers; what it held is given back.
 func TestHTTPSourceReadTimeout(t *testing.T) {
