@@ -217,17 +217,22 @@ var codec = sonic.Config{
 	UseUnicodeErrors: true,
 }.Froze()
 
+// MaxJSONDepth is how deeply arrays and objects may nest in a record: the
+// codec refuses a value nested deeper (encoding/json would take up to
+// 10000).
+const MaxJSONDepth = 4095
+
 // DecodeJSON decodes one JSON value the way [Message.Value] does: integers
 // that fit in an int64 stay exact. A record that is not valid UTF-8 is an
-// error, not silently mended. The error says what is wrong without quoting
-// the input.
+// error, not silently mended. The error says what is wrong and at which
+// byte, without quoting the input.
 func DecodeJSON(b []byte) (any, error) {
 	if !utf8.Valid(b) {
 		return nil, fmt.Errorf("record is not valid UTF-8 (at byte %d)", errtext.InvalidUTF8At(b))
 	}
 	var v any
 	if err := codec.Unmarshal(b, &v); err != nil {
-		return nil, explain(json.Unmarshal(b, new(any)))
+		return nil, explainDecode(b, json.Unmarshal(b, new(any)))
 	}
 	return v, nil
 }
@@ -244,12 +249,69 @@ func EncodeJSON(v any) ([]byte, error) {
 	return b, nil
 }
 
+// explainDecode says why the codec refused b, given what encoding/json
+// made of it: the codec's own messages quote the input, which must not
+// reach logs or headers, while encoding/json's never do. It names the
+// offending byte where it is known.
+func explainDecode(b []byte, stdErr error) error {
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(stdErr, &syntax):
+		return &JSONError{Reason: syntax.Error(), Offset: syntax.Offset}
+	case stdErr != nil:
+		return stdErr
+	}
+	if at := nestedTooDeepAt(b, MaxJSONDepth); at >= 0 {
+		return &JSONError{Reason: fmt.Sprintf("nesting deeper than %d", MaxJSONDepth), Offset: int64(at)}
+	}
+	return errors.New("refused by the record codec") // what encoding/json accepts and the codec does not
+}
+
+// JSONError is what [DecodeJSON] returns for a record that is not valid
+// JSON: what is wrong, worded without quoting the record, and where.
+type JSONError struct {
+	Reason string // such as "unexpected end of JSON input"
+	Offset int64  // the byte offset in the record the problem was found at
+}
+
+func (e *JSONError) Error() string { return fmt.Sprintf("%s (at byte %d)", e.Reason, e.Offset) }
+
+// nestedTooDeepAt returns the offset of the first bracket that opens an
+// array or object nested deeper than max in the JSON text b, or -1.
+func nestedTooDeepAt(b []byte, max int) int {
+	depth, inString, escaped := 0, false, false
+	for i, c := range b {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			if depth++; depth > max {
+				return i
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return -1
+}
+
 // explain returns the error of encoding/json for a value the codec
 // refused: the codec's own messages quote the input, which must not reach
 // logs or headers, while encoding/json's never do.
 func explain(stdErr error) error {
 	if stdErr == nil { // encoding/json accepts what the codec refused
-		return errors.New("invalid JSON")
+		return errors.New("refused by the record codec")
 	}
 	return stdErr
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -69,6 +70,42 @@ func TestJSONErrorsDoNotQuoteTheRecord(t *testing.T) {
 		_, err := DecodeJSON([]byte(in))
 		if err == nil || strings.Contains(err.Error(), "hunter2") || strings.ContainsAny(err.Error(), "\n") {
 			t.Errorf("DecodeJSON(%q) error = %v, want one line without the record", in, err)
+		}
+	}
+}
+
+// TestValueErrorsSayWhatAndWhere checks that the reason a record is
+// refused, which becomes its dead-letter reason, names the problem and
+// the byte, once.
+func TestValueErrorsSayWhatAndWhere(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("[", n) + "1" + strings.Repeat("]", n) }
+	deepObj := func(n int) string { return strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n) }
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"truncated", `{"n": `, "invalid JSON: unexpected end of JSON input (at byte 6)"},
+		{"bad character", `{"n": x}`, "invalid JSON: invalid character 'x' looking for beginning of value (at byte 7)"},
+		{"trailing data", `{} {}`, "invalid JSON: invalid character '{' after top-level value (at byte 4)"},
+		{"not UTF-8", "\"\xff\"", "invalid JSON: record is not valid UTF-8 (at byte 1)"},
+		{"arrays too deep", deep(MaxJSONDepth + 1), fmt.Sprintf("invalid JSON: nesting deeper than %d (at byte %d)", MaxJSONDepth, MaxJSONDepth)},
+		{"objects too deep", deepObj(5000), fmt.Sprintf("invalid JSON: nesting deeper than %d (at byte %d)", MaxJSONDepth, 5*MaxJSONDepth)},
+		{"brackets in strings do not count", `["` + strings.Repeat("[", 5000) + `", ` + deep(MaxJSONDepth) + `]`, fmt.Sprintf("invalid JSON: nesting deeper than %d (at byte %d)", MaxJSONDepth, 5004+MaxJSONDepth)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewMessage([]byte(tc.in)).Value()
+			if err == nil || err.Error() != tc.want || !IsPermanent(err) {
+				t.Errorf("Value: %v, want the permanent error %q", err, tc.want)
+			}
+		})
+	}
+	var je *JSONError
+	if _, err := DecodeJSON([]byte(deep(5000))); !errors.As(err, &je) || je.Offset != MaxJSONDepth {
+		t.Errorf("DecodeJSON of nesting 5000 deep: %v, want a *JSONError at byte %d", err, MaxJSONDepth)
+	}
+	// The deepest nesting the codec takes decodes.
+	for _, in := range []string{deep(MaxJSONDepth), deepObj(MaxJSONDepth)} {
+		if _, err := NewMessage([]byte(in)).Value(); err != nil {
+			t.Errorf("Value of nesting %d deep: %v", MaxJSONDepth, err)
 		}
 	}
 }

@@ -572,8 +572,8 @@ stages:
 		`raw | not json at all | record is not valid JSON`,
 		`raw | {"id": 2, "v": "b" | record is not valid JSON`,
 		`tag | [1, 2] | record is a JSON array, not an object`,
-		`tag | not json at all | invalid JSON: invalid character 'o' in literal null (expecting 'u')`,
-		`tag | {"id": 2, "v": "b" | invalid JSON: unexpected end of JSON input`,
+		`tag | not json at all | invalid JSON: invalid character 'o' in literal null (expecting 'u') (at byte 2)`,
+		`tag | {"id": 2, "v": "b" | invalid JSON: unexpected end of JSON input (at byte 18)`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("dead letters:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

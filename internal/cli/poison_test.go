@@ -43,7 +43,7 @@ func TestPoisonInput(t *testing.T) {
 			path:    "in.jsonl",
 			want:    []string{`{"id":1,"ok":true}`, `{"id":3,"ok":true}`, `{"id":5,"ok":true}`, `{"id":6,"ok":true}`},
 			dead: []string{
-				"mark: invalid JSON: unexpected end of JSON input",
+				"mark: invalid JSON: unexpected end of JSON input (at byte 17)",
 				"read: file in.jsonl line 2: not valid UTF-8 at byte 18 of the line (0xff); set encoding: latin1 if the file is Latin-1 (or windows-1252, utf-16)",
 				fmt.Sprintf("read: record of %d bytes is too large for NATS", len(huge)),
 			},

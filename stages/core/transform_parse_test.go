@@ -30,7 +30,7 @@ func TestParse(t *testing.T) {
 		{Name: "json several to target", Raw: f("json", "field", "body", "target", "v"), In: `{"body":"1 2","id":3}`,
 			Want: []string{`{"body":"1 2","id":3,"v":1}`, `{"body":"1 2","id":3,"v":2}`}},
 		{Name: "json blank", Raw: f("json", "field", "body"), In: `{"body":" \n "}`, Want: nil},
-		{Name: "json invalid", Raw: f("json"), In: `{"a":`, WantErr: `parse: payload as json: unexpected end of JSON input`},
+		{Name: "json invalid", Raw: f("json"), In: `{"a":`, WantErr: `parse: payload as json: unexpected end of JSON input (at byte 5)`},
 		{Name: "json invalid second value", Raw: f("json", "field", "b"), In: `{"b":"{} {\"a\" 1}"}`,
 			WantErr: `parse: field "b" as json: value 2: invalid character '1' after object key`},
 		{Name: "json not utf-8", Raw: f("json"), In: "\"\xff\"", WantErr: `parse: payload is not valid UTF-8 (at byte 1)`},

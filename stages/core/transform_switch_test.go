@@ -37,7 +37,7 @@ func TestSwitch(t *testing.T) {
 		{name: "null", raw: map[string]any{"cases": []any{map[string]any{"when": "nope", "route": "a"}}}, in: `{}`,
 			wantErr: `switch: case 1 (route a): when "nope" produced a JSON null, want true or false`},
 		{name: "not an object", raw: withDefault, in: `[1]`, wantErr: "record is a JSON array, not an object"},
-		{name: "not json", raw: withDefault, in: `{`, wantErr: "invalid JSON: unexpected end of JSON input"},
+		{name: "not json", raw: withDefault, in: `{`, wantErr: "invalid JSON: unexpected end of JSON input (at byte 1)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -36,7 +36,7 @@ func TestTemplate(t *testing.T) {
 		{Name: "join of a string", Raw: tm(`{{join "," .s}}`), In: `{"s":"x"}`,
 			WantErr: `template: line 1:2: executing "template" at <join "," .s>: error calling join: join: want an array`},
 		{Name: "field needs an object", Raw: map[string]any{"template": `x`, "field": "f"}, In: `[1]`, WantErr: "record is a JSON array, not an object"},
-		{Name: "not json", Raw: tm(`x`), In: `nope`, WantErr: "invalid JSON: invalid character 'o' in literal null (expecting 'u')"},
+		{Name: "not json", Raw: tm(`x`), In: `nope`, WantErr: "invalid JSON: invalid character 'o' in literal null (expecting 'u') (at byte 2)"},
 	})
 }
 

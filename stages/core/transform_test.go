@@ -20,7 +20,7 @@ func TestMap(t *testing.T) {
 		{Name: "scalar result", Raw: map[string]any{"expr": `a + b`}, In: `{"a":1,"b":2}`, Want: []string{"3"}},
 		{Name: "no html escaping", Raw: map[string]any{"expr": `{"h": "<" + s + ">"}`}, In: `{"s":"&"}`, Want: []string{`{"h":"<&>"}`}},
 		{Name: "not an object", Raw: map[string]any{"expr": `1`}, In: `[1]`, WantErr: "record is a JSON array, not an object"},
-		{Name: "not json", Raw: map[string]any{"expr": `1`}, In: `{"a":`, WantErr: "invalid JSON: unexpected end of JSON input"},
+		{Name: "not json", Raw: map[string]any{"expr": `1`}, In: `{"a":`, WantErr: "invalid JSON: unexpected end of JSON input (at byte 5)"},
 	})
 }
 

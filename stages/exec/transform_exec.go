@@ -418,7 +418,12 @@ func (t *execTransform) decode(l execLine, in *stages.Message, out []*stages.Mes
 	b := bytes.TrimSpace(l.b)
 	v, err := stages.DecodeJSON(b)
 	if err != nil {
-		return out, stages.Permanent(fmt.Errorf("exec: command %q answered %s: not JSON (%v)", t.command, quoteLine(l.b), err))
+		// The answer is quoted whole: the reason alone says enough.
+		reason := err.Error()
+		if je := (*stages.JSONError)(nil); errors.As(err, &je) {
+			reason = je.Reason
+		}
+		return out, stages.Permanent(fmt.Errorf("exec: command %q answered %s: not JSON (%s)", t.command, quoteLine(l.b), reason))
 	}
 	switch x := v.(type) {
 	case nil:

@@ -12,11 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/records"
@@ -32,18 +32,28 @@ const (
 	httpDefaultMaxBody    = 1 << 20
 	httpDefaultQueue      = 64
 	httpDefaultAckTimeout = 30 * time.Second
+	// httpDefaultMaxConcurrent and httpDefaultMaxBuffered bound the
+	// requests on path handled at once and the body bytes they hold in
+	// memory together.
+	httpDefaultMaxConcurrent = 64
+	httpDefaultMaxBuffered   = 64 << 20
+	// httpDefaultReadTimeout bounds how long a client may take to send a
+	// request's body.
+	httpDefaultReadTimeout = 30 * time.Second
+	// httpBodyChunk is what a body of unknown length (chunked) reserves of
+	// max_buffered at a time as it grows.
+	httpBodyChunk = 64 << 10
 	// httpRetryAfter is the Retry-After, in seconds, of a 503 answer.
 	httpRetryAfter = "1"
 	// httpMaxIdempotencyKey is the longest Idempotency-Key accepted.
 	httpMaxIdempotencyKey = 200
 	// httpShutdownTimeout bounds Close when its context has no deadline.
 	httpShutdownTimeout = 5 * time.Second
-	// httpReadHeaderTimeout and httpReadTimeout bound how long a client
-	// may take to send its request, so that slow clients cannot hold
-	// connections open for ever; httpIdleTimeout closes idle keep-alive
-	// connections.
+	// httpReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers (read_timeout when that is shorter), so that slow
+	// clients cannot hold connections open for ever; httpIdleTimeout
+	// closes idle keep-alive connections.
 	httpReadHeaderTimeout = 10 * time.Second
-	httpReadTimeout       = time.Minute
 	httpIdleTimeout       = 2 * time.Minute
 )
 
@@ -61,8 +71,10 @@ func httpSourceSpec() stages.Spec {
 			`JSON record; with jsonl, one JSON record per non-blank line; with ` +
 			`lines, each line (blank ones included, a final line ending not making ` +
 			`an empty one) is a record of raw bytes. JSON bodies are checked ` +
-			`before anything is stored: a body or line that is not valid JSON is ` +
-			`answered 400 with the reason, and none of the request's records ` +
+			`before anything is stored, with the decoder and limits of the ` +
+			`pipeline's stages (nesting at most 4095 deep): a body or line that ` +
+			`is not valid JSON is answered 400 with the reason and the byte it ` +
+			`was found at, and none of the request's records ` +
 			`enter the pipeline (nothing of it goes to the dead-letter stream: ` +
 			`the client is told and can correct it). Payloads pass on as sent.
 
@@ -77,6 +89,16 @@ The answer waits until JetStream has stored every record of the request: ` +
 			`Retry-After when the pipeline is not reading the source (starting or ` +
 			`stopping), queue requests already wait to be read, or JetStream did ` +
 			`not confirm within ack_timeout. Error answers are JSON: {"error": "..."}.
+
+Memory is bounded however clients behave: at most max_concurrent ` +
+			`requests to path are handled at once (from reading the body to the ` +
+			`answer), and their bodies hold at most max_buffered bytes together ` +
+			`(a body with a Content-Length reserves it whole as it starts, a ` +
+			`chunked one as it grows); a request past either limit is answered ` +
+			`503 with Retry-After at once, without its body being read. A client ` +
+			`has 10 seconds (or read_timeout if shorter) to send its headers and ` +
+			`read_timeout to send its body: a slower one is answered 408 and ` +
+			`cut off.
 
 Delivery is at-least-once: after a 503 some records of the request may ` +
 			`still be stored, so a client retries. A request with an ` +
@@ -110,6 +132,9 @@ Example:
 			{Name: "max_body", Type: stages.TypeInt, Default: httpDefaultMaxBody, Doc: "The largest body accepted, in bytes; a longer one is answered 413."},
 			{Name: "token", Type: stages.TypeString, Doc: "If set, requests must carry \"Authorization: Bearer TOKEN\"; take it from the environment with ${VAR}."},
 			{Name: "queue", Type: stages.TypeInt, Default: httpDefaultQueue, Doc: "How many requests may wait for the pipeline to read them; more are answered 503."},
+			{Name: "max_concurrent", Type: stages.TypeInt, Default: httpDefaultMaxConcurrent, Doc: "How many requests to path are handled at once, queued or waiting for JetStream included; more are answered 503."},
+			{Name: "max_buffered", Type: stages.TypeInt, Default: httpDefaultMaxBuffered, Doc: "How many bytes of request bodies are held in memory at once, over all requests; at least max_body. A request that would go over is answered 503."},
+			{Name: "read_timeout", Type: stages.TypeDuration, Default: httpDefaultReadTimeout, Doc: "How long a client may take to send a request's body (and, up to 10s, its headers); a slower one is answered 408 and cut off."},
 			{Name: "ack_timeout", Type: stages.TypeDuration, Default: httpDefaultAckTimeout, Doc: "How long a request waits for JetStream to store its records before it is answered 503."},
 			{Name: "health_path", Type: stages.TypeString, Default: "/healthz", Doc: "The URL path of the readiness check (GET); empty for none."},
 		},
@@ -145,6 +170,15 @@ func checkHTTPSource(p stages.Params) error {
 	if n := p.Int("queue"); n < 1 {
 		return stages.ParamErrorf("queue", "must be >= 1 (got %d)", n)
 	}
+	if n := p.Int("max_concurrent"); n < 1 {
+		return stages.ParamErrorf("max_concurrent", "must be >= 1 (got %d)", n)
+	}
+	if n, body := p.Int("max_buffered"), p.Int("max_body"); n < body {
+		return stages.ParamErrorf("max_buffered", "must be >= max_body (%d), or no body of max_body could be taken (got %d)", body, n)
+	}
+	if d := p.Duration("read_timeout"); d <= 0 {
+		return stages.ParamErrorf("read_timeout", "must be > 0 (got %s)", d)
+	}
 	if d := p.Duration("ack_timeout"); d <= 0 {
 		return stages.ParamErrorf("ack_timeout", "must be > 0 (got %s)", d)
 	}
@@ -171,6 +205,11 @@ type httpSource struct {
 	maxBody    int64
 	tokenSum   []byte // sha256 of the token; nil without one
 	ackTimeout time.Duration
+	// readTimeout bounds the reading of a body; slots and buffered bound
+	// the requests handled at once and the body bytes they hold.
+	readTimeout time.Duration
+	slots       chan struct{}
+	buffered    *byteBudget
 
 	ln       net.Listener
 	srv      *http.Server
@@ -205,15 +244,18 @@ func newHTTPSource(p stages.Params, info stages.Info) (stages.Source, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &httpSource{
-		log:        log,
-		path:       p.String("path"),
-		health:     p.String("health_path"),
-		format:     p.String("format"),
-		maxBody:    int64(p.Int("max_body")),
-		ackTimeout: p.Duration("ack_timeout"),
-		served:     make(chan struct{}),
-		ch:         make(chan *ingest, p.Int("queue")),
-		closing:    make(chan struct{}),
+		log:         log,
+		path:        p.String("path"),
+		health:      p.String("health_path"),
+		format:      p.String("format"),
+		maxBody:     int64(p.Int("max_body")),
+		ackTimeout:  p.Duration("ack_timeout"),
+		readTimeout: p.Duration("read_timeout"),
+		slots:       make(chan struct{}, p.Int("max_concurrent")),
+		buffered:    &byteBudget{max: int64(p.Int("max_buffered"))},
+		served:      make(chan struct{}),
+		ch:          make(chan *ingest, p.Int("queue")),
+		closing:     make(chan struct{}),
 	}
 	if p.Has("token") {
 		sum := sha256.Sum256([]byte(p.String("token")))
@@ -226,11 +268,13 @@ func newHTTPSource(p stages.Params, info stages.Info) (stages.Source, error) {
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: httpReadHeaderTimeout,
-		ReadTimeout:       httpReadTimeout,
-		IdleTimeout:       httpIdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ReadHeaderTimeout: min(httpReadHeaderTimeout, s.readTimeout),
+		// No ReadTimeout: serveRecords sets the body's deadline itself,
+		// and lifts it once the body is read, so that a request waiting
+		// for JetStream is not cut off.
+		IdleTimeout:    httpIdleTimeout,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && s.tokenSum == nil {
 		log.Warn("http source listens beyond this host without a token", "addr", ln.Addr().String())
@@ -395,8 +439,12 @@ func (s *httpSource) ready() bool {
 	return s.reading && !s.closed
 }
 
-// ServeHTTP answers the record path and the health path.
+// ServeHTTP answers the record path and the health path. Every request
+// has read_timeout to send its body, whether it is read or discarded.
 func (s *httpSource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.readTimeout)); err != nil {
+		s.log.Debug("http source: cannot set the read deadline", "err", err)
+	}
 	switch {
 	case r.URL.Path == s.path:
 		s.serveRecords(w, r)
@@ -413,39 +461,60 @@ func (s *httpSource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		httpReply(w, http.StatusOK, map[string]any{"status": "ok"})
 	default:
-		httpAnswer(w, http.StatusNotFound, "not found")
+		refuseUnread(w, http.StatusNotFound, "not found")
 	}
 }
 
 func (s *httpSource) serveRecords(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		httpAnswer(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+		refuseUnread(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
 		return
 	}
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
-		httpAnswer(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		refuseUnread(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		return
 	}
 	key := r.Header.Get(idempotencyKeyHeader)
 	if _, given := r.Header[idempotencyKeyHeader]; given && !validIdempotencyKey(key) {
-		httpAnswer(w, http.StatusBadRequest, fmt.Sprintf("%s must be 1 to %d visible ASCII characters", idempotencyKeyHeader, httpMaxIdempotencyKey))
+		refuseUnread(w, http.StatusBadRequest, fmt.Sprintf("%s must be 1 to %d visible ASCII characters", idempotencyKeyHeader, httpMaxIdempotencyKey))
+		return
+	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		w.Header().Set("Retry-After", httpRetryAfter)
+		refuseUnread(w, http.StatusServiceUnavailable, fmt.Sprintf("too many requests at once (max_concurrent %d): retry", cap(s.slots)))
 		return
 	}
 	if r.ContentLength > s.maxBody {
-		httpAnswer(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over max_body (%d bytes)", r.ContentLength, s.maxBody))
+		refuseUnread(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over max_body (%d bytes)", r.ContentLength, s.maxBody))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	body, reserved, err := s.readBody(w, r)
+	defer s.buffered.give(reserved)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			httpAnswer(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over max_body (%d bytes)", s.maxBody))
-			return
+		var timeout net.Error
+		switch {
+		case errors.Is(err, errHTTPBuffered):
+			w.Header().Set("Retry-After", httpRetryAfter)
+			refuseUnread(w, http.StatusServiceUnavailable, fmt.Sprintf("%v (max_buffered %d bytes): retry", err, s.buffered.max))
+		case errors.As(err, &tooLarge):
+			refuseUnread(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over max_body (%d bytes)", s.maxBody))
+		case errors.As(err, &timeout) && timeout.Timeout():
+			refuseUnread(w, http.StatusRequestTimeout, fmt.Sprintf("body not received within read_timeout (%s)", s.readTimeout))
+		default:
+			refuseUnread(w, http.StatusBadRequest, "reading the body: "+err.Error())
 		}
-		httpAnswer(w, http.StatusBadRequest, "reading the body: "+err.Error())
 		return
+	}
+	// The body is in: lift its deadline, so that waiting for JetStream
+	// does not cut the connection.
+	if err := http.NewResponseController(w).SetReadDeadline(time.Time{}); err != nil {
+		s.log.Debug("http source: cannot lift the read deadline", "err", err)
 	}
 	msgs, err := splitBody(s.format, body)
 	if err != nil {
@@ -510,6 +579,91 @@ func (s *httpSource) isClosing() bool {
 	}
 }
 
+// errHTTPBuffered refuses a body that would take the bodies held in memory
+// over max_buffered.
+var errHTTPBuffered = errors.New("too many body bytes held at once")
+
+// readBody reads r's body, up to max_body, reserving its bytes of
+// s.buffered first: a body with a Content-Length all at once, a chunked
+// one as it grows. It returns what it reserved, to be given back once the
+// body is no longer held, even with an error.
+func (s *httpSource) readBody(w http.ResponseWriter, r *http.Request) (body []byte, reserved int64, err error) {
+	size := int64(httpBodyChunk)
+	if r.ContentLength >= 0 {
+		size = r.ContentLength + 1 // room to see the end without growing
+	}
+	size = min(size, s.maxBody+1)
+	if !s.buffered.take(size) {
+		return nil, 0, errHTTPBuffered
+	}
+	reserved = size
+	buf := make([]byte, 0, size)
+	rd := http.MaxBytesReader(w, r.Body, s.maxBody)
+	for {
+		if len(buf) == cap(buf) {
+			grow := min(int64(cap(buf)), s.maxBody+1-int64(cap(buf)))
+			if grow <= 0 { // cannot happen: MaxBytesReader stops at max_body
+				return nil, reserved, fmt.Errorf("body is over max_body (%d bytes)", s.maxBody)
+			}
+			if !s.buffered.take(grow) {
+				return nil, reserved, errHTTPBuffered
+			}
+			reserved += grow
+			buf = slices.Grow(buf, int(grow))
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, reserved, nil
+		}
+		if err != nil {
+			return nil, reserved, err
+		}
+	}
+}
+
+// byteBudget counts bytes held against a maximum; it is safe for
+// concurrent use.
+type byteBudget struct {
+	mu   sync.Mutex
+	used int64
+	max  int64
+}
+
+// take reserves n bytes if that keeps the total within the maximum.
+func (b *byteBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+// give returns n bytes taken.
+func (b *byteBudget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+}
+
+// inUse returns the bytes taken now.
+func (b *byteBudget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// refuseUnread answers a request whose body was not (wholly) read and
+// closes its connection afterwards instead of reading the rest, which a
+// slow client could make long.
+func refuseUnread(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Connection", "close")
+	httpAnswer(w, status, msg)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
 // authorized checks the bearer token in constant time.
 func (s *httpSource) authorized(r *http.Request) bool {
 	if s.tokenSum == nil {
@@ -572,16 +726,10 @@ func splitBody(format string, body []byte) ([]*stages.Message, error) {
 	return msgs, nil
 }
 
-// validJSON checks b as [stages.DecodeJSON] would, decoding it only to explain a
-// failure.
+// validJSON checks b with [stages.DecodeJSON], the decoder and limits of
+// the pipeline's stages, so that what is taken is not refused downstream.
 func validJSON(b []byte) error {
-	if utf8.Valid(b) && json.Valid(b) {
-		return nil
-	}
 	_, err := stages.DecodeJSON(b)
-	if err == nil {
-		err = errors.New("invalid JSON")
-	}
 	return err
 }
 

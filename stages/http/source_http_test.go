@@ -1,11 +1,13 @@
 package http
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -116,6 +118,7 @@ func drainPayloads(t *testing.T, got <-chan *stages.Message) []string {
 func TestHTTPSourceAnswers(t *testing.T) {
 	const token = "s3cret-token"
 	big := `{"pad": "` + strings.Repeat("x", 100) + `"}`
+	chunkedBig := `"` + strings.Repeat("y", 3*httpBodyChunk) + `"`
 	for _, tc := range []struct {
 		name       string
 		params     map[string]any
@@ -139,8 +142,16 @@ func TestHTTPSourceAnswers(t *testing.T) {
 		{name: "right token", params: map[string]any{"token": token}, body: `{"n": 1}`, header: map[string]string{"Authorization": "Bearer " + token}, wantStatus: 202, want: []string{`{"n": 1}`}},
 		{name: "body over max_body", params: map[string]any{"max_body": 64}, body: big, wantStatus: 413},
 		{name: "chunked body over max_body", params: map[string]any{"max_body": 64}, body: big, chunked: true, wantStatus: 413},
+		{name: "chunked body of several chunks", body: chunkedBig, chunked: true, wantStatus: 202, want: []string{chunkedBig}},
 		{name: "body at max_body", params: map[string]any{"max_body": len(big)}, body: big, wantStatus: 202, want: []string{big}},
 		{name: "bad JSON", body: `{"n": `, wantStatus: 400, wantInBody: "not a JSON record"},
+		{name: "nested too deep", body: strings.Repeat("[", 5000) + strings.Repeat("]", 5000), wantStatus: 400, wantInBody: "body is not a JSON record: nesting deeper than 4095 (at byte 4095)"},
+		{
+			name: "jsonl line nested too deep", params: map[string]any{"format": "jsonl"},
+			body: "{}\n" + strings.Repeat(`{"a":`, 9999) + "1" + strings.Repeat("}", 9999) + "\n", wantStatus: 400,
+			wantInBody: "line 2 is not a JSON record: nesting deeper than 4095 (at byte 20475)",
+		},
+		{name: "bad JSON names the byte", body: `{"n": 1,}`, wantStatus: 400, wantInBody: "(at byte 9)"},
 		{name: "invalid UTF-8", body: "{\"s\": \"\xff\"}", wantStatus: 400, wantInBody: "UTF-8"},
 		{name: "empty body", body: ``, wantStatus: 400},
 		{
@@ -423,6 +434,9 @@ func TestHTTPSourceCheck(t *testing.T) {
 		{map[string]any{"max_body": 0}, "max_body"},
 		{map[string]any{"queue": 0}, "queue"},
 		{map[string]any{"ack_timeout": "0s"}, "ack_timeout"},
+		{map[string]any{"max_concurrent": 0}, "max_concurrent"},
+		{map[string]any{"max_buffered": 1000, "max_body": 1001}, "max_buffered"},
+		{map[string]any{"read_timeout": "0s"}, "read_timeout"},
 		{map[string]any{"token": ""}, "token"},
 		{map[string]any{"format": "csv"}, "format"},
 	} {
@@ -476,4 +490,205 @@ func FuzzHTTPSplitBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// slowClient opens a connection to addr and sends a POST of a body of
+// contentLength bytes (chunked when -1) but only its first sent bytes,
+// then stalls. The connection is closed when the test ends.
+func slowClient(t *testing.T, addr string, contentLength, sent int) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	head := "POST / HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+	if contentLength >= 0 {
+		head += fmt.Sprintf("Content-Length: %d\r\n\r\n", contentLength)
+	} else {
+		head += fmt.Sprintf("Transfer-Encoding: chunked\r\n\r\n%x\r\n", sent)
+	}
+	if _, err := io.WriteString(conn, head+"["+strings.Repeat(" ", sent-1)); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// answerOn reads the answer on conn, waiting up to a minute.
+func answerOn(t *testing.T, conn net.Conn) httpAnswerOf {
+	t.Helper()
+	if err := conn.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return httpAnswerOf{err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return httpAnswerOf{status: resp.StatusCode, body: string(b), header: resp.Header, err: err}
+}
+
+// Slow clients cannot make the source hold more than max_concurrent
+// requests or max_buffered bytes of bodies: the request past a limit is
+// answered 503 with Retry-After at once; once the slow ones are gone,
+// requests go through again.
+func TestHTTPSourceLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		params map[string]any
+		slow   [][2]int // Content-Length (-1: chunked) and bytes sent of each slow client that is let in
+		// refused is the Content-Length of a slow client refused 503;
+		// zero for a normal request of a small body.
+		refused    int
+		wantInBody string
+	}{
+		{
+			name:   "max_concurrent",
+			params: map[string]any{"max_concurrent": 2},
+			slow:   [][2]int{{1000, 10}, {1000, 10}}, wantInBody: "max_concurrent 2",
+		},
+		{
+			name:   "max_buffered: a second large body",
+			params: map[string]any{"max_body": 1000, "max_buffered": 1500},
+			slow:   [][2]int{{1000, 10}}, refused: 1000, wantInBody: "max_buffered 1500",
+		},
+		{
+			name:   "max_buffered: a chunked body",
+			params: map[string]any{"max_body": 1000, "max_buffered": 1500},
+			slow:   [][2]int{{900, 10}}, refused: -1, wantInBody: "max_buffered 1500",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.params["read_timeout"] = "1m" // the slow clients are not cut off during the test
+			src, base := newHTTPTestSource(t, tc.params)
+			readInto(t, src, base, true)
+			client := testHTTPClient(t)
+			var slow []net.Conn
+			for _, s := range tc.slow {
+				slow = append(slow, slowClient(t, src.addr(), s[0], s[1]))
+			}
+			natstest.WaitFor(t, 10*time.Second, "the slow requests to be handled", func() bool {
+				return len(src.slots) == len(tc.slow) && src.buffered.inUse() > 0
+			})
+
+			start := time.Now()
+			var a httpAnswerOf
+			if tc.refused != 0 {
+				a = answerOn(t, slowClient(t, src.addr(), tc.refused, 10))
+			} else {
+				a = httpDo(client, http.MethodPost, base+"/", `{"n": 1}`, nil)
+			}
+			if a.err != nil {
+				t.Fatal(a.err)
+			}
+			if a.status != 503 || a.header.Get("Retry-After") == "" || !strings.Contains(a.body, tc.wantInBody) {
+				t.Fatalf("request past the limit: %d %q Retry-After %q, want 503 with Retry-After naming %q", a.status, a.body, a.header.Get("Retry-After"), tc.wantInBody)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("the refusal took %s", d)
+			}
+			if tc.refused != 0 { // a small body still fits what is left
+				if a := httpDo(client, http.MethodPost, base+"/", `{"n": 2}`, nil); a.status != 202 {
+					t.Errorf("a small body beside the slow one: %d %q", a.status, a.body)
+				}
+			}
+
+			for _, c := range slow {
+				c.Close()
+			}
+			natstest.WaitFor(t, 10*time.Second, "the slow requests to end", func() bool {
+				return len(src.slots) == 0 && src.buffered.inUse() == 0
+			})
+			if a := httpDo(client, http.MethodPost, base+"/", `{"n": 3}`, nil); a.status != 202 {
+				t.Errorf("after the slow clients left: %d %q", a.status, a.body)
+			}
+		})
+	}
+}
+
+// A request refused before its body is read is answered at once even when
+// its body stalls, not after read_timeout.
+func TestHTTPSourceRefusesStalledBodiesAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		params     map[string]any
+		head       string
+		wantStatus int
+	}{
+		{name: "wrong path", head: "POST /other HTTP/1.1\r\n", wantStatus: 404},
+		{name: "wrong method", head: "PUT / HTTP/1.1\r\n", wantStatus: 405},
+		{name: "no token", params: map[string]any{"token": "t0ken"}, head: "POST / HTTP/1.1\r\n", wantStatus: 401},
+		{name: "over max_body", params: map[string]any{"max_body": 100}, head: "POST / HTTP/1.1\r\n", wantStatus: 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.params == nil {
+				tc.params = map[string]any{}
+			}
+			tc.params["read_timeout"] = "1m"
+			src, base := newHTTPTestSource(t, tc.params)
+			readInto(t, src, base, true)
+			conn, err := net.Dial("tcp", src.addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			if _, err := io.WriteString(conn, tc.head+"Host: test\r\nContent-Length: 1000\r\n\r\n[1,"); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			a := answerOn(t, conn)
+			if a.err != nil || a.status != tc.wantStatus {
+				t.Fatalf("answer %d %q %v, want %d", a.status, a.body, a.err, tc.wantStatus)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("answered after %s", d)
+			}
+		})
+	}
+}
+
+// A client slower than read_timeout is answered 408 and cut off, whether
+// it stalls in its body or in its headers; what it held is given back.
+func TestHTTPSourceReadTimeout(t *testing.T) {
+	const readTimeout = 300 * time.Millisecond
+	src, base := newHTTPTestSource(t, map[string]any{"read_timeout": readTimeout.String(), "max_concurrent": 1})
+	readInto(t, src, base, true)
+	client := testHTTPClient(t)
+
+	start := time.Now()
+	conn := slowClient(t, src.addr(), 1000, 10)
+	a := answerOn(t, conn)
+	if a.err != nil || a.status != http.StatusRequestTimeout || !strings.Contains(a.body, "read_timeout") {
+		t.Fatalf("stalled body: %d %q %v, want 408", a.status, a.body, a.err)
+	}
+	if d := time.Since(start); d < readTimeout {
+		t.Errorf("cut off after %s, before read_timeout", d)
+	}
+	if n, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Errorf("the connection is still open after the 408 (read %d bytes)", n)
+	}
+
+	// Headers alone that stall: the connection is closed.
+	hconn, err := net.Dial("tcp", src.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hconn.Close() })
+	if _, err := io.WriteString(hconn, "POST / HTTP/1.1\r\nHost: te"); err != nil {
+		t.Fatal(err)
+	}
+	if err := hconn.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(hconn); err != nil {
+		t.Errorf("stalled headers: %v, want the connection closed", err)
+	}
+
+	natstest.WaitFor(t, 10*time.Second, "the slot and the bytes given back", func() bool {
+		return len(src.slots) == 0 && src.buffered.inUse() == 0
+	})
+	if a := httpDo(client, http.MethodPost, base+"/", `{"n": 1}`, nil); a.status != 202 {
+		t.Errorf("after the slow clients: %d %q", a.status, a.body)
+	}
 }

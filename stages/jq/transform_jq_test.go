@@ -35,7 +35,7 @@ func TestJQ(t *testing.T) {
 		{Name: "error function", Raw: q(`error("too big")`), In: `{}`, WantErr: `jq: error: too big`},
 		{Name: "halt_error", Raw: q(`"stop\n" | halt_error`), In: `{}`, WantErr: `jq: halt error: stop` + "\n"},
 		{Name: "error after outputs", Raw: q(`1, error("late")`), In: `{}`, WantErr: `jq: error: late`},
-		{Name: "not json", Raw: q(`.`), In: `{"a":`, WantErr: "invalid JSON: unexpected end of JSON input"},
+		{Name: "not json", Raw: q(`.`), In: `{"a":`, WantErr: "invalid JSON: unexpected end of JSON input (at byte 5)"},
 	})
 }
 
