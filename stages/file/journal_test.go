@@ -71,6 +71,12 @@ func TestFileSinkDedupe(t *testing.T) {
 			want:  lines("a", "b", "c", "d", "e", "f", "g"),
 		},
 		{
+			name:  "an original that comes after its copy is left out",
+			info:  stages.Info{Run: 1, Resumed: true, DedupWindow: time.Nanosecond},
+			write: [][]string{{"x*"}, {"d"}, {"e"}, {"x", "f"}},
+			want:  lines("a", "b", "c", "x", "d", "e", "f"),
+		},
+		{
 			name: "resumed run cuts off a batch written but not recorded",
 			before: func(t *testing.T, path string) {
 				appendTo(t, path, lines("x", "y")+`{"torn`)

@@ -121,6 +121,12 @@ type fileSink struct {
 	ids     []digest
 	inBatch map[digest]struct{}
 	maybe   map[digest]struct{} // of fresh, those that may be copies
+	// marked holds the records written that were marked as possible
+	// copies (and not found before): an unmarked record of the same ID
+	// that comes after one of them is its original, overtaken (by a
+	// worker upstream holding it longer than the memory window). At most
+	// markedMax, then it starts over.
+	marked map[digest]struct{}
 	log     *slog.Logger        // nil when Info gave none
 }
 
@@ -287,7 +293,7 @@ func openFileSink(path, format string, columns []string, appendTo bool, j *journ
 	}
 	s := &fileSink{path: path, f: f, j: j}
 	if j != nil {
-		s.inBatch, s.maybe = make(map[digest]struct{}), make(map[digest]struct{})
+		s.inBatch, s.maybe, s.marked = make(map[digest]struct{}), make(map[digest]struct{}), make(map[digest]struct{})
 		if err := syncDir(filepath.Dir(path)); err != nil {
 			f.Close()
 			return nil, err
@@ -377,6 +383,9 @@ func (s *fileSink) prepare(format string) (header []string, err error) {
 	return header, nil
 }
 
+// markedMax bounds fileSink.marked: about 20 MB.
+const markedMax = 1 << 18
+
 // dropCopies looks the records of fresh that may be copies (s.maybe) up in
 // the whole journal and leaves out those it finds.
 func (s *fileSink) dropCopies() error {
@@ -423,6 +432,9 @@ func (s *fileSink) Write(_ context.Context, batch []*stages.Message) error {
 			if _, dup := s.inBatch[d]; dup || s.j.has(d) {
 				continue
 			}
+			if _, overtaken := s.marked[d]; overtaken {
+				continue
+			}
 			s.inBatch[d] = struct{}{}
 			if m.MaybeCopy() {
 				s.maybe[d] = struct{}{}
@@ -449,6 +461,12 @@ func (s *fileSink) Write(_ context.Context, batch []*stages.Message) error {
 	for k, d := range s.ids {
 		if (be == nil || be.Errs[k] == nil) && d != (digest{}) {
 			ids = append(ids, d)
+			if _, maybe := s.maybe[d]; maybe {
+				if len(s.marked) >= markedMax {
+					clear(s.marked)
+				}
+				s.marked[d] = struct{}{}
+			}
 		}
 	}
 	if serr := s.f.Sync(); serr != nil {
