@@ -127,7 +127,7 @@ type fileSink struct {
 	// worker upstream holding it longer than the memory window). At most
 	// markedMax, then it starts over.
 	marked map[digest]struct{}
-	log     *slog.Logger        // nil when Info gave none
+	log    *slog.Logger // nil when Info gave none
 }
 
 var _ stages.Sink = (*fileSink)(nil)
