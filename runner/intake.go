@@ -32,13 +32,12 @@ import (
 // The log holds 16 bytes a record of the run on disk and nothing in
 // memory beyond the batch in hand; a new run purges it.
 type intake struct {
-	js     jetstream.JetStream
-	stream string
-	p, s   string
-	run    uint64
-	h      hash.Hash
-	taken  map[int]map[[16]byte]struct{} // the batch's entries, by partition
-	at     map[int]int                   // the publish index of each partition's entry in the batch
+	str   jetstream.Stream
+	p, s  string
+	run   uint64
+	h     hash.Hash
+	taken map[int]map[[16]byte]struct{} // the batch's entries, by partition
+	at    map[int]int                   // the publish index of each partition's entry in the batch
 }
 
 func newIntake(ctx context.Context, r *run, st *pipeline.Stage) (*intake, error) {
@@ -55,10 +54,11 @@ func newIntake(ctx context.Context, r *run, st *pipeline.Stage) (*intake, error)
 		Retention:   jetstream.LimitsPolicy,
 		Replicas:    r.p.Settings.Replicas,
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+	str, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
-	return &intake{js: js, stream: name, p: r.p.Name, s: st.Name, run: r.id, h: fnv.New128a(),
+	return &intake{str: str, p: r.p.Name, s: st.Name, run: r.id, h: fnv.New128a(),
 		taken: make(map[int]map[[16]byte]struct{}), at: make(map[int]int)}, nil
 }
 
@@ -134,10 +134,7 @@ func (in *intake) forgetBatch() {
 // batches were not checkpointed.
 func (in *intake) voidAfter(ctx context.Context, k int, last uint64) error {
 	subject := schema.IntakeSubject(in.p, in.s, in.run, k)
-	str, err := in.js.Stream(ctx, in.stream)
-	if err != nil {
-		return err
-	}
+	str := in.str
 	for {
 		m, err := str.GetLastMsgForSubject(ctx, subject)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -163,10 +160,7 @@ const intakeScanWait = 5 * time.Second
 // digests it finds.
 func (in *intake) lookup(ctx context.Context, k int, want map[[16]byte]struct{}) error {
 	subject := schema.IntakeSubject(in.p, in.s, in.run, k)
-	str, err := in.js.Stream(ctx, in.stream)
-	if err != nil {
-		return err
-	}
+	str := in.str
 	last, err := str.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil

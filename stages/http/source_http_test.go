@@ -102,19 +102,6 @@ func readInto(t *testing.T, src *httpSource, base string, ack bool) <-chan *stag
 	return got
 }
 
-// drain returns the payloads of the records in got now.
-func drainPayloads(t *testing.T, got <-chan *stages.Message) []string {
-	var out []string
-	for {
-		select {
-		case m := <-got:
-			out = append(out, stagetest.PayloadOf(t, m))
-		default:
-			return out
-		}
-	}
-}
-
 func TestHTTPSourceAnswers(t *testing.T) {
 	const token = "s3cret-token"
 	big := `{"pad": "` + strings.Repeat("x", 100) + `"}`
