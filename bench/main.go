@@ -11,6 +11,12 @@
 // each of -rates; and an attribution of allocations to packages. See
 // docs/performance.md.
 //
+// The soak group runs only when -only names it: one pipeline (generate at
+// -rate → map → discard, default settings) for -duration in this process,
+// printing RSS, live heap and goroutines every -sample-every:
+//
+//	go run ./bench -only soak -duration 30m -rate 5000
+//
 // The scale-out group runs only when -only names it, as it builds and
 // execs the sluice binary: one CPU-bound transform stage run by each of
 // -processes `sluice worker` processes, on one `sluice server` process
@@ -43,13 +49,14 @@ const (
 	groupChain   = "chain"
 	groupLatency = "latency"
 	groupAllocs  = "allocs"
-	// groupScaleout is not among the default groups.
+	// groupScaleout and groupSoak are not among the default groups.
 	groupScaleout = "scaleout"
+	groupSoak     = "soak"
 )
 
 var (
 	defaultGroups = []string{groupHop, groupChain, groupLatency, groupAllocs}
-	allGroups     = append(slices.Clone(defaultGroups), groupScaleout)
+	allGroups     = append(slices.Clone(defaultGroups), groupScaleout, groupSoak)
 )
 
 // scenarioOrder is the order of the report's rows.
@@ -69,6 +76,10 @@ type config struct {
 	baselineBatch   int
 	baselinePull    string
 	gcPercent       int
+	memoryLimit     string
+	soakRate        float64
+	soakDuration    time.Duration
+	soakEvery       time.Duration
 	processes       []int
 	sluiceBin       string
 }
@@ -92,6 +103,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&processes, "processes", "1,2,4", "comma-separated counts of worker processes of the scaleout group")
 	fs.StringVar(&c.sluiceBin, "sluice-bin", "", "sluice binary of the scaleout group (default: go build ./cmd/sluice into a temporary directory)")
 	fs.IntVar(&c.gcPercent, "gc-percent", configs.DefaultGCPercent, "garbage collector target percentage, as `sluice run` applies it (GOGC wins when set); -1 is off")
+	fs.StringVar(&c.memoryLimit, "memory-limit", configs.MemoryLimitAuto, "the Go runtime's soft memory limit, as `sluice run` applies its memory_limit (GOMEMLIMIT wins when set): auto, off or a size such as 512MiB")
+	fs.Float64Var(&c.soakRate, "rate", 5000, "msgs/s of the soak group's source")
+	fs.DurationVar(&c.soakDuration, "duration", 5*time.Minute, "length of the soak group's run")
+	fs.DurationVar(&c.soakEvery, "sample-every", 10*time.Second, "how often the soak group samples memory")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -110,6 +125,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	check(c.latencyDuration > latencyWarmUp, "-latency-duration must be more than the %s warm-up (got %s)", latencyWarmUp, c.latencyDuration)
 	check(c.baselineBatch >= 1, "-baseline-batch must be >= 1 (got %d)", c.baselineBatch)
 	check(c.gcPercent == -1 || c.gcPercent >= 10, "-gc-percent must be -1 (off) or at least 10 (got %d)", c.gcPercent)
+	check(c.soakRate > 0, "-rate must be > 0 (got %g)", c.soakRate)
+	check(c.soakEvery > 0 && c.soakDuration >= c.soakEvery, "-duration must be at least -sample-every, which must be > 0 (got %s and %s)", c.soakDuration, c.soakEvery)
+	if err := (configs.Settings{MemoryLimit: c.memoryLimit}).CheckMemoryLimit(); err != nil {
+		errs = append(errs, fmt.Errorf("-memory-limit: %w", err))
+	}
 	check(c.baselinePull == pullMessages || c.baselinePull == pullFetch, "-baseline-pull must be %s or %s (got %q)", pullMessages, pullFetch, c.baselinePull)
 	for _, s := range splitList(replicas) {
 		r, err := strconv.Atoi(s)
@@ -188,6 +208,7 @@ func runSuite(ctx context.Context, cfg *config, log io.Writer) (*Report, error) 
 	began := time.Now()
 	// Both sides share the process, so the setting applies to both alike.
 	gc := configs.Settings{GCPercent: cfg.gcPercent}.ApplyGC()
+	limit, limitFrom := configs.Settings{MemoryLimit: cfg.memoryLimit}.ApplyMemoryLimit()
 	dir, err := os.MkdirTemp("", "sluice-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("store directory: %w", err)
@@ -225,6 +246,10 @@ func runSuite(ctx context.Context, cfg *config, log io.Writer) (*Report, error) 
 		Baseline:        BaselineTuning{Batch: cfg.baselineBatch, Pull: cfg.baselinePull},
 	}
 	rep.Machine.GCPercent = gc
+	rep.Machine.MemoryLimitMiB = -1
+	if limit > 0 {
+		rep.Machine.MemoryLimitMiB = float64(limit) / (1 << 20)
+	}
 	samples := make(map[throughputKey][]sample)
 	type timed struct {
 		scenario string
@@ -310,6 +335,12 @@ func runSuite(ctx context.Context, cfg *config, log io.Writer) (*Report, error) 
 		if rep.Scaleout, err = runScaleout(ctx, so); err != nil {
 			return nil, fmt.Errorf("%s: %w", groupScaleout, err)
 		}
+	}
+	if cfg.has(groupSoak) {
+		if rep.Soak, err = b.soak(ctx, cfg.soakRate, cfg.soakDuration, cfg.soakEvery, log); err != nil {
+			return nil, fmt.Errorf("%s: %w", groupSoak, err)
+		}
+		rep.Soak.MemoryLimitMiB, rep.Soak.MemoryLimitFrom = rep.Machine.MemoryLimitMiB, limitFrom
 	}
 	rep.Notes = b.notes
 	rep.Date = time.Now().UTC().Format(time.RFC3339)

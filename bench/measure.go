@@ -292,13 +292,20 @@ func resetPeakRSS() {
 }
 
 // peakRSSKiB returns VmHWM of /proc/self/status in KiB, or -1.
-func peakRSSKiB() int64 {
+func peakRSSKiB() int64 { return procStatusKiB("VmHWM:") }
+
+// currentRSSKiB returns VmRSS of /proc/self/status in KiB, or -1.
+func currentRSSKiB() int64 { return procStatusKiB("VmRSS:") }
+
+// procStatusKiB returns the field of /proc/self/status (Linux) in KiB, or
+// -1.
+func procStatusKiB(field string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return -1
 	}
 	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			v, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			if err != nil {
 				return -1

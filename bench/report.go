@@ -28,6 +28,7 @@ type Report struct {
 	Latency         []LatencyRow    `json:"latency"`
 	Allocs          []AllocRow      `json:"allocs"`
 	Scaleout        *ScaleoutReport `json:"scaleout,omitempty"` // only when the group ran
+	Soak            *SoakReport     `json:"soak,omitempty"`     // only when the group ran
 	Notes           []string        `json:"notes,omitempty"`
 }
 
@@ -41,6 +42,8 @@ type Machine struct {
 	Kernel     string `json:"kernel"`
 	CPU        string `json:"cpu"`
 	GCPercent  int    `json:"gc_percent"` // the garbage collector's target, as GOGC
+	// MemoryLimitMiB is the Go runtime's soft memory limit, -1 for none.
+	MemoryLimitMiB float64 `json:"memory_limit_mib"`
 }
 
 // BaselineTuning is how the hand-written hop pulled.
@@ -312,6 +315,7 @@ func (r *Report) Markdown() string {
 	}
 	r.perWorker(&b)
 	r.scaleoutTable(&b)
+	r.soakTable(&b)
 	if len(r.Latency) > 0 {
 		b.WriteString("\n## Latency\n\nFrom the source's timestamp (taken when the record is generated, just before publish) " +
 			"to the sink's Write; the first second is dropped as warm-up.\n\n")
@@ -325,7 +329,11 @@ func (r *Report) Markdown() string {
 	r.allocTable(&b)
 	m := r.Machine
 	b.WriteString("\n## Machine\n\n")
-	fmt.Fprintf(&b, "- CPU: %s, %d logical CPUs, GOMAXPROCS %d, GC percent %d\n", m.CPU, m.NumCPU, m.GOMAXPROCS, m.GCPercent)
+	limit := "none"
+	if m.MemoryLimitMiB > 0 {
+		limit = fmt.Sprintf("%.0f MiB", m.MemoryLimitMiB)
+	}
+	fmt.Fprintf(&b, "- CPU: %s, %d logical CPUs, GOMAXPROCS %d, GC percent %d, memory limit %s\n", m.CPU, m.NumCPU, m.GOMAXPROCS, m.GCPercent, limit)
 	fmt.Fprintf(&b, "- kernel %s, %s, nats-server %s (embedded), nats.go %s\n", m.Kernel, m.Go, m.NATSServer, m.NATSGo)
 	fmt.Fprintf(&b, "- N = %d records per throughput run, %d runs, baseline pull %q with batches of %d\n", r.N, r.Runs, r.Baseline.Pull, r.Baseline.Batch)
 	fmt.Fprintf(&b, "- %s, the whole suite took %s\n", r.Date, (time.Duration(r.DurationSeconds) * time.Second).String())

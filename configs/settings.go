@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -14,7 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/viper"
+
+	"github.com/sluicehq/sluice/internal/bytesize"
 )
 
 // Defaults of [Settings].
@@ -27,6 +31,20 @@ const (
 	// (bounded batches), and collecting less often is worth about a tenth
 	// more throughput (see docs/performance.md).
 	DefaultGCPercent = 400
+	// DefaultMemoryLimit is the Go runtime's soft memory limit when
+	// memory_limit is "auto" and the process has no cgroup memory limit:
+	// the garbage collector runs more often as the process nears it, so
+	// that gc_percent's headroom does not let memory grow to several
+	// times what is live (see docs/architecture.md, "Memory").
+	DefaultMemoryLimit = 384 << 20
+	// MemoryLimitAuto and MemoryLimitOff are the memory_limit values that
+	// are not sizes: auto is 90% of the cgroup's memory limit when there
+	// is one (a container), else [DefaultMemoryLimit]; off is no limit.
+	MemoryLimitAuto = "auto"
+	MemoryLimitOff  = "off"
+	// MinMemoryLimit is the least memory_limit: below it the collector
+	// would run all the time.
+	MinMemoryLimit = 32 << 20
 	// DefaultShutdownTimeout bounds a clean stop after a signal.
 	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultLeaseTTL is how long a worker's heartbeat and source leases
@@ -70,6 +88,10 @@ type Settings struct {
 	// -1 turns the collector off. The GOGC environment variable, if set,
 	// wins over it.
 	GCPercent int `mapstructure:"gc_percent"`
+	// MemoryLimit is the Go runtime's soft memory limit: a size such as
+	// 512MiB, "auto" or "off" (see [MemoryLimitAuto]). The GOMEMLIMIT
+	// environment variable, if set, wins over it.
+	MemoryLimit string `mapstructure:"memory_limit"`
 	// ShutdownTimeout bounds a clean stop after SIGINT or SIGTERM:
 	// finishing the batches in hand, flushing and syncing sinks.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
@@ -101,7 +123,7 @@ type NATSAuth struct {
 // Keys lists every settings key, as used in config files and with
 // viper.BindPFlag.
 var Keys = []string{
-	"nats_url", "store_dir", "listen", "sync", "log_level", "log_format", "gc_percent", "shutdown_timeout",
+	"nats_url", "store_dir", "listen", "sync", "log_level", "log_format", "gc_percent", "memory_limit", "shutdown_timeout",
 	"worker_id", "lease_ttl",
 	"nats.creds_file", "nats.user", "nats.password", "nats.token",
 	"nats.nkey_seed_file", "nats.tls_ca", "nats.tls_cert", "nats.tls_key",
@@ -124,6 +146,7 @@ func NewViper() *viper.Viper {
 	v.SetDefault("log_level", DefaultLogLevel)
 	v.SetDefault("log_format", DefaultLogFormat)
 	v.SetDefault("gc_percent", DefaultGCPercent)
+	v.SetDefault("memory_limit", MemoryLimitAuto)
 	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
 	v.SetDefault("lease_ttl", DefaultLeaseTTL)
 	return v
@@ -191,6 +214,10 @@ func (s *Settings) setDefaults() {
 	if s.LogFormat == "" {
 		s.LogFormat = DefaultLogFormat
 	}
+	s.MemoryLimit = strings.TrimSpace(s.MemoryLimit)
+	if s.MemoryLimit == "" {
+		s.MemoryLimit = MemoryLimitAuto
+	}
 }
 
 // Validate checks every setting and reports all problems at once in an
@@ -203,6 +230,9 @@ func (s Settings) Validate() error {
 	}
 	if s.GCPercent != -1 && s.GCPercent < 10 {
 		problems = append(problems, fmt.Sprintf("gc_percent must be -1 (off) or at least 10 (got %d)", s.GCPercent))
+	}
+	if _, err := s.memoryLimit(); err != nil {
+		problems = append(problems, err.Error())
 	}
 	if s.ShutdownTimeout <= 0 {
 		problems = append(problems, fmt.Sprintf("shutdown_timeout must be > 0 (got %s)", s.ShutdownTimeout))
@@ -342,6 +372,66 @@ func (s Settings) ApplyGC() int {
 	}
 	debug.SetGCPercent(s.GCPercent)
 	return s.GCPercent
+}
+
+// memoryLimit returns the limit memory_limit gives in bytes: 0 for auto,
+// -1 for off.
+func (s Settings) memoryLimit() (int64, error) {
+	switch strings.ToLower(s.MemoryLimit) {
+	case MemoryLimitAuto, "":
+		return 0, nil
+	case MemoryLimitOff:
+		return -1, nil
+	}
+	n, err := bytesize.Parse(s.MemoryLimit)
+	if err != nil || n < MinMemoryLimit {
+		return 0, fmt.Errorf("memory_limit must be auto, off or a size of at least %s such as 512MiB (got %q)",
+			bytesize.MiB(MinMemoryLimit), s.MemoryLimit)
+	}
+	return n, nil
+}
+
+// CheckMemoryLimit reports whether memory_limit is valid, as [Load] checks
+// it.
+func (s Settings) CheckMemoryLimit() error {
+	_, err := s.memoryLimit()
+	return err
+}
+
+// ApplyMemoryLimit sets the Go runtime's soft memory limit from
+// memory_limit, unless the GOMEMLIMIT environment variable is set, and
+// returns the limit in effect in bytes (-1: none) and where it comes from:
+// "GOMEMLIMIT", "memory_limit", "cgroup" (auto, 90% of the cgroup's
+// limit) or "default" (auto, [DefaultMemoryLimit]). Settings from [Load]
+// are valid; ApplyMemoryLimit of invalid ones sets the default.
+func (s Settings) ApplyMemoryLimit() (int64, string) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return limitInEffect(debug.SetMemoryLimit(-1)), "GOMEMLIMIT"
+	}
+	n, err := s.memoryLimit()
+	switch {
+	case err == nil && n < 0:
+		debug.SetMemoryLimit(math.MaxInt64)
+		return -1, "memory_limit"
+	case err == nil && n > 0:
+		debug.SetMemoryLimit(n)
+		return n, "memory_limit"
+	}
+	if c, err := memlimit.FromCgroup(); err == nil && c > 0 && c < math.MaxInt64 {
+		n := max(int64(float64(c)*0.9), MinMemoryLimit)
+		debug.SetMemoryLimit(n)
+		return n, "cgroup"
+	}
+	debug.SetMemoryLimit(DefaultMemoryLimit)
+	return DefaultMemoryLimit, "default"
+}
+
+// limitInEffect is n, or -1 for the runtime's "no limit".
+func limitInEffect(n int64) int64 {
+	if n == math.MaxInt64 {
+		return -1
+	}
+	return n
 }
 
 // SyncAlways is the value of the sync setting that syncs every write.

@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -39,7 +40,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, ShutdownTimeout: 30 * time.Second, LeaseTTL: 10 * time.Second}
+	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, MemoryLimit: "auto", ShutdownTimeout: 30 * time.Second, LeaseTTL: 10 * time.Second}
 	if s != want {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
@@ -55,6 +56,42 @@ func TestApplyGC(t *testing.T) {
 	debug.SetGCPercent(150) // as the runtime read it at start
 	if got := (Settings{GCPercent: 300}).ApplyGC(); got != 150 {
 		t.Errorf("with GOGC set, ApplyGC = %d, want GOGC's 150 kept", got)
+	}
+}
+
+func TestApplyMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	t.Setenv("GOMEMLIMIT", "")
+	tests := []struct {
+		setting string
+		want    int64 // -1: none; 0: the default or 90% of a cgroup's limit
+		from    string
+	}{
+		{setting: "512MiB", want: 512 << 20, from: "memory_limit"},
+		{setting: "1GB", want: 1e9, from: "memory_limit"},
+		{setting: "off", want: -1, from: "memory_limit"},
+		{setting: "auto"},
+	}
+	for _, tt := range tests {
+		got, from := (Settings{MemoryLimit: tt.setting}).ApplyMemoryLimit()
+		inEffect := debug.SetMemoryLimit(-1)
+		if tt.want == 0 {
+			// auto: the default here unless this runs in a container
+			// with a memory limit.
+			if from == "default" && got != DefaultMemoryLimit || from != "default" && from != "cgroup" {
+				t.Errorf("%s: ApplyMemoryLimit = %d, %q; want %d, default (or a cgroup's)", tt.setting, got, from, DefaultMemoryLimit)
+			}
+		} else if got != tt.want || from != tt.from {
+			t.Errorf("%s: ApplyMemoryLimit = %d, %q; want %d, %q", tt.setting, got, from, tt.want, tt.from)
+		}
+		if got > 0 && inEffect != got || got < 0 && inEffect != math.MaxInt64 {
+			t.Errorf("%s: the runtime's limit is %d, ApplyMemoryLimit said %d", tt.setting, inEffect, got)
+		}
+	}
+	t.Setenv("GOMEMLIMIT", "300MiB")
+	debug.SetMemoryLimit(300 << 20) // as the runtime read it at start
+	if got, from := (Settings{MemoryLimit: "1GiB"}).ApplyMemoryLimit(); got != 300<<20 || from != "GOMEMLIMIT" {
+		t.Errorf("with GOMEMLIMIT set, ApplyMemoryLimit = %d, %q; want GOMEMLIMIT's %d kept", got, from, 300<<20)
 	}
 }
 
@@ -74,6 +111,7 @@ func TestLoadEnv(t *testing.T) {
 		{"empty is unset", map[string]string{"SLUICE_STORE_DIR": ""}, func(s Settings) string { return s.StoreDir }, ".sluice"},
 		{"gc percent", map[string]string{"SLUICE_GC_PERCENT": "150"}, func(s Settings) string { return strconv.Itoa(s.GCPercent) }, "150"},
 		{"gc off", map[string]string{"SLUICE_GC_PERCENT": "-1"}, func(s Settings) string { return strconv.Itoa(s.GCPercent) }, "-1"},
+		{"memory limit", map[string]string{"SLUICE_MEMORY_LIMIT": "2GiB"}, func(s Settings) string { return s.MemoryLimit }, "2GiB"},
 		{"user", map[string]string{"SLUICE_NATS_USER": "ann", "SLUICE_NATS_PASSWORD": "pw"}, func(s Settings) string { return s.NATS.User + "/" + s.NATS.Password }, "ann/pw"},
 		{"token", map[string]string{"SLUICE_NATS_TOKEN": "t0k"}, func(s Settings) string { return s.NATS.Token }, "t0k"},
 		{"creds", map[string]string{"SLUICE_NATS_CREDS_FILE": "/x.creds"}, func(s Settings) string { return s.NATS.CredsFile }, "/x.creds"},
@@ -105,6 +143,7 @@ store_dir: /data/sluice
 log_level: warn
 log_format: text
 gc_percent: 250
+memory_limit: 1GiB
 shutdown_timeout: 1m
 nats:
   user: ann
@@ -116,12 +155,13 @@ nats:
 		t.Fatal(err)
 	}
 	want := Settings{
-		NATSURL:   "nats://a:4222,nats://b:4222",
-		StoreDir:  "/data/sluice",
-		LogLevel:  "warn",
-		LogFormat: "text",
-		GCPercent: 250,
-		NATS:      NATSAuth{User: "ann", Password: "secret", TLSCA: "/etc/ca.pem"},
+		NATSURL:     "nats://a:4222,nats://b:4222",
+		StoreDir:    "/data/sluice",
+		LogLevel:    "warn",
+		LogFormat:   "text",
+		GCPercent:   250,
+		MemoryLimit: "1GiB",
+		NATS:        NATSAuth{User: "ann", Password: "secret", TLSCA: "/etc/ca.pem"},
 
 		ShutdownTimeout: time.Minute,
 		LeaseTTL:        DefaultLeaseTTL,
@@ -230,6 +270,10 @@ func TestLoadInvalid(t *testing.T) {
 			want: []string{`log_level`, `log_format`}},
 		{name: "gc percent", env: map[string]string{"SLUICE_GC_PERCENT": "5"},
 			want: []string{`gc_percent must be -1 (off) or at least 10 (got 5)`}},
+		{name: "memory limit", env: map[string]string{"SLUICE_MEMORY_LIMIT": "lots"},
+			want: []string{`memory_limit must be auto, off or a size of at least 32 MiB such as 512MiB (got "lots")`}},
+		{name: "memory limit too small", file: "memory_limit: 1MiB\n",
+			want: []string{`memory_limit must be auto, off or a size of at least 32 MiB`, `"1MiB"`}},
 		{name: "shutdown timeout", env: map[string]string{"SLUICE_SHUTDOWN_TIMEOUT": "0s"},
 			want: []string{`shutdown_timeout must be > 0 (got 0s)`}},
 		{name: "sync", env: map[string]string{"SLUICE_SYNC": "sometimes"},

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluicehq/sluice/internal/bytesize"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -74,12 +75,7 @@ func readFile(path string, limit int64) ([]byte, error) {
 }
 
 func tooLarge(path, size string, limit int64) error {
-	return fmt.Errorf("%w: %s is %s, more than the limit of %d bytes (%s)", ErrTooLarge, path, size, limit, mib(limit))
-}
-
-// mib gives n bytes in MiB, such as "16 MiB" or "0.5 MiB".
-func mib(n int64) string {
-	return strconv.FormatFloat(float64(n)/(1<<20), 'f', -1, 64) + " MiB"
+	return fmt.Errorf("%w: %s is %s, more than the limit of %d bytes (%s)", ErrTooLarge, path, size, limit, bytesize.MiB(limit))
 }
 
 // Parse decodes, interpolates and validates a pipeline file; file names it

@@ -2,13 +2,13 @@ package pipeline
 
 import (
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/internal/bytesize"
 )
 
 // Keys of the settings mapping.
@@ -154,15 +154,6 @@ func (d *decoder) durationMin(n *yaml.Node, where string, min time.Duration) (ti
 // message of the largest size NATS accepts by default.
 const minBufferBytes = 1 << 20
 
-// byteUnits are the suffixes of a byte size, longest first.
-var byteUnits = []struct {
-	suffix string
-	factor int64
-}{
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
-}
-
 // byteSize returns the scalar n as a number of bytes: an integer, or an
 // integer followed by B, KB, MB, GB, TB, KiB, MiB, GiB or TiB.
 func (d *decoder) byteSize(n *yaml.Node, where string) (int64, bool) {
@@ -170,15 +161,8 @@ func (d *decoder) byteSize(n *yaml.Node, where string) (int64, bool) {
 		return 0, false
 	}
 	if n.Kind == yaml.ScalarNode && !isNull(n) {
-		text, factor := strings.TrimSpace(n.Value), int64(1)
-		for _, u := range byteUnits {
-			if num, ok := strings.CutSuffix(text, u.suffix); ok {
-				text, factor = strings.TrimSpace(num), u.factor
-				break
-			}
-		}
-		if v, err := strconv.ParseInt(text, 10, 64); err == nil && v >= 0 && v <= math.MaxInt64/factor {
-			return v * factor, true
+		if v, err := bytesize.Parse(n.Value); err == nil {
+			return v, true
 		}
 	}
 	d.problem(n, "%s: want a size in bytes such as 512MiB or 1GB, got %s", where, describe(n))

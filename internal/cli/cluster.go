@@ -127,7 +127,7 @@ started again after kill -9 waits for its old heartbeat to expire.` + clusterHel
 			context.AfterFunc(ctx, stop) // a second signal kills
 			return a.withCluster(ctx, true, func(ctx context.Context, c *conn) error {
 				s := a.settings
-				a.log.Debug("garbage collector", "gc_percent", s.ApplyGC())
+				defer a.tuneMemory()()
 				err := cluster.RunWorker(ctx, c.nc, cluster.WorkerOptions{
 					ID:          s.WorkerID,
 					Stages:      patterns,

@@ -68,7 +68,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		return err
 	}
 	s := a.settings
-	a.log.Debug("garbage collector", "gc_percent", s.ApplyGC())
+	defer a.tuneMemory()()
 	if err := a.checkListen(); err != nil {
 		return err
 	}

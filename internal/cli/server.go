@@ -74,6 +74,7 @@ func (a *app) server(ctx context.Context, o server.Options, listen string) error
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer a.tuneMemory()()
 
 	emb, err := server.Start(o)
 	if err != nil {
