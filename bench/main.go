@@ -12,7 +12,8 @@
 // docs/performance.md.
 //
 // The soak group runs only when -only names it: one pipeline (generate at
-// -rate → map → discard, default settings) for -duration in this process,
+// -rate → map → discard, default settings but -dedup-window) for -duration
+// in this process,
 // printing RSS, live heap and goroutines every -sample-every:
 //
 //	go run ./bench -only soak -duration 30m -rate 5000
@@ -40,6 +41,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/configs"
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -80,6 +82,7 @@ type config struct {
 	soakRate        float64
 	soakDuration    time.Duration
 	soakEvery       time.Duration
+	soakDedup       time.Duration
 	processes       []int
 	sluiceBin       string
 }
@@ -107,6 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&c.soakRate, "rate", 5000, "msgs/s of the soak group's source")
 	fs.DurationVar(&c.soakDuration, "duration", 5*time.Minute, "length of the soak group's run")
 	fs.DurationVar(&c.soakEvery, "sample-every", 10*time.Second, "how often the soak group samples memory")
+	fs.DurationVar(&c.soakDedup, "dedup-window", pipeline.DefaultDedupWindow, "dedup_window of the soak group's pipeline")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -125,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	check(c.latencyDuration > latencyWarmUp, "-latency-duration must be more than the %s warm-up (got %s)", latencyWarmUp, c.latencyDuration)
 	check(c.baselineBatch >= 1, "-baseline-batch must be >= 1 (got %d)", c.baselineBatch)
 	check(c.gcPercent == -1 || c.gcPercent >= 10, "-gc-percent must be -1 (off) or at least 10 (got %d)", c.gcPercent)
+	check(c.soakDedup > 0, "-dedup-window must be > 0 (got %s)", c.soakDedup)
 	check(c.soakRate > 0, "-rate must be > 0 (got %g)", c.soakRate)
 	check(c.soakEvery > 0 && c.soakDuration >= c.soakEvery, "-duration must be at least -sample-every, which must be > 0 (got %s and %s)", c.soakDuration, c.soakEvery)
 	if err := (configs.Settings{MemoryLimit: c.memoryLimit}).CheckMemoryLimit(); err != nil {
@@ -337,7 +342,7 @@ func runSuite(ctx context.Context, cfg *config, log io.Writer) (*Report, error) 
 		}
 	}
 	if cfg.has(groupSoak) {
-		if rep.Soak, err = b.soak(ctx, cfg.soakRate, cfg.soakDuration, cfg.soakEvery, log); err != nil {
+		if rep.Soak, err = b.soak(ctx, cfg.soakRate, cfg.soakDedup, cfg.soakDuration, cfg.soakEvery, log); err != nil {
 			return nil, fmt.Errorf("%s: %w", groupSoak, err)
 		}
 		rep.Soak.MemoryLimitMiB, rep.Soak.MemoryLimitFrom = rep.Machine.MemoryLimitMiB, limitFrom

@@ -14,7 +14,7 @@ const (
 	DefaultRetention   = "interest"
 	DefaultMaxAge      = 24 * time.Hour
 	DefaultMaxBuffer   = 100_000
-	DefaultDedupWindow = 2 * time.Minute
+	DefaultDedupWindow = time.Minute
 	DefaultAckWait     = 30 * time.Second
 	DefaultMaxDeliver  = 5
 	DefaultReplicas    = 1
