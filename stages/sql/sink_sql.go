@@ -141,6 +141,7 @@ Example:
 			{Name: "max_batch", Type: stages.TypeInt, Default: defaultSQLMaxBatch, Doc: "Most rows in one INSERT statement; a larger batch runs several statements in its one transaction."},
 		},
 		Check:   checkSQLSink,
+		Paths:   sqlPaths,
 		NewSink: newSQLSink,
 	}
 }
@@ -328,6 +329,16 @@ func newSQLSink(p stages.Params, _ stages.Info) (stages.Sink, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// sqlPaths returns the parameters that are file-system paths: the dsn of
+// a SQLite database in a file (not one in memory).
+func sqlPaths(p stages.Params) []string {
+	dsn := p.String("dsn")
+	if p.String("driver") != sqlSQLite || dsn == ":memory:" || strings.HasPrefix(dsn, "file::memory:") {
+		return nil
+	}
+	return []string{"dsn"}
 }
 
 // sqliteDSN adds to a SQLite dsn a busy timeout and immediate
