@@ -38,7 +38,9 @@ const execMid = "    transform: exec\n    with: {command: cat}"
 func TestDeployChecksThePolicy(t *testing.T) {
 	url := natstest.Server(t).ClientURL()
 	t.Setenv("SLUICE_VAR_X", "x")
-	mapMid := func(v string) string { return "    transform: map\n    with: {expr: 'merge($env, {\"v\": \"" + v + "\"})'}" }
+	mapMid := func(v string) string {
+		return "    transform: map\n    with: {expr: 'merge($env, {\"v\": \"" + v + "\"})'}"
+	}
 	tests := []struct {
 		name  string
 		spec  string
