@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/internal/schema"
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -38,6 +40,14 @@ type WorkerOptions struct {
 	// without renewal, when this worker creates their buckets; an existing
 	// bucket keeps its own. 0 means lease.DefaultTTL.
 	LeaseTTL time.Duration
+	// Policy restricts what the deployed pipelines may do on this worker:
+	// the variables they read, exec, plugins and the directory their
+	// files stay in (see [pipeline.Policy]). The zero value is the safe
+	// default: variables beginning with SLUICE_VAR_, no exec, no plugins,
+	// files under the working directory. A pipeline it refuses does not
+	// start; the worker reports why in its heartbeat, which status shows,
+	// and runs its other pipelines.
+	Policy pipeline.Policy
 	// Registry, Logger, Stdin, Stdout and StopTimeout are as in Options.
 	Registry    *stages.Registry
 	Logger      *slog.Logger
@@ -104,6 +114,18 @@ func RunWorker(ctx context.Context, nc *nats.Conn, opts WorkerOptions) error {
 	if opts.LeaseTTL < time.Second {
 		return fmt.Errorf("%w: lease TTL %s: at least 1s", ErrInvalidOption, opts.LeaseTTL)
 	}
+	opts.Policy.Lexical = false // the worker's own file system: check symbolic links too
+	if err := opts.Policy.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	if opts.Policy.DataDir == "" {
+		opts.Policy.DataDir = "."
+	}
+	dataDir, err := filepath.Abs(opts.Policy.DataDir)
+	if err != nil {
+		return fmt.Errorf("%w: data directory: %w", ErrInvalidOption, err)
+	}
+	opts.Policy.DataDir = dataDir // a change of working directory later changes nothing
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -111,6 +133,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, opts WorkerOptions) error {
 	if err != nil {
 		return err
 	}
+	opts.Policy.AllowEnv = slices.Clone(opts.Policy.AllowEnv)
 	a := &agent{
 		nc:   nc,
 		js:   js,

@@ -60,7 +60,10 @@ func startWorker(t *testing.T, nc *nats.Conn, id string) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- cluster.RunWorker(ctx, nc, cluster.WorkerOptions{ID: id, LeaseTTL: 2 * time.Second, StopTimeout: 10 * time.Second, Registry: builtin.NewRegistry()})
+		// The tests' files are in t.TempDir(), under os.TempDir(): the
+		// worker's data directory.
+		done <- cluster.RunWorker(ctx, nc, cluster.WorkerOptions{ID: id, LeaseTTL: 2 * time.Second, StopTimeout: 10 * time.Second, Registry: builtin.NewRegistry(),
+			Policy: pipeline.Policy{DataDir: os.TempDir()}})
 	}()
 	var once sync.Once
 	var err error

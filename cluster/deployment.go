@@ -36,12 +36,14 @@ type deployment struct {
 }
 
 // start starts version d of a pipeline. A version that cannot start (its
-// spec does not load here, the streams cannot be provisioned) is kept with
-// its error, which the heartbeat reports, until the next version.
+// spec does not load here, or the worker's policy refuses it; the streams
+// cannot be provisioned) is kept with its error, which the heartbeat
+// reports, until the next version.
 func (a *agent) start(ctx context.Context, d *Deployment) *deployment {
 	dep := &deployment{a: a, d: d, started: time.Now(), states: make(map[string]WorkerStage), rates: make(map[string]*rateWindow)}
 	dep.log = a.log.With("pipeline", d.Name, "version", d.Version)
-	p, err := pipeline.Parse(d.File, []byte(d.Spec), pipeline.Options{Registry: a.opts.Registry})
+	policy := a.opts.Policy
+	p, err := pipeline.Parse(d.File, []byte(d.Spec), pipeline.Options{Registry: a.opts.Registry, Policy: &policy})
 	if err != nil {
 		dep.err = err
 		dep.log.Error("pipeline cannot start", "err", err)

@@ -194,7 +194,10 @@ func pipelineStatus(ctx context.Context, js jetstream.JetStream, d *Deployment, 
 	for _, w := range ws {
 		for _, wp := range w.Pipelines {
 			if wp.Name == d.Name && wp.Error != "" {
-				ps.Errors = append(ps.Errors, w.ID+": "+wp.Error)
+				// A refused pipeline's problems come one per line.
+				for line := range strings.Lines(wp.Error) {
+					ps.Errors = append(ps.Errors, w.ID+": "+strings.TrimSuffix(line, "\n"))
+				}
 			}
 		}
 	}

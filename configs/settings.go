@@ -102,6 +102,17 @@ type Settings struct {
 	// without renewal: a worker that dies is known dead, and its sources
 	// taken over, after about this long.
 	LeaseTTL time.Duration `mapstructure:"lease_ttl"`
+	// AllowEnv lists the prefixes of the variables that ${VAR} may read
+	// in a deployed pipeline (see pipeline.Policy); empty means
+	// SLUICE_VAR_. A worker applies it; deploy checks against it.
+	AllowEnv []string `mapstructure:"allow_env"`
+	// AllowExec lets deployed pipelines run programs (the exec transform).
+	AllowExec bool `mapstructure:"allow_exec"`
+	// AllowPlugins lets deployed pipelines load Go plugins (plugins:).
+	AllowPlugins bool `mapstructure:"allow_plugins"`
+	// DataDir is the directory the file paths of deployed pipelines stay
+	// in; empty means the working directory.
+	DataDir string `mapstructure:"data_dir"`
 	// NATS holds credentials and TLS files for NATSURL.
 	NATS NATSAuth `mapstructure:"nats"`
 }
@@ -124,7 +135,7 @@ type NATSAuth struct {
 // viper.BindPFlag.
 var Keys = []string{
 	"nats_url", "store_dir", "listen", "sync", "log_level", "log_format", "gc_percent", "memory_limit", "shutdown_timeout",
-	"worker_id", "lease_ttl",
+	"worker_id", "lease_ttl", "allow_env", "allow_exec", "allow_plugins", "data_dir",
 	"nats.creds_file", "nats.user", "nats.password", "nats.token",
 	"nats.nkey_seed_file", "nats.tls_ca", "nats.tls_cert", "nats.tls_key",
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -41,7 +42,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, MemoryLimit: "auto", ShutdownTimeout: 30 * time.Second, LeaseTTL: 10 * time.Second}
-	if s != want {
+	if !reflect.DeepEqual(s, want) {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
 }
@@ -145,6 +146,9 @@ log_format: text
 gc_percent: 250
 memory_limit: 1GiB
 shutdown_timeout: 1m
+allow_env: [TEAM_, SLUICE_VAR_]
+allow_exec: true
+data_dir: /srv/sluice
 nats:
   user: ann
   password: secret
@@ -165,8 +169,11 @@ nats:
 
 		ShutdownTimeout: time.Minute,
 		LeaseTTL:        DefaultLeaseTTL,
+		AllowEnv:        []string{"TEAM_", "SLUICE_VAR_"},
+		AllowExec:       true,
+		DataDir:         "/srv/sluice",
 	}
-	if s != want {
+	if !reflect.DeepEqual(s, want) {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
 }

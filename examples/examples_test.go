@@ -257,8 +257,11 @@ func TestResumeExample(t *testing.T) {
 func TestClusterExample(t *testing.T) {
 	t.Chdir("..")
 	out := t.TempDir()
-	t.Setenv("SLUICE_OUT", out)
-	t.Setenv("COUNT", "5000")
+	// Deployed pipelines read SLUICE_VAR_ variables only, and write
+	// under the workers' data directory.
+	t.Setenv("SLUICE_VAR_OUT", out)
+	t.Setenv("SLUICE_VAR_COUNT", "5000")
+	t.Setenv("SLUICE_DATA_DIR", out)
 	t.Setenv("SLUICE_NATS_URL", natstest.URLs(natstest.Cluster(t, 3)))
 	t.Setenv("SLUICE_LEASE_TTL", "2s")
 	ctx, cancel := context.WithCancel(context.Background())

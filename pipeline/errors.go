@@ -16,6 +16,10 @@ var ErrInvalid = errors.New("sluice: invalid pipeline")
 // [MaxFileSize], which names the file, its size and the limit.
 var ErrTooLarge = errors.New("sluice: pipeline file too large")
 
+// ErrInvalidPolicy is wrapped by the error of [Policy.Validate], and of
+// [Parse] and [Load] given a policy that does not validate.
+var ErrInvalidPolicy = errors.New("sluice: invalid policy")
+
 // ErrUnknownFormat is wrapped by the error of [Pipeline.Graph] for a format
 // other than "mermaid" and "dot".
 var ErrUnknownFormat = errors.New("sluice: unknown graph format")

@@ -28,7 +28,7 @@ func TestExpand(t *testing.T) {
 		{in: "x ${HOST", errs: []string{`unterminated "${HOST": want ${NAME} or ${NAME:-default}`}},
 	}
 	for _, tt := range tests {
-		got, errs := expand(tt.in, env(vars))
+		got, errs, _ := expand(tt.in, env(vars), nil)
 		if len(tt.errs) > 0 {
 			if !reflect.DeepEqual(errs, tt.errs) {
 				t.Errorf("expand(%q) errors = %q, want %q", tt.in, errs, tt.errs)

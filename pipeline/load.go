@@ -27,6 +27,10 @@ type Options struct {
 	Registry *stages.Registry
 	// LookupEnv returns the value of a ${VAR}; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// Policy, if set, restricts what the pipeline may do: a pipeline
+	// deployed to a worker is someone else's code (see [Policy]). nil is
+	// a pipeline file of the user who runs it, which may do anything.
+	Policy *Policy
 }
 
 // MaxFileSize is the largest pipeline file [Load] reads: 16 MiB, far
@@ -81,12 +85,20 @@ func tooLarge(path, size string, limit int64) error {
 // Parse decodes, interpolates and validates a pipeline file; file names it
 // in positions and in [Pipeline.File]. A pipeline that does not validate
 // gives a nil *Pipeline and [Problems] holding every problem found, sorted
-// by line and column. Parse does not connect to NATS.
+// by line and column; what opts.Policy refuses is among them. A policy
+// that does not validate gives an error wrapping [ErrInvalidPolicy]. Parse
+// does not connect to NATS.
 func Parse(file string, data []byte, opts Options) (*Pipeline, error) {
+	if opts.Policy != nil {
+		if err := opts.Policy.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	d := &decoder{
 		file:      file,
 		reg:       opts.Registry,
 		lookupEnv: opts.LookupEnv,
+		policy:    opts.Policy,
 		bad:       make(map[*yaml.Node]bool),
 	}
 	if d.reg == nil {
@@ -116,6 +128,7 @@ type decoder struct {
 	file      string
 	reg       *stages.Registry
 	lookupEnv func(string) (string, bool)
+	policy    *Policy // nil: a file of one's own
 	problems  Problems
 	bad       map[*yaml.Node]bool // scalars already reported by interpolate
 }
@@ -125,7 +138,7 @@ func (d *decoder) decode(data []byte) *Pipeline {
 	if root == nil {
 		return nil
 	}
-	d.interpolate(root)
+	d.interpolate(root, "")
 	p := &Pipeline{File: d.file, Settings: DefaultSettings()}
 	fields := d.mapping(root, "", topKeys)
 	if f, ok := fields["name"]; ok {
@@ -296,7 +309,9 @@ func (d *decoder) name(n *yaml.Node, where string) (string, bool) {
 	return "", false
 }
 
-// plugins checks the plugins key: loading plugins is not implemented.
+// plugins loads the Go plugins the plugins key lists into the registry,
+// each relative to the pipeline file, or under a policy relative to its
+// data directory and only if it allows plugins.
 func (d *decoder) plugins(f field) []string {
 	n := f.value
 	if isNull(n) {
@@ -304,6 +319,10 @@ func (d *decoder) plugins(f field) []string {
 	}
 	if n.Kind != yaml.SequenceNode {
 		d.problem(n, "plugins: want a list of paths, got %s", describe(n))
+		return nil
+	}
+	if d.policy != nil && !d.policy.AllowPlugins && len(n.Content) > 0 {
+		d.problem(f.key, "plugins: a deployed pipeline may not load Go plugins: the worker does not allow them (allow_plugins, --allow-plugins)")
 		return nil
 	}
 	var paths []string
@@ -314,7 +333,13 @@ func (d *decoder) plugins(f field) []string {
 			continue
 		}
 		paths = append(paths, path)
-		if !filepath.IsAbs(path) && d.file != "" && d.file != "-" {
+		if d.policy != nil {
+			var err error
+			if path, err = d.policy.confine(path); err != nil {
+				d.problem(item, "plugins[%d]: %v", i, err)
+				continue
+			}
+		} else if !filepath.IsAbs(path) && d.file != "" && d.file != "-" {
 			path = filepath.Join(filepath.Dir(d.file), path)
 		}
 		if _, err := d.reg.LoadPlugin(path); err != nil {

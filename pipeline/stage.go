@@ -84,6 +84,9 @@ func (d *decoder) stage(n *yaml.Node, index int) *draft {
 		s.Description, _ = d.str(f.value, s.where+": description")
 	}
 	d.role(s, fields)
+	if s.Spec != nil && s.Spec.RunsCommands && d.policy != nil && !d.policy.AllowExec {
+		d.problem(fields[s.Role.String()].value, "%s: %s %q runs programs on the worker, which does not allow it (allow_exec, --allow-exec)", s.where, s.Role, s.Type)
+	}
 	if f, ok := fields["from"]; ok {
 		s.fromKey = f.key
 		s.inputs = d.from(f.value, s.where+": from")
@@ -331,6 +334,9 @@ func (d *decoder) params(s *draft, with field) {
 	s.Params = params
 	s.paramsOK = len(errs) == 0 && len(skip) == 0
 	prefix := fmt.Sprintf("%s: %s %q", s.where, s.Role, s.Type)
+	if s.paramsOK && d.policy != nil {
+		d.confinePaths(s, prefix, given, missingAt)
+	}
 	for _, err := range errs {
 		var pe *stages.ParamError
 		if !errors.As(err, &pe) {
@@ -351,6 +357,47 @@ func (d *decoder) params(s *draft, with field) {
 			d.problem(missingAt, "%s: parameter %q: %s", prefix, pe.Param, paramText(pe.Err, pe.Param))
 		default:
 			d.problem(f.value, "%s: parameter %q: %s", prefix, pe.Param, paramText(pe.Err, pe.Param))
+		}
+	}
+}
+
+// confinePaths resolves the parameters of s that are file-system paths
+// under the policy's data directory, reporting those it refuses.
+func (d *decoder) confinePaths(s *draft, prefix string, given map[string]field, missingAt *yaml.Node) {
+	for _, name := range s.Spec.PathParams(s.Params) {
+		at := missingAt
+		if f, ok := given[name]; ok {
+			at = f.value
+		}
+		switch v := s.Params.Get(name).(type) {
+		case string:
+			if v == "" {
+				continue // an optional path left empty
+			}
+			abs, err := d.policy.confine(v)
+			if err != nil {
+				d.problem(at, "%s: parameter %q: %v", prefix, name, err)
+				s.paramsOK = false
+				continue
+			}
+			s.Params = s.Params.With(name, abs)
+		case []string:
+			out := make([]string, len(v))
+			ok := true
+			for i, p := range v {
+				abs, err := d.policy.confine(p)
+				if err != nil {
+					d.problem(at, "%s: parameter %q: item %d: %v", prefix, name, i+1, err)
+					ok = false
+					continue
+				}
+				out[i] = abs
+			}
+			if !ok {
+				s.paramsOK = false
+				continue
+			}
+			s.Params = s.Params.With(name, out)
 		}
 	}
 }

@@ -64,6 +64,12 @@ type Param struct {
 	Default any
 	// Enum, for TypeString, lists the allowed values.
 	Enum []string
+	// Path tells that the value (a TypeString, or each item of a
+	// TypeStringList) is a file-system path the stage opens, reads or
+	// writes. Validation under a policy (pipeline.Policy: a pipeline deployed to
+	// a worker) resolves a relative one under the worker's data directory
+	// and refuses one outside it.
+	Path bool
 }
 
 // Convert checks a value decoded from YAML (string, int, float64, bool, or
@@ -251,6 +257,17 @@ type Params struct {
 // NewParams wraps converted values (see [Param.Convert]). Use
 // [Spec.ParseParams] to convert and default raw values.
 func NewParams(values map[string]any) Params { return Params{values: values} }
+
+// With returns a copy of p in which the parameter name has the converted
+// value v; p is left as it was.
+func (p Params) With(name string, v any) Params {
+	values := make(map[string]any, len(p.values)+1)
+	for k, x := range p.values {
+		values[k] = x
+	}
+	values[name] = v
+	return Params{values: values}
+}
 
 // Has reports whether the parameter was given or has a default.
 func (p Params) Has(name string) bool { _, ok := p.values[name]; return ok }

@@ -33,6 +33,16 @@ type Spec struct {
 	// a stage of the type must read a partitioned stage, and the stages
 	// before it carry watermarks.
 	Watermarks bool
+	// RunsCommands tells that stages of the type run programs of the host
+	// they run on (the exec transform): a pipeline deployed to a worker
+	// may use the type only where the worker allows it.
+	RunsCommands bool
+	// Paths, if set, returns the names of the parameters that hold
+	// file-system paths for these parameters, for a type where that
+	// depends on other parameters (a SQLite dsn is a path, a PostgreSQL
+	// one is not). Without it, the parameters declared with [Param.Path]
+	// are the paths.
+	Paths func(Params) []string
 
 	NewSource    func(Params, Info) (Source, error)
 	NewTransform func(Params, Info) (Transform, error)
@@ -41,6 +51,22 @@ type Spec struct {
 	// Plugin is the file of the Go plugin that registered the type; the
 	// loader sets it. Empty for a type compiled in.
 	Plugin string
+}
+
+// PathParams returns the names of the parameters of p that hold
+// file-system paths: those [Spec.Paths] returns if it is set, else those
+// declared with [Param.Path].
+func (s *Spec) PathParams(p Params) []string {
+	if s.Paths != nil {
+		return s.Paths(p)
+	}
+	var out []string
+	for _, d := range s.Params {
+		if d.Path {
+			out = append(out, d.Name)
+		}
+	}
+	return out
 }
 
 // Role returns the role decided by which constructor is set, or 0.

@@ -236,14 +236,14 @@ func (a *app) printError(err error) {
 	fmt.Fprintf(a.stderr, "sluice: %s\n", strings.TrimRight(msg, "\n"))
 }
 
-// loadPipelines loads and validates every file. It prints every problem of
-// the files that do not validate to stderr, one per line, and then returns
-// errReported.
-func (a *app) loadPipelines(files []string) ([]*pipeline.Pipeline, error) {
+// loadPipelines loads and validates every file, under policy if it is not
+// nil. It prints every problem of the files that do not validate to
+// stderr, one per line, and then returns errReported.
+func (a *app) loadPipelines(files []string, policy *pipeline.Policy) ([]*pipeline.Pipeline, error) {
 	ps := make([]*pipeline.Pipeline, 0, len(files))
 	bad := false
 	for _, file := range files {
-		p, err := pipeline.Load(file, pipeline.Options{Registry: a.reg})
+		p, err := pipeline.Load(file, pipeline.Options{Registry: a.reg, Policy: policy})
 		if err != nil {
 			a.printLoadError(err)
 			bad = true

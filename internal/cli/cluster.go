@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/cluster"
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 )
 
@@ -26,8 +27,25 @@ NATS itself: the sluice_pipelines bucket holds the deployed pipelines,
 sluice_workers the workers' heartbeats and sluice_leases which worker runs
 each source.`
 
+// policyHelp is the part of the worker's and deploy's help about what
+// deployed pipelines may do.
+const policyHelp = `
+
+A deployed pipeline is someone else's code to a worker, so a worker runs it
+under a policy (settings allow_env, allow_exec, allow_plugins and data_dir,
+or the flags below): ${VAR} reads only variables whose names begin with
+SLUICE_VAR_ (or the prefixes of --allow-env, which replace it), also with a
+:-default; exec stages run only with --allow-exec and plugins: load only
+with --allow-plugins; every file path (file source and sink, a NATS creds
+file, an exec dir, a SQLite database, a plugin) resolves under --data-dir
+(default: the worker's working directory): a relative path is taken from it,
+and a path that leaves it (by "..", an absolute path, or on the worker a
+symbolic link) is refused. The worker refuses a pipeline that breaks its
+policy, saying why in "sluice status", and runs the others.`
+
 func (a *app) deployCmd() *cobra.Command {
-	return &cobra.Command{
+	var bindPolicy func()
+	cmd := &cobra.Command{
 		Use:   "deploy FILE...",
 		Short: "Validate pipelines and deploy them to the cluster's workers",
 		Long: `Deploy validates each pipeline file, provisions its streams and consumers, and
@@ -40,11 +58,22 @@ A deploy starts a new run of the pipeline, whose sources read from the
 beginning, unless its latest run has not finished: then the new version
 carries it on from the sources' checkpoints. ${VAR} references are resolved
 by each worker, in its own environment, so secrets need not be stored in
-NATS.` + clusterHelp,
+NATS.
+
+Deploy validates each file under the policy its settings give, the same
+settings a worker uses (give it the workers' config file, or the same
+flags), so that what the workers would refuse is refused here at once, as
+FILE:LINE:COL: problems: with the defaults, variables beginning with
+SLUICE_VAR_ only, no exec, no plugins, paths under the working directory.
+Paths are checked by their text only here; the worker also follows their
+symbolic links.` + policyHelp + clusterHelp,
 		Args: wantFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			bindPolicy()
 			return a.withCluster(cmd.Context(), false, func(ctx context.Context, c *conn) error {
-				ps, err := a.loadPipelines(args)
+				policy := a.policy()
+				policy.Lexical = true // the workers' file system is not this one
+				ps, err := a.loadPipelines(args, &policy)
 				if err != nil {
 					return err
 				}
@@ -66,6 +95,32 @@ NATS.` + clusterHelp,
 			})
 		},
 	}
+	bindPolicy = a.policyFlags(cmd)
+	return cmd
+}
+
+// policyFlags adds the flags of the policy of deployed pipelines to cmd
+// and returns the function that binds them to their settings, which cmd
+// calls when it runs: viper keeps one flag per key, and both worker and
+// deploy have these.
+func (a *app) policyFlags(cmd *cobra.Command) (bind func()) {
+	f := cmd.Flags()
+	f.StringSlice("allow-env", nil, `prefixes of the variables ${VAR} may read in deployed pipelines, comma-separated, replacing the default (default "`+pipeline.DefaultAllowEnvPrefix+`")`)
+	f.Bool("allow-exec", false, "let deployed pipelines run programs (exec stages)")
+	f.Bool("allow-plugins", false, "let deployed pipelines load Go plugins (plugins:)")
+	f.String("data-dir", "", "the directory file paths of deployed pipelines resolve under and stay in (default: the working directory)")
+	return func() {
+		a.bind("allow_env", f.Lookup("allow-env"))
+		a.bind("allow_exec", f.Lookup("allow-exec"))
+		a.bind("allow_plugins", f.Lookup("allow-plugins"))
+		a.bind("data_dir", f.Lookup("data-dir"))
+	}
+}
+
+// policy returns the policy of deployed pipelines that the settings give.
+func (a *app) policy() pipeline.Policy {
+	s := a.settings
+	return pipeline.Policy{AllowEnv: s.AllowEnv, AllowExec: s.AllowExec, AllowPlugins: s.AllowPlugins, DataDir: s.DataDir}
 }
 
 func (a *app) undeployCmd() *cobra.Command {
@@ -101,6 +156,7 @@ are deleted too.` + clusterHelp,
 
 func (a *app) workerCmd() *cobra.Command {
 	var patterns []string
+	var bindPolicy func()
 	cmd := &cobra.Command{
 		Use:         "worker",
 		Annotations: map[string]string{longRunning: "true"},
@@ -119,9 +175,10 @@ lease expires (--lease-ttl). A file sink another worker writes waits the same
 way, unless its path holds {worker}.
 
 --id must be stable across restarts and unique among live workers; a worker
-started again after kill -9 waits for its old heartbeat to expire.` + clusterHelp,
+started again after kill -9 waits for its old heartbeat to expire.` + policyHelp + clusterHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			bindPolicy()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			context.AfterFunc(ctx, stop) // a second signal kills
@@ -132,6 +189,7 @@ started again after kill -9 waits for its old heartbeat to expire.` + clusterHel
 					ID:          s.WorkerID,
 					Stages:      patterns,
 					LeaseTTL:    s.LeaseTTL,
+					Policy:      a.policy(),
 					Registry:    a.reg,
 					Logger:      a.log,
 					Stdin:       a.stdin,
@@ -152,6 +210,7 @@ started again after kill -9 waits for its old heartbeat to expire.` + clusterHel
 	a.bind("lease_ttl", cmd.Flags().Lookup("lease-ttl"))
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take (default 30s)")
 	a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
+	bindPolicy = a.policyFlags(cmd)
 	return cmd
 }
 

@@ -19,7 +19,7 @@ func (a *app) graphCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ps, err := a.loadPipelines(args)
+			ps, err := a.loadPipelines(args, nil)
 			if err != nil {
 				return err
 			}

@@ -72,7 +72,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	if err := a.checkListen(); err != nil {
 		return err
 	}
-	ps, err := a.loadPipelines(files)
+	ps, err := a.loadPipelines(files, nil)
 	if err != nil {
 		return err
 	}

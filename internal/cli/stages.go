@@ -121,7 +121,7 @@ func writeStageSpec(w io.Writer, s *stages.Spec) error {
 		if len(p.Enum) > 0 {
 			enum = strings.Join(p.Enum, "|")
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Type, required, formatDefault(p.Default), enum, p.Doc)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Type, required, formatDefault(p.Default), enum, paramDoc(p))
 	}
 	return tw.Flush()
 }
@@ -173,12 +173,21 @@ func writeStagesMarkdown(w io.Writer, specs []*stages.Spec) error {
 					required = "yes"
 				}
 				fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", p.Name, p.Type, required,
-					mdCell(formatDefault(p.Default)), mdCell(strings.Join(p.Enum, ", ")), mdCell(p.Doc))
+					mdCell(formatDefault(p.Default)), mdCell(strings.Join(p.Enum, ", ")), mdCell(paramDoc(p)))
 			}
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// paramDoc returns the documentation of parameter p, with what a
+// deployed pipeline's policy does with a path.
+func paramDoc(p stages.Param) string {
+	if !p.Path {
+		return p.Doc
+	}
+	return p.Doc + " In a deployed pipeline, a path under the worker's data directory (a relative one resolves there)."
 }
 
 // mdCell escapes a value for a Markdown table cell; "-" and "" read as

@@ -68,7 +68,13 @@ Any other answer (not JSON, a number, a boolean, an array holding ` +
 			`may read plain text lines too. The command sees the payload only; ` +
 			`the outputs keep the input's headers. It must flush its output after ` +
 			`each line (in Python: print(..., flush=True)) and should exit when its ` +
-			`standard input closes. It inherits sluice's environment, plus env.
+			`standard input closes. Its environment is not sluice's, which may hold ` +
+			`secrets (NATS credentials): it gets PATH, HOME and LANG (and SYSTEMROOT ` +
+			`on Windows) from sluice, and the variables env sets, where ${VAR} ` +
+			`passes one of sluice's on purpose.
+
+A pipeline deployed to a worker may use exec only if the worker allows ` +
+			`it (sluice worker --allow-exec).
 
 Each line the command writes to its standard error is logged at level ` +
 			`info with the stage's attributes. When the command exits, closes its ` +
@@ -113,16 +119,41 @@ Example:
 		Params: []stages.Param{
 			{Name: "command", Type: stages.TypeString, Required: true, Doc: "The program to run: a name looked up in PATH, or a path to it (relative to dir when dir is set). No shell is involved: to run a pipeline of commands, run sh with args [-c, '...']."},
 			{Name: "args", Type: stages.TypeStringList, Doc: "Arguments passed to the command as they are."},
-			{Name: "env", Type: stages.TypeStringMap, Doc: "Variables added to the environment the command inherits from sluice, replacing those of the same name."},
-			{Name: "dir", Type: stages.TypeString, Doc: "Working directory of the command; default sluice's."},
+			{Name: "env", Type: stages.TypeStringMap, Doc: "The command's environment, besides PATH, HOME and LANG taken from sluice (and replaced by those of the same name here): nothing else of sluice's environment reaches the command. Use ${VAR} to pass a variable on."},
+			{Name: "dir", Type: stages.TypeString, Path: true, Doc: "Working directory of the command; default sluice's."},
 			{Name: "timeout", Type: stages.TypeDuration, Default: execDefaultTimeout, Doc: "How long the command may take to answer one record (the first after a start includes the command's start-up); after it the command is killed and restarted and the record retried."},
 			{Name: "restart_backoff_min", Type: stages.TypeDuration, Default: execDefaultBackoffMin, Doc: "Delay before the command is started again after it failed; it doubles with each failure in a row."},
 			{Name: "restart_backoff_max", Type: stages.TypeDuration, Default: execDefaultBackoffMax, Doc: "Longest delay before the command is started again."},
 			{Name: "close_timeout", Type: stages.TypeDuration, Default: execDefaultCloseTimeout, Doc: "How long the command has to exit after its standard input closed at the end of the run (or after it failed) before it is killed."},
 		},
 		Check:        checkExec,
+		RunsCommands: true,
 		NewTransform: newExecTransform,
 	}
+}
+
+// inheritedEnv lists the variables the command gets from sluice's
+// environment: what finds programs and picks a language, nothing that
+// could hold a secret. Windows needs SYSTEMROOT to start most programs.
+var inheritedEnv = []string{"PATH", "HOME", "LANG", "SYSTEMROOT"}
+
+// childEnv returns the environment of the command: the variables of
+// inheritedEnv that lookup finds, then extra (the env parameter), which
+// wins over them.
+func childEnv(lookup func(string) (string, bool), extra map[string]string) []string {
+	env := make([]string, 0, len(inheritedEnv)+len(extra))
+	for _, k := range inheritedEnv {
+		if _, set := extra[k]; set {
+			continue
+		}
+		if v, ok := lookup(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		env = append(env, k+"="+extra[k])
+	}
+	return env
 }
 
 func checkExec(p stages.Params) error {
@@ -187,11 +218,7 @@ func newExecTransform(p stages.Params, info stages.Info) (stages.Transform, erro
 	if err := checkExec(p); err != nil {
 		return nil, err
 	}
-	env := os.Environ()
-	extra := p.StringMap("env")
-	for _, k := range slices.Sorted(maps.Keys(extra)) {
-		env = append(env, k+"="+extra[k]) // the last of a name wins
-	}
+	env := childEnv(os.LookupEnv, p.StringMap("env"))
 	if dir := p.String("dir"); dir != "" {
 		// Checked here: starting in a missing directory fails with an
 		// error that names the command instead.

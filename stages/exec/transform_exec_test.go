@@ -537,3 +537,39 @@ func waitGoroutines(t *testing.T, before int) {
 		time.Sleep(10 * time.Millisecond) // polling for exits, not ordering
 	}
 }
+
+// TestExecEnvironment: the command gets PATH, HOME and LANG from sluice
+// and what env sets, never another of sluice's variables, such as its
+// NATS password.
+func TestExecEnvironment(t *testing.T) {
+	t.Setenv("SLUICE_NATS_PASSWORD", "hunter2")
+	t.Setenv("LANG", "C.UTF-8")
+	tr := newExec(t, execParams(t, "serve", map[string]any{"env": map[string]any{"EXEC_TEST_VAR": "from the stage"}}), stages.Info{})
+	tests := []struct {
+		name, want string
+	}{
+		{"SLUICE_NATS_PASSWORD", ""},
+		{"EXEC_TEST_VAR", "from the stage"},
+		{"LANG", "C.UTF-8"},
+		{"PATH", os.Getenv("PATH")},
+	}
+	for _, tt := range tests {
+		got, err := stagetest.Process(t, tr, `{"do":"env","name":"`+tt.name+`"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf(`{"env":%q}`, tt.want); len(got) != 1 || got[0] != want {
+			t.Errorf("%s in the command: %q, want %s", tt.name, got, want)
+		}
+	}
+}
+
+func TestChildEnv(t *testing.T) {
+	parent := map[string]string{"PATH": "/bin", "HOME": "/home/w", "SECRET": "s"}
+	lookup := func(k string) (string, bool) { v, ok := parent[k]; return v, ok }
+	got := childEnv(lookup, map[string]string{"HOME": "/tmp", "A": "1"})
+	want := []string{"PATH=/bin", "A=1", "HOME=/tmp"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("childEnv = %q, want %q", got, want)
+	}
+}

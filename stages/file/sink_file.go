@@ -78,7 +78,7 @@ Example:
         path: out/big-orders.jsonl
         mode: append`,
 		Params: []stages.Param{
-			{Name: "path", Type: stages.TypeString, Required: true, Doc: "The file to write; {worker} in it becomes the worker's id, one file per worker."},
+			{Name: "path", Type: stages.TypeString, Required: true, Path: true, Doc: "The file to write; {worker} in it becomes the worker's id, one file per worker."},
 			{Name: "format", Type: stages.TypeString, Enum: []string{records.JSONL, records.CSV, records.Lines}, Doc: "Output format: jsonl, csv, or lines (each payload as it is, one per line); default csv for a .csv path, lines for .txt/.log, else jsonl."},
 			{Name: "mode", Type: stages.TypeString, Default: modeOverwrite, Enum: []string{modeOverwrite, modeAppend}, Doc: "overwrite empties the file at the start of the run; append adds to it."},
 			records.ColumnsParam,

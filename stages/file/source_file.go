@@ -43,7 +43,7 @@ Example:
       with:
         path: data/orders-*.csv`,
 		Params: []stages.Param{
-			{Name: "path", Type: stages.TypeString, Required: true, Doc: "A file path, or a glob pattern matching the files to read."},
+			{Name: "path", Type: stages.TypeString, Required: true, Path: true, Doc: "A file path, or a glob pattern matching the files to read."},
 			{Name: "format", Type: stages.TypeString, Enum: []string{records.JSONL, records.CSV, records.Lines}, Doc: "Record format: " + records.Doc + "; default inferred from each file's extension."},
 			{Name: "encoding", Type: stages.TypeString, Default: encodingUTF8, Enum: encodingNames, Doc: encodingDoc},
 		},

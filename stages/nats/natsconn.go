@@ -25,7 +25,7 @@ const HeaderSourceSubject = "Sluice-Source-Subject"
 // Parameters of the NATS stages for a connection of their own.
 var natsConnParams = []stages.Param{
 	{Name: "url", Type: stages.TypeString, Doc: "NATS server URL, or several comma-separated, to connect to instead of the pipeline's own connection; the stage then owns that connection and closes it. User and password in the URL work but are never logged: prefer creds, or ${VAR} interpolation."},
-	{Name: "creds", Type: stages.TypeString, Doc: "Path of a NATS credentials file (user JWT and NKey seed) for the connection to url."},
+	{Name: "creds", Type: stages.TypeString, Path: true, Doc: "Path of a NATS credentials file (user JWT and NKey seed) for the connection to url."},
 }
 
 // natsConnDoc is the paragraph every NATS stage's Doc has about its

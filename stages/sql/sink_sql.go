@@ -134,13 +134,14 @@ Example:
         upsert_key: [id]`,
 		Params: []stages.Param{
 			{Name: "driver", Type: stages.TypeString, Required: true, Enum: []string{sqlPostgres, sqlSQLite}, Doc: "The database: postgres (PostgreSQL, through pgx) or sqlite (through modernc.org/sqlite)."},
-			{Name: "dsn", Type: stages.TypeString, Required: true, Doc: "Connection string: a postgres:// URL or key=value pairs, or a SQLite file path or file: URI. Never logged; use ${VAR} for a password."},
+			{Name: "dsn", Type: stages.TypeString, Required: true, Doc: "Connection string: a postgres:// URL or key=value pairs, or a SQLite file path or file: URI (in a deployed pipeline, a SQLite path resolves under the worker's data directory, and a file: URI is refused). Never logged; use ${VAR} for a password."},
 			{Name: "table", Type: stages.TypeString, Required: true, Doc: "The table to write: a name, or schema.name; letters, digits and _, not starting with a digit; case-sensitive."},
 			{Name: "columns", Type: stages.TypeStringMap, Doc: "Column name to expression over the record; without it, each top-level field goes to the column of its name."},
 			{Name: "upsert_key", Type: stages.TypeStringList, Doc: "Columns of a primary key or unique constraint: rows with the same key are updated instead of inserted again, so replays are idempotent."},
 			{Name: "max_batch", Type: stages.TypeInt, Default: defaultSQLMaxBatch, Doc: "Most rows in one INSERT statement; a larger batch runs several statements in its one transaction."},
 		},
 		Check:   checkSQLSink,
+		Paths:   sqlPaths,
 		NewSink: newSQLSink,
 	}
 }
@@ -328,6 +329,16 @@ func newSQLSink(p stages.Params, _ stages.Info) (stages.Sink, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// sqlPaths returns the parameters that are file-system paths: the dsn of
+// a SQLite database in a file (not one in memory).
+func sqlPaths(p stages.Params) []string {
+	dsn := p.String("dsn")
+	if p.String("driver") != sqlSQLite || dsn == ":memory:" || strings.HasPrefix(dsn, "file::memory:") {
+		return nil
+	}
+	return []string{"dsn"}
 }
 
 // sqliteDSN adds to a SQLite dsn a busy timeout and immediate
