@@ -127,7 +127,9 @@ func TestWorkersOnCluster(t *testing.T) {
 	// had published but not acknowledged is published again by w2 after
 	// the streams forgot it. w1 comes back after three dedup windows.
 	workers := map[string]*workerProc{"w1": startWorkerProc(t, bin, dir, urls, "w1")}
-	if got := sluiceCmd(t, bin, "deploy", "--nats", urls, p); got != "deployed pipeline spread version 1 (run 1)\n" {
+	// The workers' data directory is dir, their working directory; deploy
+	// checks the output path against the same.
+	if got := sluiceCmd(t, bin, "deploy", "--nats", urls, "--data-dir", dir, p); got != "deployed pipeline spread version 1 (run 1)\n" {
 		t.Fatalf("deploy said %q", got)
 	}
 	natstest.WaitFor(t, time.Minute, "w1 to run the source and the sink", func() bool {
