@@ -105,17 +105,25 @@ func natsOptions(opts Options) (*natsd.Options, error) {
 		return nil, errors.New("sluice: embedded server: routes need a cluster listen address")
 	}
 
-	if !opts.Insecure {
-		if !so.DontListen && !isLoopback(so.Host) && !clientAuth(so) {
-			return nil, fmt.Errorf("%w: clients could connect to %s from the network without authentication",
-				ErrNoAuth, net.JoinHostPort(hostOrAll(so.Host), portText(so.Port)))
-		}
-		if so.Cluster.Port != 0 && !isLoopback(so.Cluster.Host) && !routeAuth(so) {
-			return nil, fmt.Errorf("%w: other servers could connect routes to %s from the network without authentication (give the cluster an authorization block or TLS)",
-				ErrNoAuth, net.JoinHostPort(hostOrAll(so.Cluster.Host), portText(so.Cluster.Port)))
-		}
+	if open := unauthenticated(so); len(open) > 0 && !opts.Insecure {
+		return nil, fmt.Errorf("%w: %s", ErrNoAuth, open[0])
 	}
 	return so, nil
+}
+
+// unauthenticated says what the server of so would accept from beyond
+// loopback without authentication: clients, routes, or both.
+func unauthenticated(so *natsd.Options) []string {
+	var open []string
+	if !so.DontListen && !isLoopback(so.Host) && !clientAuth(so) {
+		open = append(open, fmt.Sprintf("clients could connect to %s from the network without authentication",
+			net.JoinHostPort(hostOrAll(so.Host), portText(so.Port))))
+	}
+	if so.Cluster.Port != 0 && !isLoopback(so.Cluster.Host) && !routeAuth(so) {
+		open = append(open, fmt.Sprintf("other servers could connect routes to %s from the network without authentication (give the cluster an authorization block or TLS)",
+			net.JoinHostPort(hostOrAll(so.Cluster.Host), portText(so.Cluster.Port))))
+	}
+	return open
 }
 
 // clientAuth reports whether the server makes clients authenticate: user
@@ -144,13 +152,6 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// IsLoopback reports whether the host of the host:port address is a
-// loopback address or "localhost".
-func IsLoopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	return err == nil && isLoopback(host)
 }
 
 func hostOrAll(host string) string {

@@ -78,6 +78,7 @@ type Options struct {
 type Server struct {
 	srv  *natsd.Server
 	lock *os.File // holds the store's lock until Shutdown
+	open []string // what it accepts from beyond loopback without authentication
 }
 
 // Start starts a nats-server with JetStream in this process and
@@ -116,7 +117,7 @@ func Start(opts Options) (_ *Server, err error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("sluice: embedded server: not ready after %s (store %s)", timeout, so.StoreDir)
 	}
-	return &Server{srv: srv, lock: lock}, nil
+	return &Server{srv: srv, lock: lock, open: unauthenticated(so)}, nil
 }
 
 // hostPort splits a host:port address; port 0 picks a free port.
@@ -145,6 +146,11 @@ func (e *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// Unauthenticated says what the server accepts from beyond loopback
+// without authentication, as [Options.Insecure] allowed: clients, routes,
+// or nothing.
+func (e *Server) Unauthenticated() []string { return e.open }
+
 // ClusterAddr returns the address where the server accepts routes, or ""
 // for a standalone server.
 func (e *Server) ClusterAddr() string {
@@ -169,6 +175,17 @@ func (e *Server) JetStreamReady(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Name returns the server's name.
+func (e *Server) Name() string { return e.srv.Name() }
+
+// StoreDir returns the JetStream store directory.
+func (e *Server) StoreDir() string {
+	if c := e.srv.JetStreamConfig(); c != nil {
+		return filepath.Dir(c.StoreDir)
+	}
+	return ""
 }
 
 // ClientURL returns the URL of the TCP listener, or "" without one.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -56,7 +55,8 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 	}
 	cmd.Flags().BoolVar(&fresh, "fresh", false, "remove the embedded server's store first, starting every pipeline over")
 	cmd.Flags().StringSliceVar(&only, "stages", nil, "run only these stages (comma-separated) in this process; without a source it processes what their streams hold and ends")
-	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients (default: none)")
+	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients, who authenticate with nats.user and nats.password or nats.token when they are set (default: none)")
+	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication")
 	a.bind("listen", cmd.Flags().Lookup("listen"))
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
 	a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
@@ -266,12 +266,27 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 	}
 
 	interval, always, _ := s.SyncOptions() // validated with the settings
-	emb, err := server.Start(server.Options{StoreDir: s.StoreDir, Listen: s.Listen, SyncAlways: always, SyncInterval: interval, Fresh: a.fresh})
+	emb, err := server.Start(server.Options{
+		StoreDir: s.StoreDir, Listen: s.Listen, SyncAlways: always, SyncInterval: interval, Fresh: a.fresh,
+		// Clients of the listener authenticate as the settings say this
+		// process does; so does its own in-process connection.
+		User: s.NATS.User, Password: s.NATS.Password, Token: s.NATS.Token,
+		Insecure: a.insecure,
+	})
 	if err != nil {
+		if errors.Is(err, server.ErrNoAuth) {
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%w; for --listen beyond loopback set nats.user and nats.password (SLUICE_NATS_USER, SLUICE_NATS_PASSWORD) or nats.token (SLUICE_NATS_TOKEN), or, to accept that, give --insecure", err)}
+		}
 		return nil, err
 	}
 	if a.fresh {
 		a.log.Info("store removed", "dir", s.StoreDir)
+	}
+	switch {
+	case s.NATS.Token != "":
+		opts = append(opts, nats.Token(s.NATS.Token))
+	case s.NATS.User != "":
+		opts = append(opts, nats.UserInfo(s.NATS.User, s.NATS.Password))
 	}
 	nc, err := emb.Connect(opts...)
 	if err != nil {
@@ -282,8 +297,8 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 	a.log.Info("embedded NATS server started", "store", s.StoreDir)
 	if url := emb.ClientURL(); url != "" {
 		a.log.Info("embedded NATS server listening", "url", url)
-		if !isLoopback(s.Listen) {
-			a.log.Warn("the embedded NATS server accepts clients from the network without authentication", "listen", s.Listen)
+		for _, open := range emb.Unauthenticated() {
+			a.log.Warn("--insecure: the embedded NATS server: " + open)
 		}
 	}
 	return c, nil
@@ -299,18 +314,4 @@ func (c *conn) close() {
 	if c.emb != nil {
 		c.emb.Shutdown()
 	}
-}
-
-// isLoopback reports whether the host of a host:port address is a
-// loopback address or "localhost".
-func isLoopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

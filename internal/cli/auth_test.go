@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/internal/natstest"
+)
+
+// background runs the sluice command line with args in this process until
+// the test ends (or stop is called), and returns its stderr and a stop
+// that cancels it and returns its exit code.
+func background(t *testing.T, args ...string) (stderr *lockedBuffer, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr = newLockedBuffer()
+	done := make(chan int, 1)
+	go func() { done <- MainContext(ctx, args, strings.NewReader(""), &lockedBuffer{}, stderr) }()
+	var code *int
+	stop = func() int {
+		if code == nil {
+			cancel()
+			c := <-done
+			code = &c
+		}
+		return *code
+	}
+	t.Cleanup(func() { stop() })
+	return stderr, stop
+}
+
+// waitLog waits until stderr holds want, or the command has ended.
+func waitLog(t *testing.T, stderr *lockedBuffer, want string) {
+	t.Helper()
+	natstest.WaitFor(t, time.Minute, want, func() bool { return strings.Contains(stderr.String(), want) })
+}
+
+// slowPipeline generates records until it is stopped.
+const slowPipeline = `name: slow
+stages:
+  - {name: gen, source: generate, with: {rate: 20}}
+  - {name: out, sink: discard}
+`
+
+// TestRunListenCredentials: with credentials in the settings, the
+// embedded server of `sluice run --listen` requires them: an outside
+// client without them is refused, with them it reads the pipeline's
+// streams.
+func TestRunListenCredentials(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		good []nats.Option
+		bad  map[string][]nats.Option
+	}{
+		{
+			name: "user and password",
+			env:  map[string]string{"SLUICE_NATS_USER": "etl", "SLUICE_NATS_PASSWORD": "s3cret pw"},
+			good: []nats.Option{nats.UserInfo("etl", "s3cret pw")},
+			bad: map[string][]nats.Option{
+				"no credentials": nil,
+				"wrong password": {nats.UserInfo("etl", "guess")},
+			},
+		},
+		{
+			name: "token",
+			env:  map[string]string{"SLUICE_NATS_TOKEN": "tok-3n"},
+			good: []nats.Option{nats.Token("tok-3n")},
+			bad: map[string][]nats.Option{
+				"no credentials": nil,
+				"wrong token":    {nats.Token("guess")},
+			},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := inEmptyDir(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			p := writeFile(t, dir, "slow.yaml", slowPipeline)
+			url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+			stderr, stop := background(t, "run", "--listen", strings.TrimPrefix(url, "nats://"), "--store-dir", filepath.Join(dir, "store"), p)
+			waitLog(t, stderr, `"msg":"run started"`)
+
+			for name, opts := range tt.bad {
+				if nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(0))...); err == nil {
+					nc.Close()
+					t.Errorf("%s: connected, want refused", name)
+				}
+			}
+			nc, err := nats.Connect(url, tt.good...)
+			if err != nil {
+				t.Fatalf("with the credentials: %v", err)
+			}
+			defer nc.Close()
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := js.Stream(ctx, "SLUICE_SLOW_GEN"); err != nil {
+				t.Errorf("read the pipeline's stream with the credentials: %v", err)
+			}
+			if code := stop(); code != ExitOK {
+				t.Errorf("run exited %d:\n%s", code, stderr)
+			}
+			for _, secret := range tt.env {
+				if strings.Contains(stderr.String(), secret) && secret != "etl" {
+					t.Errorf("the log shows a secret:\n%s", stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestListenBeyondLoopback: `run --listen` and `server` beyond loopback
+// without authentication refuse to start unless --insecure, and then
+// warn.
+func TestListenBeyondLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		refused string // what the error says, "" if it starts
+		warn    string // what the log warns of, "" for nothing
+	}{
+		{name: "run", args: []string{"run", "--listen", "0.0.0.0:0"}, refused: "sluice: server: no authentication beyond loopback: clients could connect to 0.0.0.0:0 from the network without authentication; for --listen beyond loopback set nats.user"},
+		{name: "run, insecure", args: []string{"run", "--listen", "0.0.0.0:0", "--insecure"}, warn: "--insecure: the embedded NATS server: clients could connect"},
+		{name: "run, user", args: []string{"run", "--listen", "0.0.0.0:0"}, env: map[string]string{"SLUICE_NATS_USER": "u", "SLUICE_NATS_PASSWORD": "p"}},
+		{name: "run, loopback", args: []string{"run", "--listen", "127.0.0.1:0"}},
+		{name: "server", args: []string{"server", "--listen", "0.0.0.0:0"}, refused: "clients could connect to 0.0.0.0:0 from the network without authentication; require authentication (--server-config FILE"},
+		{name: "server cluster", args: []string{"server", "--listen", "127.0.0.1:0", "--cluster-listen", "0.0.0.0:0"}, refused: "routes to 0.0.0.0:0"},
+		{name: "server, insecure", args: []string{"server", "--listen", "0.0.0.0:0", "--insecure"}, warn: "--insecure: clients could connect to 0.0.0.0:"},
+		{name: "server, token", args: []string{"server", "--listen", "0.0.0.0:0"}, env: map[string]string{"SLUICE_NATS_TOKEN": "t"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := inEmptyDir(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			args := append(tt.args, "--store-dir", filepath.Join(dir, "store"))
+			if args[0] == "run" {
+				out := filepath.Join(dir, "out.jsonl")
+				args = append(args, writeFile(t, dir, "p.yaml", strings.Replace(goodPipeline, "OUT_PATH", out, 1)))
+			}
+			if tt.refused != "" {
+				code, _, stderr := sluice(t, args...)
+				if code != ExitUsage || !strings.Contains(stderr, tt.refused) || !strings.Contains(stderr, "--insecure") {
+					t.Fatalf("exit %d, stderr %q; want %d, naming %q and --insecure", code, stderr, ExitUsage, tt.refused)
+				}
+				return
+			}
+			stderr, stop := background(t, args...)
+			started := `"msg":"run started"`
+			if args[0] == "server" {
+				started = "JetStream ready"
+			}
+			waitLog(t, stderr, started)
+			if code := stop(); code != ExitOK {
+				t.Fatalf("exit %d:\n%s", code, stderr)
+			}
+			if tt.warn != "" && !strings.Contains(stderr.String(), tt.warn) {
+				t.Errorf("no warning %q:\n%s", tt.warn, stderr)
+			}
+			if tt.warn == "" && strings.Contains(stderr.String(), "--insecure") {
+				t.Errorf("a warning, want none:\n%s", stderr)
+			}
+		})
+	}
+}
