@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -198,6 +199,9 @@ type conn struct {
 	nc     *nats.Conn
 	emb    *server.Server // nil with a NATS URL
 	closed chan struct{}  // closed when nc is
+	// denied, when set, is called with the server's refusal of a
+	// request for want of a permission.
+	denied atomic.Pointer[context.CancelCauseFunc]
 }
 
 // checkListen refuses --listen with a NATS URL: it is for the embedded
@@ -217,7 +221,22 @@ func (a *app) checkListen() error {
 func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 	s := a.settings
 	c := &conn{closed: make(chan struct{})}
-	opts := []nats.Option{nats.ClosedHandler(func(*nats.Conn) { close(c.closed) })}
+	opts := []nats.Option{
+		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
+		// Asynchronous errors go to the log, not to nats.go's default
+		// printing on stderr. A permission violation names the subject,
+		// never a secret.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				a.log.Error("NATS refused a request: the user lacks the permission", "err", err)
+				if denied := c.denied.Load(); denied != nil {
+					(*denied)(err)
+				}
+				return
+			}
+			a.log.Warn("NATS error", "err", err)
+		}),
+	}
 	if s.NATSURL != "" {
 		auth, err := s.NATSOptions()
 		if err != nil {
