@@ -178,6 +178,22 @@ func TestSecureExample(t *testing.T) {
 	}
 }
 
+// TestSecureDocIsCurrent: docs/operations.md shows
+// examples/secure/server.conf as it is.
+func TestSecureDocIsCurrent(t *testing.T) {
+	conf, err := os.ReadFile("secure/server.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(doc, []byte("```\n"+string(conf)+"```\n")) {
+		t.Fatal("docs/operations.md does not show examples/secure/server.conf as it is: copy the file into its block")
+	}
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
