@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 
 	natsd "github.com/nats-io/nats-server/v2/server"
 )
@@ -17,9 +18,13 @@ func natsOptions(opts Options) (*natsd.Options, error) {
 	so := &natsd.Options{}
 	if opts.ConfigFile != "" {
 		// nats-server's errors name the file, line and column of each
-		// problem; they quote no secrets.
+		// problem, but for a syntax error only the line; they quote no
+		// secrets.
 		fo, err := natsd.ProcessConfigFile(opts.ConfigFile)
 		if err != nil {
+			if !strings.Contains(err.Error(), opts.ConfigFile) {
+				return nil, fmt.Errorf("%w: %s: %w", ErrConfig, opts.ConfigFile, err)
+			}
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		so = fo

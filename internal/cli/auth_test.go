@@ -173,3 +173,54 @@ func TestListenBeyondLoopback(t *testing.T) {
 		})
 	}
 }
+
+// TestServerConfigFile: `sluice server --server-config` reports a file it
+// cannot use, naming it, with exit status 2; client TLS settings without
+// a file are refused; flags given win over the file.
+func TestServerConfigFile(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		conf   string // "" for no --server-config
+		args   []string
+		env    map[string]string
+		stderr []string // what the error says; nil: it starts
+	}{
+		{name: "bad file", conf: "authorization {\n  users = [{user: a, password: b}]\n}\nlisten: [1\n", stderr: []string{"server.conf:"}},
+		{name: "auth in both", conf: "authorization { users = [{user: a, password: b}] }\n", env: map[string]string{"SLUICE_NATS_USER": "x", "SLUICE_NATS_PASSWORD": "y"},
+			stderr: []string{"server.conf configures client authentication, and so do nats.user"}},
+		{name: "client tls without a file", env: map[string]string{"SLUICE_NATS_TLS_CA": "ca.pem"}, stderr: []string{"nats.tls_* are client settings", "--server-config FILE"}},
+		{name: "file listens beyond loopback", conf: "listen: 0.0.0.0:-1\n", stderr: []string{"clients could connect to 0.0.0.0:", "--insecure"}},
+		{name: "flag wins over the file", conf: "listen: 0.0.0.0:-1\nserver_name: fromfile\n", args: []string{"--listen", "127.0.0.1:0", "--name", "fromflag"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := inEmptyDir(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			args := append([]string{"server", "--store-dir", filepath.Join(dir, "store")}, tt.args...)
+			if tt.conf != "" {
+				args = append(args, "--server-config", writeFile(t, dir, "server.conf", tt.conf))
+			}
+			if tt.stderr != nil {
+				code, _, stderr := sluice(t, args...)
+				if code != ExitUsage {
+					t.Errorf("exit %d, want %d: %s", code, ExitUsage, stderr)
+				}
+				for _, want := range tt.stderr {
+					if !strings.Contains(stderr, want) {
+						t.Errorf("stderr %q, want %q", stderr, want)
+					}
+				}
+				return
+			}
+			stderr, stop := background(t, args...)
+			waitLog(t, stderr, "JetStream ready")
+			if code := stop(); code != ExitOK {
+				t.Fatalf("exit %d:\n%s", code, stderr)
+			}
+			if !strings.Contains(stderr.String(), `"name":"fromflag","url":"nats://127.0.0.1:`) {
+				t.Errorf("want the flags' name and listener:\n%s", stderr)
+			}
+		})
+	}
+}
