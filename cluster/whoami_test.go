@@ -29,6 +29,12 @@ func TestDeployedBy(t *testing.T) {
 		{name: "token", conf: `authorization { token: "t0k3n-s3cret" }`, client: []nats.Option{nats.Token("t0k3n-s3cret")}, user: "token"},
 		{name: "nkey", conf: `authorization { users = [{nkey: ` + pub + `}] }`, client: []nats.Option{nats.Nkey(pub, kp.Sign)}, user: pub},
 		{
+			name:   "not allowed to ask",
+			conf:   `authorization { users = [{user: carol, password: pw, permissions: {publish: {deny: ["$SYS.REQ.USER.INFO"]}}}] }`,
+			client: []nats.Option{nats.UserInfo("carol", "pw"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})},
+			user:   "carol",
+		},
+		{
 			name:   "account",
 			conf:   `accounts { TEAM { jetstream: enabled, users: [{user: bob, password: pw}] } }`,
 			client: []nats.Option{nats.UserInfo("bob", "pw")},

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/server"
 )
 
 // background runs the sluice command line with args in this process until
@@ -222,5 +223,28 @@ func TestServerConfigFile(t *testing.T) {
 				t.Errorf("want the flags' name and listener:\n%s", stderr)
 			}
 		})
+	}
+}
+
+// TestDeployWithoutUserInfo: a deployer whose permissions do not let it
+// ask the server who it is still deploys, recorded under its configured
+// user name.
+func TestDeployWithoutUserInfo(t *testing.T) {
+	dir := inEmptyDir(t)
+	conf := writeFile(t, dir, "server.conf", `authorization { users = [{user: carol, password: pw, permissions: {publish: {deny: ["$SYS.REQ.USER.INFO"]}}}] }`+"\n")
+	s, err := server.Start(server.Options{ConfigFile: conf, Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	t.Setenv("SLUICE_NATS_URL", s.ClientURL())
+	t.Setenv("SLUICE_NATS_USER", "carol")
+	t.Setenv("SLUICE_NATS_PASSWORD", "pw")
+	p := writeFile(t, dir, "p.yaml", strings.Replace(goodPipeline, "OUT_PATH", filepath.Join(dir, "out.jsonl"), 1))
+	if code, stdout, stderr := sluice(t, "deploy", p); code != ExitOK {
+		t.Fatalf("deploy: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := sluice(t, "status", "demo"); code != ExitOK || !strings.Contains(stdout, " by carol from ") {
+		t.Errorf("status: exit %d, want deployed by carol:\n%s%s", code, stdout, stderr)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicehq/sluice/configs"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/server"
@@ -227,6 +230,12 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		// printing on stderr. A permission violation names the subject,
 		// never a secret.
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), strconv.Quote(schema.UserInfoSubject)) {
+				// Deploy asks who it is, and does without the answer.
+				// nats.go says which subject was refused only in the text.
+				a.log.Debug("NATS refused a request; going on without it", "err", err)
+				return
+			}
 			if errors.Is(err, nats.ErrPermissionViolation) {
 				a.log.Error("NATS refused a request: the user lacks the permission", "err", err)
 				if denied := c.denied.Load(); denied != nil {
