@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -296,3 +297,120 @@ authorization { users = [{user: a, password: b}] }
 		}
 	})
 }
+
+// TestClusterRouteAuth: three servers whose configuration file makes
+// routes authenticate (an authorization block, or TLS) form a JetStream
+// cluster on routes from the flags; a server with the wrong route
+// password is not let in.
+func TestClusterRouteAuth(t *testing.T) {
+	certs := natstest.MakeTLS(t, t.TempDir())
+	for _, tt := range []struct {
+		name, conf string
+		user       string // in the routes' URLs
+	}{
+		{"authorization", "cluster { authorization { user: route, password: r0ute-pw } }\n", "route:r0ute-pw@"},
+		{"tls", `cluster { tls { cert_file: "` + certs.ServerCert + `", key_file: "` + certs.ServerKey + `", ca_file: "` + certs.CA + `" } }` + "\n", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := writeConf(t, t.TempDir(), tt.conf)
+			ports := []int{freePort(t), freePort(t), freePort(t)}
+			var routes []string
+			for _, p := range ports {
+				routes = append(routes, fmt.Sprintf("nats-route://%s127.0.0.1:%d", tt.user, p))
+			}
+			var nodes []*Server
+			for i, p := range ports {
+				s, err := Start(Options{
+					ConfigFile: conf, StoreDir: t.TempDir(), Name: fmt.Sprintf("n%d", i+1), Listen: "127.0.0.1:0",
+					ClusterName: "sec", ClusterListen: fmt.Sprintf("127.0.0.1:%d", p), Routes: routes,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(s.Shutdown)
+				nodes = append(nodes, s)
+			}
+			natstest.WaitFor(t, time.Minute, "a JetStream cluster of three", func() bool {
+				for _, s := range nodes {
+					if s.srv.JetStreamIsLeader() && len(s.srv.JetStreamClusterPeers()) == 3 {
+						return true
+					}
+				}
+				return false
+			})
+			nc, err := nats.Connect(nodes[0].ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R3", Replicas: 3}); err != nil {
+				t.Fatalf("a stream with three copies: %v", err)
+			}
+			if tt.user == "" {
+				return
+			}
+			// A fourth server with the wrong route password: the others
+			// refuse its routes, it refuses theirs, so it has none.
+			logs := make([]*errorLog, len(nodes))
+			for i, s := range nodes {
+				logs[i] = &errorLog{}
+				s.srv.SetLogger(logs[i], false, false)
+			}
+			p4 := freePort(t)
+			bad := strings.ReplaceAll(strings.Join(routes, ","), "r0ute-pw", "guess")
+			badConf := writeConf(t, t.TempDir(), strings.ReplaceAll(tt.conf, "r0ute-pw", "guess"))
+			s4, err := Start(Options{
+				ConfigFile: badConf, StoreDir: t.TempDir(), Name: "n4", Listen: "127.0.0.1:0",
+				ClusterName: "sec", ClusterListen: fmt.Sprintf("127.0.0.1:%d", p4), Routes: strings.Split(bad, ","),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(s4.Shutdown)
+			natstest.WaitFor(t, time.Minute, "the others to refuse n4's routes", func() bool {
+				for _, l := range logs {
+					if l.has("uthorization") || l.has("uthentication") {
+						return true
+					}
+				}
+				return false
+			})
+			if n := s4.srv.NumRoutes(); n != 0 {
+				t.Errorf("n4 has %d routes, want none", n)
+			}
+		})
+	}
+}
+
+// errorLog keeps what a server logs as errors and warnings.
+type errorLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *errorLog) add(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, v...))
+}
+
+func (l *errorLog) has(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *errorLog) Noticef(string, ...any)         {}
+func (l *errorLog) Debugf(string, ...any)          {}
+func (l *errorLog) Tracef(string, ...any)          {}
+func (l *errorLog) Warnf(format string, v ...any)  { l.add(format, v...) }
+func (l *errorLog) Errorf(format string, v ...any) { l.add(format, v...) }
+func (l *errorLog) Fatalf(format string, v ...any) { l.add(format, v...) }
