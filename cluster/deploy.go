@@ -47,7 +47,8 @@ func outline(p *pipeline.Pipeline) []DeployedStage {
 // deployment, after provisioning its streams and consumers. A deploy
 // starts a new run unless the latest run has not finished: then the new
 // version carries it on, and the workers switch to it without losing a
-// record.
+// record. The deployment records who deployed it: the connection's NATS
+// user and account, as the server says.
 func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byte) (*Deployment, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -84,6 +85,7 @@ func Deploy(ctx context.Context, nc *nats.Conn, p *pipeline.Pipeline, spec []byt
 		Host:     runner.DefaultWorkerID(),
 		Settings: schema.DeployedSettings{Replicas: p.Settings.Replicas},
 	}
+	d.DeployedBy, d.Account = whoAmI(ctx, nc)
 	// The next version, unless another deploy took it meanwhile.
 	for {
 		prev, err := getDeployment(ctx, pipes, p.Name)

@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,21 +15,43 @@ import (
 
 // Options configure the server.
 type Options struct {
-	// StoreDir is the JetStream store directory. Required.
+	// ConfigFile is a nats-server configuration file: TLS, authorization
+	// (users with permissions, NKeys, tokens), accounts, operator JWTs,
+	// cluster routes with their TLS and authorization, and everything
+	// else nats-server reads. The fields below that are set win over the
+	// file; the file wins over their defaults. JetStream is always on.
+	// Authentication from User, Password or Token cannot be combined with
+	// a file that configures any (an error wrapping [ErrConfig]).
+	ConfigFile string
+	// Insecure lets the server accept clients or routes from beyond
+	// loopback without authentication; otherwise [Start] refuses with
+	// [ErrNoAuth].
+	Insecure bool
+
+	// StoreDir is the JetStream store directory. Required, unless
+	// ConfigFile sets jetstream store_dir.
 	StoreDir string
+	// StoreDirDefault says that StoreDir is a default, which a
+	// ConfigFile's jetstream store_dir replaces.
+	StoreDirDefault bool
 	// Listen is a host:port for a TCP listener; empty means none, and
-	// clients connect in-process only. Port 0 picks a free port.
+	// clients connect in-process only, unless ConfigFile is set: then
+	// the file's host and port, 127.0.0.1 and 4222 where it sets none
+	// (nats-server itself would listen on every interface). Port 0 picks
+	// a free port.
 	Listen string
 	// ReadyTimeout bounds the wait for the server to start; 0 means 10s.
 	ReadyTimeout time.Duration
 
-	// Name is the server's name, unique in a cluster; empty means
-	// "sluice".
+	// Name is the server's name, unique in a cluster; empty means the
+	// ConfigFile's server_name, else "sluice".
 	Name string
 	// ClusterName names the cluster; ClusterListen is a host:port where
 	// the server accepts routes from the other servers of the cluster,
 	// and Routes are the URLs (nats-route://host:port) of the others.
-	// With ClusterListen empty the server is standalone.
+	// With ClusterListen empty the server is standalone, unless the
+	// ConfigFile has a cluster block; ClusterListen and Routes replace
+	// its listen address and routes, ClusterName its name.
 	ClusterName   string
 	ClusterListen string
 	Routes        []string
@@ -58,6 +78,7 @@ type Options struct {
 type Server struct {
 	srv  *natsd.Server
 	lock *os.File // holds the store's lock until Shutdown
+	open []string // what it accepts from beyond loopback without authentication
 }
 
 // Start starts a nats-server with JetStream in this process and
@@ -65,10 +86,11 @@ type Server struct {
 // long as the server runs: a second Start on it, in this process or
 // another, fails with [ErrStoreInUse], naming the process that holds it.
 func Start(opts Options) (_ *Server, err error) {
-	if opts.StoreDir == "" {
-		return nil, errors.New("sluice: embedded server: store directory is required")
+	so, err := natsOptions(opts)
+	if err != nil {
+		return nil, err
 	}
-	lock, err := lockStore(opts.StoreDir)
+	lock, err := lockStore(so.StoreDir)
 	if err != nil {
 		return nil, err
 	}
@@ -78,51 +100,9 @@ func Start(opts Options) (_ *Server, err error) {
 		}
 	}()
 	if opts.Fresh {
-		if err := os.RemoveAll(filepath.Join(opts.StoreDir, JetStreamDir)); err != nil {
+		if err := os.RemoveAll(filepath.Join(so.StoreDir, JetStreamDir)); err != nil {
 			return nil, fmt.Errorf("sluice: embedded server: remove the store: %w", err)
 		}
-	}
-	so := &natsd.Options{
-		ServerName:      opts.Name,
-		JetStream:       true,
-		JetStreamDomain: opts.JetStreamDomain,
-		StoreDir:        opts.StoreDir,
-		NoLog:           true,
-		NoSigs:          true,
-		DontListen:      opts.Listen == "",
-		Username:        opts.User,
-		Password:        opts.Password,
-		Authorization:   opts.Token,
-		SyncAlways:      opts.SyncAlways,
-		SyncInterval:    opts.SyncInterval,
-	}
-	if so.ServerName == "" {
-		so.ServerName = "sluice"
-	}
-	if opts.Listen != "" {
-		var err error
-		if so.Host, so.Port, err = hostPort(opts.Listen); err != nil {
-			return nil, fmt.Errorf("sluice: embedded server: listen address: %w", err)
-		}
-	}
-	if opts.ClusterListen != "" {
-		host, port, err := hostPort(opts.ClusterListen)
-		if err != nil {
-			return nil, fmt.Errorf("sluice: embedded server: cluster listen address: %w", err)
-		}
-		so.Cluster = natsd.ClusterOpts{Name: opts.ClusterName, Host: host, Port: port}
-		if so.Cluster.Name == "" {
-			so.Cluster.Name = "sluice"
-		}
-		for _, r := range opts.Routes {
-			u, err := url.Parse(r)
-			if err != nil || u.Host == "" {
-				return nil, fmt.Errorf("sluice: embedded server: route %q: want nats-route://host:port", r)
-			}
-			so.Routes = append(so.Routes, u)
-		}
-	} else if len(opts.Routes) > 0 {
-		return nil, errors.New("sluice: embedded server: routes need a cluster listen address")
 	}
 	srv, err := natsd.NewServer(so)
 	if err != nil {
@@ -135,9 +115,9 @@ func Start(opts Options) (_ *Server, err error) {
 	}
 	if !srv.ReadyForConnections(timeout) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("sluice: embedded server: not ready after %s (store %s)", timeout, opts.StoreDir)
+		return nil, fmt.Errorf("sluice: embedded server: not ready after %s (store %s)", timeout, so.StoreDir)
 	}
-	return &Server{srv: srv, lock: lock}, nil
+	return &Server{srv: srv, lock: lock, open: unauthenticated(so)}, nil
 }
 
 // hostPort splits a host:port address; port 0 picks a free port.
@@ -166,6 +146,11 @@ func (e *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// Unauthenticated says what the server accepts from beyond loopback
+// without authentication, as [Options.Insecure] allowed: clients, routes,
+// or nothing.
+func (e *Server) Unauthenticated() []string { return e.open }
+
 // ClusterAddr returns the address where the server accepts routes, or ""
 // for a standalone server.
 func (e *Server) ClusterAddr() string {
@@ -190,6 +175,17 @@ func (e *Server) JetStreamReady(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Name returns the server's name.
+func (e *Server) Name() string { return e.srv.Name() }
+
+// StoreDir returns the JetStream store directory.
+func (e *Server) StoreDir() string {
+	if c := e.srv.JetStreamConfig(); c != nil {
+		return filepath.Dir(c.StoreDir)
+	}
+	return ""
 }
 
 // ClientURL returns the URL of the TCP listener, or "" without one.

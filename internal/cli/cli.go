@@ -52,6 +52,9 @@ func failure(err error) error {
 	if err == nil {
 		return nil
 	}
+	if ee, ok := err.(*exitError); ok {
+		return ee // its code stands
+	}
 	return &exitError{code: ExitFailure, err: err}
 }
 
@@ -69,6 +72,7 @@ type app struct {
 	settings       configs.Settings // set by loadSettings
 	log            *slog.Logger     // set by loadSettings
 	fresh          bool             // run --fresh: the embedded server removes its store first
+	insecure       bool             // run --insecure: the embedded server may listen beyond loopback without authentication
 }
 
 // Main runs the sluice command line with args (without the program name)

@@ -268,8 +268,8 @@ func writeStatus(a *app, st *cluster.StatusReport) error {
 	}
 	for _, ps := range st.Pipelines {
 		d := ps.Deployment
-		fmt.Fprintf(tw, "pipeline %s  version %d  run %d %s  deployed %s from %s on %s\n",
-			d.Name, d.Version, d.Run, ps.RunState, d.Deployed.Format(time.RFC3339), d.File, d.Host)
+		fmt.Fprintf(tw, "pipeline %s  version %d  run %d %s  deployed %s%s from %s on %s\n",
+			d.Name, d.Version, d.Run, ps.RunState, d.Deployed.Format(time.RFC3339), deployedBy(d), d.File, d.Host)
 		fmt.Fprintln(tw, "STAGE\tROLE\tTYPE\tWORKERS\tSTANDBY\tPENDING\tACK PENDING\tREDELIVERED\tDEAD LETTERS\tRATE/S")
 		for _, s := range ps.Stages {
 			pending, ack, redelivered := "-", "-", "-"
@@ -306,6 +306,18 @@ func writeStatus(a *app, st *cluster.StatusReport) error {
 			w.Seen.Sub(w.Started).Round(time.Second), orDash(ps))
 	}
 	return tw.Flush()
+}
+
+// deployedBy says who deployed d, " by USER" or " by USER (account
+// A)", or nothing when that is not known.
+func deployedBy(d *cluster.Deployment) string {
+	switch {
+	case d.DeployedBy == "":
+		return ""
+	case d.Account == "":
+		return " by " + d.DeployedBy
+	}
+	return fmt.Sprintf(" by %s (account %s)", d.DeployedBy, d.Account)
 }
 
 func orDash(s []string) string {

@@ -229,7 +229,9 @@ run on the server.`,
 }
 
 // withNATS loads the settings, connects as they say (patiently: see
-// connect) and runs fn.
+// connect) and runs fn. For a command that is not patient, the server
+// refusing a request for want of a permission ends fn at once, with that
+// as its error: the request would only time out.
 func (a *app) withNATS(ctx context.Context, patient bool, fn func(context.Context, *conn) error) error {
 	if err := a.loadSettings(); err != nil {
 		return err
@@ -242,5 +244,15 @@ func (a *app) withNATS(ctx context.Context, patient bool, fn func(context.Contex
 		return failure(err)
 	}
 	defer c.close()
-	return fn(ctx, c)
+	if patient {
+		return fn(ctx, c)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c.denied.Store(&cancel)
+	err = fn(ctx, c)
+	if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) {
+		return failure(fmt.Errorf("%w: the NATS user lacks a permission this needs (see docs/operations.md, \"Roles\")", cause))
+	}
+	return err
 }

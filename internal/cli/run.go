@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicehq/sluice/configs"
+	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/server"
@@ -56,7 +59,8 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 	}
 	cmd.Flags().BoolVar(&fresh, "fresh", false, "remove the embedded server's store first, starting every pipeline over")
 	cmd.Flags().StringSliceVar(&only, "stages", nil, "run only these stages (comma-separated) in this process; without a source it processes what their streams hold and ends")
-	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients (default: none)")
+	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients, who authenticate with nats.user and nats.password or nats.token when they are set (default: none)")
+	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication")
 	a.bind("listen", cmd.Flags().Lookup("listen"))
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
 	a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
@@ -198,6 +202,9 @@ type conn struct {
 	nc     *nats.Conn
 	emb    *server.Server // nil with a NATS URL
 	closed chan struct{}  // closed when nc is
+	// denied, when set, is called with the server's refusal of a
+	// request for want of a permission.
+	denied atomic.Pointer[context.CancelCauseFunc]
 }
 
 // checkListen refuses --listen with a NATS URL: it is for the embedded
@@ -217,7 +224,28 @@ func (a *app) checkListen() error {
 func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 	s := a.settings
 	c := &conn{closed: make(chan struct{})}
-	opts := []nats.Option{nats.ClosedHandler(func(*nats.Conn) { close(c.closed) })}
+	opts := []nats.Option{
+		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
+		// Asynchronous errors go to the log, not to nats.go's default
+		// printing on stderr. A permission violation names the subject,
+		// never a secret.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), strconv.Quote(schema.UserInfoSubject)) {
+				// Deploy asks who it is, and does without the answer.
+				// nats.go says which subject was refused only in the text.
+				a.log.Debug("NATS refused a request; going on without it", "err", err)
+				return
+			}
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				a.log.Error("NATS refused a request: the user lacks the permission", "err", err)
+				if denied := c.denied.Load(); denied != nil {
+					(*denied)(err)
+				}
+				return
+			}
+			a.log.Warn("NATS error", "err", err)
+		}),
+	}
 	if s.NATSURL != "" {
 		auth, err := s.NATSOptions()
 		if err != nil {
@@ -266,12 +294,27 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 	}
 
 	interval, always, _ := s.SyncOptions() // validated with the settings
-	emb, err := server.Start(server.Options{StoreDir: s.StoreDir, Listen: s.Listen, SyncAlways: always, SyncInterval: interval, Fresh: a.fresh})
+	emb, err := server.Start(server.Options{
+		StoreDir: s.StoreDir, Listen: s.Listen, SyncAlways: always, SyncInterval: interval, Fresh: a.fresh,
+		// Clients of the listener authenticate as the settings say this
+		// process does; so does its own in-process connection.
+		User: s.NATS.User, Password: s.NATS.Password, Token: s.NATS.Token,
+		Insecure: a.insecure,
+	})
 	if err != nil {
+		if errors.Is(err, server.ErrNoAuth) {
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%w; for --listen beyond loopback set nats.user and nats.password (SLUICE_NATS_USER, SLUICE_NATS_PASSWORD) or nats.token (SLUICE_NATS_TOKEN), or, to accept that, give --insecure", err)}
+		}
 		return nil, err
 	}
 	if a.fresh {
 		a.log.Info("store removed", "dir", s.StoreDir)
+	}
+	switch {
+	case s.NATS.Token != "":
+		opts = append(opts, nats.Token(s.NATS.Token))
+	case s.NATS.User != "":
+		opts = append(opts, nats.UserInfo(s.NATS.User, s.NATS.Password))
 	}
 	nc, err := emb.Connect(opts...)
 	if err != nil {
@@ -282,8 +325,8 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 	a.log.Info("embedded NATS server started", "store", s.StoreDir)
 	if url := emb.ClientURL(); url != "" {
 		a.log.Info("embedded NATS server listening", "url", url)
-		if !isLoopback(s.Listen) {
-			a.log.Warn("the embedded NATS server accepts clients from the network without authentication", "listen", s.Listen)
+		for _, open := range emb.Unauthenticated() {
+			a.log.Warn("--insecure: the embedded NATS server: " + open)
 		}
 	}
 	return c, nil
@@ -299,18 +342,4 @@ func (c *conn) close() {
 	if c.emb != nil {
 		c.emb.Shutdown()
 	}
-}
-
-// isLoopback reports whether the host of a host:port address is a
-// loopback address or "localhost".
-func isLoopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -14,15 +14,25 @@ type Deployment struct {
 	Version uint64 `json:"version"` // 1 for the first deploy, then one more per deploy
 	// Run is the run the workers carry on: a deploy starts a new run unless
 	// the latest one has not finished, which the new version continues.
-	Run      uint64           `json:"run"`
-	File     string           `json:"file"` // the file deployed, as named to deploy
-	Spec     string           `json:"spec"` // its text; each worker interpolates ${VAR} itself
-	Stages   []DeployedStage  `json:"stages"`
-	Deployed time.Time        `json:"deployed"`
-	Host     string           `json:"host"` // where deploy ran
-	Revision uint64           `json:"-"`    // of the bucket entry
-	Settings DeployedSettings `json:"settings"`
+	Run      uint64          `json:"run"`
+	File     string          `json:"file"` // the file deployed, as named to deploy
+	Spec     string          `json:"spec"` // its text; each worker interpolates ${VAR} itself
+	Stages   []DeployedStage `json:"stages"`
+	Deployed time.Time       `json:"deployed"`
+	Host     string          `json:"host"` // where deploy ran
+	// DeployedBy is the NATS user that deployed it, as the server knows
+	// it (see [UserInfoSubject]), else as the deploying client named
+	// itself; empty when neither knows. Account is the user's NATS
+	// account, empty for the default one.
+	DeployedBy string           `json:"deployed_by,omitempty"`
+	Account    string           `json:"account,omitempty"`
+	Revision   uint64           `json:"-"` // of the bucket entry
+	Settings   DeployedSettings `json:"settings"`
 }
+
+// UserInfoSubject is where nats-server (2.10 and later, with a system
+// account) tells a connection who it is: its user and account.
+const UserInfoSubject = "$SYS.REQ.USER.INFO"
 
 // DeployedStage outlines a stage of a deployment, so that status needs
 // neither the stage types nor the variables of the spec.
