@@ -77,6 +77,15 @@ Delivery is at-least-once: a record whose answer was lost is sent again, ` +
 			`run. Header values come from the pipeline file, where ${VAR} takes ` +
 			`secrets from the environment; they are never logged.
 
+For https:// URLs the sink speaks TLS 1.2 or later and trusts the ` +
+			`system's certificate authorities, or with tls_ca those of that file ` +
+			`instead (a private CA). With tls_cert and tls_key it presents that ` +
+			`client certificate when the server asks for one (mutual TLS, as an ` +
+			`http source with tls_client_ca does). The files are read once, when ` +
+			`the stage starts; a missing or unreadable file, or a key that does ` +
+			`not match the certificate, stops it with an error naming the ` +
+			`parameter.
+
 Example:
 
     - name: post
@@ -86,7 +95,19 @@ Example:
         headers:
           Authorization: Bearer ${API_TOKEN}
         batch: true
-        max_batch: 100`,
+        max_batch: 100
+
+Example, to an http source over mutual TLS:
+
+    - name: forward
+      sink: http
+      with:
+        url: https://ingest.internal:8443/events
+        headers:
+          Authorization: Bearer ${INGEST_TOKEN}
+        tls_ca: /etc/sluice/tls/ca.pem
+        tls_cert: /etc/sluice/tls/client.pem
+        tls_key: /etc/sluice/tls/client-key.pem`,
 		Params: []stages.Param{
 			{Name: "url", Type: stages.TypeString, Required: true, Doc: "The http:// or https:// URL to send records to."},
 			{Name: "method", Type: stages.TypeString, Default: http.MethodPost, Enum: []string{http.MethodPost, http.MethodPut, http.MethodPatch}, Doc: "The request method."},
@@ -98,6 +119,9 @@ Example:
 			{Name: "backoff_min", Type: stages.TypeDuration, Default: httpSinkDefaultBackoffMin, Doc: "The wait before the first retry; it doubles with each retry."},
 			{Name: "backoff_max", Type: stages.TypeDuration, Default: httpSinkDefaultBackoffMax, Doc: "The longest wait between retries, and the longest Retry-After honoured."},
 			{Name: "concurrency", Type: stages.TypeInt, Default: 1, Doc: "How many requests of one batch of the pipeline may be in flight at once; 1 sends them in order."},
+			{Name: paramTLSCA, Type: stages.TypeString, Doc: "A PEM file of CA certificates to trust for the server's certificate instead of the system's; https:// URLs only."},
+			{Name: paramTLSCert, Type: stages.TypeString, Doc: "A PEM file holding a client certificate to present when the server asks for one (mutual TLS); with tls_key, https:// URLs only."},
+			{Name: paramTLSKey, Type: stages.TypeString, Doc: "A PEM file holding the private key of tls_cert; required with it."},
 		},
 		Check:   checkHTTPSink,
 		NewSink: newHTTPSink,
@@ -108,8 +132,22 @@ Example:
 var httpReservedHeaders = []string{"Content-Length", "Host", "Transfer-Encoding", idempotencyKeyHeader}
 
 func checkHTTPSink(p stages.Params) error {
-	if _, err := parseSinkURL(p.String("url")); err != nil {
+	u, err := parseSinkURL(p.String("url"))
+	if err != nil {
 		return stages.ParamErrorf("url", "%s", err)
+	}
+	if err := checkTLSFile(p, paramTLSCA); err != nil {
+		return err
+	}
+	if err := checkTLSPair(p, paramTLSCert, paramTLSKey); err != nil {
+		return err
+	}
+	if u.Scheme != "https" {
+		for _, name := range []string{paramTLSCA, paramTLSCert} {
+			if p.Has(name) {
+				return stages.ParamErrorf(name, "only applies to an https:// URL (url is %s://)", u.Scheme)
+			}
+		}
 	}
 	for name, v := range p.StringMap("headers") {
 		if !validHeaderName(name) {
@@ -230,8 +268,15 @@ func newHTTPSink(p stages.Params, _ stages.Info) (stages.Sink, error) {
 	for name, v := range p.StringMap("headers") {
 		s.headers.Set(name, v)
 	}
+	tlsConfig, err := sinkTLSConfig(p)
+	if err != nil {
+		return nil, err
+	}
 	s.tr = http.DefaultTransport.(*http.Transport).Clone()
 	s.tr.MaxIdleConnsPerHost = 32
+	if tlsConfig != nil {
+		s.tr.TLSClientConfig = tlsConfig
+	}
 	s.client = &http.Client{
 		Transport: s.tr,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {

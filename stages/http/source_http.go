@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,9 +111,24 @@ Delivery is at-least-once: after a 503 some records of the request may ` +
 			`new whatever its body. Without it, a retry may store records twice. The source cannot resume: what a client has not ` +
 			`been answered 202 for is its to send again.
 
+With tls_cert and tls_key the source serves HTTPS only (TLS 1.2 or later, ` +
+			`HTTP/1.1); a plain HTTP request to it is answered 400. With ` +
+			`tls_client_ca as well, a client must present a certificate signed by ` +
+			`that CA (mutual TLS) or the handshake fails; the token, if set, is ` +
+			`still required. The files are read once, when the stage starts, and ` +
+			`a missing or unreadable file, or a key that does not match the ` +
+			`certificate, stops it with an error naming the parameter (sluice ` +
+			`validate checks only that both or neither of tls_cert and tls_key ` +
+			`are given: the files need only exist on the host that runs the ` +
+			`stage); replacing them takes a restart. Without TLS the server is ` +
+			`plain HTTP: a token then crosses the network in clear, so beyond ` +
+			`loopback terminate TLS in front of it (a proxy) or set tls_cert; ` +
+			`the source logs a warning when it listens beyond loopback with a ` +
+			`token and no TLS, and when it listens there with no authentication ` +
+			`at all (neither token nor tls_client_ca).
+
 A GET of health_path answers 200 while the pipeline reads the source and ` +
-			`503 otherwise, for readiness probes. The server is plain HTTP: put a ` +
-			`TLS-terminating proxy in front of it for other hosts. The source is ` +
+			`503 otherwise, for readiness probes. The source is ` +
 			`unbounded: the run goes on until it is stopped; stopping answers ` +
 			`waiting requests 503 and shuts the server down gracefully.
 
@@ -124,7 +140,9 @@ Example:
         listen: 127.0.0.1:8080
         path: /events
         format: jsonl
-        token: ${INGEST_TOKEN}`,
+        token: ${INGEST_TOKEN}
+        tls_cert: /etc/sluice/tls/ingest.pem
+        tls_key: /etc/sluice/tls/ingest-key.pem`,
 		Params: []stages.Param{
 			{Name: "listen", Type: stages.TypeString, Default: httpDefaultListen, Doc: "The address to listen on, host:port; port 0 picks a free one (it is logged)."},
 			{Name: "path", Type: stages.TypeString, Default: "/", Doc: "The URL path that takes records."},
@@ -137,6 +155,9 @@ Example:
 			{Name: "read_timeout", Type: stages.TypeDuration, Default: httpDefaultReadTimeout, Doc: "How long a client may take to send a request's body (and, up to 10s, its headers); a slower one is answered 408 and cut off."},
 			{Name: "ack_timeout", Type: stages.TypeDuration, Default: httpDefaultAckTimeout, Doc: "How long a request waits for JetStream to store its records before it is answered 503."},
 			{Name: "health_path", Type: stages.TypeString, Default: "/healthz", Doc: "The URL path of the readiness check (GET); empty for none."},
+			{Name: paramTLSCert, Type: stages.TypeString, Doc: "A PEM file holding the server's certificate (and any intermediates after it); with tls_key, the source serves HTTPS only, TLS 1.2 or later."},
+			{Name: paramTLSKey, Type: stages.TypeString, Doc: "A PEM file holding the private key of tls_cert; required with it."},
+			{Name: paramTLSClientCA, Type: stages.TypeString, Doc: "A PEM file of CA certificates; with it (and tls_cert), clients must present a certificate signed by one of them (mutual TLS)."},
 		},
 		Check:     checkHTTPSource,
 		NewSource: newHTTPSource,
@@ -181,6 +202,15 @@ func checkHTTPSource(p stages.Params) error {
 	}
 	if d := p.Duration("ack_timeout"); d <= 0 {
 		return stages.ParamErrorf("ack_timeout", "must be > 0 (got %s)", d)
+	}
+	if err := checkTLSPair(p, paramTLSCert, paramTLSKey); err != nil {
+		return err
+	}
+	if err := checkTLSFile(p, paramTLSClientCA); err != nil {
+		return err
+	}
+	if p.Has(paramTLSClientCA) && !p.Has(paramTLSCert) {
+		return stages.ParamErrorf(paramTLSClientCA, "needs tls_cert and tls_key: client certificates are asked for over TLS only")
 	}
 	if p.Has("token") {
 		tok := p.String("token")
@@ -261,11 +291,18 @@ func newHTTPSource(p stages.Params, info stages.Info) (stages.Source, error) {
 		sum := sha256.Sum256([]byte(p.String("token")))
 		s.tokenSum = sum[:]
 	}
+	tlsConfig, err := sourceTLSConfig(p)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", p.String("listen"))
 	if err != nil {
 		return nil, fmt.Errorf("http: listen: %w", err)
 	}
 	s.ln = ln
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: min(httpReadHeaderTimeout, s.readTimeout),
@@ -275,11 +312,27 @@ func newHTTPSource(p stages.Params, info stages.Info) (stages.Source, error) {
 		IdleTimeout:    httpIdleTimeout,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// HTTP/1.1 only, over TLS too: the limits above are per
+		// connection and request.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && s.tokenSum == nil {
-		log.Warn("http source listens beyond this host without a token", "addr", ln.Addr().String())
+	mode := "none"
+	switch {
+	case tlsConfig != nil && tlsConfig.ClientAuth == tls.RequireAndVerifyClientCert:
+		mode = "mutual"
+	case tlsConfig != nil:
+		mode = "server"
 	}
-	log.Info("http source listening", "addr", ln.Addr().String(), "path", s.path)
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		switch {
+		case s.tokenSum == nil && mode != "mutual":
+			log.Warn("http source listens beyond this host without authentication: set token or tls_client_ca", "addr", ln.Addr().String())
+		case s.tokenSum != nil && tlsConfig == nil:
+			// Not refused: TLS may be terminated by a proxy in front.
+			log.Warn("http source listens beyond this host with a token but without TLS: the token crosses the network in clear unless a TLS-terminating proxy is in front; set tls_cert and tls_key", "addr", ln.Addr().String())
+		}
+	}
+	log.Info("http source listening", "addr", ln.Addr().String(), "path", s.path, "tls", mode)
 	go func() {
 		defer close(s.served)
 		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -75,6 +75,13 @@ func newHTTPTestSource(t *testing.T, raw map[string]any) (*httpSource, string) {
 // the source reports ready.
 func readInto(t *testing.T, src *httpSource, base string, ack bool) <-chan *stages.Message {
 	t.Helper()
+	return readIntoWith(t, src, testHTTPClient(t), base, ack)
+}
+
+// readIntoWith is readInto checking readiness with client, for a source
+// that serves HTTPS.
+func readIntoWith(t *testing.T, src *httpSource, client *http.Client, base string, ack bool) <-chan *stages.Message {
+	t.Helper()
 	got := make(chan *stages.Message, 100)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -95,7 +102,6 @@ func readInto(t *testing.T, src *httpSource, base string, ack bool) <-chan *stag
 			}
 		}
 	})
-	client := testHTTPClient(t)
 	natstest.WaitFor(t, 10*time.Second, "the source to be ready", func() bool {
 		return httpDo(client, http.MethodGet, base+"/healthz", "", nil).status == http.StatusOK
 	})
