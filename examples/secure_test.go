@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/internal/cli"
 	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/internal/tlstest"
 )
 
 // securePipeline generates records through a map into a discard sink;
@@ -40,7 +40,7 @@ stages:
 func TestSecureExample(t *testing.T) {
 	t.Chdir("..")
 	dir := t.TempDir()
-	certs := natstest.MakeTLS(t, dir)
+	certs := tlstest.New(t)
 	t.Setenv("SLUICE_TLS_CERT", certs.ServerCert)
 	t.Setenv("SLUICE_TLS_KEY", certs.ServerKey)
 	passwords := map[string]string{}
@@ -51,7 +51,7 @@ func TestSecureExample(t *testing.T) {
 			t.Setenv(fmt.Sprintf("TEAM_%s_%s_PASSWORD", strings.ToUpper(team), strings.ToUpper(role)), pw)
 		}
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", natstest.FreePort(t))
 	url := "tls://" + addr
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -192,14 +192,4 @@ func TestSecureDocIsCurrent(t *testing.T) {
 	if !bytes.Contains(doc, []byte("```\n"+string(conf)+"```\n")) {
 		t.Fatal("docs/operations.md does not show examples/secure/server.conf as it is: copy the file into its block")
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,17 +17,8 @@ import (
 
 	"github.com/sluicehq/sluice/configs"
 	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/internal/tlstest"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 func writeConf(t *testing.T, dir, text string) string {
 	t.Helper()
@@ -68,7 +58,7 @@ func dial(url string, a configs.NATSAuth) error {
 // is refused.
 func TestConfigFileClients(t *testing.T) {
 	dir := t.TempDir()
-	certs := natstest.MakeTLS(t, dir)
+	certs := tlstest.New(t)
 	user, err := nkeys.CreateUser()
 	if err != nil {
 		t.Fatal(err)
@@ -166,8 +156,7 @@ func TestConfigFileClients(t *testing.T) {
 // TestNoAuthBeyondLoopback: a server that accepts clients or routes from
 // beyond loopback without authentication does not start unless Insecure.
 func TestNoAuthBeyondLoopback(t *testing.T) {
-	dir := t.TempDir()
-	certs := natstest.MakeTLS(t, dir)
+	certs := tlstest.New(t)
 	routeTLS := writeConf(t, t.TempDir(), `cluster {
   name: c
   tls { cert_file: "`+certs.ServerCert+`", key_file: "`+certs.ServerKey+`", ca_file: "`+certs.CA+`" }
@@ -177,7 +166,7 @@ func TestNoAuthBeyondLoopback(t *testing.T) {
 	users := writeConf(t, t.TempDir(), "authorization { users = [{user: a, password: b}] }\n")
 	mtls := writeConf(t, t.TempDir(), `tls { cert_file: "`+certs.ServerCert+`", key_file: "`+certs.ServerKey+`", ca_file: "`+certs.CA+`", verify: true }`+"\n")
 	// A clustered JetStream server wants routes: one to itself will do.
-	port := freePort(t)
+	port := natstest.FreePort(t)
 	all := fmt.Sprintf("0.0.0.0:%d", port)
 	self := []string{fmt.Sprintf("nats-route://127.0.0.1:%d", port)}
 	for _, tt := range []struct {
@@ -303,7 +292,7 @@ authorization { users = [{user: a, password: b}] }
 // cluster on routes from the flags; a server with the wrong route
 // password is not let in.
 func TestClusterRouteAuth(t *testing.T) {
-	certs := natstest.MakeTLS(t, t.TempDir())
+	certs := tlstest.New(t)
 	for _, tt := range []struct {
 		name, conf string
 		user       string // in the routes' URLs
@@ -313,7 +302,7 @@ func TestClusterRouteAuth(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			conf := writeConf(t, t.TempDir(), tt.conf)
-			ports := []int{freePort(t), freePort(t), freePort(t)}
+			ports := []int{natstest.FreePort(t), natstest.FreePort(t), natstest.FreePort(t)}
 			var routes []string
 			for _, p := range ports {
 				routes = append(routes, fmt.Sprintf("nats-route://%s127.0.0.1:%d", tt.user, p))
@@ -359,7 +348,7 @@ func TestClusterRouteAuth(t *testing.T) {
 				logs[i] = &errorLog{}
 				s.srv.SetLogger(logs[i], false, false)
 			}
-			p4 := freePort(t)
+			p4 := natstest.FreePort(t)
 			bad := strings.ReplaceAll(strings.Join(routes, ","), "r0ute-pw", "guess")
 			badConf := writeConf(t, t.TempDir(), strings.ReplaceAll(tt.conf, "r0ute-pw", "guess"))
 			s4, err := Start(Options{

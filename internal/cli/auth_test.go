@@ -86,7 +86,7 @@ func TestRunListenCredentials(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			p := writeFile(t, dir, "slow.yaml", slowPipeline)
-			url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+			url := fmt.Sprintf("nats://127.0.0.1:%d", natstest.FreePort(t))
 			stderr, stop := background(t, "run", "--listen", strings.TrimPrefix(url, "nats://"), "--store-dir", filepath.Join(dir, "store"), p)
 			waitLog(t, stderr, `"msg":"run started"`)
 

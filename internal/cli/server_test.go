@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -35,16 +34,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // serverNode is a `sluice server` subprocess of a test cluster.
 type serverNode struct {
 	url  string // its client URL
@@ -61,12 +50,12 @@ func startServerCluster(t *testing.T, bin, dir string, n int) []*serverNode {
 	var routes []string
 	clusterPorts := make([]int, n)
 	for i := range clusterPorts {
-		clusterPorts[i] = freePort(t)
+		clusterPorts[i] = natstest.FreePort(t)
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i]))
 	}
 	nodes := make([]*serverNode, n)
 	for i := range n {
-		port := freePort(t)
+		port := natstest.FreePort(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, bin, "server",
 			"--name", fmt.Sprintf("n%d", i+1),

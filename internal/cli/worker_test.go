@@ -204,7 +204,7 @@ func TestWorkersOnCluster(t *testing.T) {
 func TestWaitsForTheServer(t *testing.T) {
 	bin := buildSluice(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := natstest.FreePort(t)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 
 	w := startWorkerProc(t, bin, dir, url, "early")
@@ -246,7 +246,7 @@ stages:
 	}
 
 	// Stopped while it waits: exit 0.
-	waiting := exec.Command(bin, "worker", "--nats", fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)), "--id", "w2", "--log-format", "text")
+	waiting := exec.Command(bin, "worker", "--nats", fmt.Sprintf("nats://127.0.0.1:%d", natstest.FreePort(t)), "--id", "w2", "--log-format", "text")
 	stderr := newLockedBuffer()
 	waiting.Stderr = stderr
 	if err := waiting.Start(); err != nil {

@@ -252,3 +252,15 @@ func CheckExactlyOnce(t *testing.T, path string, records int) {
 		t.Errorf("%d distinct records, want %d", len(seen), records)
 	}
 }
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
+// a server that must be told its port before it starts.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

@@ -24,7 +24,7 @@ import (
 // certificate alone; each key file its PKCS #8 private key.
 type Files struct {
 	CA                    string // the authority's certificate
-	ServerCert, ServerKey string // for 127.0.0.1, ::1 and localhost
+	ServerCert, ServerKey string // for 127.0.0.1, ::1 and localhost; also a client certificate, for routes
 	ClientCert, ClientKey string // a client certificate signed by CA
 	// OtherCA signed OtherClientCert: a client that CA does not vouch for.
 	OtherCA                         string
@@ -42,7 +42,9 @@ func New(t testing.TB) Files {
 		CA:      writePEM(t, dir, "ca.pem", "CERTIFICATE", ca.Raw),
 		OtherCA: writePEM(t, dir, "other-ca.pem", "CERTIFICATE", other.Raw),
 	}
-	f.ServerCert, f.ServerKey = leaf(t, dir, "server", ca, caKey, x509.ExtKeyUsageServerAuth)
+	// A server presents its certificate to other servers as a client too
+	// (cluster routes).
+	f.ServerCert, f.ServerKey = leaf(t, dir, "server", ca, caKey, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	f.ClientCert, f.ClientKey = leaf(t, dir, "client", ca, caKey, x509.ExtKeyUsageClientAuth)
 	f.OtherClientCert, f.OtherClientKey = leaf(t, dir, "other-client", other, otherKey, x509.ExtKeyUsageClientAuth)
 	return f
@@ -117,7 +119,7 @@ func authority(t testing.TB, name string) (*x509.Certificate, *ecdsa.PrivateKey)
 
 // leaf makes a certificate signed by ca for 127.0.0.1, ::1 and localhost
 // and writes it and its key as NAME.pem and NAME-key.pem.
-func leaf(t testing.TB, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+func leaf(t testing.TB, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, usage ...x509.ExtKeyUsage) (certFile, keyFile string) {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -126,7 +128,7 @@ func leaf(t testing.TB, dir, name string, ca *x509.Certificate, caKey *ecdsa.Pri
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		ExtKeyUsage:  usage,
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
