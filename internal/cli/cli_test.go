@@ -579,3 +579,21 @@ stages:
 		t.Errorf("dead letters:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestShutdownTimeoutFlag: run and worker both have --shutdown-timeout;
+// each command's own flag is the one its settings read.
+func TestShutdownTimeoutFlag(t *testing.T) {
+	for _, cmd := range []string{"run", "worker"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Chdir(t.TempDir())
+			args := []string{cmd, "--shutdown-timeout", "-1s"}
+			if cmd == "run" {
+				args = append(args, "p.yaml")
+			}
+			code, _, stderr := sluice(t, args...)
+			if code != ExitUsage || !strings.Contains(stderr, "shutdown_timeout must be > 0 (got -1s)") {
+				t.Errorf("sluice %s: exit %d, stderr %q; want exit %d naming shutdown_timeout", strings.Join(args, " "), code, stderr, ExitUsage)
+			}
+		})
+	}
+}

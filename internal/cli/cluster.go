@@ -179,6 +179,9 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			bindPolicy()
+			// Bound when the command runs: run has the flag too, and viper
+			// keeps one flag per key.
+			a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			context.AfterFunc(ctx, stop) // a second signal kills
@@ -209,7 +212,6 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 	cmd.Flags().Duration("lease-ttl", 0, "how long heartbeats and source leases live without renewal, when this worker creates their buckets (default 10s)")
 	a.bind("lease_ttl", cmd.Flags().Lookup("lease-ttl"))
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take (default 30s)")
-	a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
 	bindPolicy = a.policyFlags(cmd)
 	return cmd
 }

@@ -54,6 +54,9 @@ included).
 If a pipeline fails, the others are stopped too and the exit status is 1.`,
 		Args: wantFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Bound when the command runs: worker has the flag too, and
+			// viper keeps one flag per key.
+			a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
 			return a.run(cmd.Context(), args, fresh, only)
 		},
 	}
@@ -63,7 +66,6 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication")
 	a.bind("listen", cmd.Flags().Lookup("listen"))
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
-	a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
 	return cmd
 }
 
