@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -58,7 +59,7 @@ func stageStreamConfig(name, subject, storage string, maxMsgs int) jetstream.Str
 		Retention:         jetstream.InterestPolicy,
 		MaxMsgs:           int64(maxMsgs),
 		Discard:           jetstream.DiscardNew,
-		Duplicates:        2 * time.Minute,
+		Duplicates:        pipeline.DefaultDedupWindow,
 		Replicas:          1,
 		AllowBatchPublish: true,
 	}
