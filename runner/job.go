@@ -292,3 +292,43 @@ func (r *run) openLeases(ctx context.Context, js jetstream.JetStream, ttl time.D
 	r.leases, r.leaseTTL, r.member = kv, st.TTL(), memberID(r.opts.WorkerID)
 	return nil
 }
+
+// Pipeline returns the name of the job's pipeline.
+func (j *Job) Pipeline() string { return j.r.p.Name }
+
+// Stages returns the names of the stages this process runs, in the order
+// of the pipeline file.
+func (j *Job) Stages() []string {
+	names := make([]string, len(j.local))
+	for i, s := range j.local {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// Backlog is what waits for a stage on its inputs, summed over its
+// durable consumers, as the server tells it.
+type Backlog struct {
+	Pending    uint64 // messages not yet delivered to any worker of the stage
+	AckPending uint64 // messages delivered and not yet acknowledged
+}
+
+// Backlog asks the server for the consumer info of every input of stage
+// name and returns their sum; ok is false for a stage without inputs (a
+// source) or not run by this process. It makes one request per input:
+// bound it with ctx.
+func (j *Job) Backlog(ctx context.Context, name string) (b Backlog, ok bool, err error) {
+	ins := j.inputs[name]
+	if len(ins) == 0 || !slices.ContainsFunc(j.local, func(s *pipeline.Stage) bool { return s.Name == name }) {
+		return Backlog{}, false, nil
+	}
+	for _, in := range ins {
+		info, err := in.consumer.Info(ctx)
+		if err != nil {
+			return Backlog{}, false, fmt.Errorf("stage %q: consumer on %s: %w", name, in.stream, err)
+		}
+		b.Pending += info.NumPending
+		b.AckPending += uint64(info.NumAckPending)
+	}
+	return b, true, nil
+}

@@ -57,6 +57,13 @@ type Options struct {
 	// when this process creates their bucket; an existing bucket keeps its
 	// own. 0 means 10s.
 	LeaseTTL time.Duration
+	// Started, if set, is called by [Run] once the stages of this process
+	// are running (workers started, sources launched), with the run's
+	// [Job], through which a monitor reads what they do while they run
+	// ([Job.Stage], [Job.Backlog]). It is called at most once, from the
+	// goroutine of Run, and must not block. The Job is closed when Run
+	// returns.
+	Started func(*Job)
 }
 
 func (o *Options) setDefaults() {
@@ -399,6 +406,9 @@ func (j *Job) execute(ctx context.Context) (drained bool, err error) {
 				fail(err)
 			}
 		})
+	}
+	if started := j.r.opts.Started; started != nil && runCtx.Err() == nil {
+		started(j)
 	}
 	sources.Wait()
 	if runCtx.Err() == nil {

@@ -1,0 +1,85 @@
+package observe
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/sluicehq/sluice/runner"
+)
+
+// The states of a pipeline of the process.
+const (
+	stateWaiting = "not started"
+	stateRunning = "running"
+	stateStopped = "stopped"
+)
+
+// jobs is what the process runs: the pipelines it is to run, each waiting,
+// running (with its job) or stopped. Safe for concurrent use.
+type jobs struct {
+	mu     sync.Mutex
+	order  []string // pipeline names, as given
+	state  map[string]string
+	active map[string]*runner.Job
+}
+
+func newJobs(pipelines []string) *jobs {
+	js := &jobs{order: slices.Clone(pipelines), state: make(map[string]string), active: make(map[string]*runner.Job)}
+	for _, p := range pipelines {
+		js.state[p] = stateWaiting
+	}
+	return js
+}
+
+func (js *jobs) started(j *runner.Job) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	p := j.Pipeline()
+	if _, known := js.state[p]; !known {
+		js.order = append(js.order, p)
+	}
+	js.state[p] = stateRunning
+	js.active[p] = j
+}
+
+func (js *jobs) stopped(pipeline string) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	if _, known := js.state[pipeline]; !known {
+		js.order = append(js.order, pipeline)
+	}
+	js.state[pipeline] = stateStopped
+	delete(js.active, pipeline)
+}
+
+// running returns the jobs running now, in the order of their pipelines.
+func (js *jobs) running() []*runner.Job {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	var out []*runner.Job
+	for _, p := range js.order {
+		if j := js.active[p]; j != nil {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// notReady returns a line per pipeline that is not running, empty when
+// every one is (and there is at least one).
+func (js *jobs) notReady() string {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	if len(js.order) == 0 {
+		return "no pipeline\n"
+	}
+	var b strings.Builder
+	for _, p := range js.order {
+		if st := js.state[p]; st != stateRunning {
+			fmt.Fprintf(&b, "pipeline %s: %s\n", p, st)
+		}
+	}
+	return b.String()
+}
