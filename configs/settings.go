@@ -75,6 +75,12 @@ type Settings struct {
 	// Listen is a host:port where the embedded server accepts TCP clients;
 	// empty means none (in-process connections only).
 	Listen string `mapstructure:"listen"`
+	// HTTP is where `sluice run` serves /metrics, /healthz and /readyz:
+	// PORT or :PORT (loopback) or HOST:PORT; empty means not at all.
+	HTTP string `mapstructure:"http"`
+	// HTTPToken, if set, is the bearer token /metrics requires; an HTTP
+	// address beyond loopback needs one (or --insecure). A secret.
+	HTTPToken string `mapstructure:"http_token"`
 	// Sync is how the embedded server (and `sluice server`) writes its
 	// store to disk: "always" syncs every write before acknowledging it,
 	// a duration syncs that often, and empty keeps nats-server's default
@@ -134,7 +140,7 @@ type NATSAuth struct {
 // Keys lists every settings key, as used in config files and with
 // viper.BindPFlag.
 var Keys = []string{
-	"nats_url", "store_dir", "listen", "sync", "log_level", "log_format", "gc_percent", "memory_limit", "shutdown_timeout",
+	"nats_url", "store_dir", "listen", "http", "http_token", "sync", "log_level", "log_format", "gc_percent", "memory_limit", "shutdown_timeout",
 	"worker_id", "lease_ttl", "allow_env", "allow_exec", "allow_plugins", "data_dir",
 	"nats.creds_file", "nats.user", "nats.password", "nats.token",
 	"nats.nkey_seed_file", "nats.tls_ca", "nats.tls_cert", "nats.tls_key",

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicehq/sluice/configs"
+	"github.com/sluicehq/sluice/internal/observe"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
@@ -57,14 +58,18 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 			// Bound when the command runs: worker has the flag too, and
 			// viper keeps one flag per key.
 			a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
+			a.bind("http", cmd.Flags().Lookup("http"))
+			a.bind("http_token", cmd.Flags().Lookup("http-token"))
 			return a.run(cmd.Context(), args, fresh, only)
 		},
 	}
 	cmd.Flags().BoolVar(&fresh, "fresh", false, "remove the embedded server's store first, starting every pipeline over")
 	cmd.Flags().StringSliceVar(&only, "stages", nil, "run only these stages (comma-separated) in this process; without a source it processes what their streams hold and ends")
 	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients, who authenticate with nats.user and nats.password or nats.token when they are set (default: none)")
-	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication")
+	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication, and --http beyond loopback serve without http_token")
 	a.bind("listen", cmd.Flags().Lookup("listen"))
+	cmd.Flags().String("http", "", "serve /metrics (Prometheus), /healthz and /readyz on PORT or :PORT (loopback) or HOST:PORT; beyond loopback it needs http_token (SLUICE_HTTP_TOKEN) or --insecure (default: none)")
+	cmd.Flags().String("http-token", "", "the bearer token /metrics requires (better: SLUICE_HTTP_TOKEN, kept out of the process list)")
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
 	return cmd
 }
@@ -96,6 +101,13 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // restore the default: a second signal kills
+	obs, err := a.listenHTTP(ps)
+	if err != nil {
+		return err
+	}
+	if obs != nil {
+		defer a.serveHTTP(ctx, obs)()
+	}
 
 	conn, err := a.connect(ctx, true)
 	if err != nil {
@@ -114,7 +126,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		Fresh:       fresh && s.NATSURL != "",
 		StopTimeout: s.ShutdownTimeout,
 	}
-	go func() { done <- a.runAll(ctx, conn.nc, ps, opts) }()
+	go func() { done <- a.runAll(ctx, conn.nc, ps, opts, obs) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -139,12 +151,18 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 
 // runAll runs the pipelines concurrently and writes the summary of each to
 // stderr as it ends. The first failure stops the other pipelines.
-func (a *app) runAll(stop context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, opts runner.Options) error {
+func (a *app) runAll(stop context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, opts runner.Options, obs *observe.Server) error {
 	g, ctx := errgroup.WithContext(stop)
 	var mu sync.Mutex // one summary table at a time
+	if obs != nil {
+		opts.Started = obs.Started
+	}
 	for _, p := range ps {
 		g.Go(func() error {
 			sum, err := runner.Run(ctx, nc, p, opts)
+			if obs != nil {
+				obs.Stopped(p.Name)
+			}
 			if sum == nil && stop.Err() != nil && errors.Is(err, context.Canceled) {
 				// A signal while the run was being set up.
 				a.log.Info("stopped before the run started", "pipeline", p.Name)
@@ -343,5 +361,52 @@ func (c *conn) close() {
 	<-c.closed // nats.go closes a draining connection after its DrainTimeout at the latest
 	if c.emb != nil {
 		c.emb.Shutdown()
+	}
+}
+
+// listenHTTP listens on the settings' HTTP address for /metrics, /healthz
+// and /readyz, if there is one, before anything runs: an address refused
+// or taken stops the command at once. It returns nil without an address.
+func (a *app) listenHTTP(ps []*pipeline.Pipeline) (*observe.Server, error) {
+	s := a.settings
+	if s.HTTP == "" {
+		return nil, nil
+	}
+	addr, err := observe.CheckAddr(s.HTTP, s.HTTPToken, a.insecure)
+	if errors.Is(err, observe.ErrNoAuth) {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--http: %w; for --http beyond loopback set http_token (SLUICE_HTTP_TOKEN or --http-token), or, to accept that, give --insecure", err)}
+	}
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--http: %w", err)}
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name
+	}
+	obs, err := observe.Listen(observe.Options{Addr: addr, Token: s.HTTPToken, Pipelines: names, Logger: a.log})
+	if err != nil {
+		return nil, fmt.Errorf("--http: %w", err)
+	}
+	return obs, nil
+}
+
+// serveHTTP serves obs until ctx is done or the returned func is called,
+// which waits until it has stopped.
+func (a *app) serveHTTP(ctx context.Context, obs *observe.Server) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	a.log.Info("serving /metrics, /healthz and /readyz", "addr", obs.Addr())
+	if _, err := observe.CheckAddr(a.settings.HTTP, a.settings.HTTPToken, false); errors.Is(err, observe.ErrNoAuth) {
+		a.log.Warn("--insecure: /metrics is served beyond loopback without a bearer token", "addr", obs.Addr())
+	}
+	go func() {
+		defer close(done)
+		if err := obs.Serve(ctx); err != nil {
+			a.log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
