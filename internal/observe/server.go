@@ -2,19 +2,17 @@ package observe
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sluicehq/sluice/internal/bearer"
 	"github.com/sluicehq/sluice/runner"
 )
 
@@ -40,11 +38,11 @@ const readHeaderTimeout = 5 * time.Second
 // Server serves /metrics, /healthz and /readyz. Tell it what runs with
 // [Server.Started] and [Server.Stopped]. Safe for concurrent use.
 type Server struct {
-	ln       net.Listener
-	srv      *http.Server
-	jobs     *jobs
-	tokenSum []byte // sha256 of the token; nil without one
-	log      *slog.Logger
+	ln    net.Listener
+	srv   *http.Server
+	jobs  *jobs
+	token bearer.Token // nil without one
+	log   *slog.Logger
 }
 
 // Listen listens on opts.Addr and returns the server, which serves once
@@ -59,10 +57,7 @@ func Listen(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("observe: listen: %w", err)
 	}
 	s := &Server{ln: ln, jobs: newJobs(opts.Pipelines), log: log}
-	if opts.Token != "" {
-		sum := sha256.Sum256([]byte(opts.Token))
-		s.tokenSum = sum[:]
-	}
+	s.token = bearer.New(opts.Token)
 	reg := newRegistry(&collector{jobs: s.jobs, log: log})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.authorized(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogErrors{log}})))
@@ -114,13 +109,11 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 
 // authorized wraps h with the bearer token check, if there is a token.
 func (s *Server) authorized(h http.Handler) http.Handler {
-	if s.tokenSum == nil {
+	if s.token == nil {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(tok))
-		if !found || subtle.ConstantTimeCompare(sum[:], s.tokenSum) != 1 {
+		if !s.token.Allows(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return

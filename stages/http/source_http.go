@@ -3,8 +3,6 @@ package http
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -19,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/bearer"
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/records"
 )
@@ -233,7 +232,7 @@ type httpSource struct {
 	health     string
 	format     string
 	maxBody    int64
-	tokenSum   []byte // sha256 of the token; nil without one
+	token      bearer.Token // nil without a token
 	ackTimeout time.Duration
 	// readTimeout bounds the reading of a body; slots and buffered bound
 	// the requests handled at once and the body bytes they hold.
@@ -288,8 +287,7 @@ func newHTTPSource(p stages.Params, info stages.Info) (stages.Source, error) {
 		closing:     make(chan struct{}),
 	}
 	if p.Has("token") {
-		sum := sha256.Sum256([]byte(p.String("token")))
-		s.tokenSum = sum[:]
+		s.token = bearer.New(p.String("token"))
 	}
 	tlsConfig, err := sourceTLSConfig(p)
 	if err != nil {
@@ -325,9 +323,9 @@ func newHTTPSource(p stages.Params, info stages.Info) (stages.Source, error) {
 	}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		switch {
-		case s.tokenSum == nil && mode != "mutual":
+		case s.token == nil && mode != "mutual":
 			log.Warn("http source listens beyond this host without authentication: set token or tls_client_ca", "addr", ln.Addr().String())
-		case s.tokenSum != nil && tlsConfig == nil:
+		case s.token != nil && tlsConfig == nil:
 			// Not refused: TLS may be terminated by a proxy in front.
 			log.Warn("http source listens beyond this host with a token but without TLS: the token crosses the network in clear unless a TLS-terminating proxy is in front; set tls_cert and tls_key", "addr", ln.Addr().String())
 		}
@@ -524,7 +522,7 @@ func (s *httpSource) serveRecords(w http.ResponseWriter, r *http.Request) {
 		refuseUnread(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
 		return
 	}
-	if !s.authorized(r) {
+	if !s.token.Allows(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
 		refuseUnread(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		return
@@ -715,19 +713,6 @@ func refuseUnread(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Connection", "close")
 	httpAnswer(w, status, msg)
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
-}
-
-// authorized checks the bearer token in constant time.
-func (s *httpSource) authorized(r *http.Request) bool {
-	if s.tokenSum == nil {
-		return true
-	}
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	return subtle.ConstantTimeCompare(sum[:], s.tokenSum) == 1
 }
 
 // validIdempotencyKey reports whether k is 1 to httpMaxIdempotencyKey
