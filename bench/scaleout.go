@@ -62,6 +62,7 @@ const (
 	scaleStopWait    = 15 * time.Second
 	scaleWorkerDrain = "5s" // the workers' --shutdown-timeout
 	scalePollEvery   = 20 * time.Millisecond
+	scalePollWait    = 5 * time.Second
 	scaleExitCheck   = 100 * time.Millisecond
 	scaleLogTail     = 2000 // bytes of a process's log in an error
 )
@@ -402,7 +403,7 @@ func (f *fleet) startServers(ctx context.Context, bin string, n int) error {
 		f.servers = append(f.servers, p)
 		f.url = append(f.url, fmt.Sprintf("nats://127.0.0.1:%d", port))
 	}
-	return f.waitFor(ctx, "JetStream ready on every server", func() (bool, error) {
+	return f.waitFor(ctx, "JetStream ready on every server", func(context.Context) (bool, error) {
 		for _, p := range f.servers {
 			if !strings.Contains(p.log.String(), "JetStream ready") {
 				return false, nil
@@ -430,7 +431,7 @@ func (f *fleet) startWorkers(bin string, n, gcPercent int) error {
 
 // waitWorkers waits until n workers have a heartbeat in sluice_workers.
 func (f *fleet) waitWorkers(ctx context.Context, js jetstream.JetStream, n int) error {
-	return f.waitFor(ctx, fmt.Sprintf("%d workers registered", n), func() (bool, error) {
+	return f.waitFor(ctx, fmt.Sprintf("%d workers registered", n), func(ctx context.Context) (bool, error) {
 		kv, err := js.KeyValue(ctx, schema.WorkersBucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			return false, nil
@@ -447,14 +448,19 @@ func (f *fleet) waitWorkers(ctx context.Context, js jetstream.JetStream, n int) 
 }
 
 // waitFor polls ready until it says so, failing when a process exits, the
-// wait passes scaleReadyWait or ctx is done.
-func (f *fleet) waitFor(ctx context.Context, what string, ready func() (bool, error)) error {
+// wait passes scaleReadyWait or ctx is done. Each poll has scalePollWait,
+// so one request lost while a cluster elects its leaders is asked again
+// rather than holding the whole wait. A wait that runs out names what every
+// process last logged.
+func (f *fleet) waitFor(ctx context.Context, what string, ready func(context.Context) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, scaleReadyWait)
 	defer cancel()
 	t := time.NewTicker(scalePollEvery)
 	defer t.Stop()
 	for {
-		ok, err := ready()
+		pctx, pcancel := context.WithTimeout(ctx, scalePollWait)
+		ok, err := ready(pctx)
+		pcancel()
 		if ok {
 			return nil
 		}
@@ -464,9 +470,18 @@ func (f *fleet) waitFor(ctx context.Context, what string, ready func() (bool, er
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last error: %v)", what, ctx.Err(), err)
+			return fmt.Errorf("waiting for %s: %w (last error: %v)%s", what, ctx.Err(), err, f.logTails())
 		}
 	}
+}
+
+// logTails is the end of every process's log, one after the other.
+func (f *fleet) logTails() string {
+	var b strings.Builder
+	for _, p := range slices.Concat(f.servers, f.workers) {
+		fmt.Fprintf(&b, "\n--- %s:\n%s", p.name, p.logTail())
+	}
+	return b.String()
 }
 
 // exited returns an error naming a process that has exited, with its log.
