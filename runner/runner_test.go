@@ -761,21 +761,24 @@ stages:
 
 // TestRunLongWorkKeepsWhatItPulled: while a worker spends longer than
 // ack_wait on a batch, the records pulled for the batches after it wait in
-// this process, and are not delivered again either.
+// this process, and are not delivered again either. The "in progress"
+// signals go every third of ack_wait for thousands of held records; ack_wait
+// is 2s, not less, so that a loaded machine running the race detector keeps
+// them in time.
 func TestRunLongWorkKeepsWhatItPulled(t *testing.T) {
 	e := newEnv(t)
 	const n = 7000 // more than a batch in hand and one waiting
 	sum := e.run(t, context.Background(), e.parse(t, fmt.Sprintf(`
 name: pulled
 settings:
-  ack_wait: 1s
+  ack_wait: 2s
 stages:
   - name: gen
     source: generate
     with: {count: %d, template: '{"n": seq}'}
   - name: work
     transform: slow
-    with: {every_n: 2000, sleep: 1500ms}
+    with: {every_n: 2000, sleep: 3s}
   - name: out
     sink: collect
 `, n)))
