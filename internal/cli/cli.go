@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicehq/sluice/configs"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/builtin"
 )
@@ -73,6 +74,11 @@ type app struct {
 	log            *slog.Logger     // set by loadSettings
 	fresh          bool             // run --fresh: the embedded server removes its store first
 	insecure       bool             // run --insecure: the embedded server may listen beyond loopback without authentication
+	// started are called, in order, with each job of run once its stages
+	// run, and stopped with a pipeline's name once its run has ended: the
+	// hooks of what watches a run (metrics, status, progress).
+	started []func(*runner.Job)
+	stopped []func(pipeline string)
 }
 
 // Main runs the sluice command line with args (without the program name)

@@ -107,6 +107,8 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	}
 	if obs != nil {
 		defer a.serveHTTP(ctx, obs)()
+		a.started = append(a.started, obs.Started)
+		a.stopped = append(a.stopped, obs.Stopped)
 	}
 
 	conn, err := a.connect(ctx, true)
@@ -126,7 +128,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		Fresh:       fresh && s.NATSURL != "",
 		StopTimeout: s.ShutdownTimeout,
 	}
-	go func() { done <- a.runAll(ctx, conn.nc, ps, opts, obs) }()
+	go func() { done <- a.runAll(ctx, conn.nc, ps, opts) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -151,17 +153,21 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 
 // runAll runs the pipelines concurrently and writes the summary of each to
 // stderr as it ends. The first failure stops the other pipelines.
-func (a *app) runAll(stop context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, opts runner.Options, obs *observe.Server) error {
+func (a *app) runAll(stop context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, opts runner.Options) error {
 	g, ctx := errgroup.WithContext(stop)
 	var mu sync.Mutex // one summary table at a time
-	if obs != nil {
-		opts.Started = obs.Started
+	if len(a.started) > 0 {
+		opts.Started = func(j *runner.Job) {
+			for _, f := range a.started {
+				f(j)
+			}
+		}
 	}
 	for _, p := range ps {
 		g.Go(func() error {
 			sum, err := runner.Run(ctx, nc, p, opts)
-			if obs != nil {
-				obs.Stopped(p.Name)
+			for _, f := range a.stopped {
+				f(p.Name)
 			}
 			if sum == nil && stop.Err() != nil && errors.Is(err, context.Canceled) {
 				// A signal while the run was being set up.
