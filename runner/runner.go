@@ -64,6 +64,9 @@ type Options struct {
 	// goroutine of Run, and must not block. The Job is closed when Run
 	// returns.
 	Started func(*Job)
+	// Observer, if set, is told per batch what the stages of this
+	// process do (see [Observer]); nil costs nothing.
+	Observer Observer
 }
 
 func (o *Options) setDefaults() {
