@@ -29,6 +29,7 @@ import (
 func (a *app) runCmd() *cobra.Command {
 	var fresh bool
 	var only []string
+	var bindHTTP func()
 	cmd := &cobra.Command{
 		Use:         "run FILE...",
 		Annotations: map[string]string{longRunning: "true"},
@@ -58,8 +59,7 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 			// Bound when the command runs: worker has the flag too, and
 			// viper keeps one flag per key.
 			a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
-			a.bind("http", cmd.Flags().Lookup("http"))
-			a.bind("http_token", cmd.Flags().Lookup("http-token"))
+			bindHTTP()
 			return a.run(cmd.Context(), args, fresh, only)
 		},
 	}
@@ -68,8 +68,7 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients, who authenticate with nats.user and nats.password or nats.token when they are set (default: none)")
 	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication, and --http beyond loopback serve without http_token")
 	a.bind("listen", cmd.Flags().Lookup("listen"))
-	cmd.Flags().String("http", "", "serve /metrics (Prometheus), /healthz and /readyz on PORT or :PORT (loopback) or HOST:PORT; beyond loopback it needs http_token (SLUICE_HTTP_TOKEN) or --insecure (default: none)")
-	cmd.Flags().String("http-token", "", "the bearer token /metrics requires (better: SLUICE_HTTP_TOKEN, kept out of the process list)")
+	bindHTTP = a.httpFlags(cmd, "/metrics (Prometheus), /healthz and /readyz")
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
 	return cmd
 }
@@ -101,7 +100,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // restore the default: a second signal kills
-	obs, err := a.listenHTTP(ps)
+	obs, err := a.listenHTTP(pipelineNames(ps), "")
 	if err != nil {
 		return err
 	}
@@ -118,6 +117,9 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		}
 		return failure(err)
 	}
+	if obs != nil && conn.emb != nil {
+		obs.WatchNATS(conn.emb)
+	}
 	done := make(chan error, 1)
 	opts := runner.Options{
 		Registry:    a.reg,
@@ -127,6 +129,9 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		Stages:      only,
 		Fresh:       fresh && s.NATSURL != "",
 		StopTimeout: s.ShutdownTimeout,
+	}
+	if obs != nil {
+		opts.Observer = obs.Observer()
 	}
 	go func() { done <- a.runAll(ctx, conn.nc, ps, opts) }()
 	select {
@@ -373,7 +378,9 @@ func (c *conn) close() {
 // listenHTTP listens on the settings' HTTP address for /metrics, /healthz
 // and /readyz, if there is one, before anything runs: an address refused
 // or taken stops the command at once. It returns nil without an address.
-func (a *app) listenHTTP(ps []*pipeline.Pipeline) (*observe.Server, error) {
+// /readyz waits for the pipelines named; worker, if set, labels the
+// metrics of a cluster worker (see observe.Options).
+func (a *app) listenHTTP(names []string, worker string) (*observe.Server, error) {
 	s := a.settings
 	if s.HTTP == "" {
 		return nil, nil
@@ -385,11 +392,11 @@ func (a *app) listenHTTP(ps []*pipeline.Pipeline) (*observe.Server, error) {
 	if err != nil {
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--http: %w", err)}
 	}
-	names := make([]string, len(ps))
-	for i, p := range ps {
-		names[i] = p.Name
+	obs, err := observe.Listen(observe.Options{Addr: addr, Token: s.HTTPToken, Pipelines: names, Logger: a.log,
+		Worker: worker, TLSCert: s.HTTPTLSCert, TLSKey: s.HTTPTLSKey})
+	if errors.Is(err, observe.ErrTLS) {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--http: %w", err)}
 	}
-	obs, err := observe.Listen(observe.Options{Addr: addr, Token: s.HTTPToken, Pipelines: names, Logger: a.log})
 	if err != nil {
 		return nil, fmt.Errorf("--http: %w", err)
 	}

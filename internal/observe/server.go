@@ -30,6 +30,13 @@ type Options struct {
 	Pipelines []string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+	// Worker, if set, names the cluster worker this process is: every
+	// stage metric gets the label worker, and the pipelines come and go
+	// with the deployments (see [Server.Started], [Server.Stopped]).
+	Worker string
+	// TLSCert and TLSKey, if set, are the PEM files of the certificate
+	// and private key to serve HTTPS with.
+	TLSCert, TLSKey string
 }
 
 // readHeaderTimeout bounds reading a request's headers.
@@ -43,6 +50,9 @@ type Server struct {
 	jobs  *jobs
 	token bearer.Token // nil without one
 	log   *slog.Logger
+
+	metrics *metrics       // the runner's Observer
+	nats    *natsCollector // the embedded server's figures
 }
 
 // Listen listens on opts.Addr and returns the server, which serves once
@@ -52,13 +62,16 @@ func Listen(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", opts.Addr)
+	ln, err := listen(opts)
 	if err != nil {
-		return nil, fmt.Errorf("observe: listen: %w", err)
+		return nil, err
 	}
-	s := &Server{ln: ln, jobs: newJobs(opts.Pipelines), log: log}
+	s := &Server{ln: ln, jobs: newJobs(opts.Pipelines), log: log, nats: newNATSCollector()}
+	s.jobs.dynamic = opts.Worker != ""
 	s.token = bearer.New(opts.Token)
-	reg := newRegistry(&collector{jobs: s.jobs, log: log})
+	constLabels := workerLabel(opts.Worker)
+	reg := newRegistry(&collector{jobs: s.jobs, log: log, d: newStageDescs(constLabels)}, s.nats)
+	s.metrics = newMetrics(reg, constLabels)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.authorized(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogErrors{log}})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -99,7 +112,7 @@ func (s *Server) Stopped(pipeline string) { s.jobs.stopped(pipeline) }
 // line for each that does not.
 func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if msg := s.jobs.notReady(); msg != "" {
+	if msg := s.natsNotReady() + s.jobs.notReady(); msg != "" {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, msg)
 		return
