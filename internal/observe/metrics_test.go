@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/internal/tlstest"
 	"github.com/sluicehq/sluice/pipeline"
@@ -288,5 +290,24 @@ func TestTLS(t *testing.T) {
 		if _, err := Listen(o); !errors.Is(err, ErrTLS) {
 			t.Errorf("Listen(%+v) = %v, want ErrTLS", o, err)
 		}
+	}
+}
+
+// BenchmarkStageBatch is what the Prometheus side of observing costs a
+// sink's batch of 2000 records, each with its end-to-end latency.
+//
+//	go test ./internal/observe -run XXX -bench StageBatch -benchmem
+func BenchmarkStageBatch(b *testing.B) {
+	m := newMetrics(prometheus.NewRegistry(), nil)
+	so := m.Stage("p", "out", stages.RoleSink)
+	lat := make([]time.Duration, 2000)
+	for i := range lat {
+		lat[i] = time.Duration(i) * time.Millisecond
+	}
+	f := runner.BatchFigures{Records: len(lat), Retries: 3, Duration: 5 * time.Millisecond, Latencies: lat}
+	b.ReportAllocs()
+	for b.Loop() {
+		so.Batch(f)
+		so.Written(time.Millisecond, len(lat))
 	}
 }
