@@ -44,7 +44,7 @@ func (a *app) workerHTTP(ctx context.Context, wo *cluster.WorkerOptions) (stop f
 	if id == "" {
 		id = runner.DefaultWorkerID()
 	}
-	obs, err := a.listenHTTP(nil, id)
+	obs, err := a.listenHTTP(nil, id, false)
 	if err != nil || obs == nil {
 		return func() {}, err
 	}

@@ -100,7 +100,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // restore the default: a second signal kills
-	obs, err := a.listenHTTP(pipelineNames(ps), "")
+	obs, err := a.listenHTTP(pipelineNames(ps), "", s.NATSURL == "")
 	if err != nil {
 		return err
 	}
@@ -378,9 +378,10 @@ func (c *conn) close() {
 // listenHTTP listens on the settings' HTTP address for /metrics, /healthz
 // and /readyz, if there is one, before anything runs: an address refused
 // or taken stops the command at once. It returns nil without an address.
-// /readyz waits for the pipelines named; worker, if set, labels the
-// metrics of a cluster worker (see observe.Options).
-func (a *app) listenHTTP(names []string, worker string) (*observe.Server, error) {
+// /readyz waits for the pipelines named, and for the embedded server
+// with waitNATS; worker, if set, labels the metrics of a cluster worker
+// (see observe.Options).
+func (a *app) listenHTTP(names []string, worker string, waitNATS bool) (*observe.Server, error) {
 	s := a.settings
 	if s.HTTP == "" {
 		return nil, nil
@@ -393,7 +394,7 @@ func (a *app) listenHTTP(names []string, worker string) (*observe.Server, error)
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--http: %w", err)}
 	}
 	obs, err := observe.Listen(observe.Options{Addr: addr, Token: s.HTTPToken, Pipelines: names, Logger: a.log,
-		Worker: worker, TLSCert: s.HTTPTLSCert, TLSKey: s.HTTPTLSKey})
+		Worker: worker, TLSCert: s.HTTPTLSCert, TLSKey: s.HTTPTLSKey, WaitNATS: waitNATS})
 	if errors.Is(err, observe.ErrTLS) {
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--http: %w", err)}
 	}

@@ -103,9 +103,13 @@ func (a *app) server(ctx context.Context, o server.Options, listen string) error
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	defer a.tuneMemory()()
-	obs, err := a.listenHTTP(nil, "")
+	obs, err := a.listenHTTP(nil, "", true)
 	if err != nil {
 		return err
+	}
+	if obs != nil {
+		// Probes get answers while the store is recovered.
+		defer a.serveHTTP(ctx, obs)()
 	}
 
 	emb, err := server.Start(o)
@@ -118,7 +122,6 @@ func (a *app) server(ctx context.Context, o server.Options, listen string) error
 	}
 	if obs != nil {
 		obs.WatchNATS(emb)
-		defer a.serveHTTP(ctx, obs)()
 	}
 	a.log.Info("server started", "name", emb.Name(), "url", emb.ClientURL(), "cluster", emb.ClusterAddr(), "store", emb.StoreDir())
 	// A cluster's JetStream is ready once a majority of its nodes is up.

@@ -204,8 +204,9 @@ func getStatus(t *testing.T, c *http.Client, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// TestNATSServerMetrics: with an embedded server watched, /metrics has
-// its JetStream figures and /readyz answers for its JetStream.
+// TestNATSServerMetrics: /readyz waits for the embedded server; once it
+// is watched, /metrics has its JetStream figures and /readyz answers for
+// its JetStream.
 func TestNATSServerMetrics(t *testing.T) {
 	emb, err := server.Start(server.Options{StoreDir: t.TempDir()})
 	if err != nil {
@@ -226,13 +227,16 @@ func TestNATSServerMetrics(t *testing.T) {
 		}
 	}
 
-	s, err := Listen(Options{Addr: "127.0.0.1:0"})
+	s, err := Listen(Options{Addr: "127.0.0.1:0", WaitNATS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	serve(t, s)
-	s.WatchNATS(emb)
 	base := "http://" + s.Addr()
+	if code, msg := getStatus(t, http.DefaultClient, base+"/readyz"); code != http.StatusServiceUnavailable || msg != "nats server: not started\n" {
+		t.Errorf("/readyz before the server is given: %d %q, want 503 saying it has not started", code, msg)
+	}
+	s.WatchNATS(emb)
 	if code, msg := getStatus(t, http.DefaultClient, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz: %d %q, want 200", code, msg)
 	}

@@ -56,7 +56,11 @@ func (s *Server) WatchNATS(ns NATSServer) { s.nats.watch(ns) }
 
 // natsNotReady returns a line if the embedded server watched is not ready.
 func (s *Server) natsNotReady() string {
-	if ns := s.nats.server(); ns != nil && !ns.Ready() {
+	ns := s.nats.server()
+	switch {
+	case ns == nil && s.waitNATS:
+		return "nats server: not started\n"
+	case ns != nil && !ns.Ready():
 		return "nats server: JetStream not ready\n"
 	}
 	return ""

@@ -37,6 +37,9 @@ type Options struct {
 	// TLSCert and TLSKey, if set, are the PEM files of the certificate
 	// and private key to serve HTTPS with.
 	TLSCert, TLSKey string
+	// WaitNATS makes /readyz wait for the process's embedded NATS server,
+	// which [Server.WatchNATS] gives once it has started.
+	WaitNATS bool
 }
 
 // readHeaderTimeout bounds reading a request's headers.
@@ -53,6 +56,8 @@ type Server struct {
 
 	metrics *metrics       // the runner's Observer
 	nats    *natsCollector // the embedded server's figures
+	// waitNATS: /readyz waits for an embedded server (Options.WaitNATS).
+	waitNATS bool
 }
 
 // Listen listens on opts.Addr and returns the server, which serves once
@@ -68,6 +73,7 @@ func Listen(opts Options) (*Server, error) {
 	}
 	s := &Server{ln: ln, jobs: newJobs(opts.Pipelines), log: log, nats: newNATSCollector()}
 	s.jobs.dynamic = opts.Worker != ""
+	s.waitNATS = opts.WaitNATS
 	s.token = bearer.New(opts.Token)
 	constLabels := workerLabel(opts.Worker)
 	reg := newRegistry(&collector{jobs: s.jobs, log: log, d: newStageDescs(constLabels)}, s.nats)
@@ -78,7 +84,7 @@ func Listen(opts Options) (*Server, error) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	return s, nil
 }
 
