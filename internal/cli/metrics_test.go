@@ -72,9 +72,15 @@ func TestRunHTTPEveryMetric(t *testing.T) {
 			t.Errorf("/metrics has no %s of the embedded server", name)
 		}
 	}
-	// The bounded pipeline has stopped: /readyz says so.
-	if code, body := get(t, base+"/readyz", ""); code != http.StatusServiceUnavailable || body != "pipeline bounded: stopped\n" {
-		t.Errorf("/readyz: %d %q, want 503 naming the stopped pipeline", code, body)
+	// Once the bounded pipeline's run has ended, /readyz says so, and its
+	// histograms stay.
+	natstest.WaitFor(t, time.Minute, "/readyz to name the bounded pipeline stopped", func() bool {
+		code, body := get(t, base+"/readyz", "")
+		return code == http.StatusServiceUnavailable && body == "pipeline bounded: stopped\n"
+	})
+	_, scrape = get(t, base+"/metrics", "")
+	if v, _ := metricValue(t, scrape, "sluice_end_to_end_latency_seconds_count", `pipeline="bounded",stage="out"`); v != 300 {
+		t.Errorf("end-to-end count after the run ended: %v, want 300", v)
 	}
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
