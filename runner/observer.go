@@ -68,6 +68,10 @@ type stageObs struct {
 	readTime  []string       // a source's stamp for the batch in hand
 	inPlace   int            // retries in place counted so far in the batch in hand
 	latencies []time.Duration
+	// The last read time a sink parsed, and its value: a source stamps a
+	// whole batch alike, so most records repeat it.
+	lastStamp string
+	lastRead  time.Time
 }
 
 // newStageObs returns the stage's observer of the run, nil without one.
@@ -140,6 +144,20 @@ func (o *stageObs) sourceBatch(n int) {
 	}
 }
 
+// readTimeOf parses stamp, a Sluice-Read-Time, into o.lastRead, and
+// reports whether it is one.
+func (o *stageObs) readTimeOf(stamp string) bool {
+	if stamp == o.lastStamp && stamp != "" {
+		return true
+	}
+	ns, err := strconv.ParseInt(stamp, 10, 64)
+	if err != nil {
+		return false
+	}
+	o.lastStamp, o.lastRead = stamp, time.Unix(0, ns)
+	return true
+}
+
 // workerBatch reports the batch b of a transform or sink worker; for a
 // sink, with the latency of every record it wrote.
 func (o *stageObs) workerBatch(b *batch, sink bool) {
@@ -160,10 +178,8 @@ func (o *stageObs) workerBatch(b *batch, sink bool) {
 			f.Retries++
 		}
 		if sink && in.act == actWritten {
-			if v := in.msg.Headers()[stages.HeaderReadTime]; len(v) == 1 {
-				if ns, err := strconv.ParseInt(v[0], 10, 64); err == nil {
-					o.latencies = append(o.latencies, now.Sub(time.Unix(0, ns)))
-				}
+			if v := in.msg.Headers()[stages.HeaderReadTime]; len(v) == 1 && o.readTimeOf(v[0]) {
+				o.latencies = append(o.latencies, now.Sub(o.lastRead))
 			}
 		}
 	}

@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/internal/observe"
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/runner"
 	"github.com/sluicehq/sluice/stages"
+	"github.com/sluicehq/sluice/stages/builtin"
 )
 
 // recorder is a runner.Observer that adds up what it is told, per stage.
@@ -142,5 +146,50 @@ stages:
 	}
 	if with.Load() != 0 || without.Load() != n {
 		t.Errorf("without an observer: %d records with a read time, %d without; want none of %d", with.Load(), without.Load(), n)
+	}
+}
+
+// BenchmarkPipelineObserved runs b.N generated records through
+// generate → map → discard on a real nats-server (memory storage),
+// without and with the Prometheus observer of `--http`, and reports
+// msgs/s of the whole run: what observing costs a pipeline.
+//
+//	go test ./runner -run XXX -bench PipelineObserved -benchtime 200000x -count 3
+func BenchmarkPipelineObserved(b *testing.B) {
+	for _, observed := range []bool{false, true} {
+		name := "none"
+		if observed {
+			name = "prometheus"
+		}
+		b.Run(name, func(b *testing.B) {
+			nc := natstest.Connect(b, natstest.Server(b))
+			p, err := pipeline.Parse("bench.yaml", []byte(fmt.Sprintf(`
+name: bench
+settings: {storage: memory}
+stages:
+  - {name: gen, source: generate, with: {count: %d, template: '{"id": seq, "note": "a record of about a hundred bytes for the benchmark of observing"}'}}
+  - {name: m1, transform: map, with: {expr: '{"id": id * 2, "note": note}'}}
+  - {name: out, sink: discard}
+`, b.N)), pipeline.Options{Registry: builtin.NewRegistry()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts := runner.Options{}
+			if observed {
+				s, err := observe.Listen(observe.Options{Addr: "127.0.0.1:0"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts.Observer = s.Observer()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			sum, err := runner.Run(context.Background(), nc, p, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/sum.Elapsed.Seconds(), "msgs/s")
+		})
 	}
 }
