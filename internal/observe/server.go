@@ -20,7 +20,7 @@ import (
 type Options struct {
 	// Addr is where to listen, as [CheckAddr] returns it.
 	Addr string
-	// Token, if set, is the bearer token /metrics requires
+	// Token, if set, is the bearer token /metrics and /api/status require
 	// ("Authorization: Bearer TOKEN", compared in constant time).
 	// /healthz and /readyz stay open: probes seldom carry credentials, and
 	// they tell no more than pipeline names.
@@ -35,7 +35,8 @@ type Options struct {
 // readHeaderTimeout bounds reading a request's headers.
 const readHeaderTimeout = 5 * time.Second
 
-// Server serves /metrics, /healthz and /readyz. Tell it what runs with
+// Server serves /metrics, /healthz, /readyz, the status page at / and its
+// data at /api/status. Tell it what runs with
 // [Server.Started] and [Server.Stopped]. Safe for concurrent use.
 type Server struct {
 	ln    net.Listener
@@ -65,6 +66,13 @@ func Listen(opts Options) (*Server, error) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	page, err := newStatusPage(indexHTML)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	mux.Handle("GET /api/status", s.authorized(http.HandlerFunc(s.status)))
+	mux.Handle("GET /{$}", page)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
 	return s, nil
 }
