@@ -37,16 +37,16 @@ type PipelineSnapshot struct {
 // process so far (the counts of [runner.StageSummary]) and what waits for
 // it on its inputs.
 type StageSnapshot struct {
-	Name        string        `json:"name"`
-	Type        string        `json:"type"`
-	Role        string        `json:"role"`   // source, transform or sink
-	Inputs      []InputRef    `json:"inputs"` // what it reads; empty for a source
-	In          uint64        `json:"in"`
-	Out         uint64        `json:"out"`
-	Filtered    uint64        `json:"filtered"`
-	Errors      uint64        `json:"errors"`
-	DeadLetters uint64        `json:"dead_letters"`
-	Dropped     uint64        `json:"dropped"`
+	Name        string     `json:"name"`
+	Type        string     `json:"type"`
+	Role        string     `json:"role"`   // source, transform or sink
+	Inputs      []InputRef `json:"inputs"` // what it reads; empty for a source
+	In          uint64     `json:"in"`
+	Out         uint64     `json:"out"`
+	Filtered    uint64     `json:"filtered"`
+	Errors      uint64     `json:"errors"`
+	DeadLetters uint64     `json:"dead_letters"`
+	Dropped     uint64     `json:"dropped"`
 	// Pending and AckPending are what the server tells of the stage's
 	// consumers; absent for a source, or when the server did not answer
 	// in time.
