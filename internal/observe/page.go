@@ -54,7 +54,7 @@ func inline(page []byte, tag string) ([]byte, error) {
 	}
 	_, rest, _ := bytes.Cut(page, open)
 	content, _, _ := bytes.Cut(rest, closing)
-	return content, nil
+	return bytes.Clone(content), nil
 }
 
 // hash returns a CSP source of content's SHA-256 hash.
