@@ -133,14 +133,14 @@ func eval[T any](t *testing.T, pt *pageTab, expr string) T {
 	return v
 }
 
-// number returns the data-value of the cell of field for stage in the
-// page's table, -1 if it has none.
-func (pt *pageTab) number(t *testing.T, stage, field string) float64 {
+// number returns the data-value of the cell of field for stage of
+// pipeline in the page's table, -1 if it has none.
+func (pt *pageTab) number(t *testing.T, pipeline, stage, field string) float64 {
 	t.Helper()
 	return eval[float64](t, pt, fmt.Sprintf(`(() => {
-		const td = document.querySelector('tr[data-stage=%q] td[data-field=%q]');
+		const td = document.querySelector('section[data-pipeline=%q] tr[data-stage=%q] td[data-field=%q]');
 		return td && td.dataset.value !== "" ? Number(td.dataset.value) : -1;
-	})()`, stage, field))
+	})()`, pipeline, stage, field))
 }
 
 // text returns the text of the first element selector finds, "" if none.
@@ -163,21 +163,22 @@ stages:
 `
 
 // TestStatusPageInBrowser opens the status page in headless Chromium
-// while a slow generate source runs: with the token in the fragment it
-// draws the stages and its numbers move; without it, it says it is
-// unauthorized.
+// while a slow generate source runs, and a pipeline whose sink is held:
+// with the token in the fragment it draws the stages, its numbers move
+// and the held sink is marked; without it, it says it is unauthorized.
 func TestStatusPageInBrowser(t *testing.T) {
 	b := browser(t)
 	const token = "s3cret"
-	s, base := serve(t, Options{Token: token, Pipelines: []string{"live"}})
+	s, base := serve(t, Options{Token: token, Pipelines: []string{"live", "down"}})
 	run := startRun(t, s, livePipeline)
+	startRun(t, s, fmt.Sprintf(heldPipeline, natstest.FreePort(t)))
 
 	pt := tab(t, b, base+"/#token="+token)
 	natstest.WaitFor(t, browserWait, "the page to draw the stages of the running pipeline", func() bool {
 		names := eval[[]string](t, pt, `Array.from(document.querySelectorAll('section[data-pipeline="live"] tr[data-stage]')).map(r => r.dataset.stage)`)
 		return slices.Equal(names, []string{"gen", "even", "out"})
 	})
-	graph := eval[struct{ Nodes, Edges int }](t, pt, `({Nodes: document.querySelectorAll('svg.graph g.node').length, Edges: document.querySelectorAll('svg.graph path.edge').length})`)
+	graph := eval[struct{ Nodes, Edges int }](t, pt, `({Nodes: document.querySelectorAll('section[data-pipeline="live"] svg.graph g.node').length, Edges: document.querySelectorAll('section[data-pipeline="live"] svg.graph path.edge').length})`)
 	if graph.Nodes != 3 || graph.Edges != 2 {
 		t.Errorf("graph: %d nodes, %d edges; want 3 and 2", graph.Nodes, graph.Edges)
 	}
@@ -193,30 +194,38 @@ func TestStatusPageInBrowser(t *testing.T) {
 
 	var first float64
 	natstest.WaitFor(t, browserWait, "the page to show records reaching the sink", func() bool {
-		first = pt.number(t, "out", "in")
+		first = pt.number(t, "live", "out", "in")
 		return first > 0
 	})
 	natstest.WaitFor(t, browserWait, "the sink's count on the page to move", func() bool {
-		return pt.number(t, "out", "in") > first
+		return pt.number(t, "live", "out", "in") > first
 	})
 	natstest.WaitFor(t, browserWait, "the page to show a rate for the source", func() bool {
-		return pt.number(t, "gen", "rate") > 0
+		return pt.number(t, "live", "gen", "rate") > 0
 	})
-	if filtered := pt.number(t, "even", "filtered"); filtered <= 0 {
+	if filtered := pt.number(t, "live", "even", "filtered"); filtered <= 0 {
 		t.Errorf("even: filtered %v on the page, want some", filtered)
 	}
-	if pending := pt.number(t, "out", "pending"); pending < 0 {
+	if pending := pt.number(t, "live", "out", "pending"); pending < 0 {
 		t.Errorf("out: pending %v on the page, want a number", pending)
 	}
 	if got := pt.text(t, `section[data-pipeline="live"] .state`); got != "running" {
 		t.Errorf("pipeline state %q on the page, want running", got)
 	}
 
+	natstest.WaitFor(t, browserWait, "the page to mark the held sink", func() bool {
+		return eval[bool](t, pt, `!!document.querySelector('section[data-pipeline="down"] g.node.held[data-stage="post"]')`) &&
+			pt.text(t, `section[data-pipeline="down"] tr[data-stage="post"] td[data-field="held"]`) == "held now"
+	})
+	if held := eval[bool](t, pt, `!!document.querySelector('section[data-pipeline="live"] g.node.held')`); held {
+		t.Error("a stage of the live pipeline is marked held")
+	}
+
 	anon := tab(t, b, base+"/")
 	natstest.WaitFor(t, browserWait, "the page without the token to say it is unauthorized", func() bool {
 		return strings.HasPrefix(anon.text(t, "#status"), "unauthorized")
 	})
-	if n := anon.number(t, "gen", "in"); n != -1 {
+	if n := anon.number(t, "live", "gen", "in"); n != -1 {
 		t.Errorf("the page without the token shows counts (gen in %v)", n)
 	}
 

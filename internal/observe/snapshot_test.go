@@ -3,11 +3,13 @@ package observe
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/pipeline"
@@ -232,3 +234,38 @@ func TestPageHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIStatusHeld: a sink whose destination refuses connections is held
+// (not dead-lettered), and /api/status says so, with since when and why.
+func TestAPIStatusHeld(t *testing.T) {
+	s, base := serve(t, Options{Pipelines: []string{"down"}})
+	startRun(t, s, fmt.Sprintf(heldPipeline, natstest.FreePort(t)))
+	var post StageSnapshot
+	natstest.WaitFor(t, time.Minute, "the sink held", func() bool {
+		for _, p := range getStatus(t, base, "").Pipelines {
+			for _, st := range p.Stages {
+				if st.Name == "post" {
+					post = st
+				}
+			}
+		}
+		return post.Held
+	})
+	if post.HeldSince == nil || post.HeldBy == "" || post.Outages != 1 || post.DeadLetters != 0 {
+		t.Errorf("held sink: %s; want held since a time, by an error, in 1 outage, no dead letters", show(post))
+	}
+}
+
+// heldPipeline posts to 127.0.0.1 on a port (%d) where nothing listens.
+const heldPipeline = `
+name: down
+stages:
+  - name: make
+    source: generate
+    with: {count: 5, template: '{"n": seq}'}
+  - name: post
+    sink: http
+    max_deliver: 2
+    backoff: [10ms]
+    with: {url: 'http://127.0.0.1:%d/', retries: 0, timeout: 2s}
+`
