@@ -53,6 +53,10 @@ func Listen(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	page, err := newStatusPage(indexHTML)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("observe: listen: %w", err)
@@ -66,11 +70,6 @@ func Listen(opts Options) (*Server, error) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	page, err := newStatusPage(indexHTML)
-	if err != nil {
-		_ = ln.Close()
-		return nil, err
-	}
 	mux.Handle("GET /api/status", s.authorized(http.HandlerFunc(s.status)))
 	mux.Handle("GET /{$}", page)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
@@ -100,7 +99,8 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) Started(j *runner.Job) { s.jobs.started(j) }
 
 // Stopped tells that the run of pipeline has ended in this process: its
-// counts are served no more, and /readyz answers 503.
+// counts leave /metrics (the status page keeps the last ones), and
+// /readyz answers 503.
 func (s *Server) Stopped(pipeline string) { s.jobs.stopped(pipeline) }
 
 // ready answers /readyz: 200 when every pipeline runs, else 503 with a

@@ -25,7 +25,8 @@ type Snapshot struct {
 }
 
 // PipelineSnapshot is one pipeline of a [Snapshot]. Run and Stages are
-// empty unless it is running.
+// empty while it waits; once it has stopped, they are what its stages did
+// until then, without Pending and AckPending.
 type PipelineSnapshot struct {
 	Name   string          `json:"name"`
 	State  string          `json:"state"`         // SnapshotWaiting, SnapshotRunning or SnapshotStopped
@@ -69,7 +70,8 @@ type InputRef struct {
 	Route string `json:"route,omitempty"`
 }
 
-// pipelineState is a pipeline of the process, with its job if running.
+// pipelineState is a pipeline of the process, with its job if running or
+// stopped.
 type pipelineState struct {
 	name  string
 	state string
@@ -82,7 +84,11 @@ func (js *jobs) all() []pipelineState {
 	defer js.mu.Unlock()
 	out := make([]pipelineState, 0, len(js.order))
 	for _, p := range js.order {
-		out = append(out, pipelineState{name: p, state: js.state[p], job: js.active[p]})
+		j := js.active[p]
+		if j == nil {
+			j = js.last[p]
+		}
+		out = append(out, pipelineState{name: p, state: js.state[p], job: j})
 	}
 	return out
 }
@@ -108,7 +114,7 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 		if j := ps.job; j != nil {
 			p.Run = j.ID()
 			for _, name := range j.Stages() {
-				p.Stages = append(p.Stages, s.stageSnapshot(ctx, j, name))
+				p.Stages = append(p.Stages, s.stageSnapshot(ctx, j, name, ps.state == stateRunning))
 			}
 		}
 		snap.Pipelines = append(snap.Pipelines, p)
@@ -116,7 +122,8 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 	return snap
 }
 
-func (s *Server) stageSnapshot(ctx context.Context, j *runner.Job, name string) StageSnapshot {
+// stageSnapshot returns stage name of j, with its backlog if backlog.
+func (s *Server) stageSnapshot(ctx context.Context, j *runner.Job, name string, backlog bool) StageSnapshot {
 	sum := j.Stage(name)
 	st := StageSnapshot{
 		Name:        name,
@@ -141,7 +148,7 @@ func (s *Server) stageSnapshot(ctx context.Context, j *runner.Job, name string) 
 	for _, in := range j.From(name) {
 		st.Inputs = append(st.Inputs, InputRef{Stage: in.Stage, Route: in.Route})
 	}
-	if ctx.Err() != nil {
+	if !backlog || ctx.Err() != nil {
 		return st
 	}
 	b, ok, err := j.Backlog(ctx, name)

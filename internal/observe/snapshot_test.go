@@ -179,10 +179,20 @@ func TestAPIStatus(t *testing.T) {
 		}
 	}
 
+	// Stopped, it keeps its last counts, without the backlog.
 	s.Stopped("words")
 	snap = getStatus(t, base, token)
-	if p := snap.Pipelines[0]; p.State != SnapshotStopped || len(p.Stages) != 0 {
-		t.Errorf("after Stopped: %+v, want stopped without stages", p)
+	p = snap.Pipelines[0]
+	if p.State != SnapshotStopped || p.Run != 1 || len(p.Stages) != len(want) {
+		t.Fatalf("after Stopped: %+v, want stopped run 1 with its stages", p)
+	}
+	for i, w := range want {
+		got := p.Stages[i]
+		got.HeldSeconds = 0
+		w.Pending, w.AckPending = nil, nil
+		if !equalStage(got, w) {
+			t.Errorf("stopped, stage %d:\n got %s\nwant %s", i, show(got), show(w))
+		}
 	}
 }
 
