@@ -1,0 +1,132 @@
+package progress
+
+import (
+	"context"
+	"time"
+
+	"github.com/sluicehq/sluice/runner"
+	"github.com/sluicehq/sluice/stages"
+)
+
+// Job is what the display reads of a run; *runner.Job satisfies it.
+type Job interface {
+	Pipeline() string
+	ID() uint64
+	Stages() []string
+	Stage(name string) runner.StageSummary
+	Backlog(ctx context.Context, name string) (runner.Backlog, bool, error)
+	SourceProgress(name string) (done, total int64, ok bool)
+}
+
+var _ Job = (*runner.Job)(nil)
+
+// Row is the state of one stage at one sample.
+type Row struct {
+	Stage string
+	Role  stages.Role
+	In    uint64
+	Out   uint64
+	// Rate is In per second over the interval since the last sample; -1
+	// at the first sample.
+	Rate float64
+	// Pending is what waits for the stage on its inputs (not delivered,
+	// or delivered and not acknowledged); HasPending is false for a
+	// source, or when the server did not answer in time.
+	Pending    uint64
+	HasPending bool
+	// Done and Total are the bytes a source has read and has in all
+	// (Total -1 when unknown); HasBytes is false for a stage that does
+	// not tell.
+	Done, Total int64
+	HasBytes    bool
+	// ETA is how long the source needs for the rest at its average rate
+	// since the display began to watch it; HasETA is false when that is
+	// not known yet.
+	ETA    time.Duration
+	HasETA bool
+	// Held is how long the stage has been held by a destination that is
+	// down; 0 if it is not.
+	Held time.Duration
+}
+
+// Frame is the state of one pipeline's run at one sample.
+type Frame struct {
+	Pipeline string
+	Run      uint64
+	Elapsed  time.Duration // since the display began to watch the run
+	Rows     []Row
+}
+
+// watched is a job and what the display remembers of its last sample.
+type watched struct {
+	job   Job
+	since time.Time
+	last  map[string]mark // the stage's last sample
+	first map[string]mark // a source's first sample of bytes
+}
+
+// mark is a count at a time.
+type mark struct {
+	n  int64
+	at time.Time
+}
+
+func newWatched(j Job, now time.Time) *watched {
+	return &watched{job: j, since: now, last: make(map[string]mark), first: make(map[string]mark)}
+}
+
+// sample reads the job's stages at now, each backlog request bounded by
+// timeout, and returns the frame.
+func (w *watched) sample(now time.Time, timeout time.Duration) Frame {
+	f := Frame{Pipeline: w.job.Pipeline(), Run: w.job.ID(), Elapsed: now.Sub(w.since)}
+	for _, name := range w.job.Stages() {
+		s := w.job.Stage(name)
+		r := Row{Stage: name, Role: s.Role, In: s.In, Out: s.Out, Rate: -1}
+		if prev, ok := w.last[name]; ok {
+			if dt := now.Sub(prev.at).Seconds(); dt > 0 {
+				r.Rate = max(float64(int64(s.In)-prev.n), 0) / dt
+			}
+		}
+		w.last[name] = mark{int64(s.In), now}
+		if !s.HeldSince.IsZero() {
+			r.Held = max(now.Sub(s.HeldSince), time.Second)
+		}
+		if s.Role != stages.RoleSource {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			b, ok, err := w.job.Backlog(ctx, name)
+			cancel()
+			if ok && err == nil {
+				r.Pending, r.HasPending = b.Pending+b.AckPending, true
+			}
+		}
+		if done, total, ok := w.job.SourceProgress(name); ok {
+			r.Done, r.Total, r.HasBytes = done, total, true
+			r.ETA, r.HasETA = w.eta(name, done, total, now)
+		}
+		f.Rows = append(f.Rows, r)
+	}
+	return f
+}
+
+// eta estimates how long source name needs to read total bytes, at its
+// average rate since its first sample.
+func (w *watched) eta(name string, done, total int64, now time.Time) (time.Duration, bool) {
+	first, ok := w.first[name]
+	if !ok {
+		w.first[name] = mark{done, now}
+		return 0, false
+	}
+	if total < 0 {
+		return 0, false
+	}
+	if done >= total {
+		return 0, true
+	}
+	dt := now.Sub(first.at)
+	read := done - first.n
+	if read <= 0 || dt <= 0 {
+		return 0, false
+	}
+	left := float64(total-done) / float64(read) * float64(dt)
+	return time.Duration(left), true
+}
