@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -78,15 +79,18 @@ type Display struct {
 	lastDraw time.Time
 	stopped  bool
 
-	once sync.Once
-	stop chan struct{}
-	done chan struct{} // closed when the loop has returned; nil before Start
+	once   sync.Once
+	ctx    context.Context // of the backlog requests: ends with Stop
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop has returned; nil before Start
 }
 
 // New returns a display; [Display.Start] starts it.
 func New(opts Options) *Display {
 	opts.setDefaults()
-	return &Display{opts: opts, stop: make(chan struct{})}
+	d := &Display{opts: opts}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d
 }
 
 // Add makes the display watch j, until [Display.Remove] of its pipeline.
@@ -127,7 +131,7 @@ func (d *Display) Start() {
 		defer t.Stop()
 		for {
 			select {
-			case <-d.stop:
+			case <-d.ctx.Done():
 				return
 			case <-t.C:
 				d.tick()
@@ -141,7 +145,7 @@ func (d *Display) Start() {
 // through. Calls after the first do nothing.
 func (d *Display) Stop() {
 	d.once.Do(func() {
-		close(d.stop)
+		d.cancel()
 		if d.done != nil {
 			<-d.done
 		}
@@ -159,26 +163,27 @@ func (d *Display) tick() {
 	d.mu.Unlock()
 	frames := make([]Frame, 0, len(jobs))
 	for _, w := range jobs {
-		frames = append(frames, w.sample(d.opts.Now(), d.opts.BacklogTimeout))
+		frames = append(frames, w.sample(d.ctx, d.opts.Now(), d.opts.BacklogTimeout))
 	}
-	if !d.opts.Terminal {
-		for _, f := range frames {
-			d.opts.Logger.Info("progress", LogAttrs(f)...)
-		}
-		return
-	}
+	// Show the frames of the jobs still watched: one may have been
+	// removed while it was sampled, and its summary written since. The
+	// lock keeps Remove waiting until they are shown.
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
 		return
 	}
-	// Keep the frames of the jobs still watched: one may have been
-	// removed while it was sampled.
 	d.frames = d.frames[:0]
 	for i, w := range jobs {
 		if slices.Contains(d.jobs, w) {
 			d.frames = append(d.frames, frames[i])
 		}
+	}
+	if !d.opts.Terminal {
+		for _, f := range d.frames {
+			d.opts.Logger.Info("progress", LogAttrs(f)...) // off a terminal: writes straight to the log's file
+		}
+		return
 	}
 	d.redraw()
 }

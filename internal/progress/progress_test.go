@@ -263,16 +263,14 @@ func TestDisplayLog(t *testing.T) {
 	j.set(2, 20, 20, 600)
 	c.add(10 * time.Second)
 	d.tick()
+	d.Add(newFakeJob("gone"))
+	d.Remove("gone")
+	d.tick()
 	recs := lines(buf.String())
-	if len(recs) != 2 {
+	if len(recs) != 3 || strings.Contains(buf.String(), `"gone"`) {
 		t.Fatalf("got %d log lines, want 2:\n%s", len(recs), buf.String())
 	}
-	var rec struct {
-		Msg      string
-		Pipeline string
-		Run      uint64
-		Stages   map[string]map[string]any
-	}
+	var rec progressRecord
 	if err := json.Unmarshal([]byte(recs[1]), &rec); err != nil {
 		t.Fatal(err)
 	}
@@ -294,4 +292,33 @@ func TestDisplayLog(t *testing.T) {
 			t.Errorf("%s: %v, want %v", stage, rec.Stages[stage], attrs)
 		}
 	}
+}
+
+// TestFirstSampleHasRates: the first sample after a job is added has
+// rates and an ETA, counted from when it was added.
+func TestFirstSampleHasRates(t *testing.T) {
+	c := newClock()
+	var buf bytes.Buffer
+	d := New(Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil)), Now: c.Now})
+	j := newFakeJob("orders")
+	j.set(0, 0, 0, 100) // a resumed source, a tenth read before
+	d.Add(j)
+	c.add(2 * time.Second)
+	j.set(0, 200, 200, 500)
+	d.tick()
+	var rec progressRecord
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if read := rec.Stages["read"]; read["rate"] != 100.0 || read["eta"] != "3s" || read["percent"] != 50.0 {
+		t.Fatalf("first sample of the source: %v, want rate 100, eta 3s (500 bytes left at 200/s), 50%%", read)
+	}
+}
+
+// progressRecord is a "progress" log line as JSON.
+type progressRecord struct {
+	Msg      string
+	Pipeline string
+	Run      uint64
+	Stages   map[string]map[string]any
 }

@@ -62,7 +62,7 @@ type watched struct {
 	job   Job
 	since time.Time
 	last  map[string]mark // the stage's last sample
-	first map[string]mark // a source's first sample of bytes
+	first map[string]mark // a source's bytes when the display began to watch it
 }
 
 // mark is a count at a time.
@@ -71,13 +71,23 @@ type mark struct {
 	at time.Time
 }
 
+// newWatched starts watching j at now: the counts of its stages in this
+// process start at 0 when it starts, and its sources at where they
+// resume, so that the first sample has rates and ETAs.
 func newWatched(j Job, now time.Time) *watched {
-	return &watched{job: j, since: now, last: make(map[string]mark), first: make(map[string]mark)}
+	w := &watched{job: j, since: now, last: make(map[string]mark), first: make(map[string]mark)}
+	for _, name := range j.Stages() {
+		w.last[name] = mark{0, now}
+		if done, _, ok := j.SourceProgress(name); ok {
+			w.first[name] = mark{done, now}
+		}
+	}
+	return w
 }
 
 // sample reads the job's stages at now, each backlog request bounded by
-// timeout, and returns the frame.
-func (w *watched) sample(now time.Time, timeout time.Duration) Frame {
+// timeout and by ctx, and returns the frame.
+func (w *watched) sample(ctx context.Context, now time.Time, timeout time.Duration) Frame {
 	f := Frame{Pipeline: w.job.Pipeline(), Run: w.job.ID(), Elapsed: now.Sub(w.since)}
 	for _, name := range w.job.Stages() {
 		s := w.job.Stage(name)
@@ -92,7 +102,7 @@ func (w *watched) sample(now time.Time, timeout time.Duration) Frame {
 			r.Held = max(now.Sub(s.HeldSince), time.Second)
 		}
 		if s.Role != stages.RoleSource {
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			ctx, cancel := context.WithTimeout(ctx, timeout)
 			b, ok, err := w.job.Backlog(ctx, name)
 			cancel()
 			if ok && err == nil {
