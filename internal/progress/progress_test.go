@@ -322,3 +322,30 @@ type progressRecord struct {
 	Run      uint64
 	Stages   map[string]map[string]any
 }
+
+// TestETAForgetsAJump: a source that jumps ahead (resuming at its
+// checkpoint after the display began to watch it) gets the ETA of its
+// rate since, once the jump is older than etaWindow.
+func TestETAForgetsAJump(t *testing.T) {
+	c := newClock()
+	var buf bytes.Buffer
+	d := New(Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil)), Now: c.Now})
+	j := newFakeJob("orders")
+	d.Add(j)
+	done := int64(500) // the jump
+	for range 30 {
+		c.add(time.Second)
+		j.set(0, 0, 0, done)
+		buf.Reset()
+		d.tick()
+		done += 10
+	}
+	var rec progressRecord
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	// 790 read, 10 a second: 21 seconds left.
+	if read := rec.Stages["read"]; read["bytes_read"] != 790.0 || read["eta"] != "21s" {
+		t.Fatalf("after the jump: %v, want 790 bytes read and eta 21s", read)
+	}
+}

@@ -8,13 +8,20 @@ import (
 	"github.com/sluicehq/sluice/stages"
 )
 
-// Job is what the display reads of a run; *runner.Job satisfies it.
+// Job is what the display reads of a run; *runner.Job satisfies it, and
+// its methods mean what the runner's do. The display calls them from its
+// own goroutine, so they must be safe for concurrent use.
 type Job interface {
-	Pipeline() string
-	ID() uint64
-	Stages() []string
+	Pipeline() string // the pipeline's name
+	ID() uint64       // the run's number
+	Stages() []string // the stages run in this process, in pipeline order
+	// Stage returns what stage name did in this process so far.
 	Stage(name string) runner.StageSummary
-	Backlog(ctx context.Context, name string) (runner.Backlog, bool, error)
+	// Backlog returns what waits for stage name on its inputs; ok is
+	// false for a source. ctx bounds the request.
+	Backlog(ctx context.Context, name string) (b runner.Backlog, ok bool, err error)
+	// SourceProgress returns the bytes source name has read, of total
+	// (-1 unknown); ok is false for a stage that does not tell.
 	SourceProgress(name string) (done, total int64, ok bool)
 }
 
@@ -26,8 +33,8 @@ type Row struct {
 	Role  stages.Role
 	In    uint64
 	Out   uint64
-	// Rate is In per second over the interval since the last sample; -1
-	// at the first sample.
+	// Rate is In per second over the interval since the last sample (or
+	// since the job was added); -1 when no time has passed.
 	Rate float64
 	// Pending is what waits for the stage on its inputs (not delivered,
 	// or delivered and not acknowledged); HasPending is false for a
@@ -40,8 +47,8 @@ type Row struct {
 	Done, Total int64
 	HasBytes    bool
 	// ETA is how long the source needs for the rest at its average rate
-	// since the display began to watch it; HasETA is false when that is
-	// not known yet.
+	// over the last etaWindow; HasETA is false when that is not known
+	// (yet).
 	ETA    time.Duration
 	HasETA bool
 	// Held is how long the stage has been held by a destination that is
@@ -61,9 +68,14 @@ type Frame struct {
 type watched struct {
 	job   Job
 	since time.Time
-	last  map[string]mark // the stage's last sample
-	first map[string]mark // a source's bytes when the display began to watch it
+	last  map[string]mark   // the stage's last sample
+	bytes map[string][]mark // a source's bytes read in the last etaWindow
 }
+
+// etaWindow is how far back the rate that an ETA assumes is measured: a
+// jump (a source resuming at its checkpoint) weighs on it for that long
+// at most.
+const etaWindow = 20 * time.Second
 
 // mark is a count at a time.
 type mark struct {
@@ -75,11 +87,11 @@ type mark struct {
 // process start at 0 when it starts, and its sources at where they
 // resume, so that the first sample has rates and ETAs.
 func newWatched(j Job, now time.Time) *watched {
-	w := &watched{job: j, since: now, last: make(map[string]mark), first: make(map[string]mark)}
+	w := &watched{job: j, since: now, last: make(map[string]mark), bytes: make(map[string][]mark)}
 	for _, name := range j.Stages() {
 		w.last[name] = mark{0, now}
 		if done, _, ok := j.SourceProgress(name); ok {
-			w.first[name] = mark{done, now}
+			w.bytes[name] = []mark{{done, now}}
 		}
 	}
 	return w
@@ -119,19 +131,24 @@ func (w *watched) sample(ctx context.Context, now time.Time, timeout time.Durati
 }
 
 // eta estimates how long source name needs to read total bytes, at its
-// average rate since its first sample.
+// average rate over the last etaWindow.
 func (w *watched) eta(name string, done, total int64, now time.Time) (time.Duration, bool) {
-	first, ok := w.first[name]
-	if !ok {
-		w.first[name] = mark{done, now}
-		return 0, false
+	marks := w.bytes[name]
+	if n := len(marks); n > 0 && done < marks[n-1].n {
+		marks = nil // it went back: what came before says nothing
 	}
+	marks = append(marks, mark{done, now})
+	for len(marks) > 2 && now.Sub(marks[1].at) >= etaWindow {
+		marks = marks[1:]
+	}
+	w.bytes[name] = marks
 	if total < 0 {
 		return 0, false
 	}
 	if done >= total {
 		return 0, true
 	}
+	first := marks[0]
 	dt := now.Sub(first.at)
 	read := done - first.n
 	if read <= 0 || dt <= 0 {
