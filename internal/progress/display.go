@@ -16,6 +16,7 @@ const (
 	DefaultRefresh        = 500 * time.Millisecond
 	DefaultInterval       = 10 * time.Second
 	DefaultBacklogTimeout = 2 * time.Second
+	DefaultRateWindow     = 2 * time.Second
 )
 
 // Options configure a [Display].
@@ -33,6 +34,10 @@ type Options struct {
 	// (default [DefaultInterval]).
 	Refresh  time.Duration
 	Interval time.Duration
+	// RateWindow is how far back the rates on a terminal are measured,
+	// so that they do not jump with the batches (default
+	// [DefaultRateWindow]); logged rates are those since the last line.
+	RateWindow time.Duration
 	// Logger receives the progress lines; nil means none.
 	Logger *slog.Logger
 	// BacklogTimeout bounds each request for a stage's backlog (default
@@ -48,6 +53,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
+	}
+	if o.RateWindow <= 0 {
+		o.RateWindow = DefaultRateWindow
 	}
 	if o.BacklogTimeout <= 0 {
 		o.BacklogTimeout = DefaultBacklogTimeout
@@ -162,8 +170,12 @@ func (d *Display) tick() {
 	jobs := slices.Clone(d.jobs)
 	d.mu.Unlock()
 	frames := make([]Frame, 0, len(jobs))
+	window := d.opts.Interval / 2 // the last line's sample, even a tick early
+	if d.opts.Terminal {
+		window = d.opts.RateWindow
+	}
 	for _, w := range jobs {
-		frames = append(frames, w.sample(d.ctx, d.opts.Now(), d.opts.BacklogTimeout))
+		frames = append(frames, w.sample(d.ctx, d.opts.Now(), window, d.opts.BacklogTimeout))
 	}
 	// Show the frames of the jobs still watched: one may have been
 	// removed while it was sampled, and its summary written since. The

@@ -349,3 +349,23 @@ func TestETAForgetsAJump(t *testing.T) {
 		t.Fatalf("after the jump: %v, want 790 bytes read and eta 21s", read)
 	}
 }
+
+// TestRateWindow: rates are measured over the window, so that counts
+// that move in batches show a steady rate.
+func TestRateWindow(t *testing.T) {
+	c := newClock()
+	j := newFakeJob("orders")
+	w := newWatched(j, c.Now())
+	var in uint64
+	for i := range 12 {
+		c.add(500 * time.Millisecond)
+		if i%2 == 1 {
+			in += 100 // a batch every second
+		}
+		j.set(1, in, in, 0)
+		rate := w.sample(context.Background(), c.Now(), 2*time.Second, time.Second).Rows[1].Rate
+		if i >= 4 && rate != 100 {
+			t.Fatalf("sample %d: rate %v, want 100 (a batch of 100 a second)", i, rate)
+		}
+	}
+}

@@ -33,8 +33,9 @@ type Row struct {
 	Role  stages.Role
 	In    uint64
 	Out   uint64
-	// Rate is In per second over the interval since the last sample (or
-	// since the job was added); -1 when no time has passed.
+	// Rate is In per second over the last rate window (see
+	// [Options.RateWindow]), or since the job was added; -1 when no time
+	// has passed.
 	Rate float64
 	// Pending is what waits for the stage on its inputs (not delivered,
 	// or delivered and not acknowledged); HasPending is false for a
@@ -64,11 +65,11 @@ type Frame struct {
 	Rows     []Row
 }
 
-// watched is a job and what the display remembers of its last sample.
+// watched is a job and what the display remembers of its last samples.
 type watched struct {
 	job   Job
 	since time.Time
-	last  map[string]mark   // the stage's last sample
+	ins   map[string][]mark // the stage's in counts in the last rate window
 	bytes map[string][]mark // a source's bytes read in the last etaWindow
 }
 
@@ -87,9 +88,9 @@ type mark struct {
 // process start at 0 when it starts, and its sources at where they
 // resume, so that the first sample has rates and ETAs.
 func newWatched(j Job, now time.Time) *watched {
-	w := &watched{job: j, since: now, last: make(map[string]mark), bytes: make(map[string][]mark)}
+	w := &watched{job: j, since: now, ins: make(map[string][]mark), bytes: make(map[string][]mark)}
 	for _, name := range j.Stages() {
-		w.last[name] = mark{0, now}
+		w.ins[name] = []mark{{0, now}}
 		if done, _, ok := j.SourceProgress(name); ok {
 			w.bytes[name] = []mark{{done, now}}
 		}
@@ -97,19 +98,17 @@ func newWatched(j Job, now time.Time) *watched {
 	return w
 }
 
-// sample reads the job's stages at now, each backlog request bounded by
-// timeout and by ctx, and returns the frame.
-func (w *watched) sample(ctx context.Context, now time.Time, timeout time.Duration) Frame {
+// sample reads the job's stages at now, rates over window, each backlog
+// request bounded by timeout and by ctx, and returns the frame.
+func (w *watched) sample(ctx context.Context, now time.Time, window, timeout time.Duration) Frame {
 	f := Frame{Pipeline: w.job.Pipeline(), Run: w.job.ID(), Elapsed: now.Sub(w.since)}
 	for _, name := range w.job.Stages() {
 		s := w.job.Stage(name)
 		r := Row{Stage: name, Role: s.Role, In: s.In, Out: s.Out, Rate: -1}
-		if prev, ok := w.last[name]; ok {
-			if dt := now.Sub(prev.at).Seconds(); dt > 0 {
-				r.Rate = max(float64(int64(s.In)-prev.n), 0) / dt
-			}
+		w.ins[name] = slide(w.ins[name], mark{int64(s.In), now}, window)
+		if first := w.ins[name][0]; now.After(first.at) {
+			r.Rate = max(float64(int64(s.In)-first.n), 0) / now.Sub(first.at).Seconds()
 		}
-		w.last[name] = mark{int64(s.In), now}
 		if !s.HeldSince.IsZero() {
 			r.Held = max(now.Sub(s.HeldSince), time.Second)
 		}
@@ -137,10 +136,7 @@ func (w *watched) eta(name string, done, total int64, now time.Time) (time.Durat
 	if n := len(marks); n > 0 && done < marks[n-1].n {
 		marks = nil // it went back: what came before says nothing
 	}
-	marks = append(marks, mark{done, now})
-	for len(marks) > 2 && now.Sub(marks[1].at) >= etaWindow {
-		marks = marks[1:]
-	}
+	marks = slide(marks, mark{done, now}, etaWindow)
 	w.bytes[name] = marks
 	if total < 0 {
 		return 0, false
@@ -156,4 +152,16 @@ func (w *watched) eta(name string, done, total int64, now time.Time) (time.Durat
 	}
 	left := float64(total-done) / float64(read) * float64(dt)
 	return time.Duration(left), true
+}
+
+// slide appends m to marks and drops the marks before the last one that
+// is at least window older than m: the first mark left is the one to
+// measure a rate over window from.
+func slide(marks []mark, m mark, window time.Duration) []mark {
+	marks = append(marks, m)
+	i := 0
+	for len(marks)-i > 2 && m.at.Sub(marks[i+1].at) >= window {
+		i++
+	}
+	return append(marks[:0], marks[i:]...)
 }
