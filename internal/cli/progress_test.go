@@ -115,28 +115,8 @@ var escapes = regexp.MustCompile(`\r?\x1b\[[0-9]*[AJK]`)
 func TestRunProgressOnATerminal(t *testing.T) {
 	dir := inEmptyDir(t)
 	file, _ := delayedPipeline(t, dir, "1500ms")
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pseudo-terminal here: %v", err)
-	}
-	defer ptmx.Close()
-	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 160}); err != nil {
-		t.Fatal(err)
-	}
-	screen := make(chan []byte)
-	go func() {
-		var b bytes.Buffer
-		_, _ = io.Copy(&b, ptmx) // until the terminal is closed (EIO)
-		screen <- b.Bytes()
-	}()
-	var stdout bytes.Buffer
-	code := MainContext(context.Background(), []string{"run", "--store-dir", filepath.Join(dir, "store"), file}, strings.NewReader(""), &stdout, tty)
-	tty.Close()
-	raw := string(<-screen)
-	if code != ExitOK {
-		t.Fatalf("exit %d, terminal:\n%s", code, raw)
-	}
-	out := strings.ReplaceAll(raw, "\r\n", "\n")
+	store := filepath.Join(dir, "store")
+	out := onTerminal(t, "run", "--store-dir", store, file)
 
 	if !regexp.MustCompile(`(?m)^slow  run 1  \d+:\d\d$`).MatchString(escapes.ReplaceAllString(out, "")) {
 		t.Errorf("no block heading for the pipeline:\n%q", out)
@@ -168,4 +148,38 @@ func TestRunProgressOnATerminal(t *testing.T) {
 	if logs == 0 {
 		t.Errorf("no text log lines on the terminal:\n%q", out)
 	}
+
+	out = onTerminal(t, "run", "--fresh", "-q", "--store-dir", store, file)
+	if strings.Contains(out, "\x1b[") || strings.Contains(out, "slow  run 1") || !strings.Contains(out, "pipeline slow run 1 finished") {
+		t.Errorf("--quiet on a terminal: want the summary and no progress:\n%q", out)
+	}
+}
+
+// onTerminal runs sluice with args, stderr on a pseudo-terminal of 160
+// columns, and returns what the terminal got, its line ends made "\n".
+// It fails the test unless the exit code is ExitOK.
+func onTerminal(t *testing.T, args ...string) string {
+	t.Helper()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal here: %v", err)
+	}
+	defer ptmx.Close()
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 160}); err != nil {
+		t.Fatal(err)
+	}
+	screen := make(chan []byte)
+	go func() {
+		var b bytes.Buffer
+		_, _ = io.Copy(&b, ptmx) // until the terminal is closed (EIO)
+		screen <- b.Bytes()
+	}()
+	var stdout bytes.Buffer
+	code := MainContext(context.Background(), args, strings.NewReader(""), &stdout, tty)
+	tty.Close()
+	raw := string(<-screen)
+	if code != ExitOK {
+		t.Fatalf("exit %d, terminal:\n%s", code, raw)
+	}
+	return strings.ReplaceAll(raw, "\r\n", "\n")
 }
