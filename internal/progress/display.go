@@ -126,7 +126,8 @@ func (d *Display) Remove(pipeline string) {
 }
 
 // Start starts redrawing (on a terminal) or logging (elsewhere) in a
-// goroutine of its own, until [Display.Stop].
+// goroutine of its own, until [Display.Stop], which waits for it. Call it
+// at most once, and before Stop.
 func (d *Display) Start() {
 	every := d.opts.Interval
 	if d.opts.Terminal {
