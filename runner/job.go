@@ -344,3 +344,21 @@ func (j *Job) From(name string) []pipeline.Input {
 	}
 	return slices.Clone(s.From)
 }
+
+// SourceProgress tells how far source stage name has read, in bytes of
+// its input, and of how many (-1 when it cannot know); ok is false for a
+// stage that is not a source run by this process, not started yet, or
+// whose source type does not report progress ([stages.ProgressReporter]).
+// It is safe to call at any time, also after the source has ended.
+func (j *Job) SourceProgress(name string) (done, total int64, ok bool) {
+	st := j.r.stats[name]
+	if st == nil || !slices.ContainsFunc(j.local, func(s *pipeline.Stage) bool { return s.Name == name }) {
+		return 0, 0, false
+	}
+	pr := st.progress.Load()
+	if pr == nil {
+		return 0, 0, false
+	}
+	done, total = (*pr).Progress()
+	return done, total, true
+}

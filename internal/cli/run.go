@@ -68,6 +68,7 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients, who authenticate with nats.user and nats.password or nats.token when they are set (default: none)")
 	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication, and --http beyond loopback serve without http_token")
 	a.bind("listen", cmd.Flags().Lookup("listen"))
+	a.progressFlags(cmd)
 	cmd.Flags().String("http", "", "serve /metrics (Prometheus), /healthz, /readyz and a status page at / (its data at /api/status) on PORT or :PORT (loopback) or HOST:PORT; beyond loopback it needs http_token (SLUICE_HTTP_TOKEN) or --insecure (default: none)")
 	cmd.Flags().String("http-token", "", "the bearer token /metrics and /api/status require; open the status page as /#token=TOKEN (better: SLUICE_HTTP_TOKEN, kept out of the process list)")
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
@@ -79,6 +80,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		return err
 	}
 	s := a.settings
+	defer a.showProgress()() // first: what follows logs through it
 	defer a.tuneMemory()()
 	if err := a.checkListen(); err != nil {
 		return err
