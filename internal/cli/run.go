@@ -128,6 +128,14 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		Fresh:       fresh && s.NATSURL != "",
 		StopTimeout: s.ShutdownTimeout,
 	}
+	if conn.emb != nil { // status, top and tap reach the run through its endpoint
+		stopStatus, err := a.serveRunStatus(conn.nc, ps)
+		if err != nil {
+			conn.close()
+			return failure(err)
+		}
+		defer stopStatus()
+	}
 	go func() { done <- a.runAll(ctx, conn.nc, ps, opts) }()
 	select {
 	case err = <-done:
@@ -215,7 +223,7 @@ func checkStore(dir string) error {
 		return fmt.Errorf("--fresh: %w", err)
 	}
 	for _, e := range entries {
-		if e.Name() != server.JetStreamDir && e.Name() != server.LockFile {
+		if !isStoreFile(e.Name()) {
 			return fmt.Errorf("--fresh: refusing to remove store directory %s: it holds %q, which is not part of a sluice store", dir, e.Name())
 		}
 	}
@@ -226,8 +234,9 @@ func checkStore(dir string) error {
 // embedded server behind it.
 type conn struct {
 	nc     *nats.Conn
-	emb    *server.Server // nil with a NATS URL
-	closed chan struct{}  // closed when nc is
+	emb    *server.Server   // nil with a NATS URL
+	local  *server.Endpoint // the endpoint of the run it connected through, nil if none
+	closed chan struct{}    // closed when nc is
 	// denied, when set, is called with the server's refusal of a
 	// request for want of a permission.
 	denied atomic.Pointer[context.CancelCauseFunc]
@@ -319,8 +328,21 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		return c, nil
 	}
 
+	// The long-running command (run) serves an endpoint on its store; the
+	// others connect through the endpoint of the run that holds it.
+	var stale error
+	if !patient {
+		ok, why, err := a.dialEndpoint(c, opts)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return c, nil
+		}
+		stale = why
+	}
 	interval, always, _ := s.SyncOptions() // validated with the settings
-	emb, err := server.Start(server.Options{
+	emb, err := server.Start(server.Options{Endpoint: patient,
 		StoreDir: s.StoreDir, Listen: s.Listen, SyncAlways: always, SyncInterval: interval, Fresh: a.fresh,
 		// Clients of the listener authenticate as the settings say this
 		// process does; so does its own in-process connection.
@@ -328,6 +350,9 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		Insecure: a.insecure,
 	})
 	if err != nil {
+		if errors.Is(err, server.ErrStoreInUse) && stale != nil {
+			return nil, fmt.Errorf("%w; its endpoint cannot be reached: %w", err, stale)
+		}
 		if errors.Is(err, server.ErrNoAuth) {
 			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%w; for --listen beyond loopback set nats.user and nats.password (SLUICE_NATS_USER, SLUICE_NATS_PASSWORD) or nats.token (SLUICE_NATS_TOKEN), or, to accept that, give --insecure", err)}
 		}
