@@ -135,10 +135,11 @@ func rate(a, b uint64, dt float64) float64 {
 // writeTop writes rows as a table.
 func writeTop(w io.Writer, rows []topRow) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PIPELINE\tSTAGE\tWORKERS\tIN\tOUT\tIN/S\tOUT/S\tPENDING\tACK PENDING\tERRORS\tDLQ\tHELD")
 	if len(rows) == 0 {
-		fmt.Fprintln(tw, "-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-")
+		_, err := fmt.Fprintln(w, "no pipeline running")
+		return err
 	}
+	fmt.Fprintln(tw, "PIPELINE\tSTAGE\tWORKERS\tIN\tOUT\tIN/S\tOUT/S\tPENDING\tACK PENDING\tERRORS\tDLQ\tHELD")
 	for _, r := range rows {
 		pending, ack := "-", "-"
 		switch {
