@@ -94,7 +94,7 @@ type WorkerStage struct {
 	// failed attempts that were retried, both by this worker.
 	Out    uint64 `json:"out"`
 	Errors uint64 `json:"errors"`
-	Error string  `json:"error,omitempty"`
+	Error  string `json:"error,omitempty"`
 	// HeldSince is when the stage became held (StageHeld), and HeldBy the
 	// destination's error that holds it, without the user names and
 	// passwords of URLs; both empty when it is not held.
