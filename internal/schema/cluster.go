@@ -92,8 +92,8 @@ type WorkerStage struct {
 	Rate  float64 `json:"rate"` // of In per second over the last minute
 	// Out is the messages it published (a sink: wrote), Errors its
 	// failed attempts that were retried, both by this worker.
-	Out    uint64 `json:"out"`
-	Errors uint64 `json:"errors"`
+	Out    uint64 `json:"out,omitempty"`
+	Errors uint64 `json:"errors,omitempty"`
 	Error  string `json:"error,omitempty"`
 	// HeldSince is when the stage became held (StageHeld), and HeldBy the
 	// destination's error that holds it, without the user names and
