@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -250,4 +252,27 @@ func TestTopTerminal(t *testing.T) {
 		_, err := tmuxCmd("has-session", "-t", session)
 		return err != nil
 	})
+}
+
+// TestLocalRunUnreachable: a process holds the store but its endpoint
+// cannot be reached; the commands refuse, naming the process and why.
+func TestLocalRunUnreachable(t *testing.T) {
+	dir := inEmptyDir(t)
+	store := filepath.Join(dir, ".sluice")
+	s, err := server.Start(server.Options{StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	// An endpoint where nothing listens, as a run that lost its listener
+	// would leave.
+	b, _ := json.Marshal(server.Endpoint{URL: "ws://127.0.0.1:" + strconv.Itoa(natstest.FreePort(t)), Token: "x", PID: os.Getpid()})
+	writeFile(t, store, server.EndpointFile, string(b))
+	pid := fmt.Sprintf("process %d", os.Getpid())
+	for _, args := range [][]string{{"dlq", "list", "demo"}, {"status"}, {"top", "--once"}, {"tap", "demo", "gen"}} {
+		code, _, stderr := sluiceCtx(t, args...)
+		if code != ExitFailure || !strings.Contains(stderr, pid) || !strings.Contains(stderr, "does not answer") {
+			t.Errorf("%s: exit %d, want 1 and a message naming %s and why its endpoint failed:\n%s", strings.Join(args, " "), code, pid, stderr)
+		}
+	}
 }
