@@ -164,12 +164,35 @@ func runStatus(ctx context.Context, c *conn, name string) (*cluster.StatusReport
 	return &st, nil
 }
 
-// status returns the status of the cluster or the local run behind c.
+// runProbeTimeout bounds the wait for a run's answer on a cluster, where
+// there is none, or the user may not ask (which NATS does not answer).
+const runProbeTimeout = 2 * time.Second
+
+// status returns the status of the cluster or the local run behind c. On
+// a cluster it adds the run whose embedded server it is (a "sluice run
+// --listen"), if one answers.
 func status(ctx context.Context, c *conn, name string) (*cluster.StatusReport, error) {
 	if c.local != nil {
 		return runStatus(ctx, c, name)
 	}
-	return cluster.Status(ctx, c.nc, name)
+	st, err := cluster.Status(ctx, c.nc, name)
+	notDeployed := name != "" && errors.Is(err, cluster.ErrNotDeployed)
+	if err != nil && !notDeployed {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, runProbeTimeout)
+	defer cancel()
+	m, rerr := c.nc.RequestWithContext(pctx, schema.RunStatusSubject, []byte(name))
+	var run cluster.StatusReport
+	if rerr != nil || json.Unmarshal(m.Data, &run) != nil || len(run.Pipelines) == 0 {
+		return st, err // no run here (no responders), or it may not be asked
+	}
+	if st == nil {
+		st = &cluster.StatusReport{}
+	}
+	st.Pipelines = append(st.Pipelines, run.Pipelines...)
+	st.Workers = append(st.Workers, run.Workers...)
+	return st, nil
 }
 
 // storeFiles are the files of a sluice store directory besides the

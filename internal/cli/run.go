@@ -265,8 +265,10 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		// printing on stderr. A permission violation names the subject,
 		// never a secret.
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), strconv.Quote(schema.UserInfoSubject)) {
-				// Deploy asks who it is, and does without the answer.
+			if errors.Is(err, nats.ErrPermissionViolation) && (strings.Contains(err.Error(), strconv.Quote(schema.UserInfoSubject)) ||
+				strings.Contains(err.Error(), strconv.Quote(schema.RunStatusSubject))) {
+				// Deploy asks who it is, status on a cluster for a run's
+				// status, and both do without the answer.
 				// nats.go says which subject was refused only in the text.
 				a.log.Debug("NATS refused a request; going on without it", "err", err)
 				return

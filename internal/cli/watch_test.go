@@ -44,10 +44,10 @@ func sluiceCtx(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-// startLocalRun runs `sluice run` of endlessPipeline in dir, in this
+// startLocalRun runs `sluice run` of endlessPipeline in dir, with flags, in this
 // process, until the returned func stops it; that func returns the run's
 // exit code and stderr.
-func startLocalRun(t *testing.T, dir string) (stop func() (int, string)) {
+func startLocalRun(t *testing.T, dir string, flags ...string) (stop func() (int, string)) {
 	t.Helper()
 	file := writeFile(t, dir, "p.yaml", endlessPipeline)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -55,7 +55,8 @@ func startLocalRun(t *testing.T, dir string) (stop func() (int, string)) {
 	var code int
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		code = MainContext(ctx, []string{"run", "--log-format", "text", file}, strings.NewReader(""), newLockedBuffer(), errOut)
+		args := append([]string{"run", "--log-format", "text"}, flags...)
+		code = MainContext(ctx, append(args, file), strings.NewReader(""), newLockedBuffer(), errOut)
 	})
 	stopped := false
 	stop = func() (int, string) {
@@ -274,5 +275,20 @@ func TestLocalRunUnreachable(t *testing.T) {
 		if code != ExitFailure || !strings.Contains(stderr, pid) || !strings.Contains(stderr, "does not answer") {
 			t.Errorf("%s: exit %d, want 1 and a message naming %s and why its endpoint failed:\n%s", strings.Join(args, " "), code, pid, stderr)
 		}
+	}
+}
+
+// TestStatusListen: status --nats at the listener of a `sluice run
+// --listen` shows the run, beside what is deployed there (nothing).
+func TestStatusListen(t *testing.T) {
+	dir := inEmptyDir(t)
+	addr := "127.0.0.1:" + strconv.Itoa(natstest.FreePort(t))
+	startLocalRun(t, dir, "--listen", addr)
+	natstest.WaitFor(t, time.Minute, "status --nats to show the run", func() bool {
+		code, stdout, _ := sluiceCtx(t, "status", "--nats", "nats://"+addr)
+		return code == ExitOK && strings.Contains(stdout, "pipeline watched  run 1 running  local run")
+	})
+	if code, stdout, stderr := sluiceCtx(t, "status", "--nats", "nats://"+addr, "nosuch"); code != ExitFailure {
+		t.Errorf("status nosuch: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
