@@ -271,7 +271,11 @@ func (a *app) withCluster(ctx context.Context, patient bool, fn func(context.Con
 func writeStatus(a *app, st *cluster.StatusReport) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	if len(st.Pipelines) == 0 {
-		fmt.Fprintln(tw, "no pipeline deployed")
+		if len(st.Workers) == 1 && st.Workers[0].ID == cluster.LocalWorker {
+			fmt.Fprintln(tw, "no pipeline running yet")
+		} else {
+			fmt.Fprintln(tw, "no pipeline deployed")
+		}
 	}
 	for _, ps := range st.Pipelines {
 		d := ps.Deployment

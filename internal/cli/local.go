@@ -45,7 +45,9 @@ func (a *app) dialEndpoint(c *conn, opts []nats.Option) (ok bool, stale error, e
 	case err != nil:
 		return false, nil, err
 	}
-	opts = append(opts, nats.Name("sluice"), nats.Token(e.Token))
+	// A run's endpoint ends with it: the next run has another port and
+	// token. So the connection ends too, and with it a tap or top.
+	opts = append(opts, nats.Name("sluice"), nats.Token(e.Token), nats.NoReconnect())
 	nc, err := nats.Connect(e.URL, opts...)
 	if err != nil {
 		return false, nil, fmt.Errorf("connect to the run (process %d) that holds the store %s through its endpoint: %w", e.PID, a.settings.StoreDir, err)

@@ -127,8 +127,14 @@ func tap(ctx context.Context, nc *nats.Conn, p, s string, o tapOptions, w io.Wri
 	for printed := 0; o.follow || printed < o.n; {
 		m, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil {
 				return nil // interrupted
+			}
+			if nc.IsClosed() {
+				return fmt.Errorf("tap: the connection to NATS has closed (a local run that ended closes it): %w", err)
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
 			}
 			return fmt.Errorf("tap: %w", err)
 		}

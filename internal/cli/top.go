@@ -61,7 +61,10 @@ heartbeats and the stages' consumers.`,
 					if err != nil {
 						return failure(err)
 					}
-					return failure(writeTop(a.stdout, topRows(nil, topSample{st: st, at: time.Now()})))
+					if err := writeTop(a.stdout, topRows(nil, topSample{st: st, at: time.Now()})); err != nil {
+						return failure(err)
+					}
+					return failure(writeTopNotes(a.stdout, st))
 				}
 				return failure(a.topLive(ctx, fetch, where, interval))
 			})
@@ -162,6 +165,30 @@ func writeTop(w io.Writer, rows []topRow) error {
 	return tw.Flush()
 }
 
+// writeTopNotes writes, below the table, what holds a stage, why a
+// backlog is not known and what failed, a line each.
+func writeTopNotes(w io.Writer, st *cluster.StatusReport) error {
+	var notes []string
+	for _, ps := range st.Pipelines {
+		for _, s := range ps.Stages {
+			for _, h := range s.Held {
+				notes = append(notes, fmt.Sprintf("%s/%s held on %s for %s: %s", ps.Deployment.Name, s.Name, h.Worker, time.Since(h.Since).Round(time.Second), h.Error))
+			}
+			if s.Unknown != "" {
+				notes = append(notes, fmt.Sprintf("%s/%s backlog not known: %s", ps.Deployment.Name, s.Name, s.Unknown))
+			}
+		}
+		for _, e := range ps.Errors {
+			notes = append(notes, fmt.Sprintf("%s error: %s", ps.Deployment.Name, e))
+		}
+	}
+	if len(notes) == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
+	return err
+}
+
 // topLive runs top's terminal view until the user quits or ctx ends.
 func (a *app) topLive(ctx context.Context, fetch func(context.Context) (*cluster.StatusReport, error), where string, interval time.Duration) error {
 	in, inOK := a.stdin.(*os.File)
@@ -235,6 +262,7 @@ func (m *topModel) View() string {
 	fmt.Fprintf(&b, "sluice top — %s — every %s — q to quit\n\n", m.where, m.interval)
 	if m.cur != nil {
 		_ = writeTop(&b, topRows(m.prev, *m.cur))
+		_ = writeTopNotes(&b, m.cur.st)
 		fmt.Fprintf(&b, "\nsampled %s\n", m.cur.at.Format(time.TimeOnly))
 	} else if m.err == nil {
 		b.WriteString("sampling…\n")
