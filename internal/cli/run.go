@@ -130,6 +130,14 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		Fresh:       fresh && s.NATSURL != "",
 		StopTimeout: s.ShutdownTimeout,
 	}
+	if conn.emb != nil { // status, top and tap reach the run through its endpoint
+		stopStatus, err := a.serveRunStatus(conn.nc, ps)
+		if err != nil {
+			conn.close()
+			return failure(err)
+		}
+		defer stopStatus()
+	}
 	go func() { done <- a.runAll(ctx, conn.nc, ps, opts) }()
 	select {
 	case err = <-done:
@@ -217,7 +225,7 @@ func checkStore(dir string) error {
 		return fmt.Errorf("--fresh: %w", err)
 	}
 	for _, e := range entries {
-		if e.Name() != server.JetStreamDir && e.Name() != server.LockFile {
+		if !isStoreFile(e.Name()) {
 			return fmt.Errorf("--fresh: refusing to remove store directory %s: it holds %q, which is not part of a sluice store", dir, e.Name())
 		}
 	}
@@ -228,8 +236,9 @@ func checkStore(dir string) error {
 // embedded server behind it.
 type conn struct {
 	nc     *nats.Conn
-	emb    *server.Server // nil with a NATS URL
-	closed chan struct{}  // closed when nc is
+	emb    *server.Server   // nil with a NATS URL
+	local  *server.Endpoint // the endpoint of the run it connected through, nil if none
+	closed chan struct{}    // closed when nc is
 	// denied, when set, is called with the server's refusal of a
 	// request for want of a permission.
 	denied atomic.Pointer[context.CancelCauseFunc]
@@ -258,8 +267,10 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		// printing on stderr. A permission violation names the subject,
 		// never a secret.
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), strconv.Quote(schema.UserInfoSubject)) {
-				// Deploy asks who it is, and does without the answer.
+			if errors.Is(err, nats.ErrPermissionViolation) && (strings.Contains(err.Error(), strconv.Quote(schema.UserInfoSubject)) ||
+				strings.Contains(err.Error(), strconv.Quote(schema.RunStatusSubject))) {
+				// Deploy asks who it is, status on a cluster for a run's
+				// status, and both do without the answer.
 				// nats.go says which subject was refused only in the text.
 				a.log.Debug("NATS refused a request; going on without it", "err", err)
 				return
@@ -321,8 +332,21 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		return c, nil
 	}
 
+	// The long-running command (run) serves an endpoint on its store; the
+	// others connect through the endpoint of the run that holds it.
+	var stale error
+	if !patient {
+		ok, why, err := a.dialEndpoint(c, opts)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return c, nil
+		}
+		stale = why
+	}
 	interval, always, _ := s.SyncOptions() // validated with the settings
-	emb, err := server.Start(server.Options{
+	emb, err := server.Start(server.Options{Endpoint: patient,
 		StoreDir: s.StoreDir, Listen: s.Listen, SyncAlways: always, SyncInterval: interval, Fresh: a.fresh,
 		// Clients of the listener authenticate as the settings say this
 		// process does; so does its own in-process connection.
@@ -330,6 +354,9 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		Insecure: a.insecure,
 	})
 	if err != nil {
+		if errors.Is(err, server.ErrStoreInUse) && stale != nil {
+			return nil, fmt.Errorf("%w; its endpoint cannot be reached: %w", err, stale)
+		}
 		if errors.Is(err, server.ErrNoAuth) {
 			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%w; for --listen beyond loopback set nats.user and nats.password (SLUICE_NATS_USER, SLUICE_NATS_PASSWORD) or nats.token (SLUICE_NATS_TOKEN), or, to accept that, give --insecure", err)}
 		}
