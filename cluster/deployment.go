@@ -276,7 +276,7 @@ func (d *deployment) report() WorkerPipeline {
 			st.State = StageStandby
 		}
 		sum := d.job.Stage(s.Name)
-		st.In = sum.In
+		st.In, st.Out, st.Errors = sum.In, sum.Out, sum.Errors
 		if !sum.HeldSince.IsZero() && st.State == StageRunning {
 			st.State, st.HeldSince, st.HeldBy = StageHeld, sum.HeldSince.UTC(), sum.HeldBy
 		}

@@ -40,6 +40,12 @@ type StageStatus struct {
 	Redelivered uint64   `json:"redelivered"`  // delivered more than once, not yet acknowledged
 	DeadLetters uint64   `json:"dead_letters"` // its messages in the dead-letter stream
 	Rate        float64  `json:"rate"`         // messages (a source: records) per second over the last minute, all workers together
+	// In, Out and Errors are what the workers running it took in,
+	// published (a sink: wrote) and failed on (retried attempts) in their
+	// current run, all workers together.
+	In     uint64 `json:"in"`
+	Out    uint64 `json:"out"`
+	Errors uint64 `json:"errors"`
 	// Held lists the workers where the stage is held now by a destination
 	// that is down, since when and by what error.
 	Held []StageHold `json:"held,omitempty"`
@@ -175,6 +181,7 @@ func pipelineStatus(ctx context.Context, js jetstream.JetStream, d *Deployment, 
 						continue
 					}
 					ss.Rate += st.Rate
+					ss.In, ss.Out, ss.Errors = ss.In+st.In, ss.Out+st.Out, ss.Errors+st.Errors
 					switch st.State {
 					case StageRunning:
 						ss.Workers = append(ss.Workers, w.ID)

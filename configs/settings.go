@@ -47,6 +47,9 @@ const (
 	MinMemoryLimit = 32 << 20
 	// DefaultShutdownTimeout bounds a clean stop after a signal.
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultProgressInterval is how often `sluice run` logs the progress
+	// of each pipeline when stderr is not a terminal.
+	DefaultProgressInterval = 10 * time.Second
 	// DefaultLeaseTTL is how long a worker's heartbeat and source leases
 	// live without renewal.
 	DefaultLeaseTTL = 10 * time.Second
@@ -106,6 +109,9 @@ type Settings struct {
 	// ShutdownTimeout bounds a clean stop after SIGINT or SIGTERM:
 	// finishing the batches in hand, flushing and syncing sinks.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// ProgressInterval is how often `sluice run` logs a "progress" line
+	// per pipeline when stderr is not a terminal.
+	ProgressInterval time.Duration `mapstructure:"progress_interval"`
 	// WorkerID names a sluice worker among the cluster's workers; empty
 	// means the host name.
 	WorkerID string `mapstructure:"worker_id"`
@@ -145,7 +151,7 @@ type NATSAuth struct {
 // Keys lists every settings key, as used in config files and with
 // viper.BindPFlag.
 var Keys = []string{
-	"nats_url", "store_dir", "listen", "http", "http_token", "sync", "log_level", "log_format", "gc_percent", "memory_limit", "shutdown_timeout",
+	"nats_url", "store_dir", "listen", "http", "http_token", "sync", "log_level", "log_format", "gc_percent", "memory_limit", "shutdown_timeout", "progress_interval",
 	"http_tls_cert", "http_tls_key",
 	"worker_id", "lease_ttl", "allow_env", "allow_exec", "allow_plugins", "data_dir",
 	"nats.creds_file", "nats.user", "nats.password", "nats.token",
@@ -171,6 +177,7 @@ func NewViper() *viper.Viper {
 	v.SetDefault("gc_percent", DefaultGCPercent)
 	v.SetDefault("memory_limit", MemoryLimitAuto)
 	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
+	v.SetDefault("progress_interval", DefaultProgressInterval)
 	v.SetDefault("lease_ttl", DefaultLeaseTTL)
 	return v
 }
@@ -259,6 +266,9 @@ func (s Settings) Validate() error {
 	}
 	if s.ShutdownTimeout <= 0 {
 		problems = append(problems, fmt.Sprintf("shutdown_timeout must be > 0 (got %s)", s.ShutdownTimeout))
+	}
+	if s.ProgressInterval <= 0 {
+		problems = append(problems, fmt.Sprintf("progress_interval must be > 0 (got %s)", s.ProgressInterval))
 	}
 	if s.LeaseTTL < time.Second {
 		problems = append(problems, fmt.Sprintf("lease_ttl must be at least 1s (got %s)", s.LeaseTTL))

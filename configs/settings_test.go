@@ -41,7 +41,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, MemoryLimit: "auto", ShutdownTimeout: 30 * time.Second, LeaseTTL: 10 * time.Second}
+	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, MemoryLimit: "auto", ShutdownTimeout: 30 * time.Second, ProgressInterval: 10 * time.Second, LeaseTTL: 10 * time.Second}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
@@ -146,6 +146,7 @@ log_format: text
 gc_percent: 250
 memory_limit: 1GiB
 shutdown_timeout: 1m
+progress_interval: 30s
 allow_env: [TEAM_, SLUICE_VAR_]
 allow_exec: true
 data_dir: /srv/sluice
@@ -167,11 +168,12 @@ nats:
 		MemoryLimit: "1GiB",
 		NATS:        NATSAuth{User: "ann", Password: "secret", TLSCA: "/etc/ca.pem"},
 
-		ShutdownTimeout: time.Minute,
-		LeaseTTL:        DefaultLeaseTTL,
-		AllowEnv:        []string{"TEAM_", "SLUICE_VAR_"},
-		AllowExec:       true,
-		DataDir:         "/srv/sluice",
+		ShutdownTimeout:  time.Minute,
+		ProgressInterval: 30 * time.Second,
+		LeaseTTL:         DefaultLeaseTTL,
+		AllowEnv:         []string{"TEAM_", "SLUICE_VAR_"},
+		AllowExec:        true,
+		DataDir:          "/srv/sluice",
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("got %+v, want %+v", s, want)
@@ -283,6 +285,8 @@ func TestLoadInvalid(t *testing.T) {
 			want: []string{`memory_limit must be auto, off or a size of at least 32 MiB`, `"1MiB"`}},
 		{name: "shutdown timeout", env: map[string]string{"SLUICE_SHUTDOWN_TIMEOUT": "0s"},
 			want: []string{`shutdown_timeout must be > 0 (got 0s)`}},
+		{name: "progress interval", file: "progress_interval: 0s\n",
+			want: []string{`progress_interval must be > 0 (got 0s)`}},
 		{name: "sync", env: map[string]string{"SLUICE_SYNC": "sometimes"},
 			want: []string{`sync must be "always" or a duration > 0 such as 1s (got "sometimes")`}},
 		{name: "sync zero", file: "sync: 0s\n",

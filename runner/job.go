@@ -332,3 +332,33 @@ func (j *Job) Backlog(ctx context.Context, name string) (b Backlog, ok bool, err
 	}
 	return b, true, nil
 }
+
+// From returns what stage name reads: the outputs of the stages before it
+// ([pipeline.Input]s, a route named where it reads one), in the order of
+// the pipeline file; nil for a source or a stage the pipeline does not
+// have. The slice is the caller's.
+func (j *Job) From(name string) []pipeline.Input {
+	s := j.r.p.Stage(name)
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.From)
+}
+
+// SourceProgress tells how far source stage name has read, in bytes of
+// its input, and of how many (-1 when it cannot know); ok is false for a
+// stage that is not a source run by this process, not started yet, or
+// whose source type does not report progress ([stages.ProgressReporter]).
+// It is safe to call at any time, also after the source has ended.
+func (j *Job) SourceProgress(name string) (done, total int64, ok bool) {
+	st := j.r.stats[name]
+	if st == nil || !slices.ContainsFunc(j.local, func(s *pipeline.Stage) bool { return s.Name == name }) {
+		return 0, 0, false
+	}
+	pr := st.progress.Load()
+	if pr == nil {
+		return 0, 0, false
+	}
+	done, total = (*pr).Progress()
+	return done, total, true
+}

@@ -99,6 +99,9 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 	l.pub.js, l.pub.fastOK, l.pub.ordered = js, true, st.Partitions > 0 || l.marks != nil
 	l.resumable, _ = src.(stages.Resumable)
 	l.obs = newStageObs(r, st.Name, st.Role, src)
+	if pr, ok := src.(stages.ProgressReporter); ok {
+		l.stats.progress.Store(&pr)
+	}
 	l.cp.Run = r.id
 	return l, nil
 }

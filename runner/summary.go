@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/stages"
 )
 
 // stageStats counts what one stage does in this process. Workers update it
@@ -18,6 +19,9 @@ import (
 type stageStats struct {
 	in, out, filtered, errors, dead, dropped atomic.Uint64
 	hold                                     holdStats
+	// progress is the source of a source stage run here, if it reports
+	// how far it has read.
+	progress atomic.Pointer[stages.ProgressReporter]
 }
 
 // holdStats tracks when a stage is held by a destination that is down:

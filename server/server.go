@@ -72,6 +72,12 @@ type Options struct {
 	// is locked, before the server starts: never from under another
 	// process.
 	Fresh bool
+	// Endpoint opens a private endpoint besides any listener: a
+	// WebSocket listener on loopback at a random port, whose clients
+	// authenticate with a random token, recorded in the store's
+	// [EndpointFile] (mode 0600) until Shutdown. Other commands of this
+	// host reach the server through it ([ReadEndpoint]).
+	Endpoint bool
 }
 
 // Server is a nats-server with JetStream running in this process.
@@ -79,6 +85,8 @@ type Server struct {
 	srv  *natsd.Server
 	lock *os.File // holds the store's lock until Shutdown
 	open []string // what it accepts from beyond loopback without authentication
+	// endpoint is the path of the endpoint file, "" without one.
+	endpoint string
 }
 
 // Start starts a nats-server with JetStream in this process and
@@ -89,6 +97,12 @@ func Start(opts Options) (_ *Server, err error) {
 	so, err := natsOptions(opts)
 	if err != nil {
 		return nil, err
+	}
+	var token string
+	if opts.Endpoint {
+		if token, err = addEndpoint(so); err != nil {
+			return nil, err
+		}
 	}
 	lock, err := lockStore(so.StoreDir)
 	if err != nil {
@@ -117,7 +131,14 @@ func Start(opts Options) (_ *Server, err error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("sluice: embedded server: not ready after %s (store %s)", timeout, so.StoreDir)
 	}
-	return &Server{srv: srv, lock: lock, open: unauthenticated(so)}, nil
+	e := &Server{srv: srv, lock: lock, open: unauthenticated(so)}
+	if opts.Endpoint {
+		if e.endpoint, err = writeEndpoint(so, so.StoreDir, token); err != nil {
+			srv.Shutdown()
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 // hostPort splits a host:port address; port 0 picks a free port.
@@ -198,6 +219,10 @@ func (e *Server) ClientURL() string {
 
 // Shutdown stops the server and waits for it to finish.
 func (e *Server) Shutdown() {
+	if e.endpoint != "" {
+		os.Remove(e.endpoint) // gone already is as good
+		e.endpoint = ""
+	}
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 	if e.lock != nil {

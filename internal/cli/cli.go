@@ -74,6 +74,7 @@ type app struct {
 	log            *slog.Logger     // set by loadSettings
 	fresh          bool             // run --fresh: the embedded server removes its store first
 	insecure       bool             // run --insecure: the embedded server may listen beyond loopback without authentication
+	quiet          bool             // run --quiet: no progress display
 	// started are called, in order, with each job of run once its stages
 	// run, and stopped with a pipeline's name once its run has ended: the
 	// hooks of what watches a run (metrics, status, progress).
@@ -198,6 +199,8 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 		a.deployCmd(),
 		a.undeployCmd(),
 		a.statusCmd(),
+		a.tapCmd(),
+		a.topCmd(),
 		a.validateCmd(),
 		a.graphCmd(),
 		a.stagesCmd(),

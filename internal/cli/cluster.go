@@ -234,15 +234,20 @@ func (a *app) statusCmd() *cobra.Command {
 run, and per stage: the workers running it and standing by, the messages
 pending in its input streams, awaiting acknowledgement and redelivered, its
 dead letters, and its rate over the last minute, all workers together. Then
-the live workers. --json prints the same as JSON.` + clusterHelp,
+the live workers. --json prints the same as JSON.
+
+Without --nats (or SLUICE_NATS_URL), status shows the "sluice run" that holds
+the store (--store-dir) instead, through the private endpoint it records
+there: its pipelines, and per stage what this run took in, sent and failed
+on, its backlog and dead letters.` + clusterHelp,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := ""
 			if len(args) == 1 {
 				name = args[0]
 			}
-			return a.withCluster(cmd.Context(), false, func(ctx context.Context, c *conn) error {
-				st, err := cluster.Status(ctx, c.nc, name)
+			return a.withRun(cmd.Context(), func(ctx context.Context, c *conn) error {
+				st, err := status(ctx, c, name)
 				if err != nil {
 					return failure(err)
 				}
@@ -275,13 +280,22 @@ func (a *app) withCluster(ctx context.Context, patient bool, fn func(context.Con
 func writeStatus(a *app, st *cluster.StatusReport) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	if len(st.Pipelines) == 0 {
-		fmt.Fprintln(tw, "no pipeline deployed")
+		if len(st.Workers) == 1 && st.Workers[0].ID == cluster.LocalWorker {
+			fmt.Fprintln(tw, "no pipeline running yet")
+		} else {
+			fmt.Fprintln(tw, "no pipeline deployed")
+		}
 	}
 	for _, ps := range st.Pipelines {
 		d := ps.Deployment
-		fmt.Fprintf(tw, "pipeline %s  version %d  run %d %s  deployed %s%s from %s on %s\n",
-			d.Name, d.Version, d.Run, ps.RunState, d.Deployed.Format(time.RFC3339), deployedBy(d), d.File, d.Host)
-		fmt.Fprintln(tw, "STAGE\tROLE\tTYPE\tWORKERS\tSTANDBY\tPENDING\tACK PENDING\tREDELIVERED\tDEAD LETTERS\tRATE/S")
+		if cluster.IsLocal(d) {
+			fmt.Fprintf(tw, "pipeline %s  run %d %s  local run started %s from %s on %s\n",
+				d.Name, d.Run, ps.RunState, d.Deployed.Format(time.RFC3339), d.File, d.Host)
+		} else {
+			fmt.Fprintf(tw, "pipeline %s  version %d  run %d %s  deployed %s%s from %s on %s\n",
+				d.Name, d.Version, d.Run, ps.RunState, d.Deployed.Format(time.RFC3339), deployedBy(d), d.File, d.Host)
+		}
+		fmt.Fprintln(tw, "STAGE\tROLE\tTYPE\tWORKERS\tSTANDBY\tIN\tOUT\tERRORS\tPENDING\tACK PENDING\tREDELIVERED\tDEAD LETTERS\tRATE/S")
 		for _, s := range ps.Stages {
 			pending, ack, redelivered := "-", "-", "-"
 			switch {
@@ -290,8 +304,8 @@ func writeStatus(a *app, st *cluster.StatusReport) error {
 			case len(s.Inputs) > 0:
 				pending, ack, redelivered = fmt.Sprint(s.Pending), fmt.Sprint(s.AckPending), fmt.Sprint(s.Redelivered)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.1f\n", s.Name, s.Role, s.Type,
-				orDash(s.Workers), orDash(s.Standby), pending, ack, redelivered, s.DeadLetters, s.Rate)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%.1f\n", s.Name, s.Role, s.Type,
+				orDash(s.Workers), orDash(s.Standby), s.In, s.Out, s.Errors, pending, ack, redelivered, s.DeadLetters, s.Rate)
 		}
 		for _, s := range ps.Stages {
 			if s.Unknown != "" {
@@ -311,6 +325,10 @@ func writeStatus(a *app, st *cluster.StatusReport) error {
 	for _, w := range st.Workers {
 		var ps []string
 		for _, p := range w.Pipelines {
+			if p.Version == 0 { // a local run
+				ps = append(ps, fmt.Sprintf("%s run %d", p.Name, p.Run))
+				continue
+			}
 			ps = append(ps, fmt.Sprintf("%s v%d", p.Name, p.Version))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", w.ID, w.Host, w.PID,

@@ -46,8 +46,9 @@ has begun, an earlier run's dead letters are left in place (exit status 1);
 remove them with dlq purge --run N. Records a source could not read cannot be
 replayed either: they were never on a stream.
 
-Without --nats these commands open the embedded server's store: run them when
-no "sluice run" uses it, or point --nats at a run started with --listen.`,
+Without --nats these commands reach the "sluice run" that holds the store
+(--store-dir) through the private endpoint it records there, and open the
+store themselves when no run holds it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SetOut(a.stderr)

@@ -289,8 +289,9 @@ func TestDLQPurgeErrors(t *testing.T) {
 	}
 }
 
-// TestStoreInUse: a command that would start a second embedded server on
-// the store of a running `sluice run` refuses, naming the process.
+// TestStoreInUse: while `sluice run` holds the store, dlq works through
+// its endpoint, and a second run, which would start a second embedded
+// server on the store, refuses, naming the process.
 func TestStoreInUse(t *testing.T) {
 	bin := buildSluice(t)
 	dir := t.TempDir()
@@ -299,6 +300,14 @@ stages:
   - name: gen
     source: generate
     with: {rate: 10}
+  - name: out
+    sink: discard
+`)
+	other := writeFile(t, dir, "other.yaml", `name: other
+stages:
+  - name: gen
+    source: generate
+    with: {count: 1}
   - name: out
     sink: discard
 `)
@@ -318,16 +327,23 @@ stages:
 	natstest.WaitFor(t, time.Minute, "the run to start", func() bool {
 		return strings.Contains(stderr.String(), `"msg":"run started"`)
 	})
+
 	list := exec.CommandContext(ctx, bin, "dlq", "list", "slow")
 	list.Dir = dir
-	out, err := list.CombinedOutput()
+	if out, err := list.CombinedOutput(); err != nil || !strings.Contains(string(out), "no dead letters") {
+		t.Fatalf("dlq list through the running process: %v, want exit status 0 and no dead letters; output:\n%s", err, out)
+	}
+
+	second := exec.CommandContext(ctx, bin, "run", other)
+	second.Dir = dir
+	out, err := second.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("dlq list while the run runs: %v, want exit status 1; output:\n%s", err, out)
+		t.Fatalf("a second run on the store: %v, want exit status 1; output:\n%s", err, out)
 	}
-	for _, want := range []string{"in use", fmt.Sprintf("process %d", run.Process.Pid), "sluice run", "--listen"} {
+	for _, want := range []string{"in use", fmt.Sprintf("process %d", run.Process.Pid), "sluice run"} {
 		if !strings.Contains(string(out), want) {
-			t.Errorf("dlq list says %q, want it to contain %q", out, want)
+			t.Errorf("the second run says %q, want it to contain %q", out, want)
 		}
 	}
 }

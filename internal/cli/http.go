@@ -17,7 +17,7 @@ import (
 func (a *app) httpFlags(cmd *cobra.Command, serves string) (bind func()) {
 	f := cmd.Flags()
 	f.String("http", "", "serve "+serves+" on PORT or :PORT (loopback) or HOST:PORT; beyond loopback it needs http_token (SLUICE_HTTP_TOKEN) or --insecure (default: none)")
-	f.String("http-token", "", "the bearer token /metrics requires (better: SLUICE_HTTP_TOKEN, kept out of the process list)")
+	f.String("http-token", "", "the bearer token /metrics and /api/status require; open the status page as /#token=TOKEN (better: SLUICE_HTTP_TOKEN, kept out of the process list)")
 	f.String("http-tls-cert", "", "PEM certificate to serve --http over HTTPS with (setting http_tls_cert)")
 	f.String("http-tls-key", "", "PEM private key of --http-tls-cert (setting http_tls_key)")
 	return func() {

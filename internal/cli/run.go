@@ -68,7 +68,8 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients, who authenticate with nats.user and nats.password or nats.token when they are set (default: none)")
 	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication, and --http beyond loopback serve without http_token")
 	a.bind("listen", cmd.Flags().Lookup("listen"))
-	bindHTTP = a.httpFlags(cmd, "/metrics (Prometheus), /healthz and /readyz")
+	a.progressFlags(cmd)
+	bindHTTP = a.httpFlags(cmd, "/metrics (Prometheus), /healthz, /readyz and a status page at / (its data at /api/status)")
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
 	return cmd
 }
@@ -78,6 +79,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		return err
 	}
 	s := a.settings
+	defer a.showProgress()() // first: what follows logs through it
 	defer a.tuneMemory()()
 	if err := a.checkListen(); err != nil {
 		return err
@@ -132,6 +134,14 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	}
 	if obs != nil {
 		opts.Observer = obs.Observer()
+	}
+	if conn.emb != nil { // status, top and tap reach the run through its endpoint
+		stopStatus, err := a.serveRunStatus(conn.nc, ps)
+		if err != nil {
+			conn.close()
+			return failure(err)
+		}
+		defer stopStatus()
 	}
 	go func() { done <- a.runAll(ctx, conn.nc, ps, opts) }()
 	select {
@@ -220,7 +230,7 @@ func checkStore(dir string) error {
 		return fmt.Errorf("--fresh: %w", err)
 	}
 	for _, e := range entries {
-		if e.Name() != server.JetStreamDir && e.Name() != server.LockFile {
+		if !isStoreFile(e.Name()) {
 			return fmt.Errorf("--fresh: refusing to remove store directory %s: it holds %q, which is not part of a sluice store", dir, e.Name())
 		}
 	}
@@ -231,8 +241,9 @@ func checkStore(dir string) error {
 // embedded server behind it.
 type conn struct {
 	nc     *nats.Conn
-	emb    *server.Server // nil with a NATS URL
-	closed chan struct{}  // closed when nc is
+	emb    *server.Server   // nil with a NATS URL
+	local  *server.Endpoint // the endpoint of the run it connected through, nil if none
+	closed chan struct{}    // closed when nc is
 	// denied, when set, is called with the server's refusal of a
 	// request for want of a permission.
 	denied atomic.Pointer[context.CancelCauseFunc]
@@ -261,8 +272,10 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		// printing on stderr. A permission violation names the subject,
 		// never a secret.
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), strconv.Quote(schema.UserInfoSubject)) {
-				// Deploy asks who it is, and does without the answer.
+			if errors.Is(err, nats.ErrPermissionViolation) && (strings.Contains(err.Error(), strconv.Quote(schema.UserInfoSubject)) ||
+				strings.Contains(err.Error(), strconv.Quote(schema.RunStatusSubject))) {
+				// Deploy asks who it is, status on a cluster for a run's
+				// status, and both do without the answer.
 				// nats.go says which subject was refused only in the text.
 				a.log.Debug("NATS refused a request; going on without it", "err", err)
 				return
@@ -324,8 +337,21 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		return c, nil
 	}
 
+	// The long-running command (run) serves an endpoint on its store; the
+	// others connect through the endpoint of the run that holds it.
+	var stale error
+	if !patient {
+		ok, why, err := a.dialEndpoint(c, opts)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return c, nil
+		}
+		stale = why
+	}
 	interval, always, _ := s.SyncOptions() // validated with the settings
-	emb, err := server.Start(server.Options{
+	emb, err := server.Start(server.Options{Endpoint: patient,
 		StoreDir: s.StoreDir, Listen: s.Listen, SyncAlways: always, SyncInterval: interval, Fresh: a.fresh,
 		// Clients of the listener authenticate as the settings say this
 		// process does; so does its own in-process connection.
@@ -333,6 +359,9 @@ func (a *app) connect(ctx context.Context, patient bool) (*conn, error) {
 		Insecure: a.insecure,
 	})
 	if err != nil {
+		if errors.Is(err, server.ErrStoreInUse) && stale != nil {
+			return nil, fmt.Errorf("%w; its endpoint cannot be reached: %w", err, stale)
+		}
 		if errors.Is(err, server.ErrNoAuth) {
 			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%w; for --listen beyond loopback set nats.user and nats.password (SLUICE_NATS_USER, SLUICE_NATS_PASSWORD) or nats.token (SLUICE_NATS_TOKEN), or, to accept that, give --insecure", err)}
 		}
@@ -409,7 +438,7 @@ func (a *app) listenHTTP(names []string, worker string, waitNATS bool) (*observe
 func (a *app) serveHTTP(ctx context.Context, obs *observe.Server) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	a.log.Info("serving /metrics, /healthz and /readyz", "addr", obs.Addr())
+	a.log.Info("serving /metrics, /healthz, /readyz and the status page at /", "addr", obs.Addr())
 	if _, err := observe.CheckAddr(a.settings.HTTP, a.settings.HTTPToken, false); errors.Is(err, observe.ErrNoAuth) {
 		a.log.Warn("--insecure: /metrics is served beyond loopback without a bearer token", "addr", obs.Addr())
 	}

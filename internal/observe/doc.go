@@ -1,8 +1,10 @@
 // Package observe serves what a sluice process shows of itself over HTTP
 // (or HTTPS): /metrics in the Prometheus text format, /healthz (the
-// process is alive) and /readyz (every pipeline of the process has its
+// process is alive), /readyz (every pipeline of the process has its
 // stages running, and an embedded NATS server watched has JetStream
-// ready).
+// ready), and a status page at / (one embedded HTML file that draws the
+// pipelines' graphs with live counts) with its data at /api/status (a
+// JSON [Snapshot]).
 //
 // /metrics has each stage's counts, read from the runner at scrape time,
 // and its consumers' backlog, asked of the server at scrape time; the

@@ -41,8 +41,8 @@ func (f *failOnce) Process(_ context.Context, in *stages.Message, out []*stages.
 }
 func (f *failOnce) Close(context.Context) error { return nil }
 
-// serve starts s and stops it when the test ends.
-func serve(t *testing.T, s *Server) {
+// serveOn starts s and stops it when the test ends.
+func serveOn(t *testing.T, s *Server) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -117,7 +117,7 @@ stages:
 	if err != nil {
 		t.Fatal(err)
 	}
-	serve(t, s)
+	serveOn(t, s)
 	sum, err := runner.Run(context.Background(), nc, p, runner.Options{Registry: reg, Observer: s.Observer(), Started: s.Started})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func TestWorkerLabel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serve(t, s)
+	serveOn(t, s)
 	so := s.Observer().Stage("p", "out", stages.RoleSink)
 	so.Batch(runner.BatchFigures{Records: 3, Duration: time.Millisecond, Latencies: []time.Duration{time.Second}})
 	so.Written(time.Millisecond, 3)
@@ -183,17 +183,17 @@ func TestWorkerLabel(t *testing.T) {
 			t.Errorf("%s with the worker label: %v, %v; want 1", name, v, ok)
 		}
 	}
-	if code, msg := getStatus(t, http.DefaultClient, "http://"+s.Addr()+"/readyz"); code != http.StatusOK {
+	if code, msg := fetchCode(t, http.DefaultClient, "http://"+s.Addr()+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz of a worker without pipelines: %d %q, want 200", code, msg)
 	}
 	s.Stopped("p")
-	if code, msg := getStatus(t, http.DefaultClient, "http://"+s.Addr()+"/readyz"); code != http.StatusOK {
+	if code, msg := fetchCode(t, http.DefaultClient, "http://"+s.Addr()+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz of a worker after a pipeline was undeployed: %d %q, want 200", code, msg)
 	}
 }
 
-// getStatus returns the status and body of GET url.
-func getStatus(t *testing.T, c *http.Client, url string) (int, string) {
+// fetchCode returns the status and body of GET url.
+func fetchCode(t *testing.T, c *http.Client, url string) (int, string) {
 	t.Helper()
 	resp, err := c.Get(url)
 	if err != nil {
@@ -231,13 +231,13 @@ func TestNATSServerMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serve(t, s)
+	serveOn(t, s)
 	base := "http://" + s.Addr()
-	if code, msg := getStatus(t, http.DefaultClient, base+"/readyz"); code != http.StatusServiceUnavailable || msg != "nats server: not started\n" {
+	if code, msg := fetchCode(t, http.DefaultClient, base+"/readyz"); code != http.StatusServiceUnavailable || msg != "nats server: not started\n" {
 		t.Errorf("/readyz before the server is given: %d %q, want 503 saying it has not started", code, msg)
 	}
 	s.WatchNATS(emb)
-	if code, msg := getStatus(t, http.DefaultClient, base+"/readyz"); code != http.StatusOK {
+	if code, msg := fetchCode(t, http.DefaultClient, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz: %d %q, want 200", code, msg)
 	}
 	body := scrape(t, http.DefaultClient, base+"/metrics")
@@ -260,7 +260,7 @@ func TestNATSServerMetrics(t *testing.T) {
 		}
 	}
 	emb.Shutdown()
-	if code, msg := getStatus(t, http.DefaultClient, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(msg, "JetStream not ready") {
+	if code, msg := fetchCode(t, http.DefaultClient, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(msg, "JetStream not ready") {
 		t.Errorf("/readyz after the server stopped: %d %q, want 503 naming JetStream", code, msg)
 	}
 }
@@ -273,9 +273,9 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serve(t, s)
+	serveOn(t, s)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tlstest.Pool(t, files.CA)}}}
-	if code, body := getStatus(t, c, "https://"+s.Addr()+"/healthz"); code != http.StatusOK || body != "ok\n" {
+	if code, body := fetchCode(t, c, "https://"+s.Addr()+"/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("https /healthz: %d %q", code, body)
 	}
 	if !strings.Contains(scrape(t, c, "https://"+s.Addr()+"/metrics"), "go_goroutines") {

@@ -90,7 +90,11 @@ type WorkerStage struct {
 	State string  `json:"state"`
 	In    uint64  `json:"in"`   // messages (a source: records) taken in by this worker
 	Rate  float64 `json:"rate"` // of In per second over the last minute
-	Error string  `json:"error,omitempty"`
+	// Out is the messages it published (a sink: wrote), Errors its
+	// failed attempts that were retried, both by this worker.
+	Out    uint64 `json:"out,omitempty"`
+	Errors uint64 `json:"errors,omitempty"`
+	Error  string `json:"error,omitempty"`
 	// HeldSince is when the stage became held (StageHeld), and HeldBy the
 	// destination's error that holds it, without the user names and
 	// passwords of URLs; both empty when it is not held.

@@ -13,6 +13,13 @@ const (
 	LeasesBucket    = "sluice_leases"    // which worker runs each source
 )
 
+// RunStatusSubject is where a "sluice run" with an embedded server
+// answers a request with the status of its pipelines: a JSON status
+// report (cluster.StatusReport) of the pipeline the request's body names,
+// or of all for an empty body. '_' keeps it apart from any pipeline's
+// subjects.
+const RunStatusSubject = "sluice._run.status"
+
 // DLQStage is the reserved name that the dead-letter stream takes in the
 // place of a stage name; no stage may be called that.
 const DLQStage = "dlq"

@@ -29,6 +29,7 @@ func TestNames(t *testing.T) {
 		{IntakeSubjects(p)[0], "sluice.orders-etl._intake.>"},
 		{DLQSubject(p, s), "sluice.orders-etl._dlq.clean"},
 		{DLQSubjects(p), []string{"sluice.orders-etl._dlq.>"}},
+		{RunStatusSubject, "sluice._run.status"},
 	} {
 		if !reflect.DeepEqual(tt.got, tt.want) {
 			t.Errorf("got %q, want %q", tt.got, tt.want)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/records"
@@ -60,9 +61,19 @@ type fileSource struct {
 	f        *os.File
 	rr       records.Reader
 	resume   *fileCheckpoint // where to start in the next file opened
+
+	// For Progress, which another goroutine calls: the sizes of the
+	// files (-1 for one that is not a regular file), the bytes of the
+	// files before the one being read, and the position in it.
+	sizes []int64
+	base  atomic.Int64
+	pos   atomic.Int64
 }
 
-var _ stages.Resumable = (*fileSource)(nil)
+var (
+	_ stages.Resumable        = (*fileSource)(nil)
+	_ stages.ProgressReporter = (*fileSource)(nil)
+)
 
 // fileCheckpoint is the position of a file source: in the file named
 // File, or after every file when File is empty.
@@ -83,7 +94,14 @@ func newFileSource(p stages.Params, _ stages.Info) (stages.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileSource{format: p.String("format"), encoding: canonicalEncoding(p.String("encoding")), files: files}, nil
+	sizes := make([]int64, len(files))
+	for i, name := range files {
+		sizes[i] = -1
+		if fi, err := os.Stat(name); err == nil && fi.Mode().IsRegular() {
+			sizes[i] = fi.Size()
+		}
+	}
+	return &fileSource{format: p.String("format"), encoding: canonicalEncoding(p.String("encoding")), files: files, sizes: sizes}, nil
 }
 
 // hasGlobMeta reports whether path is a glob pattern.
@@ -167,10 +185,13 @@ func (s *fileSource) hint(err error) {
 
 // open opens file name for reading, from the start or from a checkpoint.
 func (s *fileSource) open(name string, at *fileCheckpoint) error {
-	f, err := os.Open(name)
+	osf, err := os.Open(name)
 	if err != nil {
 		return fileError(name, err)
 	}
+	s.base.Store(s.sizeBefore(s.next))
+	s.pos.Store(0)
+	f := &countedFile{File: osf, pos: &s.pos}
 	format := s.format
 	if format == "" {
 		format = records.InputFormat(name)
@@ -189,7 +210,7 @@ func (s *fileSource) open(name string, at *fileCheckpoint) error {
 		}
 		pos = at.Position
 	}
-	s.f = f
+	s.f = osf
 	s.rr = records.NewReader(format, r, "file "+name, pos, header)
 	return nil
 }
@@ -206,7 +227,7 @@ func encodingName(canonical string) string {
 // at position at, and for csv the header the records after it are read
 // with. For utf-8 it seeks f to the offset; for another encoding, whose
 // offsets count decoded bytes, it decodes the file again up to it.
-func seekCheckpoint(f *os.File, format, encoding string, at records.Position) (io.Reader, []string, error) {
+func seekCheckpoint(f *countedFile, format, encoding string, at records.Position) (io.Reader, []string, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, nil, err
@@ -266,6 +287,8 @@ func (s *fileSource) Resume(checkpoint []byte) error {
 	}
 	if c.File == "" {
 		s.next = len(s.files)
+		s.base.Store(s.sizeBefore(s.next))
+		s.pos.Store(0)
 		return nil
 	}
 	i := slices.Index(s.files, c.File)
@@ -273,7 +296,55 @@ func (s *fileSource) Resume(checkpoint []byte) error {
 		return fmt.Errorf("cannot resume in file %s: it is not among the files to read any more", c.File)
 	}
 	s.next, s.resume = i, &c
+	s.base.Store(s.sizeBefore(i))
+	s.pos.Store(c.Offset) // of the decoded text with an encoding: near enough
 	return nil
+}
+
+// Progress returns the bytes read of the files, those before the file
+// being read counted whole, and the sum of their sizes; total is -1 when
+// one of them is not a regular file (a named pipe, /dev/stdin).
+func (s *fileSource) Progress() (done, total int64) {
+	total = s.sizeBefore(len(s.sizes))
+	done = max(s.base.Load(), 0) + s.pos.Load()
+	if total >= 0 && done > total {
+		done = total // a file that grew since the source was built
+	}
+	return done, total
+}
+
+// sizeBefore returns the sum of the sizes of the first n files, -1 if
+// one of them has no size.
+func (s *fileSource) sizeBefore(n int) int64 {
+	var sum int64
+	for _, size := range s.sizes[:n] {
+		if size < 0 {
+			return -1
+		}
+		sum += size
+	}
+	return sum
+}
+
+// countedFile is a file whose position its reads and seeks keep in pos,
+// for Progress.
+type countedFile struct {
+	*os.File
+	pos *atomic.Int64
+}
+
+func (f *countedFile) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	f.pos.Add(int64(n))
+	return n, err
+}
+
+func (f *countedFile) Seek(offset int64, whence int) (int64, error) {
+	at, err := f.File.Seek(offset, whence)
+	if err == nil {
+		f.pos.Store(at)
+	}
+	return at, err
 }
 
 func (s *fileSource) Close(context.Context) error {
