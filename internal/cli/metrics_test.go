@@ -164,8 +164,10 @@ func TestServerHTTP(t *testing.T) {
 			t.Errorf("/metrics has no %q", strings.TrimSpace(want))
 		}
 	}
-	if code, body := fetch("/healthz"); code != http.StatusOK || body != "ok\n" {
-		t.Errorf("/healthz: %d %q", code, body)
+	for _, path := range []string{"/healthz", "/", "/api/status"} {
+		if code, body := fetch(path); code != http.StatusOK {
+			t.Errorf("%s: %d %q", path, code, body)
+		}
 	}
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
