@@ -45,10 +45,10 @@ const (
 // its headers are left as they are.
 type stageTrace struct {
 	tracer trace.Tracer
-	name   string // the spans' name: "<role> <stage>"
-	kind   trace.SpanKind
-	attrs  trace.SpanStartEventOption
-	spans  []trace.Span // a sink's: the spans of the inputs being written
+	name   string                  // the spans' name: "<role> <stage>"
+	start  []trace.SpanStartOption // the span kind
+	attrs  []attribute.KeyValue    // set on a span that records
+	spans  []trace.Span            // a sink's: the spans of the inputs being written
 }
 
 // newStageTrace returns the tracing of stage st in run r: nil unless
@@ -65,13 +65,13 @@ func newStageTrace(r *run, st *pipeline.Stage) *stageTrace {
 	return &stageTrace{
 		tracer: tp.Tracer(tracerName),
 		name:   st.Role.String() + " " + st.Name,
-		kind:   kind,
-		attrs: trace.WithAttributes(
+		start:  []trace.SpanStartOption{trace.WithSpanKind(kind)},
+		attrs: []attribute.KeyValue{
 			attrPipeline.String(r.p.Name),
 			attrStage.String(st.Name),
 			attrStageType.String(st.Type),
 			attrRun.Int64(int64(r.id)),
-		),
+		},
 	}
 }
 
@@ -87,8 +87,9 @@ func (t *stageTrace) source(h nats.Header, subject string) {
 	if _, ok := h[stages.HeaderTraceParent]; ok {
 		ctx = traceContext.Extract(ctx, headerCarrier(h))
 	}
-	_, span := t.tracer.Start(ctx, t.name, trace.WithSpanKind(t.kind), t.attrs)
+	_, span := t.tracer.Start(ctx, t.name, t.start...)
 	if sc := span.SpanContext(); sc.IsSampled() {
+		span.SetAttributes(t.attrs...)
 		span.SetAttributes(attrSubject.String(subject), attrMsgID.String(firstValue(h, stages.HeaderMsgID)))
 		setTraceContext(h, sc)
 	}
@@ -109,7 +110,8 @@ func (t *stageTrace) begin(m *stages.Message) trace.Span {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return nil // a malformed traceparent
 	}
-	_, span := t.tracer.Start(ctx, t.name, trace.WithSpanKind(t.kind), t.attrs)
+	_, span := t.tracer.Start(ctx, t.name, t.start...)
+	span.SetAttributes(t.attrs...)
 	span.SetAttributes(
 		attrMsgID.String(firstValue(m.Header, stages.HeaderMsgID)),
 		attrStream.String(m.Meta.Stream),
