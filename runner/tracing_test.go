@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -330,4 +331,60 @@ stages:
 		t.Fatal(err)
 	}
 	checkContinued(t, e.flush(t, tp), "in")
+}
+
+// BenchmarkTracingPipeline runs b.N generated records through
+// generate → map → discard on a real nats-server with tracing off, on
+// with the default ratio (0.01) and on with every record traced
+// (exported to an in-process receiver), and reports msgs/s of the whole
+// run.
+//
+//	go test ./runner -run XXX -bench TracingPipeline -benchtime 100000x
+func BenchmarkTracingPipeline(b *testing.B) {
+	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_SAMPLER"} {
+		b.Setenv(k, "")
+	}
+	for _, bc := range []struct {
+		name  string
+		on    bool
+		ratio float64
+	}{
+		{"off", false, 0},
+		{"ratio-0.01", true, 0.01},
+		{"ratio-1", true, 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			nc := natstest.Connect(b, natstest.Server(b))
+			reg := builtin.NewRegistry()
+			p, err := pipeline.Parse("bench.yaml", []byte(`
+name: bench
+settings: {storage: memory}
+stages:
+  - {name: gen, source: generate, with: {count: `+strconv.Itoa(b.N)+`, template: '{"id": seq, "note": "a record of some size for the benchmark"}'}}
+  - {name: m1, transform: map, with: {expr: '{"id": id * 2, "note": note}'}}
+  - {name: out, sink: discard}
+`), pipeline.Options{Registry: reg})
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts := runner.Options{Registry: reg}
+			if bc.on {
+				recv := tracingtest.Start(b)
+				tp, err := tracing.Start(context.Background(), tracing.Config{Endpoint: recv.Endpoint(), SampleRatio: bc.ratio})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+				opts.Tracer = tp.TracerProvider()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			sum, err := runner.Run(context.Background(), nc, p, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/sum.Elapsed.Seconds(), "msgs/s")
+		})
+	}
 }
