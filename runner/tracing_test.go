@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -289,6 +290,52 @@ stages:
 	if !strings.Contains(got, incomingDropped) || !strings.Contains(got, "00-"+incomingTrace+"-") {
 		t.Fatalf("traceparents at the sink: %s", got)
 	}
+}
+
+// TestTracingContinuesNATS: a record read from the nats source (core
+// NATS, a request) keeps the traceparent it carries and continues its
+// trace.
+func TestTracingContinuesNATS(t *testing.T) {
+	e := newTracingEnv(t)
+	up := natstest.Server(t)
+	client := natstest.Connect(t, up)
+	p := e.parse(t, `
+name: traced
+stages:
+  - {name: in, source: nats, with: {subject: 'in.>', url: '`+up.ClientURL()+`'}}
+  - {name: double, transform: map, with: {expr: '{"n": n * 2}'}}
+  - {name: out, sink: headers}
+`)
+	tp := e.provider(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := runner.Run(runCtx, e.nc, p, runner.Options{Registry: e.reg, Tracer: tp.TracerProvider(), StopTimeout: 10 * time.Second})
+		done <- err
+	}()
+	// A request: answered once the record is stored. Until the source
+	// has subscribed, there is no responder.
+	msg := nats.NewMsg("in.x")
+	msg.Data = []byte(`{"n": 1}`)
+	msg.Header.Set(stages.HeaderTraceParent, incomingSampled)
+	var err error
+	natstest.WaitFor(t, time.Minute, "the source to answer", func() bool {
+		_, err = client.RequestMsgWithContext(ctx, msg)
+		return !errors.Is(err, nats.ErrNoResponders)
+	})
+	if err != nil {
+		stop()
+		<-done
+		t.Fatal(err)
+	}
+	natstest.WaitFor(t, time.Minute, "the record at the sink", func() bool { return len(e.sink.traceparents()) == 1 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkContinued(t, e.flush(t, tp), "in")
 }
 
 // TestTracingContinuesHTTP: the http source continues the trace of a
