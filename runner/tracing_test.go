@@ -67,9 +67,31 @@ func newTracingEnv(t *testing.T) *tracingEnv {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.reg.Register(stages.Spec{
+		Name:         "fail_one",
+		Summary:      "fails record {\"n\": 1} for good, passes the others",
+		NewTransform: func(stages.Params, stages.Info) (stages.Transform, error) { return failOne{}, nil },
+	}); err != nil {
+		t.Fatal(err)
+	}
 	e.nc = natstest.Connect(t, natstest.Server(t))
 	return e
 }
+
+// failOne fails record {"n": 1} with a permanent error.
+type failOne struct{}
+
+func (failOne) Process(_ context.Context, in *stages.Message, out []*stages.Message) ([]*stages.Message, error) {
+	rec, err := in.Record()
+	if err != nil {
+		return out, err
+	}
+	if rec["n"] == int64(1) {
+		return out, stages.Permanent(errors.New("one is refused"))
+	}
+	return append(out, in), nil
+}
+func (failOne) Close(context.Context) error { return nil }
 
 // provider starts a tracer provider exporting to the receiver.
 func (e *tracingEnv) provider(t *testing.T, ratio float64) *tracing.Provider {
@@ -174,6 +196,39 @@ func TestTracingSpansPerRecord(t *testing.T) {
 		if want := "00-" + id + "-" + tf.SpanID + "-01"; !atSink[want] {
 			t.Errorf("the sink saw no record with traceparent %s (it saw %v)", want, e.sink.traceparents())
 		}
+	}
+}
+
+// TestTracingFailedRecord: a record a transform refuses has an error
+// span there, and its trace ends: it goes to the dead-letter stream.
+func TestTracingFailedRecord(t *testing.T) {
+	e := newTracingEnv(t)
+	tp := e.provider(t, 1)
+	p := e.parse(t, `
+name: traced
+stages:
+  - {name: gen, source: generate, with: {count: 3, template: '{"n": seq}'}}
+  - {name: double, transform: fail_one}
+  - {name: out, sink: headers}
+`)
+	if _, err := runner.Run(context.Background(), e.nc, p, runner.Options{Registry: e.reg, Tracer: tp.TracerProvider()}); err != nil {
+		t.Fatal(err)
+	}
+	traces := groupTraces(e.flush(t, tp))
+	failed := 0
+	for id, tr := range traces {
+		s := byName(t, tr)
+		if tf := s["transform double"]; tf.StatusError {
+			failed++
+			if !strings.Contains(tf.StatusMessage, "one is refused") || len(tr) != 2 {
+				t.Errorf("failed trace %s: %+v", id, tr)
+			}
+		} else if len(tr) != 3 {
+			t.Errorf("trace %s: %+v", id, tr)
+		}
+	}
+	if len(traces) != 3 || failed != 1 {
+		t.Fatalf("%d traces, %d failed; want 3, 1", len(traces), failed)
 	}
 }
 
