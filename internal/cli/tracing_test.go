@@ -1,9 +1,15 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/sluicehq/sluice/cluster"
+	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/internal/tracing/tracingtest"
 )
 
@@ -65,5 +71,61 @@ func TestRunTracing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWorkerTracing: `worker` with SLUICE_OTLP_ENDPOINT traces the
+// records of a deployed pipeline, and has flushed every span when it
+// exits after a stop.
+func TestWorkerTracing(t *testing.T) {
+	clearOTELEnv(t)
+	recv := tracingtest.Start(t)
+	t.Setenv("SLUICE_OTLP_ENDPOINT", recv.Endpoint())
+	t.Setenv("SLUICE_TRACE_SAMPLE_RATIO", "1")
+	dir := inEmptyDir(t)
+	srv := natstest.Server(t)
+	nc := natstest.Connect(t, srv)
+	file := writeFile(t, dir, "traced.yaml", `name: traced
+stages:
+  - {name: gen, source: generate, with: {count: 4, template: '{"n": seq}'}}
+  - {name: double, transform: map, with: {expr: '{"n": n * 2}'}}
+  - {name: out, sink: discard}
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- MainContext(ctx, []string{"worker", "--nats", srv.ClientURL(), "--id", "w7"}, strings.NewReader(""), new(bytes.Buffer), &stderr)
+	}()
+	if code, _, errOut := sluice(t, "deploy", "--nats", srv.ClientURL(), file); code != ExitOK {
+		cancel()
+		<-done
+		t.Fatalf("deploy: exit %d: %s", code, errOut)
+	}
+	natstest.WaitFor(t, 2*time.Minute, "the run to finish", func() bool {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		st, err := cluster.Status(sctx, nc, "traced")
+		return err == nil && len(st.Pipelines) == 1 && st.Pipelines[0].RunState == "finished"
+	})
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Fatalf("worker: exit %d: %s", code, stderr.String())
+	}
+	traces := make(map[string]int)
+	for _, s := range recv.Spans() {
+		traces[s.TraceID]++
+		if s.Resource["sluice.worker"] != "w7" {
+			t.Errorf("span %s: resource %v", s.Name, s.Resource)
+		}
+	}
+	if len(traces) != 4 {
+		t.Fatalf("%d traces, want 4: %v", len(traces), traces)
+	}
+	for id, n := range traces {
+		if n != 3 {
+			t.Errorf("trace %s has %d spans, want 3", id, n)
+		}
 	}
 }
