@@ -332,3 +332,15 @@ func (j *Job) Backlog(ctx context.Context, name string) (b Backlog, ok bool, err
 	}
 	return b, true, nil
 }
+
+// From returns what stage name reads: the outputs of the stages before it
+// ([pipeline.Input]s, a route named where it reads one), in the order of
+// the pipeline file; nil for a source or a stage the pipeline does not
+// have. The slice is the caller's.
+func (j *Job) From(name string) []pipeline.Input {
+	s := j.r.p.Stage(name)
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.From)
+}

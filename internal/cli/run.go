@@ -68,8 +68,8 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients, who authenticate with nats.user and nats.password or nats.token when they are set (default: none)")
 	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication, and --http beyond loopback serve without http_token")
 	a.bind("listen", cmd.Flags().Lookup("listen"))
-	cmd.Flags().String("http", "", "serve /metrics (Prometheus), /healthz and /readyz on PORT or :PORT (loopback) or HOST:PORT; beyond loopback it needs http_token (SLUICE_HTTP_TOKEN) or --insecure (default: none)")
-	cmd.Flags().String("http-token", "", "the bearer token /metrics requires (better: SLUICE_HTTP_TOKEN, kept out of the process list)")
+	cmd.Flags().String("http", "", "serve /metrics (Prometheus), /healthz, /readyz and a status page at / (its data at /api/status) on PORT or :PORT (loopback) or HOST:PORT; beyond loopback it needs http_token (SLUICE_HTTP_TOKEN) or --insecure (default: none)")
+	cmd.Flags().String("http-token", "", "the bearer token /metrics and /api/status require; open the status page as /#token=TOKEN (better: SLUICE_HTTP_TOKEN, kept out of the process list)")
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
 	return cmd
 }
@@ -407,7 +407,7 @@ func (a *app) listenHTTP(ps []*pipeline.Pipeline) (*observe.Server, error) {
 func (a *app) serveHTTP(ctx context.Context, obs *observe.Server) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	a.log.Info("serving /metrics, /healthz and /readyz", "addr", obs.Addr())
+	a.log.Info("serving /metrics, /healthz, /readyz and the status page at /", "addr", obs.Addr())
 	if _, err := observe.CheckAddr(a.settings.HTTP, a.settings.HTTPToken, false); errors.Is(err, observe.ErrNoAuth) {
 		a.log.Warn("--insecure: /metrics is served beyond loopback without a bearer token", "addr", obs.Addr())
 	}

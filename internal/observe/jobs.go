@@ -23,10 +23,11 @@ type jobs struct {
 	order  []string // pipeline names, as given
 	state  map[string]string
 	active map[string]*runner.Job
+	last   map[string]*runner.Job // the job of a stopped pipeline, for its final counts on the status page
 }
 
 func newJobs(pipelines []string) *jobs {
-	js := &jobs{order: slices.Clone(pipelines), state: make(map[string]string), active: make(map[string]*runner.Job)}
+	js := &jobs{order: slices.Clone(pipelines), state: make(map[string]string), active: make(map[string]*runner.Job), last: make(map[string]*runner.Job)}
 	for _, p := range pipelines {
 		js.state[p] = stateWaiting
 	}
@@ -42,6 +43,7 @@ func (js *jobs) started(j *runner.Job) {
 	}
 	js.state[p] = stateRunning
 	js.active[p] = j
+	delete(js.last, p)
 }
 
 func (js *jobs) stopped(pipeline string) {
@@ -51,6 +53,9 @@ func (js *jobs) stopped(pipeline string) {
 		js.order = append(js.order, pipeline)
 	}
 	js.state[pipeline] = stateStopped
+	if j := js.active[pipeline]; j != nil {
+		js.last[pipeline] = j
+	}
 	delete(js.active, pipeline)
 }
 

@@ -20,7 +20,7 @@ import (
 type Options struct {
 	// Addr is where to listen, as [CheckAddr] returns it.
 	Addr string
-	// Token, if set, is the bearer token /metrics requires
+	// Token, if set, is the bearer token /metrics and /api/status require
 	// ("Authorization: Bearer TOKEN", compared in constant time).
 	// /healthz and /readyz stay open: probes seldom carry credentials, and
 	// they tell no more than pipeline names.
@@ -35,7 +35,8 @@ type Options struct {
 // readHeaderTimeout bounds reading a request's headers.
 const readHeaderTimeout = 5 * time.Second
 
-// Server serves /metrics, /healthz and /readyz. Tell it what runs with
+// Server serves /metrics, /healthz, /readyz, the status page at / and its
+// data at /api/status. Tell it what runs with
 // [Server.Started] and [Server.Stopped]. Safe for concurrent use.
 type Server struct {
 	ln    net.Listener
@@ -52,6 +53,10 @@ func Listen(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	page, err := newStatusPage(indexHTML)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("observe: listen: %w", err)
@@ -65,6 +70,8 @@ func Listen(opts Options) (*Server, error) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /api/status", s.authorized(http.HandlerFunc(s.status)))
+	mux.Handle("GET /{$}", page)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
 	return s, nil
 }
@@ -92,7 +99,8 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) Started(j *runner.Job) { s.jobs.started(j) }
 
 // Stopped tells that the run of pipeline has ended in this process: its
-// counts are served no more, and /readyz answers 503.
+// counts leave /metrics (the status page keeps the last ones), and
+// /readyz answers 503.
 func (s *Server) Stopped(pipeline string) { s.jobs.stopped(pipeline) }
 
 // ready answers /readyz: 200 when every pipeline runs, else 503 with a
