@@ -22,11 +22,12 @@ import (
 	"github.com/sluicehq/sluice/stages/builtin"
 )
 
-// headerSink records the traceparent header of every message written to
-// it ("" for none).
+// headerSink records the traceparent and tracestate headers of every
+// message written to it ("" for none).
 type headerSink struct {
-	mu  sync.Mutex
-	got []string
+	mu     sync.Mutex
+	got    []string
+	states []string
 }
 
 func (s *headerSink) Write(_ context.Context, batch []*stages.Message) error {
@@ -34,6 +35,7 @@ func (s *headerSink) Write(_ context.Context, batch []*stages.Message) error {
 	defer s.mu.Unlock()
 	for _, m := range batch {
 		s.got = append(s.got, m.Header.Get(stages.HeaderTraceParent))
+		s.states = append(s.states, m.Header.Get(stages.HeaderTraceState))
 	}
 	return nil
 }
@@ -375,6 +377,7 @@ stages:
 	msg := nats.NewMsg("in.x")
 	msg.Data = []byte(`{"n": 1}`)
 	msg.Header.Set(stages.HeaderTraceParent, incomingSampled)
+	msg.Header.Set(stages.HeaderTraceState, "vendor=x")
 	var err error
 	natstest.WaitFor(t, time.Minute, "the source to answer", func() bool {
 		_, err = client.RequestMsgWithContext(ctx, msg)
@@ -391,6 +394,11 @@ stages:
 		t.Fatal(err)
 	}
 	checkContinued(t, e.flush(t, tp), "in")
+	e.sink.mu.Lock()
+	defer e.sink.mu.Unlock()
+	if e.sink.states[0] != "vendor=x" {
+		t.Fatalf("tracestate at the sink %q, want the request's", e.sink.states[0])
+	}
 }
 
 // TestTracingContinuesHTTP: the http source continues the trace of a
@@ -433,6 +441,11 @@ stages:
 		t.Fatal(err)
 	}
 	checkContinued(t, e.flush(t, tp), "in")
+	e.sink.mu.Lock()
+	defer e.sink.mu.Unlock()
+	if e.sink.states[0] != "vendor=x" {
+		t.Fatalf("tracestate at the sink %q, want the request's", e.sink.states[0])
+	}
 }
 
 // BenchmarkTracingPipeline runs b.N generated records through
