@@ -39,6 +39,7 @@ type worker struct {
 	pub    publishBatch
 	window *windowPart // nil without watermarks
 	outage outage      // held by a destination that is down
+	trace  *stageTrace // nil with tracing off
 }
 
 // step is what a worker does with the inputs of the batch in hand: it
@@ -76,6 +77,7 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sin
 	ordered := f.owner != nil
 	w.batch = newBatch(ordered)
 	w.count = newCounter(r, st.Name, w.stats)
+	w.trace = newStageTrace(r, st)
 	w.policy = policy{stage: st, ordered: ordered, count: w.count, log: w.log}
 	if st.Role == stages.RoleSink {
 		w.step = &sinkStep{sink: sink}

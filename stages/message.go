@@ -52,6 +52,12 @@ const (
 	// HeaderControl marks a message that carries no record: "watermark"
 	// (a watermark tick) or "end" (every source has ended).
 	HeaderControl = "Sluice-Control"
+	// HeaderTraceParent and HeaderTraceState carry a record's W3C trace
+	// context (lower case, as the W3C spec writes them). A source keeps
+	// what its records bring; with tracing on, each stage that makes a
+	// span for a record sets them on its outputs to that span's context.
+	HeaderTraceParent = "traceparent"
+	HeaderTraceState  = "tracestate"
 )
 
 // Meta is where a message came from. The runner fills it for messages read

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -188,7 +189,12 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 			return a.withCluster(ctx, true, func(ctx context.Context, c *conn) error {
 				s := a.settings
 				defer a.tuneMemory()()
-				err := cluster.RunWorker(ctx, c.nc, cluster.WorkerOptions{
+				tracer, stopTracing, err := a.startTracing(ctx, nil, cmp.Or(s.WorkerID, runner.DefaultWorkerID()))
+				if err != nil {
+					return err
+				}
+				defer stopTracing()
+				err = cluster.RunWorker(ctx, c.nc, cluster.WorkerOptions{
 					ID:          s.WorkerID,
 					Stages:      patterns,
 					LeaseTTL:    s.LeaseTTL,
@@ -198,6 +204,7 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 					Stdin:       a.stdin,
 					Stdout:      a.stdout,
 					StopTimeout: s.ShutdownTimeout,
+					Tracer:      tracer,
 				})
 				if errors.Is(err, runner.ErrInvalidOption) {
 					return err

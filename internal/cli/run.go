@@ -92,6 +92,11 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	if err := uniqueNames(ps); err != nil {
 		return err
 	}
+	tracer, stopTracing, err := a.startTracing(ctx, ps, s.WorkerID)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // after the runs: their last spans are exported
 	if fresh && s.NATSURL == "" {
 		// The embedded server removes it once it holds its lock.
 		if err := checkStore(s.StoreDir); err != nil {
@@ -129,6 +134,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		Stages:      only,
 		Fresh:       fresh && s.NATSURL != "",
 		StopTimeout: s.ShutdownTimeout,
+		Tracer:      tracer,
 	}
 	if conn.emb != nil { // status, top and tap reach the run through its endpoint
 		stopStatus, err := a.serveRunStatus(conn.nc, ps)
