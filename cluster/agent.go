@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluicehq/sluice/internal/lease"
 	"github.com/sluicehq/sluice/internal/retry"
@@ -65,6 +66,9 @@ type WorkerOptions struct {
 	// must not block. For a monitor: /metrics, /readyz.
 	Started func(*runner.Job)
 	Stopped func(pipeline string)
+	// Tracer, if set, traces the records of every pipeline the worker
+	// runs, as [runner.Options.Tracer] does; nil is tracing off.
+	Tracer trace.TracerProvider
 }
 
 // WorkerInfo is what a worker's heartbeat in the sluice_workers bucket

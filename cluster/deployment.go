@@ -73,7 +73,7 @@ func (a *agent) start(ctx context.Context, d *Deployment) *deployment {
 		dep.job, err = runner.Open(ctx, a.nc, p, runner.Options{
 			Registry: a.opts.Registry, Logger: a.opts.Logger, Stdin: a.opts.Stdin, Stdout: a.opts.Stdout,
 			StopTimeout: a.opts.StopTimeout, WorkerID: a.opts.ID, Stages: names, Run: d.Run, LeaseTTL: a.ttl,
-			Observer: a.opts.Observer,
+			Observer: a.opts.Observer, Tracer: a.opts.Tracer,
 		})
 	}
 	if err != nil {

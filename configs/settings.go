@@ -53,6 +53,9 @@ const (
 	// DefaultLeaseTTL is how long a worker's heartbeat and source leases
 	// live without renewal.
 	DefaultLeaseTTL = 10 * time.Second
+	// DefaultTraceSampleRatio is the share of the records a source reads
+	// whose traces are kept, when otlp_endpoint turns tracing on.
+	DefaultTraceSampleRatio = 0.01
 	// DefaultConfigFile is read by [Load] when no config file is named and
 	// it exists in the working directory.
 	DefaultConfigFile = "sluice.yaml"
@@ -130,6 +133,15 @@ type Settings struct {
 	// DataDir is the directory the file paths of deployed pipelines stay
 	// in; empty means the working directory.
 	DataDir string `mapstructure:"data_dir"`
+	// OTLPEndpoint, if set, turns tracing on: the base URL (http:// or
+	// https://) of an OTLP/HTTP receiver, to whose path /v1/traces is
+	// added. Empty leaves it to OTEL_EXPORTER_OTLP_ENDPOINT; without
+	// either there is no tracing.
+	OTLPEndpoint string `mapstructure:"otlp_endpoint"`
+	// TraceSampleRatio is the share, 0 to 1, of the records a source
+	// begins a trace for whose traces are kept. A record that arrives
+	// with a trace context keeps its decision.
+	TraceSampleRatio float64 `mapstructure:"trace_sample_ratio"`
 	// NATS holds credentials and TLS files for NATSURL.
 	NATS NATSAuth `mapstructure:"nats"`
 }
@@ -154,6 +166,7 @@ var Keys = []string{
 	"nats_url", "store_dir", "listen", "http", "http_token", "sync", "log_level", "log_format", "gc_percent", "memory_limit", "shutdown_timeout", "progress_interval",
 	"http_tls_cert", "http_tls_key",
 	"worker_id", "lease_ttl", "allow_env", "allow_exec", "allow_plugins", "data_dir",
+	"otlp_endpoint", "trace_sample_ratio",
 	"nats.creds_file", "nats.user", "nats.password", "nats.token",
 	"nats.nkey_seed_file", "nats.tls_ca", "nats.tls_cert", "nats.tls_key",
 }
@@ -179,6 +192,7 @@ func NewViper() *viper.Viper {
 	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
 	v.SetDefault("progress_interval", DefaultProgressInterval)
 	v.SetDefault("lease_ttl", DefaultLeaseTTL)
+	v.SetDefault("trace_sample_ratio", DefaultTraceSampleRatio)
 	return v
 }
 
@@ -289,6 +303,14 @@ func (s Settings) Validate() error {
 		}
 	}
 	problems = append(problems, s.NATS.check()...)
+	if s.TraceSampleRatio < 0 || s.TraceSampleRatio > 1 || math.IsNaN(s.TraceSampleRatio) {
+		problems = append(problems, fmt.Sprintf("trace_sample_ratio must be between 0 and 1 (got %g)", s.TraceSampleRatio))
+	}
+	if s.OTLPEndpoint != "" {
+		if u, err := url.Parse(s.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			problems = append(problems, "otlp_endpoint must be an http:// or https:// URL such as http://localhost:4318")
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidSettings, strings.Join(problems, "; "))
 	}

@@ -41,7 +41,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, MemoryLimit: "auto", ShutdownTimeout: 30 * time.Second, ProgressInterval: 10 * time.Second, LeaseTTL: 10 * time.Second}
+	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, MemoryLimit: "auto", ShutdownTimeout: 30 * time.Second, ProgressInterval: 10 * time.Second, LeaseTTL: 10 * time.Second, TraceSampleRatio: 0.01}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
@@ -113,6 +113,9 @@ func TestLoadEnv(t *testing.T) {
 		{"gc percent", map[string]string{"SLUICE_GC_PERCENT": "150"}, func(s Settings) string { return strconv.Itoa(s.GCPercent) }, "150"},
 		{"gc off", map[string]string{"SLUICE_GC_PERCENT": "-1"}, func(s Settings) string { return strconv.Itoa(s.GCPercent) }, "-1"},
 		{"memory limit", map[string]string{"SLUICE_MEMORY_LIMIT": "2GiB"}, func(s Settings) string { return s.MemoryLimit }, "2GiB"},
+		{"otlp endpoint", map[string]string{"SLUICE_OTLP_ENDPOINT": "https://otel:4318"}, func(s Settings) string { return s.OTLPEndpoint }, "https://otel:4318"},
+		{"trace sample ratio", map[string]string{"SLUICE_TRACE_SAMPLE_RATIO": "0.25"}, func(s Settings) string { return strconv.FormatFloat(s.TraceSampleRatio, 'g', -1, 64) }, "0.25"},
+		{"trace sample ratio 0", map[string]string{"SLUICE_TRACE_SAMPLE_RATIO": "0"}, func(s Settings) string { return strconv.FormatFloat(s.TraceSampleRatio, 'g', -1, 64) }, "0"},
 		{"user", map[string]string{"SLUICE_NATS_USER": "ann", "SLUICE_NATS_PASSWORD": "pw"}, func(s Settings) string { return s.NATS.User + "/" + s.NATS.Password }, "ann/pw"},
 		{"token", map[string]string{"SLUICE_NATS_TOKEN": "t0k"}, func(s Settings) string { return s.NATS.Token }, "t0k"},
 		{"creds", map[string]string{"SLUICE_NATS_CREDS_FILE": "/x.creds"}, func(s Settings) string { return s.NATS.CredsFile }, "/x.creds"},
@@ -150,6 +153,8 @@ progress_interval: 30s
 allow_env: [TEAM_, SLUICE_VAR_]
 allow_exec: true
 data_dir: /srv/sluice
+otlp_endpoint: http://otel:4318
+trace_sample_ratio: 0.5
 nats:
   user: ann
   password: secret
@@ -174,6 +179,9 @@ nats:
 		AllowEnv:         []string{"TEAM_", "SLUICE_VAR_"},
 		AllowExec:        true,
 		DataDir:          "/srv/sluice",
+
+		OTLPEndpoint:     "http://otel:4318",
+		TraceSampleRatio: 0.5,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("got %+v, want %+v", s, want)
@@ -311,6 +319,10 @@ func TestLoadInvalid(t *testing.T) {
 			want: []string{`nats.password needs nats.user`}},
 		{name: "cert without key", env: map[string]string{"SLUICE_NATS_TLS_CERT": "c.pem"},
 			want: []string{`nats.tls_cert and nats.tls_key go together`}},
+		{name: "trace sample ratio", env: map[string]string{"SLUICE_TRACE_SAMPLE_RATIO": "1.5"},
+			want: []string{`trace_sample_ratio must be between 0 and 1 (got 1.5)`}},
+		{name: "otlp endpoint", file: "otlp_endpoint: localhost:4318\n",
+			want: []string{`otlp_endpoint must be an http:// or https:// URL`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

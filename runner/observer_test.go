@@ -51,11 +51,11 @@ func (s *stageRecord) Batch(f runner.BatchFigures) {
 func (s *stageRecord) Written(time.Duration, int) { s.writes.Add(1) }
 func (s *stageRecord) Lag(time.Duration)          {}
 
-// headerSink records whether each record it writes carries
+// readTimeSink records whether each record it writes carries
 // Sluice-Read-Time.
-type headerSink struct{ with, without *atomic.Int64 }
+type readTimeSink struct{ with, without *atomic.Int64 }
 
-func (s headerSink) Write(_ context.Context, batch []*stages.Message) error {
+func (s readTimeSink) Write(_ context.Context, batch []*stages.Message) error {
 	for _, m := range batch {
 		if m.Header.Get(stages.HeaderReadTime) != "" {
 			s.with.Add(1)
@@ -65,7 +65,7 @@ func (s headerSink) Write(_ context.Context, batch []*stages.Message) error {
 	}
 	return nil
 }
-func (headerSink) Close(context.Context) error { return nil }
+func (readTimeSink) Close(context.Context) error { return nil }
 
 // With an Observer, each stage reports its batches: the records add up,
 // retries in place of a partitioned input count, and the sink measures an
@@ -78,7 +78,7 @@ func TestObserver(t *testing.T) {
 	mustRegister(t, e.reg, stages.Spec{
 		Name:    "headers",
 		Summary: "counts records with and without a read time",
-		NewSink: func(stages.Params, stages.Info) (stages.Sink, error) { return headerSink{&with, &without}, nil },
+		NewSink: func(stages.Params, stages.Info) (stages.Sink, error) { return readTimeSink{&with, &without}, nil },
 	})
 	calls := sync.Map{}
 	mustRegister(t, e.reg, stages.Spec{

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluicehq/sluice/internal/retry"
 	"github.com/sluicehq/sluice/internal/schema"
@@ -67,6 +68,11 @@ type Options struct {
 	// Observer, if set, is told per batch what the stages of this
 	// process do (see [Observer]); nil costs nothing.
 	Observer Observer
+	// Tracer, if set, makes a span per record in each stage and carries
+	// the trace context from stage to stage in the traceparent header
+	// (see package internal/tracing, which makes one that exports over
+	// OTLP). Nil is tracing off: no span, no header, no cost.
+	Tracer trace.TracerProvider
 }
 
 func (o *Options) setDefaults() {

@@ -55,12 +55,14 @@ func (s *sinkStep) write(stop, ctx context.Context, w *worker) {
 	if len(s.msgs) == 0 {
 		return
 	}
+	w.trace.beginWrites(s.msgs)
 	s.errs = s.writeErrs(ctx, w.stage.Name, s.msgs, s.errs[:0])
 	s.hold(stop, ctx, w)
 	if w.policy.ordered {
 		s.tries = append(s.tries[:0], make([]int, len(s.msgs))...)
 		s.rewrite(stop, ctx, w)
 	}
+	w.trace.endWrites(s.errs)
 	b := &w.batch
 	j := 0
 	for i := range b.in {

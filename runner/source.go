@@ -60,7 +60,8 @@ type sourceLoop struct {
 	upto     uint64 // records the stored checkpoint lets it publish (Checkpoint.Upto)
 	again    uint64 // records up to this one may be copies: published before a resume
 	acks     []pendingAck
-	obs      *stageObs // nil without an Observer
+	obs      *stageObs   // nil without an Observer
+	trace    *stageTrace // nil with tracing off
 
 	resumable stages.Resumable  // nil when the source cannot resume
 	done      bool              // a resumed run whose source had ended
@@ -91,6 +92,7 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 		return nil, err
 	}
 	l.subjects = outputSubjects(r.p, st)
+	l.trace = newStageTrace(r, st)
 	if usesWatermarks(r.p) {
 		l.marks = newSourceMarks(st.Name, r.p.Settings)
 	}
@@ -468,6 +470,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		if l.marks != nil {
 			l.marks.record(h, recordEventTime(h), time.Now())
 		}
+		l.trace.source(h, subject)
 		idx := l.pub.addOutput(&nats.Msg{Subject: subject, Data: data, Header: h})
 		l.acks = append(l.acks, pendingAck{m: r.m, idx: idx})
 		decided()

@@ -95,6 +95,7 @@ func (s *transformStep) processOneOnce(stop, ctx context.Context, w *worker, f *
 // not see the message; with advance set, a Windowed transform then
 // advances to that watermark, and its outputs count as the message's.
 func (s *transformStep) processOne(stop, ctx context.Context, w *worker, f *inFlight, m *stages.Message, process bool, advance int64) {
+	span := w.trace.begin(m)
 	outs, err := s.transformOne(ctx, w, m, process, advance)
 	attempts := 0
 	for err != nil {
@@ -110,6 +111,7 @@ func (s *transformStep) processOne(stop, ctx context.Context, w *worker, f *inFl
 		outs, err = s.transformOne(ctx, w, m, process, advance)
 	}
 	w.endHold(!stages.IsOutage(err))
+	w.trace.end(span, outs, err)
 	if err != nil {
 		w.fail(ctx, f, m, err, attempts)
 		return

@@ -40,6 +40,7 @@ type worker struct {
 	window *windowPart // nil without watermarks
 	outage outage      // held by a destination that is down
 	obs    *stageObs   // nil without an Observer
+	trace  *stageTrace // nil with tracing off
 }
 
 // step is what a worker does with the inputs of the batch in hand: it
@@ -79,6 +80,7 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sin
 	w.count = newCounter(r, st.Name, w.stats)
 	w.obs = newStageObs(r, st.Name, st.Role, nil)
 	w.count.obs = w.obs
+	w.trace = newStageTrace(r, st)
 	w.policy = policy{stage: st, ordered: ordered, count: w.count, log: w.log}
 	if st.Role == stages.RoleSink {
 		w.step = &sinkStep{sink: sink, obs: w.obs}

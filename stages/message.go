@@ -58,6 +58,12 @@ const (
 	// outputs; a sink's worker measures the end-to-end latency from it.
 	// "sluice dlq replay" drops it: a replay is a new read.
 	HeaderReadTime = "Sluice-Read-Time"
+	// HeaderTraceParent and HeaderTraceState carry a record's W3C trace
+	// context (lower case, as the W3C spec writes them). A source keeps
+	// what its records bring; with tracing on, each stage that makes a
+	// span for a record sets them on its outputs to that span's context.
+	HeaderTraceParent = "traceparent"
+	HeaderTraceState  = "tracestate"
 )
 
 // Meta is where a message came from. The runner fills it for messages read

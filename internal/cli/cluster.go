@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -189,6 +190,11 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 			return a.withCluster(ctx, true, func(ctx context.Context, c *conn) error {
 				s := a.settings
 				defer a.tuneMemory()()
+				tracer, stopTracing, err := a.startTracing(ctx, nil, cmp.Or(s.WorkerID, runner.DefaultWorkerID()))
+				if err != nil {
+					return err
+				}
+				defer stopTracing()
 				wo := cluster.WorkerOptions{
 					ID:          s.WorkerID,
 					Stages:      patterns,
@@ -199,6 +205,7 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 					Stdin:       a.stdin,
 					Stdout:      a.stdout,
 					StopTimeout: s.ShutdownTimeout,
+					Tracer:      tracer,
 				}
 				stopHTTP, err := a.workerHTTP(ctx, &wo)
 				if err != nil {

@@ -91,6 +91,11 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	if err := uniqueNames(ps); err != nil {
 		return err
 	}
+	tracer, stopTracing, err := a.startTracing(ctx, ps, s.WorkerID)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // after the runs: their last spans are exported
 	if fresh && s.NATSURL == "" {
 		// The embedded server removes it once it holds its lock.
 		if err := checkStore(s.StoreDir); err != nil {
@@ -131,6 +136,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		Stages:      only,
 		Fresh:       fresh && s.NATSURL != "",
 		StopTimeout: s.ShutdownTimeout,
+		Tracer:      tracer,
 	}
 	if obs != nil {
 		opts.Observer = obs.Observer()

@@ -61,6 +61,30 @@ const (
 // sent (http sink) that identifies a record or request for deduplication.
 const idempotencyKeyHeader = "Idempotency-Key"
 
+// maxTraceHeader bounds the traceparent and tracestate request headers
+// kept on records (the W3C spec's tracestate holds at most 32 members of
+// 256 characters; a longer one is dropped, not cut).
+const maxTraceHeader = 512
+
+// keepTraceContext gives every record of msgs the W3C trace context of
+// the request headers h, if it has one.
+func keepTraceContext(h http.Header, msgs []*stages.Message) {
+	tp := h.Get(stages.HeaderTraceParent)
+	if tp == "" || len(tp) > maxTraceHeader {
+		return
+	}
+	ts := h.Get(stages.HeaderTraceState)
+	for _, m := range msgs {
+		if m.Header == nil {
+			m.Header = make(stages.Header, 2)
+		}
+		m.Header[stages.HeaderTraceParent] = []string{tp}
+		if ts != "" && len(ts) <= maxTraceHeader {
+			m.Header[stages.HeaderTraceState] = []string{ts}
+		}
+	}
+}
+
 func httpSourceSpec() stages.Spec {
 	return stages.Spec{
 		Name:    "http",
@@ -109,6 +133,10 @@ Delivery is at-least-once: after a 503 some records of the request may ` +
 			`index in the body), so a second request with the key stores nothing ` +
 			`new whatever its body. Without it, a retry may store records twice. The source cannot resume: what a client has not ` +
 			`been answered 202 for is its to send again.
+
+A W3C traceparent request header (with tracestate) is kept on every ` +
+			`record of the request: with tracing on, their traces continue the ` +
+			`client's.
 
 With tls_cert and tls_key the source serves HTTPS only (TLS 1.2 or later, ` +
 			`HTTP/1.1); a plain HTTP request to it is answered 400. With ` +
@@ -581,6 +609,7 @@ func (s *httpSource) serveRecords(w http.ResponseWriter, r *http.Request) {
 			m.Header = stages.Header{stages.HeaderMsgID: []string{id}}
 		}
 	}
+	keepTraceContext(r.Header, msgs)
 	in := newIngest(msgs)
 	if err := s.take(in); err != nil {
 		w.Header().Set("Retry-After", httpRetryAfter)
