@@ -133,10 +133,16 @@ func (o *stageObs) now() time.Time {
 	return time.Now()
 }
 
-// sourceBatch reports a source's batch of n records read.
-func (o *stageObs) sourceBatch(n int) {
+// sourceBatch reports a source's batch of reads, its end not counted.
+func (o *stageObs) sourceBatch(batch []sourceRead) {
 	if o == nil {
 		return
+	}
+	n := 0
+	for i := range batch {
+		if batch[i].m != nil || batch[i].err != nil {
+			n++
+		}
 	}
 	o.obs.Batch(BatchFigures{Records: n, Duration: time.Since(o.start)})
 	if o.lagging != nil {

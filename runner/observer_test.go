@@ -127,7 +127,7 @@ stages:
 	if gen.role != stages.RoleSource || work.role != stages.RoleTransform || out.role != stages.RoleSink {
 		t.Errorf("roles: %v %v %v", gen.role, work.role, out.role)
 	}
-	if gen.records.Load() < n || out.records.Load() != n {
+	if gen.records.Load() != n || out.records.Load() != n {
 		t.Errorf("records: source %d, sink %d; want %d each", gen.records.Load(), out.records.Load(), n)
 	}
 	if got := work.retries.Load(); got != n/50 {

@@ -321,7 +321,7 @@ func (l *sourceLoop) loop(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		l.obs.sourceBatch(len(batch))
+		l.obs.sourceBatch(batch)
 		if err := l.save(ctx, ended); err != nil {
 			// The next batch tries again; a resumed run reads a little
 			// more again meanwhile.
