@@ -55,6 +55,17 @@ type WorkerOptions struct {
 	Stdin       io.Reader
 	Stdout      io.Writer
 	StopTimeout time.Duration
+	// Observer is given to the runs of the deployed pipelines (see
+	// runner.Options): nil observes nothing.
+	Observer runner.Observer
+	// Started, if set, is called with the job of each version of a
+	// pipeline this worker runs, once its stages are launched; Stopped,
+	// with the pipeline's name, once that version has stopped here (a new
+	// version, an undeploy, the worker's stop). A version that could not
+	// start is not told. Both are called from the worker's goroutines and
+	// must not block. For a monitor: /metrics, /readyz.
+	Started func(*runner.Job)
+	Stopped func(pipeline string)
 	// Tracer, if set, traces the records of every pipeline the worker
 	// runs, as [runner.Options.Tracer] does; nil is tracing off.
 	Tracer trace.TracerProvider

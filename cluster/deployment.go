@@ -73,7 +73,7 @@ func (a *agent) start(ctx context.Context, d *Deployment) *deployment {
 		dep.job, err = runner.Open(ctx, a.nc, p, runner.Options{
 			Registry: a.opts.Registry, Logger: a.opts.Logger, Stdin: a.opts.Stdin, Stdout: a.opts.Stdout,
 			StopTimeout: a.opts.StopTimeout, WorkerID: a.opts.ID, Stages: names, Run: d.Run, LeaseTTL: a.ttl,
-			Tracer: a.opts.Tracer,
+			Observer: a.opts.Observer, Tracer: a.opts.Tracer,
 		})
 	}
 	if err != nil {
@@ -90,6 +90,9 @@ func (a *agent) start(ctx context.Context, d *Deployment) *deployment {
 		}
 	}
 	dep.log.Info("pipeline started", "run", d.Run, "stages", len(dep.local))
+	if a.opts.Started != nil {
+		a.opts.Started(dep.job)
+	}
 	return dep
 }
 
@@ -103,6 +106,9 @@ func (d *deployment) stop() {
 	d.tasks.Wait()
 	if err := d.job.Close(); err != nil {
 		d.log.Error("stages did not close cleanly", "err", err)
+	}
+	if d.a.opts.Stopped != nil {
+		d.a.opts.Stopped(d.d.Name)
 	}
 	d.log.Info("pipeline stopped")
 }

@@ -87,6 +87,11 @@ type Settings struct {
 	// HTTPToken, if set, is the bearer token /metrics requires; an HTTP
 	// address beyond loopback needs one (or --insecure). A secret.
 	HTTPToken string `mapstructure:"http_token"`
+	// HTTPTLSCert and HTTPTLSKey, if set, are the PEM certificate and
+	// private key the HTTP endpoint (run, worker, server) serves HTTPS
+	// with.
+	HTTPTLSCert string `mapstructure:"http_tls_cert"`
+	HTTPTLSKey  string `mapstructure:"http_tls_key"`
 	// Sync is how the embedded server (and `sluice server`) writes its
 	// store to disk: "always" syncs every write before acknowledging it,
 	// a duration syncs that often, and empty keeps nats-server's default
@@ -159,6 +164,7 @@ type NATSAuth struct {
 // viper.BindPFlag.
 var Keys = []string{
 	"nats_url", "store_dir", "listen", "http", "http_token", "sync", "log_level", "log_format", "gc_percent", "memory_limit", "shutdown_timeout", "progress_interval",
+	"http_tls_cert", "http_tls_key",
 	"worker_id", "lease_ttl", "allow_env", "allow_exec", "allow_plugins", "data_dir",
 	"otlp_endpoint", "trace_sample_ratio",
 	"nats.creds_file", "nats.user", "nats.password", "nats.token",

@@ -146,7 +146,7 @@ func replayMessage(p string, dl DeadLetter, latest uint64) (*nats.Msg, error) {
 	h := make(nats.Header, len(dl.Header))
 	for k, v := range dl.Header {
 		switch k {
-		case stages.HeaderError, stages.HeaderStage, stages.HeaderDeliveries, stages.HeaderSubject, stages.HeaderInputID, stages.HeaderMsgID, stages.HeaderRun:
+		case stages.HeaderError, stages.HeaderStage, stages.HeaderDeliveries, stages.HeaderSubject, stages.HeaderInputID, stages.HeaderMsgID, stages.HeaderRun, stages.HeaderReadTime:
 		default:
 			h[k] = v
 		}

@@ -32,6 +32,7 @@ type counter struct {
 	stage string
 	key   string
 	stats *stageStats // the stage's counts in this process, which it adds to
+	obs   *stageObs   // told of retries in place; nil without an Observer
 	c     schema.Counts
 	last  map[string][][2]uint64 // the batch's inputs acknowledged or terminated: stream -> ranges
 
@@ -129,6 +130,7 @@ func (c *counter) uncount(f *inFlight) {
 // attemptFailed counts n attempts that failed and are tried again in
 // place.
 func (c *counter) attemptFailed(n int) {
+	c.obs.retried(n)
 	c.add(tally{in: uint64(n), errors: uint64(n)}, false)
 }
 

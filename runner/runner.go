@@ -65,6 +65,9 @@ type Options struct {
 	// goroutine of Run, and must not block. The Job is closed when Run
 	// returns.
 	Started func(*Job)
+	// Observer, if set, is told per batch what the stages of this
+	// process do (see [Observer]); nil costs nothing.
+	Observer Observer
 	// Tracer, if set, makes a span per record in each stage and carries
 	// the trace context from stage to stage in the traceparent header
 	// (see package internal/tracing, which makes one that exports over

@@ -21,6 +21,7 @@ type sinkStep struct {
 	retry    []*stages.Message // msgs written again: held, or ordered
 	retryIdx []int             // their indexes in msgs
 	again    []error           // the sink's error for each of retry
+	obs      *stageObs         // nil without an Observer
 }
 
 // process writes the inputs of w's batch, except watermark ticks and end
@@ -167,6 +168,7 @@ func (s *sinkStep) writeErrs(ctx context.Context, stage string, msgs []*stages.M
 
 // safeWrite runs the sink, turning a panic into an error.
 func (s *sinkStep) safeWrite(ctx context.Context, stage string, msgs []*stages.Message) (err error) {
+	defer s.obs.write(s.obs.now(), len(msgs))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("stage %q panicked: %v", stage, r)

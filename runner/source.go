@@ -60,6 +60,7 @@ type sourceLoop struct {
 	upto     uint64 // records the stored checkpoint lets it publish (Checkpoint.Upto)
 	again    uint64 // records up to this one may be copies: published before a resume
 	acks     []pendingAck
+	obs      *stageObs   // nil without an Observer
 	trace    *stageTrace // nil with tracing off
 
 	resumable stages.Resumable  // nil when the source cannot resume
@@ -99,6 +100,7 @@ func newSourceLoop(r *run, st *pipeline.Stage, src stages.Source) (*sourceLoop, 
 	// overtake the records before it.
 	l.pub.js, l.pub.fastOK, l.pub.ordered = js, true, st.Partitions > 0 || l.marks != nil
 	l.resumable, _ = src.(stages.Resumable)
+	l.obs = newStageObs(r, st.Name, st.Role, src)
 	if pr, ok := src.(stages.ProgressReporter); ok {
 		l.stats.progress.Store(&pr)
 	}
@@ -314,10 +316,12 @@ func (l *sourceLoop) loop(ctx context.Context) (err error) {
 				break fill
 			}
 		}
+		l.obs.begin()
 		ended, err := l.publish(ctx, batch)
 		if err != nil {
 			return err
 		}
+		l.obs.sourceBatch(batch)
 		if err := l.save(ctx, ended); err != nil {
 			// The next batch tries again; a resumed run reads a little
 			// more again meanwhile.
@@ -459,6 +463,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			h[stages.HeaderMsgID] = []string{l.idBase + n}
 		}
 		h[stages.HeaderOrigin] = []string{l.origin + n}
+		l.obs.stamp(h)
 		if l.seq <= l.again {
 			h[stages.HeaderRedelivered] = redelivered
 		}

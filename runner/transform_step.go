@@ -213,7 +213,7 @@ func (s *transformStep) safeAdvance(ctx context.Context, windowed stages.Windowe
 // unless the stage set its own: a transform that builds new messages keeps
 // its records' event time.
 func inheritHeaders(o, in *stages.Message) {
-	for _, name := range []string{stages.HeaderEventTime, stages.HeaderKey} {
+	for _, name := range inherited {
 		if v, ok := in.Header[name]; ok {
 			if _, set := o.Header[name]; !set {
 				o.Header[name] = v
@@ -221,6 +221,9 @@ func inheritHeaders(o, in *stages.Message) {
 		}
 	}
 }
+
+// inherited are the headers an output inherits from its input.
+var inherited = []string{stages.HeaderEventTime, stages.HeaderKey, stages.HeaderReadTime}
 
 // outputRoutes returns the routes stage st may send outputs on: those its
 // type declares, or else only its default output "".

@@ -39,6 +39,7 @@ type worker struct {
 	pub    publishBatch
 	window *windowPart // nil without watermarks
 	outage outage      // held by a destination that is down
+	obs    *stageObs   // nil without an Observer
 	trace  *stageTrace // nil with tracing off
 }
 
@@ -77,10 +78,12 @@ func newWorker(r *run, st *pipeline.Stage, idx int, inputs []input, f *feed, sin
 	ordered := f.owner != nil
 	w.batch = newBatch(ordered)
 	w.count = newCounter(r, st.Name, w.stats)
+	w.obs = newStageObs(r, st.Name, st.Role, nil)
+	w.count.obs = w.obs
 	w.trace = newStageTrace(r, st)
 	w.policy = policy{stage: st, ordered: ordered, count: w.count, log: w.log}
 	if st.Role == stages.RoleSink {
-		w.step = &sinkStep{sink: sink}
+		w.step = &sinkStep{sink: sink, obs: w.obs}
 	} else if w.step, err = newTransformStep(r, st, t); err != nil {
 		return nil, err
 	}
@@ -147,7 +150,9 @@ func (w *worker) loop(ctx, hard context.Context) {
 // inputs.
 func (w *worker) process(stop, ctx context.Context) {
 	w.pub.reset()
+	w.obs.begin()
 	w.step.process(stop, ctx, w, time.Now())
+	w.obs.workerBatch(&w.batch, w.stage.Role == stages.RoleSink)
 	w.window.publishIntake(&w.pub)
 	w.settle(stop)
 }

@@ -230,3 +230,49 @@ func (e *Server) Shutdown() {
 		e.lock = nil
 	}
 }
+
+// Stats are the JetStream figures of a server, as its monitoring (Jsz)
+// reports them.
+type Stats struct {
+	MemoryBytes    uint64 // memory used by memory-stored streams
+	StorageBytes   uint64 // disk used by file-stored streams
+	ReservedMemory uint64 // memory reserved by the streams' limits
+	ReservedStore  uint64 // disk reserved by the streams' limits
+	Streams        int
+	Consumers      int
+	Messages       uint64 // messages stored in every stream
+	Bytes          uint64 // bytes stored in every stream
+	APIRequests    uint64 // JetStream API requests served since the start
+	APIErrors      uint64 // of them, answered with an error
+}
+
+// Stats returns the server's JetStream figures: a walk over its
+// accounts' usage, cheap enough for every scrape.
+func (e *Server) Stats() (Stats, error) {
+	info, err := e.srv.Jsz(&natsd.JSzOptions{})
+	if err != nil {
+		return Stats{}, fmt.Errorf("server: jetstream stats: %w", err)
+	}
+	return Stats{
+		MemoryBytes:    info.Memory,
+		StorageBytes:   info.Store,
+		ReservedMemory: info.ReservedMemory,
+		ReservedStore:  info.ReservedStore,
+		Streams:        info.Streams,
+		Consumers:      info.Consumers,
+		Messages:       info.Messages,
+		Bytes:          info.Bytes,
+		APIRequests:    info.API.Total,
+		APIErrors:      info.API.Errors,
+	}, nil
+}
+
+// Ready reports whether the server accepts clients and its JetStream can
+// serve requests (for a clustered one: the cluster has a meta leader and
+// this node is current). It does not wait; see [Server.JetStreamReady].
+func (e *Server) Ready() bool {
+	if !e.srv.Running() || !e.srv.JetStreamEnabled() {
+		return false
+	}
+	return !e.srv.JetStreamIsClustered() || e.srv.JetStreamIsCurrent()
+}

@@ -52,6 +52,12 @@ const (
 	// HeaderControl marks a message that carries no record: "watermark"
 	// (a watermark tick) or "end" (every source has ended).
 	HeaderControl = "Sluice-Control"
+	// HeaderReadTime carries, when the process that ran the source has a
+	// metrics observer (runner.Options.Observer), when the source read the
+	// record: Unix nanoseconds in decimal. Transforms pass it on to their
+	// outputs; a sink's worker measures the end-to-end latency from it.
+	// "sluice dlq replay" drops it: a replay is a new read.
+	HeaderReadTime = "Sluice-Read-Time"
 	// HeaderTraceParent and HeaderTraceState carry a record's W3C trace
 	// context (lower case, as the W3C spec writes them). A source keeps
 	// what its records bring; with tracing on, each stage that makes a

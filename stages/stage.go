@@ -89,6 +89,18 @@ type Resumable interface {
 	Resume(checkpoint []byte) error
 }
 
+// Lagging is a Source that knows how far behind what it reads it is: the
+// age of the oldest record it has not read yet, or of the last it read
+// while more wait; 0 when it has caught up. The runner asks once per batch
+// it publishes, when the process exports metrics
+// (sluice_source_lag_seconds). Lag is called from the runner's publishing
+// goroutine while Read may run on another: it must be safe for that.
+// Of the built-in sources, jetstream reports it.
+type Lagging interface {
+	Source
+	Lag() time.Duration
+}
+
 // Transform turns one input message into zero, one or many outputs. The
 // runner builds one Transform per worker, so Process is never called
 // concurrently on one value.

@@ -157,7 +157,7 @@ are deleted too.` + clusterHelp,
 
 func (a *app) workerCmd() *cobra.Command {
 	var patterns []string
-	var bindPolicy func()
+	var bindPolicy, bindHTTP func()
 	cmd := &cobra.Command{
 		Use:         "worker",
 		Annotations: map[string]string{longRunning: "true"},
@@ -183,6 +183,7 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 			// Bound when the command runs: run has the flag too, and viper
 			// keeps one flag per key.
 			a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
+			bindHTTP()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			context.AfterFunc(ctx, stop) // a second signal kills
@@ -194,7 +195,7 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 					return err
 				}
 				defer stopTracing()
-				err = cluster.RunWorker(ctx, c.nc, cluster.WorkerOptions{
+				wo := cluster.WorkerOptions{
 					ID:          s.WorkerID,
 					Stages:      patterns,
 					LeaseTTL:    s.LeaseTTL,
@@ -205,7 +206,13 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 					Stdout:      a.stdout,
 					StopTimeout: s.ShutdownTimeout,
 					Tracer:      tracer,
-				})
+				}
+				stopHTTP, err := a.workerHTTP(ctx, &wo)
+				if err != nil {
+					return err
+				}
+				defer stopHTTP()
+				err = cluster.RunWorker(ctx, c.nc, wo)
 				if errors.Is(err, runner.ErrInvalidOption) {
 					return err
 				}
@@ -219,6 +226,8 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 	cmd.Flags().Duration("lease-ttl", 0, "how long heartbeats and source leases live without renewal, when this worker creates their buckets (default 10s)")
 	a.bind("lease_ttl", cmd.Flags().Lookup("lease-ttl"))
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take (default 30s)")
+	bindHTTP = a.httpFlags(cmd, "/metrics (Prometheus, each stage labelled with the worker), /healthz and /readyz")
+	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --http beyond loopback serve without http_token")
 	bindPolicy = a.policyFlags(cmd)
 	return cmd
 }

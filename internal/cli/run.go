@@ -29,6 +29,7 @@ import (
 func (a *app) runCmd() *cobra.Command {
 	var fresh bool
 	var only []string
+	var bindHTTP func()
 	cmd := &cobra.Command{
 		Use:         "run FILE...",
 		Annotations: map[string]string{longRunning: "true"},
@@ -58,8 +59,7 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 			// Bound when the command runs: worker has the flag too, and
 			// viper keeps one flag per key.
 			a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
-			a.bind("http", cmd.Flags().Lookup("http"))
-			a.bind("http_token", cmd.Flags().Lookup("http-token"))
+			bindHTTP()
 			return a.run(cmd.Context(), args, fresh, only)
 		},
 	}
@@ -69,8 +69,7 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication, and --http beyond loopback serve without http_token")
 	a.bind("listen", cmd.Flags().Lookup("listen"))
 	a.progressFlags(cmd)
-	cmd.Flags().String("http", "", "serve /metrics (Prometheus), /healthz, /readyz and a status page at / (its data at /api/status) on PORT or :PORT (loopback) or HOST:PORT; beyond loopback it needs http_token (SLUICE_HTTP_TOKEN) or --insecure (default: none)")
-	cmd.Flags().String("http-token", "", "the bearer token /metrics and /api/status require; open the status page as /#token=TOKEN (better: SLUICE_HTTP_TOKEN, kept out of the process list)")
+	bindHTTP = a.httpFlags(cmd, "/metrics (Prometheus), /healthz, /readyz and a status page at / (its data at /api/status)")
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
 	return cmd
 }
@@ -108,7 +107,7 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // restore the default: a second signal kills
-	obs, err := a.listenHTTP(ps)
+	obs, err := a.listenHTTP(pipelineNames(ps), "", s.NATSURL == "")
 	if err != nil {
 		return err
 	}
@@ -125,6 +124,9 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		}
 		return failure(err)
 	}
+	if obs != nil && conn.emb != nil {
+		obs.WatchNATS(conn.emb)
+	}
 	done := make(chan error, 1)
 	opts := runner.Options{
 		Registry:    a.reg,
@@ -135,6 +137,9 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 		Fresh:       fresh && s.NATSURL != "",
 		StopTimeout: s.ShutdownTimeout,
 		Tracer:      tracer,
+	}
+	if obs != nil {
+		opts.Observer = obs.Observer()
 	}
 	if conn.emb != nil { // status, top and tap reach the run through its endpoint
 		stopStatus, err := a.serveRunStatus(conn.nc, ps)
@@ -408,7 +413,10 @@ func (c *conn) close() {
 // listenHTTP listens on the settings' HTTP address for /metrics, /healthz
 // and /readyz, if there is one, before anything runs: an address refused
 // or taken stops the command at once. It returns nil without an address.
-func (a *app) listenHTTP(ps []*pipeline.Pipeline) (*observe.Server, error) {
+// /readyz waits for the pipelines named, and for the embedded server
+// with waitNATS; worker, if set, labels the metrics of a cluster worker
+// (see observe.Options).
+func (a *app) listenHTTP(names []string, worker string, waitNATS bool) (*observe.Server, error) {
 	s := a.settings
 	if s.HTTP == "" {
 		return nil, nil
@@ -420,11 +428,11 @@ func (a *app) listenHTTP(ps []*pipeline.Pipeline) (*observe.Server, error) {
 	if err != nil {
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--http: %w", err)}
 	}
-	names := make([]string, len(ps))
-	for i, p := range ps {
-		names[i] = p.Name
+	obs, err := observe.Listen(observe.Options{Addr: addr, Token: s.HTTPToken, Pipelines: names, Logger: a.log,
+		Worker: worker, TLSCert: s.HTTPTLSCert, TLSKey: s.HTTPTLSKey, WaitNATS: waitNATS})
+	if errors.Is(err, observe.ErrTLS) {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--http: %w", err)}
 	}
-	obs, err := observe.Listen(observe.Options{Addr: addr, Token: s.HTTPToken, Pipelines: names, Logger: a.log})
 	if err != nil {
 		return nil, fmt.Errorf("--http: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 func (a *app) serverCmd() *cobra.Command {
 	var o server.Options
 	var listen string
+	var bindHTTP func()
 	cmd := &cobra.Command{
 		Use:         "server",
 		Annotations: map[string]string{longRunning: "true"},
@@ -54,6 +55,8 @@ authentication does not start, unless --insecure is given.
 					o.ClusterName = ""
 				}
 			}
+			bindHTTP()
+			a.insecure = o.Insecure
 			return a.server(cmd.Context(), o, listen)
 		},
 	}
@@ -65,7 +68,8 @@ authentication does not start, unless --insecure is given.
 	f.StringSliceVar(&o.Routes, "routes", nil, "comma-separated nats-route://host:port of the other nodes")
 	f.StringVar(&o.JetStreamDomain, "jetstream-domain", "", "JetStream domain (default: none)")
 	f.StringVar(&o.ConfigFile, "server-config", "", "nats-server configuration file: TLS, authorization, accounts, cluster (flags given win over it)")
-	f.BoolVar(&o.Insecure, "insecure", false, "start even if clients or routes from beyond loopback need no authentication")
+	f.BoolVar(&o.Insecure, "insecure", false, "start even if clients or routes from beyond loopback need no authentication, and let --http beyond loopback serve without http_token")
+	bindHTTP = a.httpFlags(cmd, "/metrics (Prometheus: JetStream figures, Go runtime, process), /healthz and /readyz (JetStream ready)")
 	return cmd
 }
 
@@ -99,6 +103,14 @@ func (a *app) server(ctx context.Context, o server.Options, listen string) error
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	defer a.tuneMemory()()
+	obs, err := a.listenHTTP(nil, "", true)
+	if err != nil {
+		return err
+	}
+	if obs != nil {
+		// Probes get answers while the store is recovered.
+		defer a.serveHTTP(ctx, obs)()
+	}
 
 	emb, err := server.Start(o)
 	if err != nil {
@@ -107,6 +119,9 @@ func (a *app) server(ctx context.Context, o server.Options, listen string) error
 	defer emb.Shutdown()
 	for _, open := range emb.Unauthenticated() {
 		a.log.Warn("--insecure: " + open)
+	}
+	if obs != nil {
+		obs.WatchNATS(emb)
 	}
 	a.log.Info("server started", "name", emb.Name(), "url", emb.ClientURL(), "cluster", emb.ClusterAddr(), "store", emb.StoreDir())
 	// A cluster's JetStream is ready once a majority of its nodes is up.

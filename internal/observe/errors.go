@@ -10,3 +10,7 @@ var ErrNoAuth = errors.New("observe: an HTTP address beyond loopback needs a bea
 // ErrInvalidAddr is returned by [CheckAddr] for an address that is not
 // PORT, :PORT or HOST:PORT.
 var ErrInvalidAddr = errors.New("observe: invalid HTTP address")
+
+// ErrTLS is returned by [Listen] for a certificate or key that cannot be
+// loaded, or one given without the other.
+var ErrTLS = errors.New("observe: TLS certificate")

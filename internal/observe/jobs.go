@@ -18,12 +18,16 @@ const (
 
 // jobs is what the process runs: the pipelines it is to run, each waiting,
 // running (with its job) or stopped. Safe for concurrent use.
+//
+// A worker's (dynamic) pipelines come and go with the deployments: one
+// stopped is forgotten, not kept as stopped.
 type jobs struct {
-	mu     sync.Mutex
-	order  []string // pipeline names, as given
-	state  map[string]string
-	active map[string]*runner.Job
-	last   map[string]*runner.Job // the job of a stopped pipeline, for its final counts on the status page
+	dynamic bool
+	mu      sync.Mutex
+	order   []string // pipeline names, as given
+	state   map[string]string
+	active  map[string]*runner.Job
+	last    map[string]*runner.Job // the job of a stopped pipeline, for its final counts on the status page
 }
 
 func newJobs(pipelines []string) *jobs {
@@ -57,6 +61,11 @@ func (js *jobs) stopped(pipeline string) {
 		js.last[pipeline] = j
 	}
 	delete(js.active, pipeline)
+	if js.dynamic {
+		js.order = slices.DeleteFunc(js.order, func(p string) bool { return p == pipeline })
+		delete(js.state, pipeline)
+		delete(js.last, pipeline)
+	}
 }
 
 // running returns the jobs running now, in the order of their pipelines.
@@ -73,13 +82,10 @@ func (js *jobs) running() []*runner.Job {
 }
 
 // notReady returns a line per pipeline that is not running, empty when
-// every one is (and there is at least one).
+// every one is (or there is none).
 func (js *jobs) notReady() string {
 	js.mu.Lock()
 	defer js.mu.Unlock()
-	if len(js.order) == 0 {
-		return "no pipeline\n"
-	}
 	var b strings.Builder
 	for _, p := range js.order {
 		if st := js.state[p]; st != stateRunning {

@@ -30,6 +30,16 @@ type Options struct {
 	Pipelines []string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+	// Worker, if set, names the cluster worker this process is: every
+	// stage metric gets the label worker, and the pipelines come and go
+	// with the deployments (see [Server.Started], [Server.Stopped]).
+	Worker string
+	// TLSCert and TLSKey, if set, are the PEM files of the certificate
+	// and private key to serve HTTPS with.
+	TLSCert, TLSKey string
+	// WaitNATS makes /readyz wait for the process's embedded NATS server,
+	// which [Server.WatchNATS] gives once it has started.
+	WaitNATS bool
 }
 
 // readHeaderTimeout bounds reading a request's headers.
@@ -44,6 +54,11 @@ type Server struct {
 	jobs  *jobs
 	token bearer.Token // nil without one
 	log   *slog.Logger
+
+	metrics *metrics       // the runner's Observer
+	nats    *natsCollector // the embedded server's figures
+	// waitNATS: /readyz waits for an embedded server (Options.WaitNATS).
+	waitNATS bool
 }
 
 // Listen listens on opts.Addr and returns the server, which serves once
@@ -57,13 +72,17 @@ func Listen(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", opts.Addr)
+	ln, err := listen(opts)
 	if err != nil {
-		return nil, fmt.Errorf("observe: listen: %w", err)
+		return nil, err
 	}
-	s := &Server{ln: ln, jobs: newJobs(opts.Pipelines), log: log}
+	s := &Server{ln: ln, jobs: newJobs(opts.Pipelines), log: log, nats: newNATSCollector()}
+	s.jobs.dynamic = opts.Worker != ""
+	s.waitNATS = opts.WaitNATS
 	s.token = bearer.New(opts.Token)
-	reg := newRegistry(&collector{jobs: s.jobs, log: log})
+	constLabels := workerLabel(opts.Worker)
+	reg := newRegistry(&collector{jobs: s.jobs, log: log, d: newStageDescs(constLabels)}, s.nats)
+	s.metrics = newMetrics(reg, constLabels)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.authorized(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogErrors{log}})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -72,7 +91,7 @@ func Listen(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /api/status", s.authorized(http.HandlerFunc(s.status)))
 	mux.Handle("GET /{$}", page)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	return s, nil
 }
 
@@ -107,7 +126,7 @@ func (s *Server) Stopped(pipeline string) { s.jobs.stopped(pipeline) }
 // line for each that does not.
 func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if msg := s.jobs.notReady(); msg != "" {
+	if msg := s.natsNotReady() + s.jobs.notReady(); msg != "" {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, msg)
 		return

@@ -166,9 +166,27 @@ type jsSource struct {
 	keeping   sync.WaitGroup
 	closed    atomic.Bool
 	closeOnce sync.Once
+
+	// Of the last message read: the consumer's messages pending after it,
+	// and when it was stored upstream (Unix nanoseconds), for Lag.
+	lastPending atomic.Uint64
+	lastStored  atomic.Int64
 }
 
-var _ stages.Source = (*jsSource)(nil)
+var (
+	_ stages.Source  = (*jsSource)(nil)
+	_ stages.Lagging = (*jsSource)(nil)
+)
+
+// Lag returns how long ago the last message read was stored upstream if
+// the consumer had more pending after it, else 0 (caught up, or nothing
+// read yet): the age of what the source is working through.
+func (s *jsSource) Lag() time.Duration {
+	if s.lastPending.Load() == 0 {
+		return 0
+	}
+	return max(time.Since(time.Unix(0, s.lastStored.Load())), 0)
+}
 
 func newJetStreamSource(p stages.Params, info stages.Info) (stages.Source, error) {
 	if err := checkJetStreamSource(p); err != nil {
@@ -318,6 +336,8 @@ func (s *jsSource) Read(ctx context.Context) (*stages.Message, error) {
 	m.Header[HeaderSourceSubject] = []string{jm.Subject()}
 	if meta, err := jm.Metadata(); err == nil {
 		m.Header[stages.HeaderMsgID] = []string{meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)}
+		s.lastPending.Store(meta.NumPending)
+		s.lastStored.Store(meta.Timestamp.UnixNano())
 	}
 	s.mu.Lock()
 	s.inFlight[jm] = struct{}{}

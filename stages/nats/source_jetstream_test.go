@@ -296,3 +296,29 @@ func TestJetStreamSourceCloseNaks(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// Lag is the age of the last record read while more wait upstream, and 0
+// once the source has read everything (or nothing yet).
+func TestJetStreamSourceLag(t *testing.T) {
+	f := newJSFixture(t)
+	src := stagetest.NewSource(t, "jetstream", map[string]any{"stream": "UP", "durable": "lag"}, stages.Info{Conn: f.nc})
+	lagging, ok := src.(stages.Lagging)
+	if !ok {
+		t.Fatal("the jetstream source does not report its lag")
+	}
+	if d := lagging.Lag(); d != 0 {
+		t.Errorf("lag before a read: %s, want 0", d)
+	}
+	f.publish(t, "up.a", `{"n":1}`, `{"n":2}`, `{"n":3}`)
+	m := readCtx(t, src)
+	if d := lagging.Lag(); d <= 0 || d > time.Minute {
+		t.Errorf("lag with two records waiting: %s, want the first one's age", d)
+	}
+	m.Ack(nil)
+	for range 2 {
+		readCtx(t, src).Ack(nil)
+	}
+	if d := lagging.Lag(); d != 0 {
+		t.Errorf("lag with nothing waiting: %s, want 0", d)
+	}
+}
