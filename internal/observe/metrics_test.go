@@ -113,11 +113,7 @@ stages:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Listen(Options{Addr: "127.0.0.1:0", Pipelines: []string{"obs"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveOn(t, s)
+	s, base := serve(t, Options{Pipelines: []string{"obs"}})
 	sum, err := runner.Run(context.Background(), nc, p, runner.Options{Registry: reg, Observer: s.Observer(), Started: s.Started})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +128,7 @@ stages:
 		t.Fatalf("sink wrote %d records, want %d", written, records)
 	}
 
-	body := scrape(t, http.DefaultClient, "http://"+s.Addr()+"/metrics")
+	body := scrape(t, http.DefaultClient, base+"/metrics")
 	at := func(stage string) string { return `pipeline="obs",stage="` + stage + `"` }
 	for _, tt := range []struct {
 		name, stage string
@@ -169,25 +165,21 @@ stages:
 // label worker, and /readyz does not wait for pipelines nor keep stopped
 // ones.
 func TestWorkerLabel(t *testing.T) {
-	s, err := Listen(Options{Addr: "127.0.0.1:0", Worker: "w1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveOn(t, s)
+	s, base := serve(t, Options{Worker: "w1"})
 	so := s.Observer().Stage("p", "out", stages.RoleSink)
 	so.Batch(runner.BatchFigures{Records: 3, Duration: time.Millisecond, Latencies: []time.Duration{time.Second}})
 	so.Written(time.Millisecond, 3)
-	body := scrape(t, http.DefaultClient, "http://"+s.Addr()+"/metrics")
+	body := scrape(t, http.DefaultClient, base+"/metrics")
 	for _, name := range []string{metricProcessing + "_count", metricBatchSize + "_count", metricSinkWrite + "_count", metricEndToEnd + "_count"} {
 		if v, ok := sample(t, body, name, `pipeline="p",stage="out",worker="w1"`); !ok || v != 1 {
 			t.Errorf("%s with the worker label: %v, %v; want 1", name, v, ok)
 		}
 	}
-	if code, msg := fetchCode(t, http.DefaultClient, "http://"+s.Addr()+"/readyz"); code != http.StatusOK {
+	if code, msg := fetchCode(t, http.DefaultClient, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz of a worker without pipelines: %d %q, want 200", code, msg)
 	}
 	s.Stopped("p")
-	if code, msg := fetchCode(t, http.DefaultClient, "http://"+s.Addr()+"/readyz"); code != http.StatusOK {
+	if code, msg := fetchCode(t, http.DefaultClient, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz of a worker after a pipeline was undeployed: %d %q, want 200", code, msg)
 	}
 }
@@ -227,12 +219,7 @@ func TestNATSServerMetrics(t *testing.T) {
 		}
 	}
 
-	s, err := Listen(Options{Addr: "127.0.0.1:0", WaitNATS: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveOn(t, s)
-	base := "http://" + s.Addr()
+	s, base := serve(t, Options{WaitNATS: true})
 	if code, msg := fetchCode(t, http.DefaultClient, base+"/readyz"); code != http.StatusServiceUnavailable || msg != "nats server: not started\n" {
 		t.Errorf("/readyz before the server is given: %d %q, want 503 saying it has not started", code, msg)
 	}

@@ -1,7 +1,6 @@
 package observe
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -41,20 +40,7 @@ func TestCheckAddr(t *testing.T) {
 // TestReadyz: /readyz answers 503 naming each pipeline not running,
 // before it starts and after it stops; /healthz answers 200 all along.
 func TestReadyz(t *testing.T) {
-	s, err := Listen(Options{Addr: "127.0.0.1:0", Pipelines: []string{"a", "b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	base := "http://" + s.Addr()
+	s, base := serve(t, Options{Pipelines: []string{"a", "b"}})
 	check := func(path string, wantCode int, wantBody string) {
 		t.Helper()
 		resp, err := http.Get(base + path)
