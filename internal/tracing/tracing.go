@@ -10,7 +10,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -150,10 +149,6 @@ func (p *Provider) TracerProvider() trace.TracerProvider {
 	}
 	return p.tp
 }
-
-// Propagator returns the propagator of the trace context in message
-// headers: W3C traceparent and tracestate.
-func Propagator() propagation.TextMapPropagator { return propagation.TraceContext{} }
 
 // Shutdown exports the spans still buffered and stops the provider,
 // within ctx's deadline or [DefaultShutdownTimeout]: what is not exported

@@ -35,9 +35,8 @@ type Span struct {
 type Receiver struct {
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	spans    []Span
-	requests int
+	mu    sync.Mutex
+	spans []Span
 }
 
 // Start starts a receiver, which t's cleanup closes.
@@ -60,13 +59,6 @@ func (r *Receiver) Spans() []Span {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Span(nil), r.spans...)
-}
-
-// Requests returns how many export requests the receiver accepted.
-func (r *Receiver) Requests() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.requests
 }
 
 // export decodes one export request, protobuf as OTLP/HTTP sends by
@@ -117,7 +109,6 @@ func (r *Receiver) export(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.spans = append(r.spans, got...)
-	r.requests++
 	r.mu.Unlock()
 	out, err := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
 	if err != nil {
