@@ -25,6 +25,9 @@ type tapOptions struct {
 	follow  bool
 	raw     bool
 	headers bool
+	// local is set when tap reads a local run through its endpoint: the
+	// run closing the connection is its end, not a failure.
+	local bool
 }
 
 func (a *app) tapCmd() *cobra.Command {
@@ -34,7 +37,7 @@ func (a *app) tapCmd() *cobra.Command {
 		Short: "Print the records a stage outputs, as they come, without disturbing the pipeline",
 		Long: `Tap prints the records that stage STAGE of pipeline PIPELINE publishes from now
 on, one JSON line each: the next -n records, then it ends, or with --follow
-every record until it is interrupted. A record that is not JSON is printed as
+every record until it is interrupted (or the local run it reads ends). A record that is not JSON is printed as
 a JSON string; --raw prints the payloads as they are, one a line; --headers
 wraps each record in an object with its subject, its stream sequence and its
 headers: {"subject": ..., "seq": ..., "headers": {...}, "record": ...}.
@@ -61,6 +64,7 @@ the store (--store-dir), through the private endpoint it records there; with
 				return fmt.Errorf("tap: -n must be >= 1 (got %d)", o.n)
 			}
 			return a.withRun(cmd.Context(), func(ctx context.Context, c *conn) error {
+				o.local = c.local != nil
 				return failure(tap(ctx, c.nc, args[0], args[1], o, a.stdout))
 			})
 		},
@@ -129,6 +133,9 @@ func tap(ctx context.Context, nc *nats.Conn, p, s string, o tapOptions, w io.Wri
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // interrupted
+			}
+			if nc.IsClosed() && o.local {
+				return nil // the local run ended
 			}
 			if nc.IsClosed() {
 				return fmt.Errorf("tap: the connection to NATS has closed (a local run that ended closes it): %w", err)

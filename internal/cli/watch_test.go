@@ -140,9 +140,27 @@ func TestLocalRunVisible(t *testing.T) {
 		t.Errorf("top --once: exit %d\n%s%s", code, stdout, stderr)
 	}
 
+	// tap --follow prints until the run it reads ends, then ends too.
+	followOut := newLockedBuffer()
+	followed := make(chan int, 1)
+	go func() {
+		followed <- MainContext(t.Context(), []string{"tap", "watched", "double", "--follow"}, strings.NewReader(""), followOut, newLockedBuffer())
+	}()
+	natstest.WaitFor(t, time.Minute, "tap --follow to print records", func() bool {
+		return strings.Count(followOut.String(), "\n") >= 3
+	})
+
 	code, runErr := stop()
 	if code != ExitOK {
 		t.Fatalf("run: exit %d\n%s", code, runErr)
+	}
+	select {
+	case code := <-followed:
+		if code != ExitOK {
+			t.Errorf("tap --follow when the run ended: exit %d, want %d", code, ExitOK)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("tap --follow did not end with the run")
 	}
 	// Every record generated reached the sink once, the tapped ones too.
 	written := readLines(t, filepath.Join(dir, "out.jsonl"))
