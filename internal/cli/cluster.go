@@ -157,7 +157,7 @@ are deleted too.` + clusterHelp,
 
 func (a *app) workerCmd() *cobra.Command {
 	var patterns []string
-	var bindPolicy, bindHTTP func()
+	var bindPolicy, bindHTTP, bindTracing func()
 	cmd := &cobra.Command{
 		Use:         "worker",
 		Annotations: map[string]string{longRunning: "true"},
@@ -184,6 +184,7 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 			// keeps one flag per key.
 			a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
 			bindHTTP()
+			bindTracing()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			context.AfterFunc(ctx, stop) // a second signal kills
@@ -226,7 +227,8 @@ started again after kill -9 waits for its old heartbeat to expire.` + policyHelp
 	cmd.Flags().Duration("lease-ttl", 0, "how long heartbeats and source leases live without renewal, when this worker creates their buckets (default 10s)")
 	a.bind("lease_ttl", cmd.Flags().Lookup("lease-ttl"))
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take (default 30s)")
-	bindHTTP = a.httpFlags(cmd, "/metrics (Prometheus, each stage labelled with the worker), /healthz and /readyz")
+	bindHTTP = a.httpFlags(cmd, "/metrics (Prometheus, each stage labelled with the worker), /healthz, /readyz and a status page at / (its data at /api/status)")
+	bindTracing = a.tracingFlags(cmd)
 	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --http beyond loopback serve without http_token")
 	bindPolicy = a.policyFlags(cmd)
 	return cmd

@@ -29,7 +29,7 @@ import (
 func (a *app) runCmd() *cobra.Command {
 	var fresh bool
 	var only []string
-	var bindHTTP func()
+	var bindHTTP, bindTracing func()
 	cmd := &cobra.Command{
 		Use:         "run FILE...",
 		Annotations: map[string]string{longRunning: "true"},
@@ -60,6 +60,7 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 			// viper keeps one flag per key.
 			a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
 			bindHTTP()
+			bindTracing()
 			return a.run(cmd.Context(), args, fresh, only)
 		},
 	}
@@ -70,6 +71,7 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 	a.bind("listen", cmd.Flags().Lookup("listen"))
 	a.progressFlags(cmd)
 	bindHTTP = a.httpFlags(cmd, "/metrics (Prometheus), /healthz, /readyz and a status page at / (its data at /api/status)")
+	bindTracing = a.tracingFlags(cmd)
 	cmd.Flags().Duration("shutdown-timeout", 0, "how long a stop after SIGINT or SIGTERM may take before the process gives up and exits with status 1 (default 30s)")
 	return cmd
 }

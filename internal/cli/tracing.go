@@ -5,12 +5,28 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sluicehq/sluice/configs"
 	"github.com/sluicehq/sluice/internal/tracing"
 	"github.com/sluicehq/sluice/pipeline"
 )
+
+// tracingFlags gives cmd (run, worker) --otlp-endpoint and
+// --trace-sample-ratio. The returned func binds them to the settings; call
+// it when the command runs: viper keeps one flag per key, and two
+// commands have them.
+func (a *app) tracingFlags(cmd *cobra.Command) (bind func()) {
+	f := cmd.Flags()
+	f.String("otlp-endpoint", "", "trace records: export spans over OTLP/HTTP to this base URL, such as http://localhost:4318 (setting otlp_endpoint, SLUICE_OTLP_ENDPOINT; default: no tracing)")
+	f.Float64("trace-sample-ratio", configs.DefaultTraceSampleRatio, "the share of source records traced, 0 to 1 (setting trace_sample_ratio)")
+	return func() {
+		a.bind("otlp_endpoint", f.Lookup("otlp-endpoint"))
+		a.bind("trace_sample_ratio", f.Lookup("trace-sample-ratio"))
+	}
+}
 
 // startTracing starts exporting spans over OTLP when otlp_endpoint (or
 // OTEL_EXPORTER_OTLP_ENDPOINT) is set, for a process that runs ps (none

@@ -29,21 +29,29 @@ func TestRunTracing(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		endpoint  bool
+		flags     bool // --otlp-endpoint and --trace-sample-ratio instead of the environment
 		wantSpans int
 	}{
-		{"on", true, 30},
-		{"off", false, 0},
+		{"on", true, false, 30},
+		{"flags", true, true, 30},
+		{"off", false, false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clearOTELEnv(t)
 			recv := tracingtest.Start(t)
-			if tc.endpoint {
+			args := []string{"run"}
+			switch {
+			case tc.flags:
+				args = append(args, "--otlp-endpoint", recv.Endpoint(), "--trace-sample-ratio", "1")
+			case tc.endpoint:
 				t.Setenv("SLUICE_OTLP_ENDPOINT", recv.Endpoint())
+				t.Setenv("SLUICE_TRACE_SAMPLE_RATIO", "1")
+			default:
+				t.Setenv("SLUICE_TRACE_SAMPLE_RATIO", "1")
 			}
-			t.Setenv("SLUICE_TRACE_SAMPLE_RATIO", "1")
 			dir := inEmptyDir(t)
 			file, out := demoPipeline(t, dir)
-			code, _, stderr := sluice(t, "run", "--store-dir", filepath.Join(dir, "store"), file)
+			code, _, stderr := sluice(t, append(args, "--store-dir", filepath.Join(dir, "store"), file)...)
 			if code != ExitOK {
 				t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 			}
