@@ -24,6 +24,13 @@
 // and on a 3-node cluster of them, about 5 minutes with -runs 3:
 //
 //	go run ./bench -only scaleout -runs 1
+//
+// The peers group runs only when -only names it, as it builds and execs
+// sluice, a minimal Benthos and a plain Go program (the floor, both in the
+// bench/peers module): the same ETL job of -n JSON-lines records from
+// file to file, -runs times each, checking that the outputs agree:
+//
+//	go run ./bench -only peers
 package main
 
 import (
@@ -54,11 +61,12 @@ const (
 	// groupScaleout and groupSoak are not among the default groups.
 	groupScaleout = "scaleout"
 	groupSoak     = "soak"
+	groupPeers    = "peers"
 )
 
 var (
 	defaultGroups = []string{groupHop, groupChain, groupLatency, groupAllocs}
-	allGroups     = append(slices.Clone(defaultGroups), groupScaleout, groupSoak)
+	allGroups     = append(slices.Clone(defaultGroups), groupScaleout, groupSoak, groupPeers)
 )
 
 // scenarioOrder is the order of the report's rows.
@@ -339,6 +347,11 @@ func runSuite(ctx context.Context, cfg *config, log io.Writer) (*Report, error) 
 		}
 		if rep.Scaleout, err = runScaleout(ctx, so); err != nil {
 			return nil, fmt.Errorf("%s: %w", groupScaleout, err)
+		}
+	}
+	if cfg.has(groupPeers) {
+		if rep.Peers, err = runPeers(ctx, &peers{n: cfg.n, runs: cfg.runs, sluiceBin: cfg.sluiceBin, log: log}); err != nil {
+			return nil, fmt.Errorf("%s: %w", groupPeers, err)
 		}
 	}
 	if cfg.has(groupSoak) {
