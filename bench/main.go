@@ -112,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.baselineBatch, "baseline-batch", defaultBaselineBatch, "pull batch of the hand-written hop")
 	fs.StringVar(&c.baselinePull, "baseline-pull", defaultBaselinePull, "pull style of the hand-written hop: messages or fetch")
 	fs.StringVar(&processes, "processes", "1,2,4", "comma-separated counts of worker processes of the scaleout group")
-	fs.StringVar(&c.sluiceBin, "sluice-bin", "", "sluice binary of the scaleout group (default: go build ./cmd/sluice into a temporary directory)")
+	fs.StringVar(&c.sluiceBin, "sluice-bin", "", "sluice binary of the scaleout and peers groups (default: go build ./cmd/sluice into a temporary directory)")
 	fs.IntVar(&c.gcPercent, "gc-percent", configs.DefaultGCPercent, "garbage collector target percentage, as `sluice run` applies it (GOGC wins when set); -1 is off")
 	fs.StringVar(&c.memoryLimit, "memory-limit", configs.MemoryLimitAuto, "the Go runtime's soft memory limit, as `sluice run` applies its memory_limit (GOMEMLIMIT wins when set): auto, off or a size such as 512MiB")
 	fs.Float64Var(&c.soakRate, "rate", 5000, "msgs/s of the soak group's source")
