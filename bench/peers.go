@@ -166,11 +166,12 @@ type peers struct {
 	log       io.Writer
 }
 
-// peerSystem is one row: how to run the job once into out.
+// peerSystem is one row: the command line that runs the job once in dir,
+// writing out.
 type peerSystem struct {
 	name     string
 	isSluice bool
-	cmd      func(ctx context.Context, dir, out string) (*exec.Cmd, error)
+	args     func(dir, out string) ([]string, error)
 }
 
 // peerRun is one run of one system.
@@ -306,25 +307,25 @@ func runPeers(ctx context.Context, p *peers) (*PeersReport, error) {
 
 	var systems []peerSystem
 	for _, v := range sluiceVariants {
-		systems = append(systems, peerSystem{name: v.Name, isSluice: true, cmd: func(ctx context.Context, dir, out string) (*exec.Cmd, error) {
+		systems = append(systems, peerSystem{name: v.Name, isSluice: true, args: func(dir, out string) ([]string, error) {
 			spec := filepath.Join(dir, "pipeline.yaml")
 			if err := os.WriteFile(spec, sluiceJob(v, in, out), 0o644); err != nil {
 				return nil, fmt.Errorf("write pipeline: %w", err)
 			}
 			// A fresh store per run: the process holds its embedded server.
-			return exec.CommandContext(ctx, p.sluiceBin, "run", "-q", "--store-dir", filepath.Join(dir, "store"), spec), nil
+			return []string{p.sluiceBin, "run", "-q", "--store-dir", filepath.Join(dir, "store"), spec}, nil
 		}})
 	}
 	systems = append(systems,
-		peerSystem{name: peerBenthos, cmd: func(ctx context.Context, dir, out string) (*exec.Cmd, error) {
+		peerSystem{name: peerBenthos, args: func(dir, out string) ([]string, error) {
 			conf := filepath.Join(dir, "benthos.yaml")
 			if err := os.WriteFile(conf, benthosJob(in, out), 0o644); err != nil {
 				return nil, fmt.Errorf("write Benthos config: %w", err)
 			}
-			return exec.CommandContext(ctx, bins.benthos, "run", conf), nil
+			return []string{bins.benthos, "run", conf}, nil
 		}},
-		peerSystem{name: peerFloor, cmd: func(ctx context.Context, dir, out string) (*exec.Cmd, error) {
-			return exec.CommandContext(ctx, bins.floor, in, out), nil
+		peerSystem{name: peerFloor, args: func(_, out string) ([]string, error) {
+			return []string{bins.floor, in, out}, nil
 		}},
 	)
 
@@ -395,12 +396,12 @@ func runPeer(ctx context.Context, s peerSystem, maxrss, dir string) (peerRun, er
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "out.jsonl")
-	job, err := s.cmd(ctx, dir, out)
+	job, err := s.args(dir, out)
 	if err != nil {
 		return peerRun{}, err
 	}
 	report := filepath.Join(dir, "maxrss.json")
-	cmd := exec.CommandContext(ctx, maxrss, append([]string{report}, job.Args...)...)
+	cmd := exec.CommandContext(ctx, maxrss, append([]string{report}, job...)...)
 	cmd.Dir = dir
 	cmd.Env = childEnv("GOWORK=off")
 	cmd.SysProcAttr = childAttr()
