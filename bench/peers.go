@@ -178,6 +178,8 @@ type peerSystem struct {
 type peerRun struct {
 	elapsed   time.Duration
 	peakRSS   int64 // KiB; 0 if unknown
+	cpu       time.Duration
+	otherCPU  float64 // CPUs anything else kept busy meanwhile; -1 if unknown
 	outRecs   int
 	canonical []string // the output's records, canonical and sorted
 }
@@ -203,10 +205,15 @@ type PeersRow struct {
 	RecordsPerSec float64   `json:"records_per_sec"` // input records over the median time
 	VsBenthos     *float64  `json:"vs_benthos,omitempty"`
 	VsFloor       *float64  `json:"vs_floor,omitempty"`
-	PeakRSSMiB    float64   `json:"peak_rss_mib"` // the child process's, highest of the runs; 0 if unknown
-	MedianRSSMiB  float64   `json:"median_rss_mib"`
-	OutputRecords int       `json:"output_records"`
-	IsSluice      bool      `json:"is_sluice"`
+	CPUSeconds    float64   `json:"cpu_seconds"` // user and system, median of the runs
+	// OtherCPU is how many CPUs anything but the system's process kept
+	// busy during a run, the highest of the runs: the machine's noise. -1
+	// if unknown.
+	OtherCPU      float64 `json:"other_cpu"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"` // the child process's, highest of the runs; 0 if unknown
+	MedianRSSMiB  float64 `json:"median_rss_mib"`
+	OutputRecords int     `json:"output_records"`
+	IsSluice      bool    `json:"is_sluice"`
 }
 
 // peersModuleDir finds bench/peers from the sluice module the go command
@@ -342,9 +349,9 @@ func runPeers(ctx context.Context, p *peers) (*PeersReport, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s, run %d: %w", s.name, r+1, err)
 			}
-			fmt.Fprintf(p.log, "bench: peers %-30s run %d/%d: %8s, %9.0f records/s, peak RSS %4.0f MiB, %d records out\n",
+			fmt.Fprintf(p.log, "bench: peers %-30s run %d/%d: %8s, %9.0f records/s, CPU %6.2f s, peak RSS %4.0f MiB, %d records out, others' CPU %.2f\n",
 				s.name, r+1, p.runs, pr.elapsed.Round(time.Millisecond), float64(p.n)/pr.elapsed.Seconds(),
-				float64(pr.peakRSS)/1024, pr.outRecs)
+				pr.cpu.Seconds(), float64(pr.peakRSS)/1024, pr.outRecs, pr.otherCPU)
 			// Every output is compared with the first one, then let go.
 			if ref == nil {
 				ref, refName = pr.canonical, s.name
@@ -366,8 +373,13 @@ func peersRows(systems []peerSystem, runs [][]peerRun, n int) []PeersRow {
 	rate := map[string]float64{}
 	for k, s := range systems {
 		row := PeersRow{System: s.name, IsSluice: s.isSluice, OutputRecords: runs[k][0].outRecs}
-		var rss []float64
+		var rss, cpu []float64
+		row.OtherCPU = -1
 		for _, pr := range runs[k] {
+			cpu = append(cpu, pr.cpu.Seconds())
+			if pr.otherCPU >= 0 {
+				row.OtherCPU = max(row.OtherCPU, pr.otherCPU)
+			}
 			row.Seconds = append(row.Seconds, pr.elapsed.Seconds())
 			mib := float64(pr.peakRSS) / 1024
 			rss = append(rss, mib)
@@ -375,6 +387,7 @@ func peersRows(systems []peerSystem, runs [][]peerRun, n int) []PeersRow {
 		}
 		row.MedianSeconds = median(row.Seconds)
 		row.MedianRSSMiB = median(rss)
+		row.CPUSeconds = median(cpu)
 		row.RecordsPerSec = float64(n) / row.MedianSeconds
 		rate[s.name] = row.RecordsPerSec
 		rows[k] = row
@@ -410,12 +423,15 @@ func runPeer(ctx context.Context, s peerSystem, maxrss, dir string) (peerRun, er
 	cmd.WaitDelay = 10 * time.Second
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
+	t0 := readCPUTicks()
 	if err := cmd.Run(); err != nil {
 		return peerRun{}, fmt.Errorf("%w; output:\n%s", err, tail(logs.String(), 2000))
 	}
+	t1 := readCPUTicks()
 	var rep struct {
 		MaxRSSKiB int64 `json:"max_rss_kib"`
 		ElapsedNs int64 `json:"elapsed_ns"`
+		CPUNs     int64 `json:"cpu_ns"`
 	}
 	b, err := os.ReadFile(report)
 	if err == nil {
@@ -428,7 +444,13 @@ func runPeer(ctx context.Context, s peerSystem, maxrss, dir string) (peerRun, er
 	if err != nil {
 		return peerRun{}, err
 	}
-	return peerRun{elapsed: time.Duration(rep.ElapsedNs), peakRSS: rep.MaxRSSKiB, outRecs: len(canon), canonical: canon}, nil
+	elapsed, cpu := time.Duration(rep.ElapsedNs), time.Duration(rep.CPUNs)
+	others := t1.othersSince(t0, elapsed) // the job's CPU is among them
+	if others >= 0 {
+		others = max(others-cpu.Seconds()/elapsed.Seconds(), 0)
+	}
+	return peerRun{elapsed: elapsed, cpu: cpu, otherCPU: others, peakRSS: rep.MaxRSSKiB,
+		outRecs: len(canon), canonical: canon}, nil
 }
 
 // writeLines writes records as JSON lines to path and returns its size.
@@ -547,10 +569,12 @@ func (r *Report) peersTable(b *strings.Builder) {
 	fmt.Fprintf(b, "The ETL job: %d JSON-lines orders (%.1f MB, %.0f bytes each on average), file → map (upper-case `customer`, double `amount`) → "+
 		"filter (`amount >= 100`, keeps %d) → file; each system a process of its own, run %d times alternating, "+
 		"median time from start to exit. records/s: input records over the median time. Ratios: sluice's records/s over the peer's. "+
-		"Peak RSS: the process's (wait4's ru_maxrss, taken by a small launcher, which adds its own ~2.5 MiB at most), highest of the runs. Load average before: %s.\n\n",
+		"CPU: the process's user and system time, median of the runs. "+
+		"Peak RSS: the process's (wait4's ru_maxrss, taken by a small launcher, which adds its own ~2.5 MiB at most), highest of the runs. "+
+		"Others' CPU: the most CPUs that anything but the process kept busy during one of its runs (the noise). Load average before: %s.\n\n",
 		p.N, float64(p.InputBytes)/1e6, p.MeanBytes, p.Kept, p.Runs, p.LoadAvg)
-	b.WriteString("| system | median time | records/s | vs Benthos | vs floor | peak RSS MiB |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| system | median time | records/s | vs Benthos | vs floor | CPU s | peak RSS MiB | others' CPU |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	ratio := func(v *float64) string {
 		if v == nil {
 			return "—"
@@ -562,7 +586,11 @@ func (r *Report) peersTable(b *strings.Builder) {
 		if row.PeakRSSMiB > 0 {
 			rss = fmt.Sprintf("%.0f", row.PeakRSSMiB)
 		}
-		fmt.Fprintf(b, "| %s | %.2f s | %s | %s | %s | %s |\n", row.System, row.MedianSeconds,
-			thousands(row.RecordsPerSec), ratio(row.VsBenthos), ratio(row.VsFloor), rss)
+		others := "—"
+		if row.OtherCPU >= 0 {
+			others = fmt.Sprintf("%.2f", row.OtherCPU)
+		}
+		fmt.Fprintf(b, "| %s | %.2f s | %s | %s | %s | %.2f | %s | %s |\n", row.System, row.MedianSeconds,
+			thousands(row.RecordsPerSec), ratio(row.VsBenthos), ratio(row.VsFloor), row.CPUSeconds, rss, others)
 	}
 }

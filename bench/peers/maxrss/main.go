@@ -1,8 +1,8 @@
 // Command maxrss runs a program and writes, to a file, its peak resident
-// set and how long it ran, as one JSON object:
+// set, how long it ran and the CPU time it used, as one JSON object:
 //
 //	maxrss REPORT PROG [ARG...]
-//	{"max_rss_kib": 10432, "elapsed_ns": 1360000000}
+//	{"max_rss_kib":10432,"elapsed_ns":1360000000,"cpu_ns":1410000000,"exit_code":0}
 //
 // bench's peers group runs each system through it rather than reading
 // wait4's ru_maxrss itself: Go starts children with vfork, sharing the
@@ -28,6 +28,7 @@ import (
 type Report struct {
 	MaxRSSKiB int64 `json:"max_rss_kib"` // 0 if unknown
 	ElapsedNs int64 `json:"elapsed_ns"`
+	CPUNs     int64 `json:"cpu_ns"` // user and system
 	ExitCode  int   `json:"exit_code"`
 }
 
@@ -58,7 +59,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "maxrss: %v\n", err)
 		os.Exit(1)
 	}
-	rep := Report{ElapsedNs: elapsed.Nanoseconds(), ExitCode: cmd.ProcessState.ExitCode()}
+	rep := Report{
+		ElapsedNs: elapsed.Nanoseconds(),
+		CPUNs:     (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Nanoseconds(),
+		ExitCode:  cmd.ProcessState.ExitCode(),
+	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rep.MaxRSSKiB = int64(ru.Maxrss)
 		if runtime.GOOS == "darwin" {
