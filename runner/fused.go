@@ -36,6 +36,45 @@ type chain struct {
 	cur     []*stages.Message
 	next    []*stages.Message
 	idBuf   []byte
+	ids     idWindow // the IDs of records the source identified, as a stream's dedup window keeps them
+}
+
+// idWindow remembers IDs for a while, as a stream's duplicate window
+// does: a record the source identifies (its own Nats-Msg-Id) and sends
+// again within the window is taken once.
+type idWindow struct {
+	window time.Duration
+	seen   map[string]time.Time
+	order  []idSeen // in the order seen, for expiry
+}
+
+type idSeen struct {
+	id string
+	at time.Time
+}
+
+// add reports whether id is new within the window, remembering it.
+func (w *idWindow) add(id string, now time.Time) bool {
+	n := 0
+	for _, e := range w.order {
+		if now.Sub(e.at) < w.window {
+			break
+		}
+		if w.seen[e.id] == e.at {
+			delete(w.seen, e.id)
+		}
+		n++
+	}
+	w.order = w.order[n:]
+	if _, ok := w.seen[id]; ok {
+		return false
+	}
+	if w.seen == nil {
+		w.seen = make(map[string]time.Time)
+	}
+	w.seen[id] = now
+	w.order = append(w.order, idSeen{id, now})
+	return true
 }
 
 // fusedStep is a transform of a chain, with its own instance of the
@@ -71,7 +110,7 @@ type fusedSink struct {
 // units holds by name: the sink's unit gives its sink, and each fused
 // transform gets an instance of its own, closed with its unit.
 func newChain(r *run, stages_ []*pipeline.Stage, units map[string]*unit) (*chain, error) {
-	c := &chain{run: r}
+	c := &chain{run: r, ids: idWindow{window: r.p.Settings.DedupWindow}}
 	up := stages_[0]
 	for _, st := range stages_[1:] {
 		u := units[st.Name]
@@ -135,6 +174,30 @@ func (j *Job) fusedUnits() error {
 	return nil
 }
 
+// FusedBefore reports whether stage name runs fused with the stage after
+// it in this job: its outputs go there in memory, not through its stream,
+// so its stream stays empty but for what replays and earlier runs put
+// there.
+func (j *Job) FusedBefore(name string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, u := range j.units {
+		c := u.source
+		if c == nil || c.chain == nil {
+			continue
+		}
+		if u.stage.Name == name {
+			return true
+		}
+		for i, st := range c.chain.steps {
+			if st.stage.Name == name {
+				return i < len(c.chain.steps)-1 || c.chain.sink != nil
+			}
+		}
+	}
+	return false
+}
+
 // begin readies the chain for a batch of the source.
 func (c *chain) begin() {
 	for _, st := range c.steps {
@@ -193,6 +256,7 @@ func (st *fusedStep) process(ctx context.Context, c *chain, x *stages.Message, p
 	attempts := 0
 	for err != nil && retryable(st.stage, err, attempts) && ctx.Err() == nil {
 		attempts++
+		st.batch.In++ // a failed attempt counts as an input that failed
 		st.batch.Errors++
 		st.w.log.Warn("processing failed, will retry in place", "err", err, "attempts", attempts)
 		if !retry.Sleep(ctx, st.stage.RetryDelay(attempts)) {
@@ -357,6 +421,7 @@ func (c *chain) flush(ctx context.Context, pub *publishBatch) bool {
 			t.Dead++
 			c.deadLetter(ctx, s.stage.Name, s.idBase+lineageOf(m)+"/dlq", s.inSubject, m, e, tries[j]+1, pub)
 		}
+		t.In += uint64(tries[j]) // each failed attempt counts as an input that failed
 		t.Errors += uint64(tries[j])
 		s.tally = append(s.tally, t)
 	}

@@ -473,6 +473,13 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		}
 		if ids := h[stages.HeaderMsgID]; len(ids) == 1 && ids[0] != "" {
 			h[stages.HeaderMsgID] = []string{l.keyBase + ids[0]}
+			if l.chain != nil && !l.chain.ids.add(ids[0], time.Now()) {
+				// Read again within the dedup window: taken once, as
+				// the stream would.
+				l.acks = append(l.acks, pendingAck{m: r.m, idx: -1})
+				decided()
+				continue
+			}
 		} else {
 			h[stages.HeaderMsgID] = []string{l.idBase + n}
 		}
