@@ -67,9 +67,9 @@ func TestStopAndResume(t *testing.T) {
 		{name: "kill -9", sig: syscall.SIGKILL, stops: 4},
 		{name: "SIGTERM", sig: syscall.SIGTERM, stops: 2},
 		{name: "kill -9 and down 3 dedup windows", sig: syscall.SIGKILL, stops: 3, down: 6 * time.Second, settings: longOutageSettings},
-		{name: "fused, kill -9", sig: syscall.SIGKILL, stops: 4, fused: true},
-		{name: "fused, SIGTERM", sig: syscall.SIGTERM, stops: 2, fused: true},
-		{name: "fused, kill -9 and down 3 dedup windows", sig: syscall.SIGKILL, stops: 3, down: 6 * time.Second, settings: longOutageSettings, fused: true},
+		{name: "fused kill -9", sig: syscall.SIGKILL, stops: 4, fused: true},
+		{name: "fused SIGTERM", sig: syscall.SIGTERM, stops: 2, fused: true},
+		{name: "fused kill -9 and down 3 dedup windows", sig: syscall.SIGKILL, stops: 3, down: 6 * time.Second, settings: longOutageSettings, fused: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
