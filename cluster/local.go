@@ -32,7 +32,7 @@ func LocalStatus(ctx context.Context, p *pipeline.Pipeline, job *runner.Job, sta
 	local := job.Stages()
 	for _, s := range d.Stages {
 		sum := job.Stage(s.Name)
-		ss := StageStatus{DeployedStage: s, In: sum.In, Out: sum.Out, Errors: sum.Errors, DeadLetters: sum.DeadLetters, Rate: sum.Rate}
+		ss := StageStatus{DeployedStage: s, In: sum.In, Out: sum.Out, Errors: sum.Errors, DeadLetters: sum.DeadLetters, Rate: sum.Rate, Fused: job.FusedBefore(s.Name)}
 		if slices.Contains(local, s.Name) {
 			ss.Workers = []string{LocalWorker}
 			if !sum.HeldSince.IsZero() {

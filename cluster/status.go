@@ -52,6 +52,10 @@ type StageStatus struct {
 	// Unknown says why the counts of messages are not known now (a
 	// consumer whose leader is being elected), empty when they are.
 	Unknown string `json:"unknown,omitempty"`
+	// Fused tells that the stage runs fused with the stage after it (a
+	// local run: see pipeline.Pipeline.Chains): its outputs go there in
+	// memory, not through its stream.
+	Fused bool `json:"fused,omitempty"`
 }
 
 // StageHold is a stage held on a worker by a destination that is down:

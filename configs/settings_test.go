@@ -41,7 +41,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 400, MemoryLimit: "auto", ShutdownTimeout: 30 * time.Second, ProgressInterval: 10 * time.Second, LeaseTTL: 10 * time.Second, TraceSampleRatio: 0.01}
+	want := Settings{StoreDir: ".sluice", LogLevel: "info", LogFormat: "auto", GCPercent: 200, MemoryLimit: "auto", ShutdownTimeout: 30 * time.Second, ProgressInterval: 10 * time.Second, LeaseTTL: 10 * time.Second, TraceSampleRatio: 0.01}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("got %+v, want %+v", s, want)
 	}

@@ -10,8 +10,9 @@ import (
 )
 
 // testRegistry returns a registry of small test-only types, independent of
-// the built-in ones: sources gen and file, transforms map, filter and
-// route (whose outputs take the routes it lists), sinks file and out.
+// the built-in ones: sources gen and file, transforms map and filter
+// (stateless) and route (whose outputs take the routes it lists), sinks
+// file and out.
 func testRegistry(t testing.TB) *stages.Registry {
 	t.Helper()
 	newSource := func(stages.Params, stages.Info) (stages.Source, error) { return nil, nil }
@@ -26,11 +27,11 @@ func testRegistry(t testing.TB) *stages.Registry {
 			{Name: "path", Type: stages.TypeString, Required: true},
 			{Name: "format", Type: stages.TypeString, Enum: []string{"jsonl", "csv"}, Default: "jsonl"},
 		}},
-		{Name: "map", NewTransform: newTransform, Params: []stages.Param{
+		{Name: "map", NewTransform: newTransform, Stateless: true, Params: []stages.Param{
 			{Name: "expr", Type: stages.TypeExpr, Required: true},
 			{Name: "n", Type: stages.TypeInt},
 		}},
-		{Name: "filter", NewTransform: newTransform, Params: []stages.Param{
+		{Name: "filter", NewTransform: newTransform, Stateless: true, Params: []stages.Param{
 			{Name: "expr", Type: stages.TypeExpr, Required: true},
 		}},
 		{Name: "route", NewTransform: newTransform, Params: []stages.Param{

@@ -192,6 +192,7 @@ func TestParsePipelineFields(t *testing.T) {
 		Backoff:     []time.Duration{2 * time.Second, 10 * time.Second},
 		Replicas:    3,
 		IdleTimeout: DefaultIdleTimeout,
+		Fusion:      FusionAuto,
 	}
 	if !reflect.DeepEqual(p.Settings, want) {
 		t.Errorf("settings:\n got %+v\nwant %+v", p.Settings, want)

@@ -52,7 +52,23 @@ type Settings struct {
 	// hold back the watermark of the stages after it: past it, it is
 	// idle, and left out until it sends again.
 	IdleTimeout time.Duration
+	// Fusion is FusionAuto (the default), where adjacent stages that need
+	// no stream between them run fused (see [Pipeline.Chains]), or
+	// FusionOff, where every stage boundary is a stream.
+	Fusion string
 }
+
+// The values of Settings.Fusion.
+const (
+	FusionAuto = "auto"
+	FusionOff  = "off"
+)
+
+// The values of a stage's buffer key.
+const (
+	BufferAuto    = "auto"    // a stream before the stage only where one is needed
+	BufferDurable = "durable" // always a stream before the stage
+)
 
 // DefaultSettings returns the settings of a pipeline that sets none.
 func DefaultSettings() Settings {
@@ -66,6 +82,7 @@ func DefaultSettings() Settings {
 		MaxDeliver:  DefaultMaxDeliver,
 		Replicas:    DefaultReplicas,
 		IdleTimeout: DefaultIdleTimeout,
+		Fusion:      FusionAuto,
 		Backoff:     append([]time.Duration(nil), DefaultBackoff...),
 	}
 }
@@ -162,6 +179,9 @@ type Stage struct {
 	// InputPartitions is the partitions of the stages it reads (validation
 	// makes them all the same), 0 if they are not partitioned.
 	InputPartitions int
+	// Durable, set by "buffer: durable", keeps a stream before the stage
+	// even where it could run fused with the stage it reads.
+	Durable bool
 }
 
 // RetryDelay returns the delay before the next attempt of a message that

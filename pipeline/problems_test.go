@@ -120,7 +120,7 @@ func TestProblems(t *testing.T) {
 
 		// One stage.
 		{"unknown stage key", "name: p\nstages:\n  - name: s\n    source: gen\n    replica: 2\n", []string{
-			`5:5 stage "s": unknown key "replica" (want name, description, source, transform, sink, from, replicas, on_error, max_deliver, backoff, max_outage, event_time, key, partitions, with)`}},
+			`5:5 stage "s": unknown key "replica" (want name, description, source, transform, sink, from, replicas, on_error, max_deliver, backoff, max_outage, event_time, key, partitions, buffer, with)`}},
 		{"missing stage name", "name: p\nstages:\n  - source: gen\n", []string{`3:5 stage 1: missing required key "name"`}},
 		{"bad stage name", "name: p\nstages:\n  - {name: Read, source: gen}\n", []string{
 			`3:12 stage 1: name "Read" must match ^[a-z][a-z0-9-]*$`}},

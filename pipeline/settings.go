@@ -12,7 +12,7 @@ import (
 )
 
 // Keys of the settings mapping.
-var settingsKeys = []string{"storage", "retention", "max_age", "max_buffer", "max_buffer_bytes", "dedup_window", "ack_wait", "max_deliver", "backoff", "max_outage", "replicas", "max_out_of_orderness", "idle_timeout"}
+var settingsKeys = []string{"storage", "retention", "max_age", "max_buffer", "max_buffer_bytes", "dedup_window", "ack_wait", "max_deliver", "backoff", "max_outage", "replicas", "max_out_of_orderness", "idle_timeout", "fusion"}
 
 // settings decodes the settings mapping n over the defaults in s.
 func (d *decoder) settings(n *yaml.Node, s *Settings) {
@@ -78,6 +78,10 @@ func (d *decoder) settings(n *yaml.Node, s *Settings) {
 		case "idle_timeout":
 			if v, ok := d.durationMin(n, where, 100*time.Millisecond); ok {
 				s.IdleTimeout = v
+			}
+		case "fusion":
+			if v, ok := d.enum(n, where, FusionAuto, FusionOff); ok {
+				s.Fusion = v
 			}
 		case "replicas":
 			if v, ok := d.intMin(n, where, 1); ok && v > 5 {

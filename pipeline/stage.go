@@ -14,7 +14,7 @@ import (
 )
 
 // Keys of a stage mapping.
-var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "on_error", "max_deliver", "backoff", "max_outage", "event_time", "key", "partitions", "with"}
+var stageKeys = []string{"name", "description", "source", "transform", "sink", "from", "replicas", "on_error", "max_deliver", "backoff", "max_outage", "event_time", "key", "partitions", "buffer", "with"}
 
 // MaxPartitions bounds the partitions key of a stage.
 const MaxPartitions = 1024
@@ -96,6 +96,11 @@ func (d *decoder) stage(n *yaml.Node, index int) *draft {
 			d.problem(f.value, "%s: replicas must be 1 for a source (got %d): sources run as one instance", s.where, v)
 		} else if ok {
 			s.Replicas = v
+		}
+	}
+	if f, ok := fields["buffer"]; ok {
+		if v, ok := d.enum(f.value, s.where+": buffer", BufferAuto, BufferDurable); ok {
+			s.Durable = v == BufferDurable
 		}
 	}
 	d.errorHandling(s, fields)

@@ -305,7 +305,9 @@ func TestOutageMaxOutage(t *testing.T) {
 
 // While the sink is held, backpressure reaches the source: it publishes
 // no more than its stream holds (max_buffer), all of it delivered to the
-// held sink and none acknowledged, however long the outage lasts.
+// held sink and none acknowledged, however long the outage lasts. (The
+// sink asks for its stream: fused with the source, a held sink holds the
+// source's loop itself.)
 func TestOutageBackpressure(t *testing.T) {
 	const records, maxBuffer = 1000, 200
 	e := newEnv(t)
@@ -320,6 +322,7 @@ stages:
     with: {count: %d, template: '{"n": seq}'}
   - name: post
     sink: http
+    buffer: durable
     with: {url: '%s', retries: 0}
 `, maxBuffer, records, ep.url()))
 	log := newLogRecorder()

@@ -374,6 +374,11 @@ func (j *Job) build() error {
 			return err
 		}
 	}
+	if len(j.local) == len(j.r.p.Stages) {
+		// Every stage runs here: the chains run fused in their source's
+		// loop.
+		return j.fusedUnits()
+	}
 	return nil
 }
 

@@ -62,6 +62,7 @@ type sourceLoop struct {
 	acks     []pendingAck
 	obs      *stageObs   // nil without an Observer
 	trace    *stageTrace // nil with tracing off
+	chain    *chain      // the stages fused after the source, nil if none
 
 	resumable stages.Resumable  // nil when the source cannot resume
 	done      bool              // a resumed run whose source had ended
@@ -151,6 +152,7 @@ type pendingAck struct {
 type pendingCheckpoint struct {
 	published int
 	cp        schema.Checkpoint
+	sinkPos   int // with a fused chain: the records of the sink's batch it covers
 }
 
 // resume moves the source of a resumed run to its stored checkpoint.
@@ -179,6 +181,9 @@ func (l *sourceLoop) resume(ctx context.Context) error {
 		// then what this process publishes. A run resumed for its
 		// replayed dead letters counts these alone.
 		l.count(cp.Records, cp.Dead, cp.Dropped)
+		if l.chain != nil {
+			l.chain.restore(cp.Fused)
+		}
 	}
 	if l.resumable != nil {
 		l.upto, l.again = cp.Upto, cp.Upto
@@ -364,6 +369,10 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 	l.pub.reset()
 	l.cps = l.cps[:0]
 	l.acks = l.acks[:0]
+	chainDone := false // the chain wrote and published the batch
+	if l.chain != nil {
+		l.chain.begin()
+	}
 	defer func() {
 		// Tell the sources that wait: stored, refused, or not stored
 		// because the run stops.
@@ -371,7 +380,9 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			switch {
 			case a.err != nil:
 				a.m.Ack(a.err)
-			case l.pub.ok(a.idx):
+			case a.idx < 0 && chainDone: // went through the fused chain
+				a.m.Ack(nil)
+			case a.idx >= 0 && l.pub.ok(a.idx):
 				a.m.Ack(nil)
 			default:
 				a.m.Ack(fmt.Errorf("stage %q: not stored: %w", l.stage.Name, cmp.Or(err, context.Canceled)))
@@ -391,7 +402,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		}
 		if r.m == nil && r.err == nil {
 			ended = true
-			l.cps = append(l.cps, pendingCheckpoint{l.pub.len(), l.checkpoint(r.cp, true)})
+			l.cps = append(l.cps, pendingCheckpoint{published: l.pub.len(), cp: l.checkpoint(r.cp, true), sinkPos: l.chain.sinkPos()})
 			break
 		}
 		l.seq++
@@ -405,6 +416,9 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		decided := func() {
 			if cpAt >= 0 {
 				l.cps[cpAt].cp = l.checkpoint(r.cp, false)
+				if l.chain != nil {
+					l.cps[cpAt].published, l.cps[cpAt].sinkPos = l.pub.len(), l.chain.sinkPos()
+				}
 			}
 		}
 		n := strconv.FormatUint(l.seq, 10)
@@ -459,6 +473,13 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		}
 		if ids := h[stages.HeaderMsgID]; len(ids) == 1 && ids[0] != "" {
 			h[stages.HeaderMsgID] = []string{l.keyBase + ids[0]}
+			if l.chain != nil && !l.chain.ids.add(ids[0], time.Now()) {
+				// Read again within the dedup window: taken once, as
+				// the stream would.
+				l.acks = append(l.acks, pendingAck{m: r.m, idx: -1})
+				decided()
+				continue
+			}
 		} else {
 			h[stages.HeaderMsgID] = []string{l.idBase + n}
 		}
@@ -471,9 +492,24 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 			l.marks.record(h, recordEventTime(h), time.Now())
 		}
 		l.trace.source(h, subject)
+		if l.chain != nil {
+			r.m.Header = h
+			if err := l.chain.take(ctx, r.m, &l.pub); err != nil {
+				return false, err
+			}
+			l.acks = append(l.acks, pendingAck{m: r.m, idx: -1})
+			decided()
+			continue
+		}
 		idx := l.pub.addOutput(&nats.Msg{Subject: subject, Data: data, Header: h})
 		l.acks = append(l.acks, pendingAck{m: r.m, idx: idx})
 		decided()
+	}
+	if l.chain != nil && !l.chain.flush(ctx, &l.pub) {
+		// Not written: nothing of the batch counts, a resumed run reads
+		// it again.
+		l.pub.wait(ctx)
+		return false, cmp.Or(ctx.Err(), l.run.failure(), errors.New("the fused sink gave up"))
 	}
 	// A source cannot nak: it retries until JetStream has the batch or the
 	// run is stopped.
@@ -485,10 +521,17 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 	for _, pc := range l.cps {
 		if pc.published <= acked {
 			l.cp, l.unsaved = pc.cp, true
+			if l.chain != nil {
+				l.cp.Fused = l.chain.counts(pc.sinkPos)
+			}
 		}
 	}
 	if left > 0 {
 		return false, ctx.Err()
+	}
+	if l.chain != nil {
+		chainDone = true
+		l.chain.commit()
 	}
 	l.count(l.seq-seq0, l.dead-dead0, l.dropped-dropped0)
 	return ended, nil

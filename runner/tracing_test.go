@@ -349,6 +349,25 @@ stages:
 	}
 }
 
+// endContinued waits for the one record the test sent to reach the sink,
+// stops the run (stop, then its error on done) and checks that the
+// record's trace continued the incoming one from source "in", its
+// tracestate ("vendor=x") included.
+func (e *tracingEnv) endContinued(t *testing.T, tp *tracing.Provider, stop func(), done <-chan error) {
+	t.Helper()
+	natstest.WaitFor(t, time.Minute, "the record at the sink", func() bool { return len(e.sink.traceparents()) == 1 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkContinued(t, e.flush(t, tp), "in")
+	e.sink.mu.Lock()
+	defer e.sink.mu.Unlock()
+	if e.sink.states[0] != "vendor=x" {
+		t.Fatalf("tracestate at the sink %q, want the request's", e.sink.states[0])
+	}
+}
+
 // TestTracingContinuesNATS: a record read from the nats source (core
 // NATS, a request) keeps the traceparent it carries and continues its
 // trace.
@@ -388,17 +407,7 @@ stages:
 		<-done
 		t.Fatal(err)
 	}
-	natstest.WaitFor(t, time.Minute, "the record at the sink", func() bool { return len(e.sink.traceparents()) == 1 })
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	checkContinued(t, e.flush(t, tp), "in")
-	e.sink.mu.Lock()
-	defer e.sink.mu.Unlock()
-	if e.sink.states[0] != "vendor=x" {
-		t.Fatalf("tracestate at the sink %q, want the request's", e.sink.states[0])
-	}
+	e.endContinued(t, tp, stop, done)
 }
 
 // TestTracingContinuesHTTP: the http source continues the trace of a
@@ -435,17 +444,7 @@ stages:
 		<-done
 		t.Fatalf("post: %d %s %v", status, body, err)
 	}
-	natstest.WaitFor(t, time.Minute, "the record at the sink", func() bool { return len(e.sink.traceparents()) == 1 })
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	checkContinued(t, e.flush(t, tp), "in")
-	e.sink.mu.Lock()
-	defer e.sink.mu.Unlock()
-	if e.sink.states[0] != "vendor=x" {
-		t.Fatalf("tracestate at the sink %q, want the request's", e.sink.states[0])
-	}
+	e.endContinued(t, tp, stop, done)
 }
 
 // BenchmarkTracingPipeline runs b.N generated records through

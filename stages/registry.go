@@ -33,6 +33,12 @@ type Spec struct {
 	// a stage of the type must read a partitioned stage, and the stages
 	// before it carry watermarks.
 	Watermarks bool
+	// Stateless tells that the type's transforms keep nothing from one
+	// record to the next and act on nothing but the outputs they return.
+	// The runner may then run a stage of the type fused
+	// with the stage before it, in the same step, with no stream between
+	// them (see the pipeline setting fusion).
+	Stateless bool
 	// RunsCommands tells that stages of the type run programs of the host
 	// they run on (the exec transform): a pipeline deployed to a worker
 	// may use the type only where the worker allows it.

@@ -136,8 +136,8 @@ func TestGraph(t *testing.T) {
 		stderr   string   // substring
 		noStdout bool
 	}{
-		{name: "mermaid by default", args: []string{good}, stdout: []string{"flowchart LR\n", "gen", "double", "out", "-->"}},
-		{name: "dot", args: []string{"--format", "dot", good}, stdout: []string{`digraph "demo" {`, `"gen" -> "double";`, "}\n"}},
+		{name: "mermaid by default", args: []string{good}, stdout: []string{"flowchart LR\n", `subgraph f0 ["fused"]`, "gen", "double", "out", "==>"}},
+		{name: "dot", args: []string{"--format", "dot", good}, stdout: []string{`digraph "demo" {`, "subgraph cluster_fused0", `"gen" -> "double" [style=bold];`, "}\n"}},
 		{name: "unknown format", args: []string{"--format", "svg", good}, code: ExitUsage, stderr: `svg`, noStdout: true},
 		{name: "invalid pipeline", args: []string{bad}, code: ExitUsage, stderr: bad + ":1:", noStdout: true},
 		{name: "two files", args: []string{good, good}, code: ExitUsage, stderr: "want one pipeline file", noStdout: true},

@@ -62,10 +62,14 @@ func TestStopAndResume(t *testing.T) {
 		stops    int
 		down     time.Duration // how long the process stays down after each stop
 		settings string        // replace the pipeline's settings
+		fused    bool          // one worker for double: every stage runs fused in the source's loop
 	}{
 		{name: "kill -9", sig: syscall.SIGKILL, stops: 4},
 		{name: "SIGTERM", sig: syscall.SIGTERM, stops: 2},
 		{name: "kill -9 and down 3 dedup windows", sig: syscall.SIGKILL, stops: 3, down: 6 * time.Second, settings: longOutageSettings},
+		{name: "fused kill -9", sig: syscall.SIGKILL, stops: 4, fused: true},
+		{name: "fused SIGTERM", sig: syscall.SIGTERM, stops: 2, fused: true},
+		{name: "fused kill -9 and down 3 dedup windows", sig: syscall.SIGKILL, stops: 3, down: 6 * time.Second, settings: longOutageSettings, fused: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,6 +81,9 @@ func TestStopAndResume(t *testing.T) {
 			yaml := strings.ReplaceAll(faultPipeline, "OUT", out)
 			if tt.settings != "" {
 				yaml = strings.Replace(yaml, "ack_wait: 2s", tt.settings, 1)
+			}
+			if tt.fused {
+				yaml = strings.Replace(yaml, "replicas: 2", "replicas: 1", 1)
 			}
 			p := writeFile(t, dir, "faults.yaml", yaml)
 			const lineSize = 40 // about, in bytes

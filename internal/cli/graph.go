@@ -12,6 +12,11 @@ func (a *app) graphCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "graph FILE",
 		Short: "Print the stage graph of a pipeline as Mermaid or Graphviz DOT",
+		Long: `Graph prints the stages of a pipeline and what each reads, as a Mermaid
+flowchart (the default) or a Graphviz digraph (--format dot). The stages that
+"sluice run" runs fused, as one step with no stream between them, are drawn
+in a box labelled "fused", their edges thick; a cluster's workers run every
+stage on its own.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return fmt.Errorf("graph: want one pipeline file (got %d arguments)", len(args))

@@ -65,6 +65,11 @@ the store (--store-dir), through the private endpoint it records there; with
 			}
 			return a.withRun(cmd.Context(), func(ctx context.Context, c *conn) error {
 				o.local = c.local != nil
+				if o.local {
+					if err := checkTappable(ctx, c, args[0], args[1]); err != nil {
+						return failure(err)
+					}
+				}
 				return failure(tap(ctx, c.nc, args[0], args[1], o, a.stdout))
 			})
 		},
@@ -74,6 +79,24 @@ the store (--store-dir), through the private endpoint it records there; with
 	cmd.Flags().BoolVar(&o.raw, "raw", false, "print the payloads as they are, one a line")
 	cmd.Flags().BoolVar(&o.headers, "headers", false, "print each record with its subject, stream sequence and headers")
 	return cmd
+}
+
+// checkTappable refuses to tap stage s of pipeline p of a local run when
+// the stage runs fused with the stage after it: its records do not pass
+// through its stream.
+func checkTappable(ctx context.Context, c *conn, p, s string) error {
+	st, err := status(ctx, c, p)
+	if err != nil {
+		return err
+	}
+	for _, ps := range st.Pipelines {
+		for _, ss := range ps.Stages {
+			if ps.Deployment.Name == p && ss.Name == s && ss.Fused {
+				return fmt.Errorf("tap: stage %s of pipeline %s runs fused with the stage after it, so its records do not pass through a stream: give the stage after it \"buffer: durable\", or the pipeline \"settings: {fusion: off}\", to tap it", s, p)
+			}
+		}
+	}
+	return nil
 }
 
 // tapInactive is how long the server keeps tap's consumer once tap has

@@ -20,7 +20,8 @@ import (
 )
 
 // endlessPipeline generates records until it is stopped, doubles them
-// and writes them to out.jsonl.
+// and writes them to out.jsonl. The sink asks for a stream before it, so
+// gen and double run fused and double publishes to its stream.
 const endlessPipeline = `name: watched
 stages:
   - name: gen
@@ -31,6 +32,7 @@ stages:
     with: {expr: '{"n": n, "double": n * 2}'}
   - name: out
     sink: file
+    buffer: durable
     with: {path: out.jsonl}
 `
 
@@ -122,9 +124,12 @@ func TestLocalRunVisible(t *testing.T) {
 			t.Errorf("tap printed %q, want a record of stage double", l)
 		}
 	}
-	code, withHeaders, stderr := sluiceCtx(t, "tap", "watched", "gen", "-n", "1", "--headers")
-	if code != ExitOK || !strings.Contains(withHeaders, `"subject":"sluice.watched.gen"`) || !strings.Contains(withHeaders, `"Nats-Msg-Id"`) {
+	code, withHeaders, stderr := sluiceCtx(t, "tap", "watched", "double", "-n", "1", "--headers")
+	if code != ExitOK || !strings.Contains(withHeaders, `"subject":"sluice.watched.double"`) || !strings.Contains(withHeaders, `"Nats-Msg-Id"`) {
 		t.Errorf("tap --headers: exit %d\n%s%s", code, withHeaders, stderr)
+	}
+	if code, _, stderr := sluiceCtx(t, "tap", "watched", "gen"); code != ExitFailure || !strings.Contains(stderr, "runs fused with the stage after it") {
+		t.Errorf("tap of a stage fused with the next: exit %d\n%s", code, stderr)
 	}
 	if code, _, stderr := sluiceCtx(t, "tap", "watched", "out"); code != ExitFailure || !strings.Contains(stderr, "no output stream for stage out") {
 		t.Errorf("tap of a sink: exit %d\n%s", code, stderr)

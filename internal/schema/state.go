@@ -46,6 +46,21 @@ type Checkpoint struct {
 	// were published.
 	Dead    uint64 `json:"dead,omitempty"`
 	Dropped uint64 `json:"dropped,omitempty"`
+	// Fused holds, when stages run fused after the source (see
+	// pipeline.Pipeline.Chains), what each counted of the records up to
+	// Records: they are counted with the checkpoint, not by workers.
+	Fused []StageCounts `json:"fused,omitempty"`
+}
+
+// StageCounts is what a stage run fused after a source counted in a run.
+type StageCounts struct {
+	Stage    string `json:"stage"`
+	In       uint64 `json:"in"`
+	Out      uint64 `json:"out"`
+	Filtered uint64 `json:"filtered,omitempty"`
+	Errors   uint64 `json:"errors,omitempty"`
+	Dead     uint64 `json:"dead,omitempty"`
+	Dropped  uint64 `json:"dropped,omitempty"`
 }
 
 // CheckpointKey is the key of the checkpoint of source stage s of

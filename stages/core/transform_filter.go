@@ -9,8 +9,9 @@ import (
 
 func filterSpec() stages.Spec {
 	return stages.Spec{
-		Name:    "filter",
-		Summary: "Keep the records for which an expression is true",
+		Name:      "filter",
+		Stateless: true,
+		Summary:   "Keep the records for which an expression is true",
 		Doc: `Evaluates expr over each record, with the record's fields as top-level ` +
 			`names and msg as the metadata. true passes the message on untouched ` +
 			`(its bytes are not re-encoded); false drops it, counted as filtered. A ` +

@@ -8,8 +8,9 @@ import (
 
 func mapSpec() stages.Spec {
 	return stages.Spec{
-		Name:    "map",
-		Summary: "Replace each record with the result of an expression",
+		Name:      "map",
+		Stateless: true,
+		Summary:   "Replace each record with the result of an expression",
 		Doc: `Evaluates expr over each record: the record's fields are top-level ` +
 			`names and msg holds the metadata (msg.headers, msg.key, msg.event_time, ` +
 			`msg.subject). The result becomes the record; headers are kept. A record ` +

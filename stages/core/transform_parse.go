@@ -31,8 +31,9 @@ const lineField = "line"
 
 func parseSpec() stages.Spec {
 	return stages.Spec{
-		Name:    "parse",
-		Summary: "Parse text in a record or payload as JSON, CSV, lines or logfmt",
+		Name:      "parse",
+		Stateless: true,
+		Summary:   "Parse text in a record or payload as JSON, CSV, lines or logfmt",
 		Doc: `Parses text into records: the payload as raw bytes, or with field the ` +
 			`string in that top-level field of the record. Each value parsed is one ` +
 			`output with the input's headers: it replaces the record, or with target ` +

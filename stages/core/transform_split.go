@@ -11,8 +11,9 @@ import (
 
 func splitSpec() stages.Spec {
 	return stages.Spec{
-		Name:    "split",
-		Summary: "Emit one record per element of an array field",
+		Name:      "split",
+		Stateless: true,
+		Summary:   "Emit one record per element of an array field",
 		Doc: `Reads the array in field, which may be a dotted path through nested ` +
 			`objects (a.b.c; a top-level field whose name contains dots is found ` +
 			`first), and emits each element as a record of its own with the input's ` +

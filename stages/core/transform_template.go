@@ -18,8 +18,9 @@ const templateName = "template"
 
 func templateSpec() stages.Spec {
 	return stages.Spec{
-		Name:    "template",
-		Summary: "Render a Go text/template over each record",
+		Name:      "template",
+		Stateless: true,
+		Summary:   "Render a Go text/template over each record",
 		Doc: `Renders template (Go text/template syntax) with the record as its dot: ` +
 			`{{.name}} is a field, {{.user.id}} a nested one. Without field the ` +
 			`rendered text is the output's payload, as raw bytes rather than JSON ` +

@@ -20,8 +20,9 @@ const jqMsgVar = "$msg"
 
 func jqSpec() stages.Spec {
 	return stages.Spec{
-		Name:    "jq",
-		Summary: "Run a jq query on each record; each value it emits is a record",
+		Name:      "jq",
+		Stateless: true,
+		Summary:   "Run a jq query on each record; each value it emits is a record",
 		Doc: `Runs query (jq syntax, as implemented by gojq) on each record, the ` +
 			`payload decoded as JSON (any JSON value, not only objects). Each value ` +
 			`the query emits is one output record with the input's headers: no ` +

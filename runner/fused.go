@@ -1,0 +1,562 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/sluicehq/sluice/internal/retry"
+	"github.com/sluicehq/sluice/internal/schema"
+	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/stages"
+)
+
+// chain runs the stages fused after a source (see pipeline.Pipeline.Chains)
+// in the source's loop: each record read goes through the chain's
+// transforms, in memory, and what comes out is written with the chain's
+// sink, or published to the stream of its last transform, before the
+// source's checkpoint moves past the record. The outputs get the IDs they
+// would get with a stream between every two stages (p/<stage>/<lineage>.<i>),
+// so a record read again after a crash is known for what it is wherever it
+// lands.
+//
+// The fused stages keep their streams and workers: a dead letter replayed
+// to one of them, or what an earlier run without fusion left in a stream,
+// is processed there.
+type chain struct {
+	run     *run
+	steps   []*fusedStep
+	sink    *fusedSink // nil when the chain ends with a transform
+	subject string     // without a sink: where the outputs are published
+	cur     []*stages.Message
+	next    []*stages.Message
+	idBuf   []byte
+	ids     idWindow // the IDs of records the source identified, as a stream's dedup window keeps them
+}
+
+// idWindow remembers IDs for a while, as a stream's duplicate window
+// does: a record the source identifies (its own Nats-Msg-Id) and sends
+// again within the window is taken once.
+type idWindow struct {
+	window time.Duration
+	seen   map[string]time.Time
+	order  []idSeen // in the order seen, for expiry
+}
+
+type idSeen struct {
+	id string
+	at time.Time
+}
+
+// add reports whether id is new within the window, remembering it.
+func (w *idWindow) add(id string, now time.Time) bool {
+	n := 0
+	for _, e := range w.order {
+		if now.Sub(e.at) < w.window {
+			break
+		}
+		if w.seen[e.id] == e.at {
+			delete(w.seen, e.id)
+		}
+		n++
+	}
+	w.order = w.order[n:]
+	if _, ok := w.seen[id]; ok {
+		return false
+	}
+	if w.seen == nil {
+		w.seen = make(map[string]time.Time)
+	}
+	w.seen[id] = now
+	w.order = append(w.order, idSeen{id, now})
+	return true
+}
+
+// fusedStep is a transform of a chain, with its own instance of the
+// transform and its counts.
+type fusedStep struct {
+	stage     *pipeline.Stage
+	t         stages.Transform
+	idBase    string // "p/<stage>/"
+	inSubject string // the subject the stage reads without fusion
+	stats     *stageStats
+	trace     *stageTrace
+	obs       *stageObs
+	w         *worker // what a failure needs: the stage, its log and counts
+	done      schema.StageCounts
+	batch     schema.StageCounts // of the batch in hand, not yet stored
+	outs      []*stages.Message
+}
+
+// fusedSink is the sink that ends a chain: the sink stage's own instance,
+// which its workers share.
+type fusedSink struct {
+	stage     *pipeline.Stage
+	step      sinkStep
+	w         *worker // its holds on a destination that is down
+	inSubject string
+	idBase    string
+	msgs      []*stages.Message
+	done      schema.StageCounts
+	tally     []schema.StageCounts // after each message of the batch, once written
+}
+
+// newChain returns the chain of stages after source stage src, which
+// units holds by name: the sink's unit gives its sink, and each fused
+// transform gets an instance of its own, closed with its unit.
+func newChain(r *run, stages_ []*pipeline.Stage, units map[string]*unit) (*chain, error) {
+	c := &chain{run: r, ids: idWindow{window: r.p.Settings.DedupWindow}}
+	up := stages_[0]
+	for _, st := range stages_[1:] {
+		u := units[st.Name]
+		if u == nil {
+			return nil, fmt.Errorf("stage %q runs fused but was not built", st.Name)
+		}
+		w := &worker{run: r, stage: st, stats: r.stats[st.Name], log: r.log.With("stage", st.Name, "fused", true), idBase: r.p.Name + "/" + st.Name + "/"}
+		w.count = newCounter(r, st.Name, w.stats)
+		w.policy = policy{stage: st, count: w.count, log: w.log}
+		in := schema.Subject(r.p.Name, up.Name)
+		if st.Role == stages.RoleSink {
+			obs := newStageObs(r, st.Name, st.Role, nil)
+			c.sink = &fusedSink{stage: st, step: sinkStep{sink: u.sink, obs: obs}, w: w, inSubject: in, idBase: w.idBase}
+			w.trace, w.obs = newStageTrace(r, st), obs
+			c.sink.done.Stage = st.Name
+			break
+		}
+		info := r.info(st)
+		info.Worker = st.Replicas // after the indexes of its workers
+		t, err := st.Spec.NewTransform(st.Params, info)
+		if err != nil {
+			return nil, fmt.Errorf("stage %q: %w", st.Name, err)
+		}
+		u.transforms = append(u.transforms, t)
+		c.steps = append(c.steps, &fusedStep{
+			stage: st, t: t, idBase: w.idBase, inSubject: in, stats: w.stats,
+			trace: newStageTrace(r, st), obs: newStageObs(r, st.Name, st.Role, nil), w: w,
+			done: schema.StageCounts{Stage: st.Name},
+		})
+		up = st
+	}
+	if c.sink == nil {
+		c.subject = schema.Subject(r.p.Name, up.Name)
+	}
+	return c, nil
+}
+
+// fusedUnits wires the chains of the job's pipeline into the source units
+// that head them. It is for a process that runs every stage (sluice run).
+func (j *Job) fusedUnits() error {
+	units := make(map[string]*unit, len(j.units))
+	for _, u := range j.units {
+		units[u.stage.Name] = u
+	}
+	for _, stages_ := range j.r.p.Chains() {
+		src := units[stages_[0].Name]
+		if src == nil || src.source == nil {
+			continue
+		}
+		c, err := newChain(j.r, stages_, units)
+		if err != nil {
+			return err
+		}
+		src.source.chain = c
+		names := make([]string, len(stages_))
+		for i, s := range stages_ {
+			names[i] = s.Name
+		}
+		j.r.log.Debug("stages run fused", "chain", strings.Join(names, " → "))
+	}
+	return nil
+}
+
+// FusedBefore reports whether stage name runs fused with the stage after
+// it in this job: its outputs go there in memory, not through its stream,
+// so its stream stays empty but for what replays and earlier runs put
+// there.
+func (j *Job) FusedBefore(name string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, u := range j.units {
+		c := u.source
+		if c == nil || c.chain == nil {
+			continue
+		}
+		if u.stage.Name == name {
+			return true
+		}
+		for i, st := range c.chain.steps {
+			if st.stage.Name == name {
+				return i < len(c.chain.steps)-1 || c.chain.sink != nil
+			}
+		}
+	}
+	return false
+}
+
+// begin readies the chain for a batch of the source.
+func (c *chain) begin() {
+	for _, st := range c.steps {
+		st.batch = schema.StageCounts{}
+		st.obs.begin()
+	}
+	if s := c.sink; s != nil {
+		clear(s.msgs)
+		s.msgs = s.msgs[:0]
+		s.tally = s.tally[:0]
+		s.w.obs.begin()
+	}
+}
+
+// take runs record m (with its ID and marks) through the chain: its
+// outputs go to the sink's batch, or to pub; so do the dead letters of
+// the records a stage of the chain failed on.
+func (c *chain) take(ctx context.Context, m *stages.Message, pub *publishBatch) error {
+	c.cur = append(c.cur[:0], m)
+	for _, st := range c.steps {
+		c.next = c.next[:0]
+		for _, x := range c.cur {
+			outs, err := st.process(ctx, c, x, pub)
+			if err != nil {
+				return err
+			}
+			c.next = append(c.next, outs...)
+		}
+		c.cur, c.next = c.next, c.cur
+	}
+	if c.sink != nil {
+		c.sink.msgs = append(c.sink.msgs, c.cur...)
+		return nil
+	}
+	for _, o := range c.cur {
+		data, err := o.Payload()
+		if err == nil {
+			err = c.run.checkSize(data)
+		}
+		if err != nil {
+			// Cannot be published: the last stage failed on its input.
+			return fmt.Errorf("stage %q: output: %w", c.steps[len(c.steps)-1].stage.Name, err)
+		}
+		pub.addOutput(&nats.Msg{Subject: c.subject, Data: data, Header: o.Header})
+	}
+	return nil
+}
+
+// process runs the step's transform on x, retrying a failure in place as
+// the stage's policy allows, and returns x's outputs with their IDs. A
+// record it fails on is dead-lettered (in pub) or dropped; a failure
+// because ctx ended is returned: the batch is given up.
+func (st *fusedStep) process(ctx context.Context, c *chain, x *stages.Message, pub *publishBatch) ([]*stages.Message, error) {
+	span := st.trace.begin(x)
+	outs, err := st.safeProcess(ctx, x)
+	attempts := 0
+	for err != nil && retryable(st.stage, err, attempts) && ctx.Err() == nil {
+		attempts++
+		st.batch.In++ // a failed attempt counts as an input that failed
+		st.batch.Errors++
+		st.w.log.Warn("processing failed, will retry in place", "err", err, "attempts", attempts)
+		if !retry.Sleep(ctx, st.stage.RetryDelay(attempts)) {
+			break
+		}
+		outs, err = st.safeProcess(ctx, x)
+	}
+	st.trace.end(span, outs, err)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("stage %q: %w", st.stage.Name, context.Cause(ctx))
+	}
+	st.batch.In++
+	lin := lineageOf(x)
+	if err != nil {
+		st.failed(ctx, c, x, lin, err, attempts+1, pub)
+		return nil, nil
+	}
+	if len(outs) == 0 {
+		st.batch.Filtered++
+		return nil, nil
+	}
+	st.batch.Out += uint64(len(outs))
+	again := x.MaybeCopy()
+	for i, o := range outs {
+		if o.Header == nil {
+			o.Header = make(nats.Header, 2)
+		}
+		if o != x {
+			inheritHeaders(o, x)
+		}
+		o.Header[stages.HeaderMsgID] = []string{c.outputID(st.idBase, lin, i)}
+		if again {
+			o.Header[stages.HeaderRedelivered] = redelivered
+		}
+	}
+	return outs, nil
+}
+
+// safeProcess runs the transform on x, turning a panic into an error.
+func (st *fusedStep) safeProcess(ctx context.Context, x *stages.Message) (outs []*stages.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			outs, err = nil, fmt.Errorf("stage %q panicked: %v", st.stage.Name, r)
+		}
+	}()
+	outs, err = st.t.Process(ctx, x, st.outs[:0])
+	if outs != nil {
+		st.outs = outs[:0]
+	}
+	return outs, err
+}
+
+// failed dead-letters or drops x, which the step failed on with err after
+// attempts attempts.
+func (st *fusedStep) failed(ctx context.Context, c *chain, x *stages.Message, lin string, err error, attempts int, pub *publishBatch) {
+	if st.stage.OnError == pipeline.OnErrorDrop {
+		st.w.log.Warn("processing failed, record dropped", "err", err)
+		st.batch.Dropped++
+		return
+	}
+	st.batch.Dead++
+	c.deadLetter(ctx, st.stage.Name, st.idBase+lin+"/dlq", st.inSubject, x, err, attempts, pub)
+}
+
+// deadLetter puts the dead letter of x, which stage failed on, in pub.
+func (c *chain) deadLetter(ctx context.Context, stage, id, subject string, x *stages.Message, err error, attempts int, pub *publishBatch) {
+	data, perr := x.Payload()
+	if perr != nil {
+		err = fmt.Errorf("%w (and the record cannot be encoded: %w)", err, perr)
+	}
+	dl := deadLetter(c.run.p.Name, stage, c.run.id, id, subject, data, x.Header, err, uint64(attempts), c.run.nc.MaxPayload())
+	c.run.keepWhole(ctx, dl, data)
+	pub.add(dl)
+}
+
+// retryable reports whether a failure of stage st with err, after
+// attempts retries in place, is to be tried again in place: on_error
+// retry, an error not marked permanent, and attempts left.
+func retryable(st *pipeline.Stage, err error, attempts int) bool {
+	return st.OnError == pipeline.OnErrorRetry && !stages.IsPermanent(err) && !stages.IsOutage(err) && attempts+1 < st.MaxDeliver
+}
+
+// lineageOf returns what the IDs of the outputs of m derive from: its ID
+// without the "p/u/" of the stage that made it (see worker.lineage).
+func lineageOf(m *stages.Message) string {
+	id := m.Header.Get(stages.HeaderMsgID)
+	for range 2 {
+		i := strings.IndexByte(id, '/')
+		if i < 0 {
+			return id
+		}
+		id = id[i+1:]
+	}
+	return id
+}
+
+// outputID returns idBase + lin + "." + i in one allocation.
+func (c *chain) outputID(idBase, lin string, i int) string {
+	b := append(c.idBuf[:0], idBase...)
+	b = append(b, lin...)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(i), 10)
+	c.idBuf = b
+	return string(b)
+}
+
+// flush writes the sink's batch, holding on a destination that is down
+// and retrying failures in place as the sink's policy allows; the records
+// it still fails on are dead-lettered (in pub) or dropped. It reports
+// false if it gave up on the batch: stop done while held, or max_outage
+// passed (which fails the run); then nothing of the batch counts as
+// written, and a resumed run reads it again.
+func (c *chain) flush(ctx context.Context, pub *publishBatch) bool {
+	stop := ctx
+	s := c.sink
+	if s == nil || len(s.msgs) == 0 {
+		return true
+	}
+	w := s.w
+	w.trace.beginWrites(s.msgs)
+	s.step.errs = s.step.writeErrs(ctx, s.stage.Name, s.msgs, s.step.errs[:0])
+	errs := s.step.errs
+	tries := make([]int, len(s.msgs))
+	for attempts := 0; ; attempts++ {
+		if !c.hold(stop, ctx) {
+			w.trace.endWrites(errs)
+			return false
+		}
+		s.step.retry, s.step.retryIdx = s.step.retry[:0], s.step.retryIdx[:0]
+		for j, e := range errs {
+			if e != nil && retryable(s.stage, e, tries[j]) {
+				s.step.retry = append(s.step.retry, s.msgs[j])
+				s.step.retryIdx = append(s.step.retryIdx, j)
+			}
+		}
+		if len(s.step.retry) == 0 || stop.Err() != nil {
+			break
+		}
+		w.log.Warn("writes failed, will write again in place", "err", errs[s.step.retryIdx[0]], "records", len(s.step.retry))
+		if !retry.Sleep(stop, s.stage.RetryDelay(attempts+1)) {
+			break
+		}
+		s.step.again = s.step.writeErrs(ctx, s.stage.Name, s.step.retry, s.step.again[:0])
+		for i, j := range s.step.retryIdx {
+			errs[j], tries[j] = s.step.again[i], tries[j]+1
+		}
+	}
+	w.trace.endWrites(errs)
+	if ctx.Err() != nil && slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
+		return false // stopped: not the records' fault
+	}
+	var t schema.StageCounts
+	for j, m := range s.msgs {
+		t.In++
+		switch e := errs[j]; {
+		case e == nil:
+			t.Out++
+		case s.stage.OnError == pipeline.OnErrorDrop:
+			w.log.Warn("write failed, record dropped", "err", e)
+			t.Dropped++
+		default:
+			t.Dead++
+			c.deadLetter(ctx, s.stage.Name, s.idBase+lineageOf(m)+"/dlq", s.inSubject, m, e, tries[j]+1, pub)
+		}
+		t.In += uint64(tries[j]) // each failed attempt counts as an input that failed
+		t.Errors += uint64(tries[j])
+		s.tally = append(s.tally, t)
+	}
+	return true
+}
+
+// hold writes again the sink's records that failed because the
+// destination is down, holding the loop with a capped backoff, until none
+// fails so; false if it gave up (see worker.holdOn).
+func (c *chain) hold(stop, ctx context.Context) bool {
+	s := c.sink
+	for {
+		s.step.retry, s.step.retryIdx = s.step.retry[:0], s.step.retryIdx[:0]
+		for j, e := range s.step.errs {
+			if stages.IsOutage(e) {
+				s.step.retry = append(s.step.retry, s.msgs[j])
+				s.step.retryIdx = append(s.step.retryIdx, j)
+			}
+		}
+		if len(s.step.retry) == 0 {
+			s.w.endHold(true)
+			return true
+		}
+		if !s.w.holdOn(stop, s.step.errs[s.step.retryIdx[0]]) {
+			s.w.endHold(false)
+			return false
+		}
+		s.step.again = s.step.writeErrs(ctx, s.stage.Name, s.step.retry, s.step.again[:0])
+		for i, j := range s.step.retryIdx {
+			s.step.errs[j] = s.step.again[i]
+		}
+	}
+}
+
+// sinkPos returns how many records the sink's batch holds: what a
+// checkpoint taken now covers of it. A nil chain has none.
+func (c *chain) sinkPos() int {
+	if c == nil || c.sink == nil {
+		return 0
+	}
+	return len(c.sink.msgs)
+}
+
+// counts returns the counts of the chain's stages for a checkpoint taken
+// when the sink's batch held pos records: those stored before the batch,
+// the batch's so far, and the sink's for its first pos records (known
+// once flush has written them).
+func (c *chain) counts(pos int) []schema.StageCounts {
+	out := make([]schema.StageCounts, 0, len(c.steps)+1)
+	for _, st := range c.steps {
+		out = append(out, addCounts(st.done, st.batch))
+	}
+	if s := c.sink; s != nil {
+		var t schema.StageCounts
+		if pos > 0 && pos <= len(s.tally) {
+			t = s.tally[pos-1]
+		}
+		out = append(out, addCounts(s.done, t))
+	}
+	return out
+}
+
+// commit adds the batch's counts to those stored and to the stages'
+// counts in this process, once the batch is written and published.
+func (c *chain) commit() {
+	for _, st := range c.steps {
+		st.done = addCounts(st.done, st.batch)
+		st.stats.add(st.batch)
+		st.obs.fusedBatch(int(st.batch.In), int(st.batch.Errors), nil, nil)
+		st.batch = schema.StageCounts{}
+	}
+	if s := c.sink; s != nil && len(s.tally) > 0 {
+		t := s.tally[len(s.tally)-1]
+		s.done = addCounts(s.done, t)
+		s.w.stats.add(t)
+		s.w.obs.fusedBatch(len(s.msgs), int(t.Errors), s.msgs, s.step.errs)
+	}
+}
+
+// restore takes the counts of a resumed run's checkpoint as what the
+// chain's stages counted before.
+func (c *chain) restore(counts []schema.StageCounts) {
+	for _, sc := range counts {
+		for _, st := range c.steps {
+			if st.stage.Name == sc.Stage {
+				st.done = sc
+				st.stats.add(sc)
+			}
+		}
+		if s := c.sink; s != nil && s.stage.Name == sc.Stage {
+			s.done = sc
+			s.w.stats.add(sc)
+		}
+	}
+}
+
+// addCounts returns a + b, named as a.
+func addCounts(a, b schema.StageCounts) schema.StageCounts {
+	a.In += b.In
+	a.Out += b.Out
+	a.Filtered += b.Filtered
+	a.Errors += b.Errors
+	a.Dead += b.Dead
+	a.Dropped += b.Dropped
+	return a
+}
+
+// add adds the counts of c to the stage's counts in this process.
+func (s *stageStats) add(c schema.StageCounts) {
+	s.in.Add(c.In)
+	s.out.Add(c.Out)
+	s.filtered.Add(c.Filtered)
+	s.errors.Add(c.Errors)
+	s.dead.Add(c.Dead)
+	s.dropped.Add(c.Dropped)
+}
+
+// fusedBatch reports a fused stage's part of a source's batch: records
+// inputs, retries of them in place; for a sink, written are its inputs,
+// errs its final error for each, whose read times give the latencies.
+func (o *stageObs) fusedBatch(records, retries int, written []*stages.Message, errs []error) {
+	if o == nil {
+		return
+	}
+	f := BatchFigures{Records: records, Retries: retries, Duration: time.Since(o.start)}
+	now := time.Now()
+	o.latencies = o.latencies[:0]
+	for i, m := range written {
+		if errs[i] != nil {
+			continue
+		}
+		if v := m.Header[stages.HeaderReadTime]; len(v) == 1 && o.readTimeOf(v[0]) {
+			o.latencies = append(o.latencies, now.Sub(o.lastRead))
+		}
+	}
+	f.Latencies = o.latencies
+	o.obs.Batch(f)
+}

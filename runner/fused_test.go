@@ -1,0 +1,160 @@
+package runner_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sluicehq/sluice/internal/schema"
+	"github.com/sluicehq/sluice/stages"
+)
+
+// TestFusedMatchesStreams runs one pipeline with every stage fused and
+// with fusion off: the sink gets the same records, every stage the same
+// counts, and the dead-letter stream the same dead letters, each naming
+// the stage that failed and the subject it read (or would have read) the
+// record on, for a replay.
+func TestFusedMatchesStreams(t *testing.T) {
+	type result struct {
+		out    []string
+		counts map[string][6]uint64 // in, out, filtered, errors, dead letters, dropped
+		dead   []string             // stage, subject, deliveries, payload
+	}
+	run := func(t *testing.T, fusion string) result {
+		e := newEnv(t)
+		mustRegister(t, e.reg, stages.Spec{
+			Name:      "flaky_stateless",
+			Summary:   "fails or panics on chosen records, by its own count of calls; stateless, so that it may run fused",
+			Stateless: true,
+			Params: []stages.Param{
+				{Name: "every_n", Type: stages.TypeInt, Default: 0},
+				{Name: "fail_times", Type: stages.TypeInt, Default: 0},
+				{Name: "panic_on", Type: stages.TypeInt, Default: -1},
+			},
+			NewTransform: func(p stages.Params, _ stages.Info) (stages.Transform, error) {
+				return &callsFlaky{every: p.Int("every_n"), times: p.Int("fail_times"), panicOn: p.Int("panic_on"), calls: map[int]int{}}, nil
+			},
+		})
+		var lines []string
+		for i := range 60 {
+			if i%10 == 3 {
+				lines = append(lines, fmt.Sprintf(`{"n": %d, broken`, i))
+				continue
+			}
+			lines = append(lines, fmt.Sprintf(`{"n": %d, "tags": [{"n": %d, "tag": "a"}, {"n": %d, "tag": "b"}]}`, i, i, i))
+		}
+		if err := os.WriteFile(filepath.Join(e.dir, "in.jsonl"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := e.parse(t, `
+name: fz
+settings:
+  max_deliver: 3
+  backoff: [10ms]
+  fusion: `+fusion+`
+stages:
+  - name: read
+    source: file
+    with: {path: $DIR/in.jsonl}
+  - name: work
+    transform: flaky_stateless
+    with: {every_n: 7, fail_times: 2, panic_on: 20}
+  - name: tags
+    transform: split
+    with: {field: tags}
+  - name: check
+    transform: map
+    with: {expr: 'n == 41 ? int("x") : {"n": n, "tag": tag}'}
+  - name: keep
+    transform: filter
+    with: {expr: 'n % 2 == 0'}
+  - name: out
+    sink: collect
+`)
+		if chains := p.Chains(); (fusion == "auto") != (len(chains) == 1 && len(chains[0]) == 6) {
+			t.Fatalf("fusion %s: chains %v", fusion, chains)
+		}
+		sum := e.run(t, context.Background(), p)
+		r := result{out: e.c.sorted("out"), counts: map[string][6]uint64{}}
+		for _, s := range sum.Stages {
+			r.counts[s.Name] = [6]uint64{s.In, s.Out, s.Filtered, s.Errors, s.DeadLetters, s.Dropped}
+		}
+		for _, m := range e.deadLetters(t, "fz") {
+			r.dead = append(r.dead, strings.Join([]string{m.Header.Get(stages.HeaderStage), m.Header.Get(stages.HeaderSubject), m.Header.Get(stages.HeaderDeliveries), string(m.Data)}, " "))
+		}
+		sort.Strings(r.dead)
+		return r
+	}
+	fused, streams := run(t, "auto"), run(t, "off")
+	if !slices.Equal(fused.out, streams.out) || len(fused.out) == 0 {
+		t.Errorf("sink: fused %d records, with streams %d:\n%q\n%q", len(fused.out), len(streams.out), fused.out, streams.out)
+	}
+	for stage, want := range streams.counts {
+		if got := fused.counts[stage]; got != want {
+			t.Errorf("stage %s: fused counts (in, out, filtered, errors, dead, dropped) %v, with streams %v", stage, got, want)
+		}
+	}
+	// Streams: the dead letters of a stage that read a stream carry its
+	// subject; fused, the subject it would have read.
+	if !slices.Equal(fused.dead, streams.dead) {
+		t.Errorf("dead letters fused:\n%s\nwith streams:\n%s", strings.Join(fused.dead, "\n"), strings.Join(streams.dead, "\n"))
+	}
+	for _, d := range fused.dead {
+		stage := strings.Fields(d)[0]
+		if stage == "work" && !strings.Contains(d, " "+schema.Subject("fz", "read")+" ") {
+			t.Errorf("dead letter of work without the subject it reads: %s", d)
+		}
+	}
+	// The malformed lines fail at work, the first stage that decodes them.
+	if want := []string{"check", "work"}; !slices.Equal(stagesOf(fused.dead), want) {
+		t.Errorf("dead letters from stages %v, want %v", stagesOf(fused.dead), want)
+	}
+}
+
+// stagesOf returns the distinct first fields of dead, sorted.
+func stagesOf(dead []string) []string {
+	var out []string
+	for _, d := range dead {
+		if s := strings.Fields(d)[0]; !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// callsFlaky panics on record panicOn and fails the first times calls on
+// each record whose n is a multiple of every, counting calls itself: a
+// record retried in place in a fused chain is not delivered again.
+type callsFlaky struct {
+	every, times, panicOn int
+	mu                    sync.Mutex
+	calls                 map[int]int
+}
+
+func (f *callsFlaky) Process(_ context.Context, in *stages.Message, out []*stages.Message) ([]*stages.Message, error) {
+	rec, err := in.Record()
+	if err != nil {
+		return out, err
+	}
+	n := int(rec["n"].(int64))
+	if n == f.panicOn {
+		panic("boom")
+	}
+	f.mu.Lock()
+	f.calls[n]++
+	calls := f.calls[n]
+	f.mu.Unlock()
+	if f.every > 0 && n%f.every == 0 && calls <= f.times {
+		return out, fmt.Errorf("flaky failure of %d", n)
+	}
+	return append(out, in), nil
+}
+
+func (f *callsFlaky) Close(context.Context) error { return nil }
