@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // Names of the peers group's systems in the report.
@@ -47,7 +49,8 @@ type sluiceVariant struct {
 // sluiceVariants are the sluice rows of the peers table. Add one to compare
 // a pipeline setting (stage fusion, for one) with the defaults.
 var sluiceVariants = []sluiceVariant{
-	{Name: "sluice run (embedded server)"},
+	{Name: "sluice run (embedded server, defaults)"},
+	{Name: "sluice run, fusion: off", Settings: []string{"fusion: " + pipeline.FusionOff}},
 }
 
 // The job: upper-case customer, double amount, keep amount >= 100.
