@@ -24,6 +24,13 @@
 // and on a 3-node cluster of them, about 5 minutes with -runs 3:
 //
 //	go run ./bench -only scaleout -runs 1
+//
+// The peers group runs only when -only names it, as it builds and execs
+// sluice, a minimal Benthos and a plain Go program (the floor, both in the
+// bench/peers module): the same ETL job of -n JSON-lines records from
+// file to file, -runs times each, checking that the outputs agree:
+//
+//	go run ./bench -only peers
 package main
 
 import (
@@ -54,11 +61,12 @@ const (
 	// groupScaleout and groupSoak are not among the default groups.
 	groupScaleout = "scaleout"
 	groupSoak     = "soak"
+	groupPeers    = "peers"
 )
 
 var (
 	defaultGroups = []string{groupHop, groupChain, groupLatency, groupAllocs}
-	allGroups     = append(slices.Clone(defaultGroups), groupScaleout, groupSoak)
+	allGroups     = append(slices.Clone(defaultGroups), groupScaleout, groupSoak, groupPeers)
 )
 
 // scenarioOrder is the order of the report's rows.
@@ -104,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.baselineBatch, "baseline-batch", defaultBaselineBatch, "pull batch of the hand-written hop")
 	fs.StringVar(&c.baselinePull, "baseline-pull", defaultBaselinePull, "pull style of the hand-written hop: messages or fetch")
 	fs.StringVar(&processes, "processes", "1,2,4", "comma-separated counts of worker processes of the scaleout group")
-	fs.StringVar(&c.sluiceBin, "sluice-bin", "", "sluice binary of the scaleout group (default: go build ./cmd/sluice into a temporary directory)")
+	fs.StringVar(&c.sluiceBin, "sluice-bin", "", "sluice binary of the scaleout and peers groups (default: go build ./cmd/sluice into a temporary directory)")
 	fs.IntVar(&c.gcPercent, "gc-percent", configs.DefaultGCPercent, "garbage collector target percentage, as `sluice run` applies it (GOGC wins when set); -1 is off")
 	fs.StringVar(&c.memoryLimit, "memory-limit", configs.MemoryLimitAuto, "the Go runtime's soft memory limit, as `sluice run` applies its memory_limit (GOMEMLIMIT wins when set): auto, off or a size such as 512MiB")
 	fs.Float64Var(&c.soakRate, "rate", 5000, "msgs/s of the soak group's source")
@@ -339,6 +347,11 @@ func runSuite(ctx context.Context, cfg *config, log io.Writer) (*Report, error) 
 		}
 		if rep.Scaleout, err = runScaleout(ctx, so); err != nil {
 			return nil, fmt.Errorf("%s: %w", groupScaleout, err)
+		}
+	}
+	if cfg.has(groupPeers) {
+		if rep.Peers, err = runPeers(ctx, &peers{n: cfg.n, runs: cfg.runs, sluiceBin: cfg.sluiceBin, log: log}); err != nil {
+			return nil, fmt.Errorf("%s: %w", groupPeers, err)
 		}
 	}
 	if cfg.has(groupSoak) {

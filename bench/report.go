@@ -29,6 +29,7 @@ type Report struct {
 	Allocs          []AllocRow      `json:"allocs"`
 	Scaleout        *ScaleoutReport `json:"scaleout,omitempty"` // only when the group ran
 	Soak            *SoakReport     `json:"soak,omitempty"`     // only when the group ran
+	Peers           *PeersReport    `json:"peers,omitempty"`    // only when the group ran
 	Notes           []string        `json:"notes,omitempty"`
 }
 
@@ -316,6 +317,7 @@ func (r *Report) Markdown() string {
 	r.perWorker(&b)
 	r.scaleoutTable(&b)
 	r.soakTable(&b)
+	r.peersTable(&b)
 	if len(r.Latency) > 0 {
 		b.WriteString("\n## Latency\n\nFrom the source's timestamp (taken when the record is generated, just before publish) " +
 			"to the sink's Write; the first second is dropped as warm-up.\n\n")
