@@ -377,11 +377,15 @@ func (c *chain) flush(ctx context.Context, pub *publishBatch) bool {
 	}
 	w := s.w
 	w.trace.beginWrites(s.msgs)
+	s.step.msgs = s.msgs
 	s.step.errs = s.step.writeErrs(ctx, s.stage.Name, s.msgs, s.step.errs[:0])
 	errs := s.step.errs
 	tries := make([]int, len(s.msgs))
 	for attempts := 0; ; attempts++ {
-		if !c.hold(stop, ctx) {
+		// What failed because the destination is down is written again
+		// until it is back (see sinkStep.hold).
+		s.step.hold(stop, ctx, w)
+		if w.run.failure() != nil || slices.ContainsFunc(errs, stages.IsOutage) {
 			w.trace.endWrites(errs)
 			return false
 		}
@@ -426,34 +430,6 @@ func (c *chain) flush(ctx context.Context, pub *publishBatch) bool {
 		s.tally = append(s.tally, t)
 	}
 	return true
-}
-
-// hold writes again the sink's records that failed because the
-// destination is down, holding the loop with a capped backoff, until none
-// fails so; false if it gave up (see worker.holdOn).
-func (c *chain) hold(stop, ctx context.Context) bool {
-	s := c.sink
-	for {
-		s.step.retry, s.step.retryIdx = s.step.retry[:0], s.step.retryIdx[:0]
-		for j, e := range s.step.errs {
-			if stages.IsOutage(e) {
-				s.step.retry = append(s.step.retry, s.msgs[j])
-				s.step.retryIdx = append(s.step.retryIdx, j)
-			}
-		}
-		if len(s.step.retry) == 0 {
-			s.w.endHold(true)
-			return true
-		}
-		if !s.w.holdOn(stop, s.step.errs[s.step.retryIdx[0]]) {
-			s.w.endHold(false)
-			return false
-		}
-		s.step.again = s.step.writeErrs(ctx, s.stage.Name, s.step.retry, s.step.again[:0])
-		for i, j := range s.step.retryIdx {
-			s.step.errs[j] = s.step.again[i]
-		}
-	}
 }
 
 // sinkPos returns how many records the sink's batch holds: what a
