@@ -43,14 +43,27 @@ type Dataset struct {
 // NewDataset generates n orders deterministically. The note is padded or
 // cut to 60 bytes, so that records are about 220 bytes.
 func NewDataset(n int) (*Dataset, error) {
-	rng := rand.New(rand.NewPCG(dataSeed, 0))
+	return newOrders(n, orderShape{stream: 0, noteBytes: 60, maxCents: 1_000_000})
+}
+
+// orderShape is what varies between generated data sets: the random
+// stream of the seed, the note's length and the amounts' bound.
+type orderShape struct {
+	stream    uint64
+	noteBytes int
+	maxCents  int
+}
+
+// newOrders generates n orders of shape sh deterministically.
+func newOrders(n int, sh orderShape) (*Dataset, error) {
+	rng := rand.New(rand.NewPCG(dataSeed, sh.stream))
 	placed := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
 	ds := &Dataset{Records: make([][]byte, n)}
 	total := 0
 	var note strings.Builder
 	for i := range n {
 		note.Reset()
-		for note.Len() < 60 {
+		for note.Len() < sh.noteBytes {
 			if note.Len() > 0 {
 				note.WriteByte(' ')
 			}
@@ -60,11 +73,11 @@ func NewDataset(n int) (*Dataset, error) {
 			ID:       int64(i + 1),
 			Customer: fmt.Sprintf("customer-%05d", rng.IntN(50_000)),
 			Country:  countries[rng.IntN(len(countries))],
-			Amount:   float64(rng.IntN(1_000_000)) / 100,
+			Amount:   float64(rng.IntN(sh.maxCents)) / 100,
 			Currency: currencies[rng.IntN(len(currencies))],
 			Items:    1 + rng.IntN(9),
 			Status:   statuses[rng.IntN(len(statuses))],
-			Note:     note.String()[:60],
+			Note:     note.String()[:sh.noteBytes],
 			PlacedAt: placed.Add(time.Duration(i) * 1500 * time.Millisecond).Format(time.RFC3339),
 		}
 		b, err := json.Marshal(&o)

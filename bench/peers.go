@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,41 +121,7 @@ const (
 
 // newPeersDataset generates n orders for the peers group, deterministically.
 func newPeersDataset(n int) (*Dataset, error) {
-	rng := rand.New(rand.NewPCG(dataSeed, 1))
-	placed := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
-	ds := &Dataset{Records: make([][]byte, n)}
-	total := 0
-	var note strings.Builder
-	for i := range n {
-		note.Reset()
-		for note.Len() < peersNoteBytes {
-			if note.Len() > 0 {
-				note.WriteByte(' ')
-			}
-			note.WriteString(noteWords[rng.IntN(len(noteWords))])
-		}
-		o := Order{
-			ID:       int64(i + 1),
-			Customer: fmt.Sprintf("customer-%05d", rng.IntN(50_000)),
-			Country:  countries[rng.IntN(len(countries))],
-			Amount:   float64(rng.IntN(peersMaxCents)) / 100,
-			Currency: currencies[rng.IntN(len(currencies))],
-			Items:    1 + rng.IntN(9),
-			Status:   statuses[rng.IntN(len(statuses))],
-			Note:     note.String()[:peersNoteBytes],
-			PlacedAt: placed.Add(time.Duration(i) * 1500 * time.Millisecond).Format(time.RFC3339),
-		}
-		b, err := json.Marshal(&o)
-		if err != nil {
-			return nil, fmt.Errorf("encode record %d: %w", i, err)
-		}
-		ds.Records[i] = b
-		total += len(b)
-	}
-	if n > 0 {
-		ds.MeanBytes = float64(total) / float64(n)
-	}
-	return ds, nil
+	return newOrders(n, orderShape{stream: 1, noteBytes: peersNoteBytes, maxCents: peersMaxCents})
 }
 
 // peers is the peers group's set-up.
