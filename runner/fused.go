@@ -87,7 +87,7 @@ type fusedStep struct {
 	stats     *stageStats
 	trace     *stageTrace
 	obs       *stageObs
-	w         *worker // what a failure needs: the stage, its log and counts
+	w         *worker // its log
 	done      schema.StageCounts
 	batch     schema.StageCounts // of the batch in hand, not yet stored
 	outs      []*stages.Message
@@ -106,20 +106,19 @@ type fusedSink struct {
 	tally     []schema.StageCounts // after each message of the batch, once written
 }
 
-// newChain returns the chain of stages after source stage src, which
-// units holds by name: the sink's unit gives its sink, and each fused
-// transform gets an instance of its own, closed with its unit.
-func newChain(r *run, stages_ []*pipeline.Stage, units map[string]*unit) (*chain, error) {
+// newChain returns the chain of the stages of fused after its first, a
+// source, whose units, by name, are in units: the sink's unit gives its
+// sink, and each fused transform gets an instance of its own, closed with
+// its unit.
+func newChain(r *run, fused []*pipeline.Stage, units map[string]*unit) (*chain, error) {
 	c := &chain{run: r, ids: idWindow{window: r.p.Settings.DedupWindow}}
-	up := stages_[0]
-	for _, st := range stages_[1:] {
+	up := fused[0]
+	for _, st := range fused[1:] {
 		u := units[st.Name]
 		if u == nil {
 			return nil, fmt.Errorf("stage %q runs fused but was not built", st.Name)
 		}
 		w := &worker{run: r, stage: st, stats: r.stats[st.Name], log: r.log.With("stage", st.Name, "fused", true), idBase: r.p.Name + "/" + st.Name + "/"}
-		w.count = newCounter(r, st.Name, w.stats)
-		w.policy = policy{stage: st, count: w.count, log: w.log}
 		in := schema.Subject(r.p.Name, up.Name)
 		if st.Role == stages.RoleSink {
 			obs := newStageObs(r, st.Name, st.Role, nil)
@@ -155,18 +154,18 @@ func (j *Job) fusedUnits() error {
 	for _, u := range j.units {
 		units[u.stage.Name] = u
 	}
-	for _, stages_ := range j.r.p.Chains() {
-		src := units[stages_[0].Name]
+	for _, fused := range j.r.p.Chains() {
+		src := units[fused[0].Name]
 		if src == nil || src.source == nil {
 			continue
 		}
-		c, err := newChain(j.r, stages_, units)
+		c, err := newChain(j.r, fused, units)
 		if err != nil {
 			return err
 		}
 		src.source.chain = c
-		names := make([]string, len(stages_))
-		for i, s := range stages_ {
+		names := make([]string, len(fused))
+		for i, s := range fused {
 			names[i] = s.Name
 		}
 		j.r.log.Debug("stages run fused", "chain", strings.Join(names, " → "))
