@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -286,7 +285,7 @@ func (st *fusedStep) process(ctx context.Context, c *chain, x *stages.Message, p
 		if o != x {
 			inheritHeaders(o, x)
 		}
-		o.Header[stages.HeaderMsgID] = []string{c.outputID(st.idBase, lin, i)}
+		o.Header[stages.HeaderMsgID] = []string{outputID(&c.idBuf, st.idBase, lin, i)}
 		if again {
 			o.Header[stages.HeaderRedelivered] = redelivered
 		}
@@ -350,16 +349,6 @@ func lineageOf(m *stages.Message) string {
 		id = id[i+1:]
 	}
 	return id
-}
-
-// outputID returns idBase + lin + "." + i in one allocation.
-func (c *chain) outputID(idBase, lin string, i int) string {
-	b := append(c.idBuf[:0], idBase...)
-	b = append(b, lin...)
-	b = append(b, '.')
-	b = strconv.AppendInt(b, int64(i), 10)
-	c.idBuf = b
-	return string(b)
 }
 
 // flush writes the sink's batch, holding on a destination that is down

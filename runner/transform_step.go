@@ -244,10 +244,16 @@ var redelivered = []string{"1"}
 // outputID returns the Nats-Msg-Id of output i of an input of lineage
 // lin, <idBase><lin>.<i>, built in one allocation.
 func (s *transformStep) outputID(idBase, lin string, i int) string {
-	b := append(s.idBuf[:0], idBase...)
+	return outputID(&s.idBuf, idBase, lin, i)
+}
+
+// outputID returns <idBase><lin>.<i>, built in *buf (which it keeps for
+// the next call) and copied out in one allocation.
+func outputID(buf *[]byte, idBase, lin string, i int) string {
+	b := append((*buf)[:0], idBase...)
 	b = append(b, lin...)
 	b = append(b, '.')
 	b = strconv.AppendInt(b, int64(i), 10)
-	s.idBuf = b
+	*buf = b
 	return string(b)
 }
