@@ -267,7 +267,7 @@ func (st *fusedStep) process(ctx context.Context, c *chain, x *stages.Message, p
 		return nil, fmt.Errorf("stage %q: %w", st.stage.Name, context.Cause(ctx))
 	}
 	st.batch.In++
-	lin := lineageOf(x)
+	lin := lineageOfID(x.Header.Get(stages.HeaderMsgID))
 	if err != nil {
 		st.failed(ctx, c, x, lin, err, attempts+1, pub)
 		return nil, nil
@@ -337,20 +337,6 @@ func retryable(st *pipeline.Stage, err error, attempts int) bool {
 	return st.OnError == pipeline.OnErrorRetry && !stages.IsPermanent(err) && !stages.IsOutage(err) && attempts+1 < st.MaxDeliver
 }
 
-// lineageOf returns what the IDs of the outputs of m derive from: its ID
-// without the "p/u/" of the stage that made it (see worker.lineage).
-func lineageOf(m *stages.Message) string {
-	id := m.Header.Get(stages.HeaderMsgID)
-	for range 2 {
-		i := strings.IndexByte(id, '/')
-		if i < 0 {
-			return id
-		}
-		id = id[i+1:]
-	}
-	return id
-}
-
 // flush writes the sink's batch, holding on a destination that is down
 // and retrying failures in place as the sink's policy allows; the records
 // it still fails on are dead-lettered (in pub) or dropped. It reports
@@ -411,7 +397,7 @@ func (c *chain) flush(ctx context.Context, pub *publishBatch) bool {
 			t.Dropped++
 		default:
 			t.Dead++
-			c.deadLetter(ctx, s.stage.Name, s.idBase+lineageOf(m)+"/dlq", s.inSubject, m, e, tries[j]+1, pub)
+			c.deadLetter(ctx, s.stage.Name, s.idBase+lineageOfID(m.Header.Get(stages.HeaderMsgID))+"/dlq", s.inSubject, m, e, tries[j]+1, pub)
 		}
 		t.In += uint64(tries[j]) // each failed attempt counts as an input that failed
 		t.Errors += uint64(tries[j])

@@ -211,15 +211,7 @@ func (w *worker) prepare(ctx context.Context, f *inFlight, now time.Time) (m *st
 func (w *worker) lineage(m *stages.Message) string {
 	lin := ""
 	if ids := m.Header[stages.HeaderMsgID]; len(ids) == 1 {
-		lin = ids[0]
-		for range 2 {
-			i := strings.IndexByte(lin, '/')
-			if i < 0 {
-				lin = ""
-				break
-			}
-			lin = lin[i+1:]
-		}
+		lin = lineageOfID(ids[0])
 	}
 	if lin == "" {
 		lin = m.Meta.Stream + ":" + strconv.FormatUint(m.Meta.Sequence, 10)
@@ -228,6 +220,19 @@ func (w *worker) lineage(m *stages.Message) string {
 		lin += fanIn
 	}
 	return lin
+}
+
+// lineageOfID returns what the IDs of the outputs of a message of ID id
+// derive from: id without its "p/u/", empty if it has none.
+func lineageOfID(id string) string {
+	for range 2 {
+		i := strings.IndexByte(id, '/')
+		if i < 0 {
+			return ""
+		}
+		id = id[i+1:]
+	}
+	return id
 }
 
 // settle waits for the batch's publishes and answers every input: ack or
