@@ -60,6 +60,11 @@ settings: {fusion: "off"}`, nil},
   - {name: r, transform: route, with: {routes: [a]}}
   - {name: m, transform: map, from: r.a, with: {expr: 'x'}}
   - {name: out, sink: out}`, []string{"m>out"}},
+		{"routes end a chain", `
+  - {name: in, source: gen}
+  - {name: m, transform: map, with: {expr: 'x'}}
+  - {name: r, transform: sw, with: {routes: [a]}}
+  - {name: out, sink: out, from: r.a}`, []string{"in>m>r"}},
 		{"after a repartition", `
   - {name: in, source: gen}
   - {name: k, transform: map, key: 'x', with: {expr: 'x'}}

@@ -30,8 +30,9 @@ import (
 type chain struct {
 	run     *run
 	steps   []*fusedStep
-	sink    *fusedSink // nil when the chain ends with a transform
-	subject string     // without a sink: where the outputs are published
+	sink    *fusedSink      // nil when the chain ends with a transform
+	subject string          // without a sink: where the outputs are published
+	routes  map[string]bool // without a sink: the routes the last transform may send on, "" its default output
 	cur     []*stages.Message
 	next    []*stages.Message
 	idBuf   []byte
@@ -149,7 +150,7 @@ func newChain(r *run, fused []*pipeline.Stage, units map[string]*unit, idx int) 
 		up = st
 	}
 	if c.sink == nil {
-		c.subject = schema.Subject(r.p.Name, up.Name)
+		c.subject, c.routes = schema.Subject(r.p.Name, up.Name), outputRoutes(up)
 	}
 	return c, nil
 }
@@ -355,11 +356,18 @@ func (c *chain) take(ctx context.Context, m *stages.Message, pub *publishBatch) 
 		if err == nil {
 			err = c.run.checkSize(data)
 		}
+		if err == nil && !c.routes[o.Route] {
+			err = fmt.Errorf("output on route %q, which the stage's type does not declare", o.Route)
+		}
 		if err != nil {
 			// Cannot be published: the last stage failed on its input.
 			return fmt.Errorf("stage %q: output: %w", c.steps[len(c.steps)-1].stage.Name, err)
 		}
-		pub.addOutput(&nats.Msg{Subject: c.subject, Data: data, Header: o.Header})
+		subject := c.subject
+		if o.Route != "" {
+			subject += "." + o.Route
+		}
+		pub.addOutput(&nats.Msg{Subject: subject, Data: data, Header: o.Header})
 	}
 	return nil
 }

@@ -193,3 +193,55 @@ func (f *callsFlaky) Process(_ context.Context, in *stages.Message, out []*stage
 }
 
 func (f *callsFlaky) Close(context.Context) error { return nil }
+
+// TestFusedRoutes: a switch runs fused at the end of the chain before it
+// and publishes on its routes' streams, and the transform that reads a
+// route heads a chain of its own; the sinks get what they get with a
+// stream between every two stages.
+func TestFusedRoutes(t *testing.T) {
+	run := func(t *testing.T, fusion string) (big, small []string, chains int) {
+		e := newEnv(t)
+		var lines []string
+		for i := range 200 {
+			lines = append(lines, fmt.Sprintf(`{"n": %d}`, i))
+		}
+		if err := os.WriteFile(filepath.Join(e.dir, "in.jsonl"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := e.parse(t, `
+name: routes
+settings: {fusion: `+fusion+`}
+stages:
+  - name: read
+    source: file
+    with: {path: $DIR/in.jsonl}
+  - name: double
+    transform: map
+    with: {expr: '{"n": n, "d": n * 2}'}
+  - name: triage
+    transform: switch
+    with:
+      cases: [{when: 'd >= 300', route: big}]
+      default: small
+  - name: big
+    from: triage.big
+    sink: collect
+  - name: label
+    from: triage.small
+    transform: map
+    with: {expr: 'merge($env, {"small": true})'}
+  - name: small
+    sink: collect
+`)
+		e.run(t, context.Background(), p)
+		return e.c.sorted("big"), e.c.sorted("small"), len(p.Chains())
+	}
+	big, small, chains := run(t, "auto")
+	wantBig, wantSmall, _ := run(t, "off")
+	if chains != 2 {
+		t.Errorf("%d chains, want 2 (read > double > triage, label > small)", chains)
+	}
+	if len(big) != 50 || len(small) != 150 || !slices.Equal(big, wantBig) || !slices.Equal(small, wantSmall) {
+		t.Errorf("fused: %d big, %d small; with streams %d big, %d small", len(big), len(small), len(wantBig), len(wantSmall))
+	}
+}
