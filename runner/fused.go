@@ -155,17 +155,23 @@ func newChain(r *run, fused []*pipeline.Stage, units map[string]*unit, idx int) 
 	return c, nil
 }
 
-// fusedUnits wires the chains of the job's pipeline into the units that
-// head them: a source's loop, or each worker of a transform. It is for a
-// process that runs every stage (sluice run).
+// fusedUnits wires the chains of the job's pipeline whose stages all run
+// in this process into the units that head them: a source's loop, or each
+// worker of a transform. In a run deployed to a cluster, the chains that
+// begin at a source are left out: the stages after the source then share
+// its stream's records among every worker of the cluster, instead of
+// running in the one process that runs the source.
 func (j *Job) fusedUnits() error {
 	units := make(map[string]*unit, len(j.units))
 	for _, u := range j.units {
 		units[u.stage.Name] = u
 	}
 	for _, fused := range j.r.p.Chains() {
+		if slices.ContainsFunc(fused, func(s *pipeline.Stage) bool { return units[s.Name] == nil }) {
+			continue
+		}
 		head := units[fused[0].Name]
-		if head == nil {
+		if head.source != nil && j.r.opts.Run != 0 {
 			continue
 		}
 		if head.source != nil {
