@@ -32,10 +32,10 @@ const sniffSize = 64 << 10
 // sniffJSON tells the format of a .json file from the first non-blank
 // byte of br, which it does not consume: json for '[', else jsonl.
 func sniffJSON(br *bufio.Reader) (string, error) {
-	for n := 1; n <= br.Size(); n = min(2*n, br.Size()) {
+	for n := len(utf8BOM) + 1; ; n = min(2*n, br.Size()) {
 		b, err := br.Peek(n)
 		b = bytes.TrimPrefix(b, []byte(utf8BOM))
-		if i := bytes.IndexFunc(b, func(r rune) bool { return !strings.ContainsRune(" \t\r\n", r) }); i >= 0 {
+		if i := nonBlank(b); i < len(b) {
 			if b[i] == '[' {
 				return formatJSON, nil
 			}
@@ -48,7 +48,6 @@ func sniffJSON(br *bufio.Reader) (string, error) {
 			return "", err
 		}
 	}
-	return records.JSONL, nil
 }
 
 // jsonArrayReader reads a JSON array as a stream, one record per element:
@@ -109,6 +108,7 @@ func (r *jsonArrayReader) Read() (*stages.Message, error) {
 		return nil, r.err
 	}
 	if !r.opened {
+		start := r.next()
 		tok, err := r.dec.Token()
 		if errors.Is(err, io.EOF) {
 			return nil, r.fail(io.EOF) // a blank file: no records
@@ -117,13 +117,13 @@ func (r *jsonArrayReader) Read() (*stages.Message, error) {
 			return nil, r.fail(r.syntax(err))
 		}
 		if d, ok := tok.(json.Delim); !ok || d != '[' {
-			return nil, r.fail(r.errorAt(r.offset()-1, fmt.Errorf("%w: it starts with %s", errNotArray, describeToken(tok))))
+			return nil, r.fail(r.errorAt(start, fmt.Errorf("%w: it starts with %s", errNotArray, describeToken(tok))))
 		}
 		r.opened = true
 		if r.skip {
 			var null json.RawMessage
-			if err := r.dec.Decode(&null); err != nil {
-				return nil, r.fail(r.syntax(err))
+			if err := r.decode(&null); err != nil {
+				return nil, r.fail(err)
 			}
 		}
 	}
@@ -131,8 +131,8 @@ func (r *jsonArrayReader) Read() (*stages.Message, error) {
 		return nil, r.fail(r.close())
 	}
 	var raw json.RawMessage
-	if err := r.dec.Decode(&raw); err != nil {
-		return nil, r.fail(r.syntax(err))
+	if err := r.decode(&raw); err != nil {
+		return nil, r.fail(err)
 	}
 	end := r.offset()
 	start := end - int64(len(raw))
@@ -162,6 +162,7 @@ func (r *jsonArrayReader) close() error {
 		return r.syntax(err)
 	}
 	end := r.offset()
+	start := r.next()
 	tok, err := r.dec.Token()
 	switch {
 	case errors.Is(err, io.EOF):
@@ -170,11 +171,45 @@ func (r *jsonArrayReader) close() error {
 	case err != nil:
 		return r.syntax(err)
 	}
-	return r.errorAt(r.offset()-1, fmt.Errorf("%s after the end of the array", describeToken(tok)))
+	return r.errorAt(start, fmt.Errorf("%s after the end of the array", describeToken(tok)))
+}
+
+// decode reads the next element into v.
+func (r *jsonArrayReader) decode(v *json.RawMessage) error {
+	err := r.dec.Decode(v)
+	if errors.Is(err, io.EOF) {
+		// No element after a comma: the decoder had nothing left.
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return r.syntax(err)
+	}
+	return nil
 }
 
 // offset returns the input offset the decoder has read up to.
 func (r *jsonArrayReader) offset() int64 { return r.base + r.dec.InputOffset() }
+
+// next returns the input offset of the next byte that is not white space,
+// or of the end of what the decoder has read.
+func (r *jsonArrayReader) next() int64 {
+	r.dec.More() // reads on to it
+	rest, _ := io.ReadAll(r.dec.Buffered())
+	return r.offset() + int64(nonBlank(rest))
+}
+
+// nonBlank returns the index of the first byte of b that is not JSON
+// white space, len(b) if none.
+func nonBlank(b []byte) int {
+	for i, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return i
+		}
+	}
+	return len(b)
+}
 
 // fail makes err the error of every later Read and returns it.
 func (r *jsonArrayReader) fail(err error) error {
@@ -187,16 +222,17 @@ func (r *jsonArrayReader) syntax(err error) error {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &se):
-		// The offset of a syntax error does not count what Token read
-		// before: find the bad byte again from where the decoder stopped.
+		// The offset of an error in a value does not count what Token
+		// read before: scan the value again from where the decoder
+		// stopped. An error of a token is at the next non-blank byte.
 		rest, _ := io.ReadAll(r.dec.Buffered())
-		at := bytes.IndexFunc(rest, func(c rune) bool { return !strings.ContainsRune(" \t\r\n", c) })
+		at := nonBlank(rest)
 		var again *json.SyntaxError
 		var v json.RawMessage
-		if errors.As(json.NewDecoder(bytes.NewReader(rest)).Decode(&v), &again) {
-			at, err = int(again.Offset-1), again
+		if errors.As(json.NewDecoder(bytes.NewReader(rest)).Decode(&v), &again) && again.Error() == se.Error() {
+			at = int(again.Offset - 1)
 		}
-		return r.errorAt(r.offset()+int64(max(at, 0)), err)
+		return r.errorAt(r.offset()+int64(at), err)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return r.errorAt(r.lc.off, fmt.Errorf("%w: the file ends inside an element", err))
 	}
