@@ -1,7 +1,9 @@
 package file
 
 import (
+	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -38,11 +40,24 @@ func decompress(r io.Reader, compression string) (io.Reader, func(), error) {
 	switch compression {
 	case compressionGzip:
 		zr, err := gzip.NewReader(r)
+		if errors.Is(err, io.EOF) {
+			// Not the end of the source: a file without even a header.
+			err = fmt.Errorf("%w: the file is empty", io.ErrUnexpectedEOF)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("gzip: %w", err)
 		}
 		return zr, func() { _ = zr.Close() }, nil
 	case compressionZstd:
+		// The decoder reads an empty file as no frames, no text.
+		var first [1]byte
+		if _, err := io.ReadFull(r, first[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("%w: the file is empty", io.ErrUnexpectedEOF)
+			}
+			return nil, nil, fmt.Errorf("zstd: %w", err)
+		}
+		r = io.MultiReader(bytes.NewReader(first[:]), r)
 		// One block at a time, decoded as it is read: no goroutines.
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
 		if err != nil {
