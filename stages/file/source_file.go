@@ -401,6 +401,9 @@ func textKind(compression, encoding string) string {
 func (s *fileSource) Checkpoint() ([]byte, error) {
 	var c fileCheckpoint
 	switch {
+	case s.resume != nil: // resumed, not read yet
+		c = *s.resume
+		c.Files = nil
 	case s.rr != nil:
 		c = fileCheckpoint{File: s.f.Name(), Position: s.rr.Pos(), Encoding: s.encoding}
 	case s.next < len(s.files):
@@ -436,7 +439,10 @@ func (s *fileSource) Resume(checkpoint []byte) error {
 			return err
 		}
 	}
-	i := len(s.files)
+	i := len(s.files) // after the files listed or, without a list, every file
+	if c.Files != nil {
+		i = len(c.Files)
+	}
 	if c.File != "" {
 		if i = slices.Index(s.files, c.File); i < 0 {
 			return fmt.Errorf("cannot resume in file %s: it is not among the files to read any more", c.File)

@@ -2,12 +2,14 @@ package file
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -208,4 +210,174 @@ func TestInputFormat(t *testing.T) {
 			t.Errorf("inputFormat(%q) = %s, want %s", name, got, want)
 		}
 	}
+}
+
+// TestFileSourceGlobResume checks that the checkpoint of a glob pattern
+// is per file: a resumed source skips the files it finished, goes on
+// inside the one it was reading, reads the rest in the same order, and
+// then the files that appeared in between, wherever they sort.
+func TestFileSourceGlobResume(t *testing.T) {
+	setup := func(t *testing.T) (dir string, raw map[string]any) {
+		dir = t.TempDir()
+		stagetest.WriteFile(t, dir, "a.jsonl", "{\"f\":\"a1\"}\n{\"f\":\"a2\"}\n")
+		stagetest.WriteFile(t, dir, "b.json", "[{\"f\":\"b1\"},\n {\"f\":\"b2\"}, {\"f\":\"b3\"}]")
+		writeCompressed(t, dir, "c.csv.gz", "f\nc1\nc2\n")
+		return dir, map[string]any{"path": filepath.Join(dir, "*")}
+	}
+	old := []string{`{"f":"a1"}`, `{"f":"a2"}`, `{"f":"b1"}`, `{"f":"b2"}`, `{"f":"b3"}`, `{"f":"c1"}`, `{"f":"c2"}`}
+	// readK reads k records of a source, resumed from cp unless it is nil,
+	// and returns them and its checkpoint.
+	readK := func(t *testing.T, raw map[string]any, cp []byte, k int) ([]string, []byte) {
+		t.Helper()
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		if cp != nil {
+			if err := src.Resume(cp); err != nil {
+				t.Fatalf("resume from %s: %v", cp, err)
+			}
+		}
+		var got []string
+		for range k {
+			m, err := src.Read(context.Background())
+			if err != nil {
+				t.Fatalf("after %q: %v", got, err)
+			}
+			got = append(got, stagetest.PayloadOf(t, m))
+		}
+		next, err := src.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, next
+	}
+	rest := func(t *testing.T, raw map[string]any, cp []byte) []string {
+		t.Helper()
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		if err := src.Resume(cp); err != nil {
+			t.Fatalf("resume from %s: %v", cp, err)
+		}
+		return stagetest.Payloads(t, src)
+	}
+
+	t.Run("files added before the resume are read after the others", func(t *testing.T) {
+		for k := 0; k <= len(old); k++ {
+			dir, raw := setup(t)
+			got, cp := readK(t, raw, nil, k)
+			var c fileCheckpoint
+			if err := json.Unmarshal(cp, &c); err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.json"), filepath.Join(dir, "c.csv.gz")}; !reflect.DeepEqual(c.Files, want) {
+				t.Fatalf("k=%d: checkpoint %s lists %q, want %q", k, cp, c.Files, want)
+			}
+			// Before a, between a and b, after c.
+			stagetest.WriteFile(t, dir, "0.jsonl", "{\"f\":\"new0\"}\n")
+			stagetest.WriteFile(t, dir, "ab.json", "[{\"f\":\"newab\"}]")
+			writeCompressed(t, dir, "d.jsonl.zst", "{\"f\":\"newd\"}\n")
+			got = append(got, rest(t, raw, cp)...)
+			want := append(slices.Clone(old), `{"f":"new0"}`, `{"f":"newab"}`, `{"f":"newd"}`)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("k=%d, checkpoint %s:\ngot  %q\nwant %q", k, cp, got, want)
+			}
+		}
+	})
+
+	t.Run("resumed twice", func(t *testing.T) {
+		for k := 0; k <= len(old); k++ {
+			for j := 0; j <= len(old)-k+2; j++ {
+				dir, raw := setup(t)
+				got, cp := readK(t, raw, nil, k)
+				stagetest.WriteFile(t, dir, "ab.jsonl", "{\"f\":\"ab\"}\n")
+				stagetest.WriteFile(t, dir, "d.jsonl", "{\"f\":\"d\"}\n")
+				more, cp2 := readK(t, raw, cp, j)
+				got = append(got, more...)
+				stagetest.WriteFile(t, dir, "aa.jsonl", "{\"f\":\"aa\"}\n")
+				got = append(got, rest(t, raw, cp2)...)
+				want := append(slices.Clone(old), `{"f":"ab"}`, `{"f":"d"}`, `{"f":"aa"}`)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("k=%d, j=%d, checkpoints %s then %s:\ngot  %q\nwant %q", k, j, cp, cp2, got, want)
+				}
+			}
+		}
+	})
+
+	t.Run("after the last file", func(t *testing.T) {
+		dir, raw := setup(t)
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		stagetest.Payloads(t, src)
+		cp, err := src.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `{"offset":0,"line":0,"files":["` + strings.Join([]string{filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.json"), filepath.Join(dir, "c.csv.gz")}, `","`) + `"]}`; string(cp) != want {
+			t.Fatalf("checkpoint %s, want %s", cp, want)
+		}
+		stagetest.WriteFile(t, dir, "b2.jsonl", "{\"f\":\"new\"}\n")
+		if got, want := rest(t, raw, cp), []string{`{"f":"new"}`}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+
+	t.Run("a finished file may go", func(t *testing.T) {
+		dir, raw := setup(t)
+		got, cp := readK(t, raw, nil, 3) // in b
+		if err := os.Remove(filepath.Join(dir, "a.jsonl")); err != nil {
+			t.Fatal(err)
+		}
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		if err := src.Resume(cp); err != nil {
+			t.Fatal(err)
+		}
+		var c fileCheckpoint
+		if err := json.Unmarshal(cp, &c); err != nil {
+			t.Fatal(err)
+		}
+		var size int64
+		for _, name := range []string{"b.json", "c.csv.gz"} {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			size += fi.Size()
+		}
+		if done, total := progressOf(t, src); done != c.Offset || total != size {
+			t.Fatalf("progress %d/%d after resuming at byte %d of b with a gone, want %d/%d", done, total, c.Offset, c.Offset, size)
+		}
+		got = append(got, stagetest.Payloads(t, src)...)
+		if !reflect.DeepEqual(got, old) {
+			t.Fatalf("got %q, want %q", got, old)
+		}
+	})
+
+	t.Run("a file still to read may not", func(t *testing.T) {
+		dir, raw := setup(t)
+		_, cp := readK(t, raw, nil, 3) // in b
+		if err := os.Remove(filepath.Join(dir, "c.csv.gz")); err != nil {
+			t.Fatal(err)
+		}
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		err := src.Resume(cp)
+		if err == nil || !stagetest.ContainsAll(err.Error(), filepath.Join(dir, "c.csv.gz"), "still to read") {
+			t.Fatalf("got %v, want an error naming c.csv.gz", err)
+		}
+	})
+
+	t.Run("a checkpoint without the list", func(t *testing.T) {
+		for k := 0; k <= len(old); k++ {
+			_, raw := setup(t)
+			got, cp := readK(t, raw, nil, k)
+			var c map[string]any
+			if err := json.Unmarshal(cp, &c); err != nil {
+				t.Fatal(err)
+			}
+			delete(c, "files")
+			cp, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, rest(t, raw, cp)...)
+			if !reflect.DeepEqual(got, old) {
+				t.Fatalf("k=%d, checkpoint %s:\ngot  %q\nwant %q", k, cp, got, old)
+			}
+		}
+	})
 }
