@@ -60,7 +60,7 @@ Example:
         path: data/orders-*.csv`,
 		Params: []stages.Param{
 			{Name: "path", Type: stages.TypeString, Required: true, Path: true, Doc: "A file path, or a glob pattern matching the files to read; .gz, .zst and .zstd files are decompressed."},
-			{Name: "format", Type: stages.TypeString, Enum: []string{records.JSONL, formatJSON, records.CSV, records.Lines}, Doc: "Record format: json (one JSON array, streamed: one record per element, compacted) or " + records.Doc + "; default inferred from each file's extension (less .gz, .zst or .zstd), a .json file being json when it starts with [ and jsonl otherwise."},
+			{Name: "format", Type: stages.TypeString, Enum: []string{records.JSONL, formatJSON, records.CSV, records.Lines}, Doc: "Record format: json (one JSON array, streamed: a record per element, compacted onto one line), " + records.Doc + "; default inferred from each file's extension (less .gz, .zst or .zstd), a .json file being json when it starts with [ and jsonl otherwise."},
 			{Name: "encoding", Type: stages.TypeString, Default: encodingUTF8, Enum: encodingNames, Doc: encodingDoc},
 		},
 		NewSource: newFileSource,
