@@ -45,10 +45,12 @@ func fileSourceSpec() stages.Spec {
 			`set to UTF-8 as they are read. Lines of any length work. The source ends after the ` +
 			`last file. It checkpoints the file and byte offset it has reached, so a ` +
 			`resumed run goes on from there; the files must not change in between. ` +
-			`With a glob pattern the checkpoint also lists the files of the run: a ` +
+			`With a glob pattern the checkpoint also lists the files of the run (while ` +
+			`the list takes at most 256 KiB, some thousands of files): a ` +
 			`resumed run skips those it finished, goes on inside the one it was ` +
 			`reading, reads the others in the same order, then the files that match ` +
-			`the pattern now and were not there before. A compressed file, like one ` +
+			`the pattern now and were not there before; with a longer list, the files ` +
+			`sorted before the one it was reading count as read. A compressed file, like one ` +
 			`in another encoding, is resumed by decompressing it again from its start ` +
 			`up to the checkpointed offset of its decompressed text.
 
@@ -80,7 +82,8 @@ type fileSource struct {
 
 	// With a glob pattern the checkpoint lists the files of the run, in
 	// the order they are read: listed is that list in JSON, made again
-	// only when the list changes (on Resume).
+	// only when the list changes (on Resume), nil when there is no
+	// pattern or the list is longer than maxListed.
 	glob   bool
 	listed []byte
 
@@ -147,13 +150,26 @@ func (s *fileSource) setFiles(files []string, gone bool) error {
 			s.sizes[i] = 0
 		}
 	}
+	s.listed = nil
 	if !s.glob {
 		return nil
 	}
-	var err error
-	s.listed, err = json.Marshal(files)
-	return err
+	listed, err := json.Marshal(files)
+	if err != nil {
+		return err
+	}
+	if len(listed) <= maxListed {
+		s.listed = listed
+	}
+	return nil
 }
+
+// maxListed is the most bytes the list of files takes in a checkpoint;
+// the runner stores the checkpoint, base64-encoded, in one message of at
+// most the server's max_payload (1 MiB by default). A longer list is left
+// out: the files before the checkpoint's in sorted order then count as
+// read.
+const maxListed = 256 << 10
 
 // hasGlobMeta reports whether path is a glob pattern.
 func hasGlobMeta(path string) bool { return strings.ContainsAny(path, `*?[`) }
@@ -410,7 +426,7 @@ func (s *fileSource) Checkpoint() ([]byte, error) {
 		c = fileCheckpoint{File: s.files[s.next]}
 	}
 	b, err := json.Marshal(c)
-	if err != nil || !s.glob {
+	if err != nil || s.listed == nil {
 		return b, err
 	}
 	// The list of files, spliced in as it was encoded last.
@@ -434,13 +450,15 @@ func (s *fileSource) Resume(checkpoint []byte) error {
 	if err := json.Unmarshal(checkpoint, &c); err != nil {
 		return fmt.Errorf("checkpoint %q: %w", checkpoint, err)
 	}
+	listed := false
 	if c.Files != nil {
-		if err := s.resumeList(c); err != nil {
+		var err error
+		if listed, err = s.resumeList(c); err != nil {
 			return err
 		}
 	}
 	i := len(s.files) // after the files listed or, without a list, every file
-	if c.Files != nil {
+	if listed {
 		i = len(c.Files)
 	}
 	if c.File != "" {
@@ -459,12 +477,14 @@ func (s *fileSource) Resume(checkpoint []byte) error {
 }
 
 // resumeList makes the files of the source those of checkpoint c, then
-// those matching the pattern now that c does not list.
-func (s *fileSource) resumeList(c fileCheckpoint) error {
+// those matching the pattern now that c does not list. If that list is too
+// long to keep in a checkpoint it reports false and leaves the files in
+// sorted order, as without a list.
+func (s *fileSource) resumeList(c fileCheckpoint) (bool, error) {
 	i := len(c.Files)
 	if c.File != "" {
 		if i = slices.Index(c.Files, c.File); i < 0 {
-			return fmt.Errorf("checkpoint: file %s is not in its list of files", c.File)
+			return false, fmt.Errorf("checkpoint: file %s is not in its list of files", c.File)
 		}
 	}
 	now := make(map[string]bool, len(s.files))
@@ -475,22 +495,29 @@ func (s *fileSource) resumeList(c fileCheckpoint) error {
 		switch {
 		case now[name]:
 		case name == c.File:
-			return fmt.Errorf("cannot resume in file %s: it is not among the files to read any more", name)
+			return false, fmt.Errorf("cannot resume in file %s: it is not among the files to read any more", name)
 		default:
-			return fmt.Errorf("cannot resume: file %s, which the run had still to read, is not among the files to read any more", name)
+			return false, fmt.Errorf("cannot resume: file %s, which the run had still to read, is not among the files to read any more", name)
 		}
 	}
 	listed := make(map[string]bool, len(c.Files))
 	for _, name := range c.Files {
 		listed[name] = true
 	}
+	sorted := s.files
 	files := slices.Clone(c.Files)
-	for _, name := range s.files {
+	for _, name := range sorted {
 		if !listed[name] {
 			files = append(files, name)
 		}
 	}
-	return s.setFiles(files, true)
+	if err := s.setFiles(files, true); err != nil {
+		return false, err
+	}
+	if s.listed == nil { // too long to keep
+		return false, s.setFiles(sorted, false)
+	}
+	return true, nil
 }
 
 // Progress returns the bytes read of the files, those before the file

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -249,14 +250,6 @@ func TestFileSourceGlobResume(t *testing.T) {
 		}
 		return got, next
 	}
-	rest := func(t *testing.T, raw map[string]any, cp []byte) []string {
-		t.Helper()
-		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
-		if err := src.Resume(cp); err != nil {
-			t.Fatalf("resume from %s: %v", cp, err)
-		}
-		return stagetest.Payloads(t, src)
-	}
 
 	t.Run("files added before the resume are read after the others", func(t *testing.T) {
 		for k := 0; k <= len(old); k++ {
@@ -380,4 +373,94 @@ func TestFileSourceGlobResume(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFileSourceGlobResumeLongList checks a glob whose list of files is
+// too long for a checkpoint: the checkpoint leaves it out, and a resumed
+// run counts the files sorted before the checkpoint's as read.
+func TestFileSourceGlobResumeLongList(t *testing.T) {
+	name := func(i int) string { return fmt.Sprintf("%04d-%s.jsonl", i, strings.Repeat("x", 200)) }
+	write := func(dir string, from, to int) {
+		for i := from; i < to; i++ {
+			stagetest.WriteFile(t, dir, name(i), fmt.Sprintf("%d\n", i))
+		}
+	}
+	// Names of about 260 bytes: the list fits in maxListed while the
+	// files are fewer than about a thousand.
+	fits := func(dir string) int { return maxListed/(len(filepath.Join(dir, name(0)))+3) - 10 }
+	numbers := func(from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, fmt.Sprint(i))
+		}
+		return out
+	}
+
+	t.Run("a list that grows too long on resume", func(t *testing.T) {
+		dir := t.TempDir()
+		raw := map[string]any{"path": filepath.Join(dir, "*.jsonl")}
+		fit := fits(dir)
+		write(dir, 0, fit)
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		var got []string
+		for range 5 {
+			m, err := src.Read(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, stagetest.PayloadOf(t, m))
+		}
+		cp, err := src.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(cp), `"files":[`) {
+			t.Fatalf("checkpoint of %d files has no list", fit)
+		}
+		write(dir, fit, fit+40) // past maxListed, all sorting after the fifth file
+		resumed := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		if err := resumed.Resume(cp); err != nil {
+			t.Fatal(err)
+		}
+		if cp2, err := resumed.Checkpoint(); err != nil || strings.Contains(string(cp2), `"files"`) {
+			t.Fatalf("resumed with %d files: checkpoint %.200s (%v), want one without a list", fit+40, cp2, err)
+		}
+		got = append(got, stagetest.Payloads(t, resumed)...)
+		if want := numbers(0, fit+40); !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %d records, want %d in order", len(got), len(want))
+		}
+	})
+
+	t.Run("a list too long from the start", func(t *testing.T) {
+		dir := t.TempDir()
+		raw := map[string]any{"path": filepath.Join(dir, "*.jsonl")}
+		fit := fits(dir)
+		write(dir, 0, fit+40)
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		for range 7 {
+			if _, err := src.Read(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cp, err := src.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(cp), `"files"`) {
+			t.Fatalf("checkpoint of %d files has a list: %.200s", fit+40, cp)
+		}
+		if got, want := rest(t, raw, cp), numbers(7, fit+40); !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %d records, want %d in order", len(got), len(want))
+		}
+	})
+}
+
+// rest returns what a source reads after resuming at checkpoint cp.
+func rest(t *testing.T, raw map[string]any, cp []byte) []string {
+	t.Helper()
+	src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+	if err := src.Resume(cp); err != nil {
+		t.Fatalf("resume from %.300s: %v", cp, err)
+	}
+	return stagetest.Payloads(t, src)
 }
