@@ -2,7 +2,9 @@ package file
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -252,6 +254,89 @@ func TestFileSourceJSONArrayStreams(t *testing.T) {
 		}
 		if done, total := progressOf(t, src); total != size || done > bound {
 			t.Fatalf("after the first record: %d of %d bytes read, want at most %d", done, total, bound)
+		}
+	})
+}
+
+// FuzzJSONArrayReader checks the json array reader against
+// encoding/json: a valid array gives its elements, compacted, then io.EOF,
+// and reading again from the position after any element gives the rest;
+// anything else ends in an error that is not io.EOF.
+func FuzzJSONArrayReader(f *testing.F) {
+	for _, seed := range []string{
+		`[]`, `[1,2,3]`, "\ufeff[{\"a\": [1, {\"b\": null}]},\n \"s\"]", "[\n]", `[1,`, `[1 2]`, `[1,]`,
+		`{"a":1}`, `null`, ``, " \n", `[1][2]`, `["\xff"]`, `[tru]`, `[{"a":"]"}]`, `[[[[]]]]`, `["\u00e9\n"]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		type read struct {
+			payload string
+			at      records.Position
+		}
+		readAll := func(input []byte, at records.Position) ([]read, error) {
+			jr := newJSONArrayReader(bytes.NewReader(input), "in", at)
+			var out []read
+			for i := 0; ; i++ {
+				if i > len(input)+1 {
+					t.Fatalf("no end after %d records", i)
+				}
+				m, err := jr.Read()
+				if err != nil && !stages.IsPermanent(err) {
+					return out, err
+				}
+				p, perr := m.Payload()
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				out = append(out, read{string(p), jr.Pos()})
+			}
+		}
+		got, err := readAll(data, records.Position{})
+
+		body := bytes.TrimPrefix(data, []byte(utf8BOM))
+		var want []json.RawMessage
+		valid := json.Valid(body) && body[nonBlank(body)] == '['
+		switch {
+		case nonBlank(body) == len(body): // blank: no records
+			if len(got) != 0 || !errors.Is(err, io.EOF) {
+				t.Fatalf("blank input: %d records, %v", len(got), err)
+			}
+			return
+		case !valid:
+			if errors.Is(err, io.EOF) {
+				t.Fatalf("invalid input %q read to io.EOF: %+v", data, got)
+			}
+			return
+		}
+		if err := json.Unmarshal(body, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("valid array %q: %v", data, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("valid array %q: %d records, want %d", data, len(got), len(want))
+		}
+		for i, w := range want {
+			var c bytes.Buffer
+			if err := json.Compact(&c, w); err != nil {
+				t.Fatal(err)
+			}
+			if got[i].payload != c.String() && got[i].payload != string(w) {
+				t.Fatalf("record %d: %q, want %q", i, got[i].payload, c.String())
+			}
+		}
+		for k, r := range got {
+			rest, err := readAll(data[r.at.Offset:], r.at)
+			if !errors.Is(err, io.EOF) || len(rest) != len(got)-k-1 {
+				t.Fatalf("resumed after record %d at %+v: %d records, %v; want %d", k, r.at, len(rest), err, len(got)-k-1)
+			}
+			for i := range rest {
+				if rest[i] != got[k+1+i] {
+					t.Fatalf("resumed after record %d: record %d is %+v, want %+v", k, i, rest[i], got[k+1+i])
+				}
+			}
 		}
 	})
 }
