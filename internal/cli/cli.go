@@ -204,6 +204,7 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 		a.validateCmd(),
 		a.graphCmd(),
 		a.stagesCmd(),
+		a.schemaCmd(),
 		a.versionCmd(),
 	)
 	return root
