@@ -205,9 +205,9 @@ func (l *linter) windowKey(i int, s *Stage) {
 		if u == nil || u.Key == "" || sameExpr(key, u.Key) {
 			continue
 		}
-		l.warn(i, l.node(i, "with", "key"), "stage %q: its key %q is not the key %q of stage %q, which decides the partitions it reads: "+
-			"unless all the records of a key of %q have one key in %q, they are spread over several partitions, each emitting its own "+
-			"partial result for it; key both by the same expression", s.Name, key, u.Key, u.Name, s.Name, u.Name)
+		l.warn(i, l.node(i, "with", "key"), "stage %q: its key %q is not %q, the key of stage %q that decides the partitions it reads: "+
+			"unless the records of one value of %s all have one value of %s, they are spread over several partitions, each emitting "+
+			"its own partial windows; key both by the same expression", s.Name, key, u.Key, u.Name, key, u.Key)
 	}
 }
 

@@ -85,7 +85,7 @@ stages:
       key: user
       aggregate: {n: count}
   - {name: print, sink: stdout}
-`, []string{`10:12 stage "w": its key "user" is not the key "region" of stage "gen", which decides the partitions it reads`}},
+`, []string{`10:12 stage "w": its key "user" is not "region", the key of stage "gen" that decides the partitions it reads: unless the records of one value of user all have one value of region`}},
 		{"window key the same but for spacing", `
 name: p
 stages:
