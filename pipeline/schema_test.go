@@ -292,3 +292,35 @@ func TestJSONSchemaNoTypes(t *testing.T) {
 		t.Error("a schema without types accepts a stage")
 	}
 }
+
+// TestJSONSchemaAcceptsDocExamples validates the example of every
+// built-in type's documentation, the stages after "Example:", against
+// the schema, as the stages of a pipeline.
+func TestJSONSchemaAcceptsDocExamples(t *testing.T) {
+	reg := builtinRegistry(t)
+	sch := compileSchema(t, reg)
+	n := 0
+	for _, spec := range reg.Specs() {
+		_, example, ok := strings.Cut(spec.Doc, "Example:\n")
+		if !ok {
+			continue
+		}
+		var stages []string
+		for _, line := range strings.Split(example, "\n") {
+			if line != "" && !strings.HasPrefix(line, "    ") {
+				break // the end of the indented block
+			}
+			stages = append(stages, strings.TrimPrefix(line, "  "))
+		}
+		src := "name: p\nstages:\n" + strings.Join(stages, "\n") + "\n"
+		t.Run(spec.Role().String()+"."+spec.Name, func(t *testing.T) {
+			n++
+			if err := sch.Validate(yamlInstance(t, src)); err != nil {
+				t.Errorf("the example does not validate:\n%s\n%v", src, err)
+			}
+		})
+	}
+	if n < 5 {
+		t.Errorf("found %d examples in the docs of the types", n)
+	}
+}
