@@ -136,7 +136,7 @@ func TestProblems(t *testing.T) {
 		{"two roles", "name: p\nstages:\n  - {name: g, source: gen}\n  - name: s\n    source: gen\n    sink: out\n", []string{
 			`6:5 stage "s": both source and sink given: a stage has exactly one role`}},
 		{"unknown type", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: mapp}\n", []string{
-			`4:26 stage "t": unknown transform type "mapp" (want filter, map, route)`}},
+			`4:26 stage "t": unknown transform type "mapp" (want filter, map, route, sw, tally)`}},
 		{"type of another role", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: file}\n", []string{
 			`4:26 stage "t": "file" is a source and sink type, not a transform`}},
 		{"type not a string", "name: p\nstages:\n  - {name: s, source: [gen]}\n", []string{

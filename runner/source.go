@@ -505,7 +505,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		l.acks = append(l.acks, pendingAck{m: r.m, idx: idx})
 		decided()
 	}
-	if l.chain != nil && !l.chain.flush(ctx, &l.pub) {
+	if l.chain != nil && !l.chain.flush(ctx, ctx, &l.pub) {
 		// Not written: nothing of the batch counts, a resumed run reads
 		// it again.
 		l.pub.wait(ctx)
