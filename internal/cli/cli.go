@@ -202,8 +202,10 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 		a.tapCmd(),
 		a.topCmd(),
 		a.validateCmd(),
+		a.lintCmd(),
 		a.graphCmd(),
 		a.stagesCmd(),
+		a.schemaCmd(),
 		a.versionCmd(),
 	)
 	return root
