@@ -205,6 +205,7 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 		a.graphCmd(),
 		a.stagesCmd(),
 		a.versionCmd(),
+		a.testCmd(),
 	)
 	return root
 }
