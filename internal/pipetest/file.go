@@ -38,11 +38,10 @@ type Case struct {
 	Input Input
 	// Expect is what the stages named emitted, in the order of the file.
 	Expect []*Expectation
-	// DeadLetters, when HasDeadLetters, is the dead letters expected, by
-	// stage: every dead letter of the case must be expected. Without a
-	// dead_letters key, any dead letter fails the case too.
-	DeadLetters    []*DeadLetterExpectation
-	HasDeadLetters bool
+	// DeadLetters is the dead letters expected, by stage. Every dead
+	// letter of the case must be expected: one of a stage not listed
+	// fails the case.
+	DeadLetters []*DeadLetterExpectation
 }
 
 // Input is what enters the pipeline in a case: records published as the
@@ -252,12 +251,9 @@ func (d *decoder) testCase(n *yaml.Node, where string) *Case {
 			c.Expect = append(c.Expect, e)
 		}
 	}
-	if f, ok := fields["dead_letters"]; ok {
-		c.HasDeadLetters = true
-		if !isNull(f.value) {
-			for _, df := range d.fields(f.value, where+": dead_letters") {
-				c.DeadLetters = append(c.DeadLetters, d.deadLetters(df, where))
-			}
+	if f, ok := fields["dead_letters"]; ok && !isNull(f.value) {
+		for _, df := range d.fields(f.value, where+": dead_letters") {
+			c.DeadLetters = append(c.DeadLetters, d.deadLetters(df, where))
 		}
 	}
 	return c
