@@ -54,8 +54,8 @@ func normalize(v any) any {
 			x[i] = normalize(e)
 		}
 	case json.Number:
-		if _, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return x
+		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return json.Number(strconv.FormatInt(n, 10))
 		}
 		if f, ok := new(big.Float).SetString(string(x)); ok && f.IsInt() {
 			if i, acc := f.Int(nil); acc == big.Exact {
