@@ -136,7 +136,9 @@ func TestMatch(t *testing.T) {
 	// Greedy would give "a" to the first candidate and leave "ab" none.
 	want := []string{"a", "ab"}
 	got := []string{"ab", "a"}
-	to := match(len(want), len(got), func(i, j int) bool { return strings.HasPrefix(got[j], want[i]) && len(got[j]) == len(want[i]) || want[i] == "a" })
+	to := match(len(want), len(got), func(i, j int) bool {
+		return strings.HasPrefix(got[j], want[i]) && len(got[j]) == len(want[i]) || want[i] == "a"
+	})
 	if to[0] < 0 || to[1] < 0 || to[0] == to[1] {
 		t.Errorf("match = %v", to)
 	}

@@ -149,7 +149,7 @@ tests:
 		t.Errorf("Failed() = %d, want 4", got)
 	}
 	diffs := map[string][]string{
-		"wrong": {":37:7: expect.write-small: 1 record(s) expected, 1 got", `  - {"amount":41,"id":4}`, `  + {"amount":40,"id":4}`},
+		"wrong":                         {":37:7: expect.write-small: 1 record(s) expected, 1 got", `  - {"amount":41,"id":4}`, `  + {"amount":40,"id":4}`},
 		"dead letters miscounted":       {"dead_letters.clean: 2 expected, 1 got", `  + clean: `, `record {"amount":"x","id":"5"}`},
 		"dead letter not expected":      {"1 unexpected dead letter(s)", `+ clean: `},
 		"dead letter error not matched": {`  - error containing "no such text"`, `  + clean: `},
