@@ -61,12 +61,13 @@ not validate (every problem printed to stderr as FILE:LINE:COL: message).`,
 					for _, p := range problems {
 						fmt.Fprintln(a.stderr, p.String())
 					}
-					bad = true
-					continue
 				case err != nil && cmd.Context().Err() != nil:
 					return failure(err)
 				case err != nil:
 					a.printError(err)
+				}
+				if err != nil {
+					results = append(results, &pipetest.Result{File: file, Err: err})
 					bad = true
 					continue
 				}

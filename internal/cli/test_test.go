@@ -176,7 +176,8 @@ tests:
     input: {stage: nope, records: []}
     expect: {big: 1}
 `)
-	code, stdout, stderr := runTest(t, good, bad)
+	junit := filepath.Join(t.TempDir(), "report.xml")
+	code, stdout, stderr := runTest(t, "--junit", junit, good, bad)
 	if code != ExitUsage {
 		t.Fatalf("exit %d, want 2\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -190,6 +191,9 @@ tests:
 	// The good file still runs.
 	if !strings.Contains(stdout, "ok\t"+good) {
 		t.Errorf("stdout:\n%s", stdout)
+	}
+	if report := readJUnit(t, junit); report.Tests != 5 || report.Errors != 1 || len(report.Suites) != 2 || report.Suites[1].Name != bad {
+		t.Errorf("junit report = %+v", report)
 	}
 
 	bad2 := writeTestFiles(t, `pipeline: pipeline.yaml

@@ -41,12 +41,18 @@ type junitMessage struct {
 
 // WriteJUnit writes results as a JUnit XML report: a testsuite per test
 // file, a testcase per case, a failure for a case that got something
-// wrong and an error for one that could not run to its end.
+// wrong and an error for one that could not run to its end; a file
+// that did not run (Result.Err) is a testsuite with one error.
 func WriteJUnit(w io.Writer, results []*Result) error {
 	var all junitSuites
 	var total float64
 	for _, r := range results {
 		s := junitSuite{Name: r.File, Time: seconds(r.Elapsed.Seconds())}
+		if r.Err != nil {
+			s.Cases = append(s.Cases, junitCase{Name: r.File, Classname: r.File, Time: seconds(0),
+				Error: &junitMessage{Message: "the test file does not run", Text: r.Err.Error()}})
+			s.Tests, s.Errors = 1, 1
+		}
 		for _, c := range r.Cases {
 			jc := junitCase{Name: c.Name, Classname: r.File, Time: seconds(c.Elapsed.Seconds())}
 			switch {

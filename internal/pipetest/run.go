@@ -55,6 +55,9 @@ type Result struct {
 	File    string
 	Cases   []CaseResult
 	Elapsed time.Duration
+	// Err, set by the caller, is what kept the file from running (it does
+	// not validate): [WriteJUnit] reports it as an error of the file.
+	Err error
 }
 
 // Failed returns how many cases failed.
