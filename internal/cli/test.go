@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ func (a *app) testCmd() *cobra.Command {
 		junit   string
 		timeout time.Duration
 		verbose bool
+		run     string
 	)
 	cmd := &cobra.Command{
 		Use:   "test FILE|DIR|DIR/...",
@@ -46,6 +49,12 @@ not validate (every problem printed to stderr as FILE:LINE:COL: message).`,
 			if err != nil {
 				return err
 			}
+			var only *regexp.Regexp
+			if run != "" {
+				if only, err = regexp.Compile(run); err != nil {
+					return fmt.Errorf("--run: %w", err)
+				}
+			}
 			opts := pipetest.Options{Registry: a.reg, Timeout: timeout}
 			var results []*pipetest.Result
 			bad, failed := false, 0
@@ -53,6 +62,9 @@ not validate (every problem printed to stderr as FILE:LINE:COL: message).`,
 				tf, err := pipetest.Load(file)
 				var res *pipetest.Result
 				if err == nil {
+					if only != nil {
+						tf.Cases = slices.DeleteFunc(tf.Cases, func(c *pipetest.Case) bool { return !only.MatchString(c.Name) })
+					}
 					res, err = pipetest.Run(cmd.Context(), tf, opts)
 				}
 				var problems pipeline.Problems
@@ -93,6 +105,7 @@ not validate (every problem printed to stderr as FILE:LINE:COL: message).`,
 	f.StringVar(&junit, "junit", "", "also write the results to this file as JUnit XML")
 	f.DurationVar(&timeout, "timeout", pipetest.DefaultTimeout, "how long each case may run")
 	f.BoolVarP(&verbose, "verbose", "v", false, "name every case, also those that pass")
+	f.StringVar(&run, "run", "", "run only the cases whose name matches this regular expression")
 	return cmd
 }
 

@@ -152,6 +152,11 @@ func TestTestFails(t *testing.T) {
 	if strings.Contains(stdout, "PASS") {
 		t.Errorf("passing cases named without -v:\n%s", stdout)
 	}
+	// --run selects cases: those that pass.
+	code, stdout, stderr = runTest(t, "-v", "--run", "^big|by error$", path)
+	if code != ExitOK || !strings.Contains(stdout, "ok\t"+path+"\t2 cases") {
+		t.Errorf("--run: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
 	report := readJUnit(t, junit)
 	if report.Tests != 4 || report.Failures != 2 {
 		t.Fatalf("junit report = %+v", report)

@@ -197,8 +197,12 @@ func (d *decoder) decode(data []byte) (tf *File) {
 		d.problem(root, "missing required key \"tests\"")
 		return tf
 	}
-	if f.value.Kind != yaml.SequenceNode || len(f.value.Content) == 0 {
+	if f.value.Kind != yaml.SequenceNode {
 		d.problem(f.value, "tests: want a list of test cases, got %s", describe(f.value))
+		return tf
+	}
+	if len(f.value.Content) == 0 {
+		d.problem(f.value, "tests: no test case")
 		return tf
 	}
 	names := make(map[string]*Case)

@@ -19,7 +19,7 @@ func TestParseProblems(t *testing.T) {
 		{"not yaml", "pipeline: [\n", []string{":1: invalid YAML: did not find expected node content"}},
 		{"not a mapping", "- 1\n", []string{":1:1: want a mapping, got a list"}},
 		{"missing keys", "env: {}\n", []string{`:1:1: missing required key "pipeline"`, `:1:1: missing required key "tests"`}},
-		{"unknown key", "pipeline: p.yaml\ntests: []\nextra: 1\n", []string{":2:8: tests: want a list of test cases", `:3:1: unknown key "extra"`}},
+		{"unknown key", "pipeline: p.yaml\ntests: []\nextra: 1\n", []string{":2:8: tests: no test case", `:3:1: unknown key "extra"`}},
 		{
 			"case problems",
 			`pipeline: p.yaml
