@@ -130,7 +130,15 @@ func (a *app) printResult(res *pipetest.Result, verbose bool) {
 		fmt.Fprintf(a.stdout, "FAIL\t%s\t%d of %d cases failed (%.2fs)\n", res.File, n, len(res.Cases), res.Elapsed.Seconds())
 		return
 	}
-	fmt.Fprintf(a.stdout, "ok\t%s\t%d cases (%.2fs)\n", res.File, len(res.Cases), res.Elapsed.Seconds())
+	fmt.Fprintf(a.stdout, "ok\t%s\t%s (%.2fs)\n", res.File, cases(len(res.Cases)), res.Elapsed.Seconds())
+}
+
+// cases returns "1 case" or "N cases".
+func cases(n int) string {
+	if n == 1 {
+		return "1 case"
+	}
+	return fmt.Sprintf("%d cases", n)
 }
 
 // writeJUnit writes results to path as JUnit XML.
