@@ -245,3 +245,41 @@ func readJUnit(t *testing.T, path string) junitReport {
 	}
 	return r
 }
+
+func TestTestTimeout(t *testing.T) {
+	dir := t.TempDir()
+	pipe := `name: slow
+stages:
+  - {name: in, source: stdin}
+  - {name: wait, transform: delay, with: {duration: 1h}}
+  - {name: out, sink: stdout}
+`
+	if err := os.WriteFile(filepath.Join(dir, "slow.yaml"), []byte(pipe), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "slow_test.yaml")
+	cases := `pipeline: slow.yaml
+tests:
+  - name: never drains
+    input: {stage: in, records: [{a: 1}]}
+    expect:
+      out: [{a: 1}]
+`
+	if err := os.WriteFile(path, []byte(cases), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runTest(t, "--timeout", "1s", path)
+	if code != ExitFailure {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"--- FAIL: never drains",
+		"test case did not finish in time: the pipeline had not drained after 1s",
+		`expect.out: 1 record(s) expected, 0 got; 1 missing, 0 unexpected (-expected +got):`,
+		`      - {"a":1}`,
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout does not contain %q:\n%s", want, stdout)
+		}
+	}
+}
