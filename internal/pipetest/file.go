@@ -100,7 +100,7 @@ const MaxFileSize = 16 << 20
 
 // Load reads and decodes the test file at path. A file that does not
 // decode gives [pipeline.Problems], every problem found with its
-// position. Load does not read the pipeline file: [Check] does.
+// position. Load does not read the pipeline file: [Run] does.
 func Load(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -99,14 +99,9 @@ type suite struct {
 	load pipeline.Options
 }
 
-// Check reads the pipeline of tf and checks that the cases name what it
-// has. The problems of the pipeline file, and the stages, routes and
+// prepare reads the pipeline of tf and checks that the cases name what
+// it has. The problems of the pipeline file, and the stages, routes and
 // inputs the cases name wrongly, come back as [pipeline.Problems].
-func Check(tf *File, opts Options) error {
-	_, err := prepare(tf, opts)
-	return err
-}
-
 func prepare(tf *File, opts Options) (*suite, error) {
 	opts.setDefaults()
 	data, err := os.ReadFile(tf.Pipeline)
