@@ -56,6 +56,13 @@ not validate (every problem printed to stderr as FILE:LINE:COL: message).`,
 				}
 			}
 			opts := pipetest.Options{Registry: a.reg, Timeout: timeout}
+			if cmd.Flags().Changed("log-level") {
+				// The runner's logs, to see what a case does.
+				if err := a.loadSettings(); err != nil {
+					return err
+				}
+				opts.Logger = a.log
+			}
 			var results []*pipetest.Result
 			bad, failed := false, 0
 			for _, file := range files {
