@@ -207,6 +207,7 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 		a.stagesCmd(),
 		a.schemaCmd(),
 		a.versionCmd(),
+		a.testCmd(),
 	)
 	return root
 }
