@@ -155,46 +155,79 @@ func newChain(r *run, fused []*pipeline.Stage, units map[string]*unit, idx int) 
 	return c, nil
 }
 
-// fusedUnits wires the chains of the job's pipeline whose stages all run
-// in this process into the units that head them: a source's loop, or each
-// worker of a transform. In a run deployed to a cluster, the chains that
-// begin at a source are left out: the stages after the source then share
-// its stream's records among every worker of the cluster, instead of
-// running in the one process that runs the source.
+// fusedUnits wires the chains of the job's pipeline into the units that
+// head them in this process: a source's loop, or each worker of a
+// transform. Of a chain, a process fuses the stages it runs: each run of
+// consecutive stages of the chain that it runs is a chain of its own,
+// headed by its first stage (a stream comes before it: the process that
+// runs the stage before publishes there). In a run deployed to a cluster
+// a source heads no chain: the stages after it then share its stream's
+// records among every worker of the cluster, instead of running in the
+// one process that runs the source.
 func (j *Job) fusedUnits() error {
 	units := make(map[string]*unit, len(j.units))
 	for _, u := range j.units {
 		units[u.stage.Name] = u
 	}
-	for _, fused := range j.r.p.Chains() {
-		if slices.ContainsFunc(fused, func(s *pipeline.Stage) bool { return units[s.Name] == nil }) {
-			continue
-		}
-		head := units[fused[0].Name]
-		if head.source != nil && j.r.opts.Run != 0 {
-			continue
-		}
-		if head.source != nil {
-			c, err := newChain(j.r, fused, units, 0)
-			if err != nil {
+	for _, chain := range j.r.p.Chains() {
+		for _, fused := range localRuns(chain, units, j.r.opts.Run != 0) {
+			if err := j.fuse(fused, units); err != nil {
 				return err
 			}
-			head.source.chain = c
 		}
-		for i, w := range head.workers {
-			c, err := newChain(j.r, fused, units, i)
-			if err != nil {
-				return err
-			}
-			w.chain, w.count.chain = c, c
-			w.count.c.Fused = c.names()
-		}
-		names := make([]string, len(fused))
-		for i, s := range fused {
-			names[i] = s.Name
-		}
-		j.r.log.Debug("stages run fused", "chain", strings.Join(names, " → "))
 	}
+	return nil
+}
+
+// localRuns returns the runs of consecutive stages of chain that have
+// units here, each of two stages or more and headed by a source or a
+// transform (a source only if sources may head).
+func localRuns(chain []*pipeline.Stage, units map[string]*unit, noSource bool) [][]*pipeline.Stage {
+	var runs [][]*pipeline.Stage
+	var cur []*pipeline.Stage
+	end := func() {
+		if len(cur) > 1 {
+			runs = append(runs, cur)
+		}
+		cur = nil
+	}
+	for _, s := range chain {
+		switch {
+		case units[s.Name] == nil:
+			end()
+		case len(cur) == 0 && (s.Role == stages.RoleSink || s.Role == stages.RoleSource && noSource):
+			// Cannot head: the next stage may.
+		default:
+			cur = append(cur, s)
+		}
+	}
+	end()
+	return runs
+}
+
+// fuse wires chain fused into the unit that heads it.
+func (j *Job) fuse(fused []*pipeline.Stage, units map[string]*unit) error {
+	head := units[fused[0].Name]
+	if head.source != nil {
+		c, err := newChain(j.r, fused, units, 0)
+		if err != nil {
+			return err
+		}
+		head.source.chain = c
+	}
+	for i, w := range head.workers {
+		c, err := newChain(j.r, fused, units, i)
+		if err != nil {
+			return err
+		}
+		w.chain, w.count.chain = c, c
+		w.count.c.Fused = c.names()
+	}
+	names := make([]string, len(fused))
+	for i, s := range fused {
+		names[i] = s.Name
+	}
+	j.r.log.Debug("stages run fused", "chain", strings.Join(names, " → "))
 	return nil
 }
 
