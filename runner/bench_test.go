@@ -40,9 +40,9 @@ func BenchmarkPipeline(b *testing.B) {
   - {name: m2, transform: map, with: {expr: '{"id": id, "customer": upper(customer), "amount": amount, "items": items, "note": note, "placed_at": placed_at}'}}`},
 	} {
 		for _, v := range []struct{ storage, fusion string }{{"file", "auto"}, {"memory", "auto"}, {"file", "off"}, {"memory", "off"}} {
-			name := bc.name + "/" + v.storage
+			name := bc.name + "/" + v.storage + "/fused"
 			if v.fusion == "off" {
-				name += "/streams"
+				name = bc.name + "/" + v.storage + "/streams"
 			}
 			b.Run(name, func(b *testing.B) {
 				srv := natstest.Server(b)
