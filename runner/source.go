@@ -425,9 +425,10 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		var data []byte
 		var err error
 		subject := l.subject
-		if r.m != nil && (l.chain == nil || r.err != nil) {
-			// Fused, the record is not published: the chain takes it as
-			// it is, and what comes out is checked where it is written.
+		if r.m != nil && (l.chain == nil || r.err != nil || !r.m.NeedsEncoding()) {
+			// Fused, a record the source gave as a value is not encoded:
+			// the chain takes it as it is. One it gave as bytes is held
+			// to the size a stream takes, as it is without fusion.
 			if data, err = r.m.Payload(); err == nil {
 				err = l.run.checkSize(data)
 			}
