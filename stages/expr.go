@@ -2,11 +2,15 @@ package stages
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/sluicehq/sluice/internal/suggest"
 	"github.com/sluicehq/sluice/stages/internal/errtext"
 )
 
@@ -33,27 +37,95 @@ type Expr struct {
 // later ones winning (nil arguments are skipped). $env is the whole
 // record, so merge($env, {"amount": amount * 2}) is the record with one
 // field changed.
+//
+// A name that is not called is a field of the record even when a builtin
+// has that name: count > 1 reads the field count, while count(items, # > 1)
+// calls the builtin. Calling a function that does not exist is an error
+// here, not when the expression runs.
 func CompileExpr(src string) (*Expr, error) {
-	tree, err := expr.Compile(src, expr.AllowUndefinedVariables(), mergeFunc)
+	p := &exprPatcher{}
+	prog, err := expr.Compile(src, expr.AllowUndefinedVariables(), mergeFunc, expr.Patch(p))
+	if p.err != nil {
+		// The checker does not take a call of an unknown name for a
+		// mistake: ours comes first, as the likelier cause of any other.
+		return nil, p.err.Bind(file.NewSource(src))
+	}
 	if err != nil {
 		return nil, err
 	}
-	e := &Expr{src: src, prog: tree}
-	v := &identFinder{name: MsgVar}
-	node := tree.Node()
-	ast.Walk(&node, v)
-	e.usesMsg = v.found
-	return e, nil
+	return &Expr{src: src, prog: prog, usesMsg: p.usesMsg}, nil
 }
 
-type identFinder struct {
-	name  string
-	found bool
+// exprFunctions are the names of the functions that expressions may call
+// besides expr-lang's builtins.
+var exprFunctions = []string{"merge"}
+
+// ExprFunctions returns the names of every function an expression may
+// call, expr-lang's builtins and sluice's own, sorted.
+func ExprFunctions() []string {
+	names := slices.Clone(exprFunctions)
+	for _, b := range builtin.Builtins {
+		names = append(names, b.Name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
-func (f *identFinder) Visit(n *ast.Node) {
-	if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == f.name {
-		f.found = true
+// isFunction reports whether name is a builtin or one of [exprFunctions]:
+// a name the checker would take for a function, not a record field.
+func isFunction(name string) bool {
+	if _, ok := builtin.Index[name]; ok {
+		return true
+	}
+	return slices.Contains(exprFunctions, name)
+}
+
+// exprPatcher runs over the tree once, before it is type-checked. It turns
+// a name that is not called but names a function into a look-up of the
+// record field ($env["name"]), reports a call of a name that is no
+// function, and notes whether the expression reads msg. The walk is
+// post-order: a callee is visited before its call, so a callee rewritten
+// as a field is put back when its call is visited.
+type exprPatcher struct {
+	usesMsg   bool
+	err       *file.Error
+	rewritten map[ast.Node]*ast.IdentifierNode // $env["x"] nodes made here, to the name each replaced
+}
+
+// Visit implements [ast.Visitor].
+func (p *exprPatcher) Visit(n *ast.Node) {
+	switch node := (*n).(type) {
+	case *ast.IdentifierNode:
+		switch {
+		case node.Value == MsgVar:
+			p.usesMsg = true
+		case isFunction(node.Value):
+			field := &ast.MemberNode{
+				Node:     &ast.IdentifierNode{Value: "$env"},
+				Property: &ast.StringNode{Value: node.Value},
+			}
+			field.SetLocation(node.Location())
+			field.Node.SetLocation(node.Location())
+			field.Property.SetLocation(node.Location())
+			if p.rewritten == nil {
+				p.rewritten = make(map[ast.Node]*ast.IdentifierNode)
+			}
+			p.rewritten[field] = node
+			*n = field
+		}
+	case *ast.CallNode:
+		if id, ok := p.rewritten[node.Callee]; ok {
+			node.Callee = id // a function that overrides a builtin, such as merge: called, so a function
+			return
+		}
+		id, ok := node.Callee.(*ast.IdentifierNode)
+		if !ok || p.err != nil || isFunction(id.Value) {
+			return
+		}
+		p.err = &file.Error{
+			Location: id.Location(),
+			Message:  fmt.Sprintf("unknown function %s%s", id.Value, suggest.Hint(id.Value, ExprFunctions()...)),
+		}
 	}
 }
 
