@@ -4,6 +4,7 @@ package suggest
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/agnivade/levenshtein"
 )
@@ -12,22 +13,33 @@ import (
 // when none is near enough to be a likely typo: the distance must be at
 // most 2 and at most a third of the length of word (rounded up), so that
 // short words do not match everything. Case is ignored when measuring; a
-// candidate equal to word is never suggested. Ties go to the earliest
-// candidate.
+// candidate equal to word is never suggested. Of candidates at the same
+// distance, the one nearest in length wins (two swapped letters cost 2,
+// as do two dropped ones: "fitler" is "filter" rather than "file"), then
+// the earliest.
 func Closest(word string, candidates ...string) string {
 	w := strings.ToLower(word)
-	best, bestD := "", -1
-	limit := min(2, (len([]rune(w))+2)/3)
+	n := utf8.RuneCountInString(w)
+	best, bestD, bestL := "", -1, 0
+	limit := min(2, (n+2)/3)
 	for _, c := range candidates {
 		if c == word || c == "" {
 			continue
 		}
 		d := levenshtein.ComputeDistance(w, strings.ToLower(c))
-		if d <= limit && (bestD < 0 || d < bestD) {
-			best, bestD = c, d
+		l := abs(utf8.RuneCountInString(c) - n)
+		if d <= limit && (bestD < 0 || d < bestD || (d == bestD && l < bestL)) {
+			best, bestD, bestL = c, d, l
 		}
 	}
 	return best
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // Hint returns " (did you mean X?)" for the candidate [Closest] picks, or

@@ -16,6 +16,8 @@ func TestClosest(t *testing.T) {
 		{"short word needs a close match", "ab", []string{"xy"}, ""},
 		{"short word, one edit", "nme", names, "name"},
 		{"the nearest wins", "plugin", []string{"plugins", "plugin_"}, "plugins"},
+		{"a swap over two dropped letters", "fitler", []string{"file", "filter"}, "filter"},
+		{"then the earliest", "ab_", []string{"abc", "abd"}, "abc"},
 		{"exact is not a suggestion", "name", []string{"name"}, ""},
 		{"no candidates", "x", nil, ""},
 	}
