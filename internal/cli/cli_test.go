@@ -231,7 +231,7 @@ func TestStagesUnknown(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	inEmptyDir(t)
-	want := regexp.MustCompile(`^sluice \S+ \(go1\.\d+\S*, nats-server \d+\.\d+\.\d+\S*\)\n$`)
+	want := regexp.MustCompile(`^sluice \S+ \(go1\.\d+\S*, nats-server \d+\.\d+\.\d+\S*\)\n(revision [0-9a-f]+( \(.*\))?\n)?$`)
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		code, stdout, stderr := sluice(t, args...)
 		if code != ExitOK || stderr != "" || !want.MatchString(stdout) {
