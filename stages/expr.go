@@ -8,6 +8,7 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser/lexer"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/sluicehq/sluice/internal/suggest"
@@ -18,6 +19,12 @@ import (
 // msg.subject, msg.headers (name to first value), msg.key, msg.event_time,
 // msg.stream, msg.sequence, msg.deliveries.
 const MsgVar = "msg"
+
+// msgKey is the key of the record map under which the msg variable is
+// lent to an expression while it runs: the patcher renames msg to it, so
+// that a field of the record named msg stays the field ($env["msg"]). A
+// JSON object has no such key in practice; one that does gets it back.
+const msgKey = "\x00sluice.msg"
 
 // Expr is an expr-lang expression compiled once. Names in the expression
 // are looked up in the environment given to Eval; unknown names are nil.
@@ -51,9 +58,46 @@ func CompileExpr(src string) (*Expr, error) {
 		return nil, p.err.Bind(file.NewSource(src))
 	}
 	if err != nil {
+		// The parser reads the arguments of a predicate such as count
+		// only when it knows the name: a misspelt one fails on its #.
+		if call := unknownCall(src); call != nil {
+			return nil, call
+		}
 		return nil, err
 	}
 	return &Expr{src: src, prog: prog, usesMsg: p.usesMsg}, nil
+}
+
+// keywords are the words of expr-lang that may come before a bracket
+// without being a call.
+var keywords = []string{"if", "else", "let", "not", "in", "and", "or", "matches", "contains", "startsWith", "endsWith", "true", "false", "nil"}
+
+// unknownCall returns the error of the first name in src that is called
+// but names no function, or nil: what the patcher reports, for an
+// expression that does not parse.
+func unknownCall(src string) *file.Error {
+	source := file.NewSource(src)
+	tokens, err := lexer.Lex(source)
+	if err != nil {
+		return nil
+	}
+	for i := 0; i+1 < len(tokens); i++ {
+		t := tokens[i]
+		if t.Kind != lexer.Identifier || !tokens[i+1].Is(lexer.Bracket, "(") || isFunction(t.Value) || slices.Contains(keywords, t.Value) {
+			continue
+		}
+		if i > 0 && tokens[i-1].Is(lexer.Operator, ".", "?.") {
+			continue // a method
+		}
+		e := &file.Error{Location: t.Location, Message: unknownFunction(t.Value)}
+		return e.Bind(source)
+	}
+	return nil
+}
+
+// unknownFunction is the message for a call of name, which is no function.
+func unknownFunction(name string) string {
+	return fmt.Sprintf("unknown function %s%s", name, suggest.Hint(name, ExprFunctions()...))
 }
 
 // exprFunctions are the names of the functions that expressions may call
@@ -98,6 +142,7 @@ func (p *exprPatcher) Visit(n *ast.Node) {
 	case *ast.IdentifierNode:
 		switch {
 		case node.Value == MsgVar:
+			node.Value = msgKey
 			p.usesMsg = true
 		case isFunction(node.Value):
 			field := &ast.MemberNode{
@@ -113,6 +158,10 @@ func (p *exprPatcher) Visit(n *ast.Node) {
 			p.rewritten[field] = node
 			*n = field
 		}
+	case *ast.VariableDeclaratorNode:
+		if node.Name == MsgVar {
+			node.Name = msgKey // let msg = ...: its uses were renamed
+		}
 	case *ast.CallNode:
 		if id, ok := p.rewritten[node.Callee]; ok {
 			node.Callee = id // a function that overrides a builtin, such as merge: called, so a function
@@ -124,7 +173,7 @@ func (p *exprPatcher) Visit(n *ast.Node) {
 		}
 		p.err = &file.Error{
 			Location: id.Location(),
-			Message:  fmt.Sprintf("unknown function %s%s", id.Value, suggest.Hint(id.Value, ExprFunctions()...)),
+			Message:  unknownFunction(id.Value),
 		}
 	}
 }
@@ -132,7 +181,8 @@ func (p *exprPatcher) Visit(n *ast.Node) {
 // String returns the source of the expression.
 func (e *Expr) String() string { return e.src }
 
-// Run evaluates the expression over env.
+// Run evaluates the expression over env, whose keys are its names. msg,
+// which only [Expr.Eval] sets, is nil.
 func (e *Expr) Run(env map[string]any) (any, error) {
 	return e.vm.Run(e.prog, env)
 }
@@ -148,13 +198,13 @@ func (e *Expr) Eval(m *Message) (any, error) {
 	}
 	if e.usesMsg {
 		// Borrow the record map for the msg variable rather than copy it.
-		prev, had := rec[MsgVar]
-		rec[MsgVar] = msgEnv(m)
+		prev, had := rec[msgKey]
+		rec[msgKey] = msgEnv(m)
 		defer func() {
 			if had {
-				rec[MsgVar] = prev
+				rec[msgKey] = prev
 			} else {
-				delete(rec, MsgVar)
+				delete(rec, msgKey)
 			}
 		}()
 	}
@@ -209,7 +259,7 @@ var mergeFunc = expr.Function("merge", func(args ...any) (any, error) {
 		case nil:
 		case map[string]any:
 			for k, v := range m {
-				if _, meta := v.(metadata); meta && k == MsgVar {
+				if _, meta := v.(metadata); meta && k == msgKey {
 					continue // $env holds msg while an expression runs: not a field
 				}
 				out[k] = v

@@ -31,6 +31,11 @@ func TestExprEval(t *testing.T) {
 		{"event time", `msg.event_time`, `{}`, wantTime},
 		{"msg shadows a field", `msg.key`, `{"msg":"own"}`, "key1"},
 		{"own msg field through $env", `$env["msg"] + "!"`, `{"msg":"own"}`, "own!"},
+		{"own msg field beside msg", `[$env["msg"], msg.key, $env.msg]`, `{"msg":"own"}`, []any{"own", "key1", "own"}},
+		{"merge keeps the own msg field", `merge($env, {"k": msg.key})`, `{"msg":"own"}`, map[string]any{"msg": "own", "k": "key1"}},
+		{"msg is not a field of $env", `merge($env, {"k": msg.key})`, `{"a":1}`, map[string]any{"a": int64(1), "k": "key1"}},
+		{"let msg", `let msg = 2; msg * 3`, `{"msg":"own"}`, 6},
+		{"field with spaces", `$env["Order ID"] + "!"`, `{"Order ID":"o-1"}`, "o-1!"},
 		{"merge changes one field", `merge($env, {"b": "x" + string(b)})`, `{"a":1,"b":2}`, map[string]any{"a": int64(1), "b": "x2"}},
 		{"merge skips nil", `merge({"a": 1}, nope, {"a": 2, "c": 3})`, `{}`, map[string]any{"a": 2, "c": 3}},
 	}
@@ -182,6 +187,8 @@ func TestCompileExprUnknownFunction(t *testing.T) {
 		{"second line", "1 +\n  foo(2)", "unknown function foo (2:3)"},
 		{"in a predicate", `filter(items, nope(#))`, "unknown function nope"},
 		{"piped", `items | frobnicate()`, "unknown function frobnicate"},
+		{"a misspelt predicate", `{"n": cuont(items, # > 1)}`, "unknown function cuont (did you mean count?) (1:7)"},
+		{"a misspelt predicate after a method", `a.b() + fitler(items, # > 1)`, "unknown function fitler (did you mean filter?) (1:9)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
