@@ -133,7 +133,15 @@ func BenchmarkBaselineChain3(b *testing.B) {
 }
 
 func BenchmarkSluiceChain3(b *testing.B) {
-	benchShapes(b, (*bench).sluiceChain)
+	benchShapes(b, func(s *bench, ctx context.Context, sh shape) (sample, error) {
+		return s.sluiceChain(ctx, sh, false)
+	})
+}
+
+func BenchmarkSluiceChain3Fused(b *testing.B) {
+	benchShapes(b, func(s *bench, ctx context.Context, sh shape) (sample, error) {
+		return s.sluiceChain(ctx, sh, true)
+	})
 }
 
 // TestSuiteSmall runs every group of the suite on a few records, checks
@@ -152,7 +160,7 @@ func TestSuiteSmall(t *testing.T) {
 	}
 	md := stdout.String()
 	for _, want := range []string{scBaselineHop, scSluiceHopExpr, scSluiceHopGo, scBaselineChain, scSluiceChain,
-		scSluiceLatency, "sluice's own code", "### Replicas", "## Machine"} {
+		scSluiceFused, scSluiceLatency, "sluice's own code", "### Replicas", "## Machine"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -278,7 +286,8 @@ func TestScenariosCleanUp(t *testing.T) {
 		scBaselineHop:   func() (sample, error) { return s.baselineHop(ctx, sh, false) },
 		scSluiceHopGo:   func() (sample, error) { return s.sluiceHop(ctx, sh, true, false) },
 		scBaselineChain: func() (sample, error) { return s.baselineChain(ctx, sh) },
-		scSluiceChain:   func() (sample, error) { return s.sluiceChain(ctx, sh) },
+		scSluiceChain:   func() (sample, error) { return s.sluiceChain(ctx, sh, false) },
+		scSluiceFused:   func() (sample, error) { return s.sluiceChain(ctx, sh, true) },
 	} {
 		if _, err := run(); err != nil {
 			t.Fatalf("%s: %v", name, err)

@@ -70,7 +70,7 @@ var (
 )
 
 // scenarioOrder is the order of the report's rows.
-var scenarioOrder = []string{scBaselineHop, scSluiceHopExpr, scSluiceHopGo, scBaselineChain, scSluiceChain}
+var scenarioOrder = []string{scBaselineHop, scSluiceHopExpr, scSluiceHopGo, scBaselineChain, scSluiceChain, scSluiceFused}
 
 // config is the command line.
 type config struct {
@@ -304,7 +304,8 @@ func runSuite(ctx context.Context, cfg *config, log io.Writer) (*Report, error) 
 	if cfg.has(groupChain) {
 		err := throughput(groupChain, []timed{
 			{scBaselineChain, b.baselineChain},
-			{scSluiceChain, b.sluiceChain},
+			{scSluiceChain, func(ctx context.Context, sh shape) (sample, error) { return b.sluiceChain(ctx, sh, false) }},
+			{scSluiceFused, func(ctx context.Context, sh shape) (sample, error) { return b.sluiceChain(ctx, sh, true) }},
 		})
 		if err != nil {
 			return nil, err

@@ -186,6 +186,7 @@ var baselineOf = map[string]string{
 	scSluiceHopExpr: scBaselineHop,
 	scSluiceHopGo:   scBaselineHop,
 	scSluiceChain:   scBaselineChain,
+	scSluiceFused:   scBaselineChain,
 }
 
 // throughputRows turns the samples of every run into rows, in scenario

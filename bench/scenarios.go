@@ -29,7 +29,8 @@ const (
 	scSluiceHopExpr = "sluice-hop-expr"
 	scSluiceHopGo   = "sluice-hop-go"
 	scBaselineChain = "baseline-chain3"
-	scSluiceChain   = "sluice-chain3"
+	scSluiceChain   = "sluice-chain3"       // fusion off: a stream between every two stages
+	scSluiceFused   = "sluice-chain3-fused" // the four stages fused in m1's workers
 	scSluiceLatency = "sluice-latency"
 )
 
@@ -451,11 +452,17 @@ func (b *bench) baselineChain(ctx context.Context, sh shape) (sample, error) {
 }
 
 // sluiceChain times src → m1 (map) → f (filter) → m2 (map) → out
-// (discard), every stage but the source with sh.replicas workers.
-func (b *bench) sluiceChain(ctx context.Context, sh shape) (sample, error) {
+// (discard), every stage but the source with sh.replicas workers: with
+// fusion off, a stream between every two stages, as the baseline has;
+// fused, one stream (the source's) and the rest run fused in m1's
+// workers.
+func (b *bench) sluiceChain(ctx context.Context, sh shape, fused bool) (sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, sh.timeout())
 	defer cancel()
-	name := b.name("chain")
+	scenario, name := scSluiceChain, b.name("chain")
+	if fused {
+		scenario = scSluiceFused
+	}
 	r := sh.replicas
 	p, err := b.parse(name, sh, fmt.Sprintf(`
   - {name: src, source: generate}
@@ -466,16 +473,24 @@ func (b *bench) sluiceChain(ctx context.Context, sh shape) (sample, error) {
 	if err != nil {
 		return sample{}, err
 	}
+	if !fused {
+		p.Settings.Fusion = pipeline.FusionOff
+	}
 	defer b.cleanup(sluiceStreams(p)...)
 	if err := runner.Provision(ctx, b.ctl, p); err != nil {
-		return sample{}, fmt.Errorf("%s %s: %w", scSluiceChain, sh, err)
+		return sample{}, fmt.Errorf("%s %s: %w", scenario, sh, err)
 	}
 	if err := prefill(ctx, b.ctl, schema.Subject(name, "src"), name+"/src/r1/", b.data.first(sh.n)); err != nil {
 		return sample{}, err
 	}
-	last := schema.StreamName(name, "m2")
+	// The end: the sink took every record. Fused, m1 acknowledges its
+	// inputs once the sink took what came of them.
+	last, reader := schema.StreamName(name, "m2"), schema.ConsumerName("out")
+	if fused {
+		last, reader = schema.StreamName(name, "src"), schema.ConsumerName("m1")
+	}
 	s, sum, err := b.timeRun(ctx, p, sh, []string{"m1", "f", "m2", "out"}, false, func(ctx context.Context) (time.Time, error) {
-		end, err := waitAcked(ctx, b.js, last, schema.ConsumerName("out"), uint64(sh.n), pollEvery)
+		end, err := waitAcked(ctx, b.js, last, reader, uint64(sh.n), pollEvery)
 		if err != nil {
 			var cs [][2]string
 			for _, st := range p.Stages {
@@ -488,10 +503,10 @@ func (b *bench) sluiceChain(ctx context.Context, sh shape) (sample, error) {
 		return end, err
 	})
 	if err != nil {
-		return sample{}, fmt.Errorf("%s %s: %w", scSluiceChain, sh, err)
+		return sample{}, fmt.Errorf("%s %s: %w", scenario, sh, err)
 	}
 	if st := stageSummary(sum, "out"); st.Out != uint64(sh.n) {
-		return sample{}, fmt.Errorf("%s %s: the sink wrote %d of %d records", scSluiceChain, sh, st.Out, sh.n)
+		return sample{}, fmt.Errorf("%s %s: the sink wrote %d of %d records", scenario, sh, st.Out, sh.n)
 	}
 	return s, nil
 }

@@ -2,24 +2,28 @@ package pipeline
 
 import "github.com/sluicehq/sluice/stages"
 
-// Chains returns the stages that run fused: each chain begins with a
-// source and goes on with the stages that read it, one after the other,
-// for as long as no stream is needed between two of them. The runner then
-// runs a chain as one step, in the source's process: a record read goes
-// through every stage of the chain before the next is read, and the
-// source's checkpoint moves only once what came of a record was written
-// (the chain ends in a sink) or stored in the stream after the chain.
-// Chains of one stage are left out; with the fusion setting off, there
-// are none.
+// Chains returns the stages that run fused. A chain begins with a source,
+// or with a transform that reads a stream, and goes on with the stages
+// that read it, one after the other, for as long as no stream is needed
+// between two of them. The runner then runs a chain as one step: in the
+// source's loop, or in each worker of the transform that heads it. A
+// record read goes through every stage of the chain before the next is
+// read, and the source's checkpoint moves (or the head's input is
+// acknowledged) only once what came of the record was written (the
+// chain ends in a sink) or stored in the stream after the chain. Chains of
+// one stage are left out; with the fusion setting off, there are none.
 //
 // Stage n runs fused with stage u, the last of a chain, when all of these
 // hold: n reads u alone, on u's default output, and nothing else reads u;
 // u declares no routes; n is a sink, or a transform whose type is
-// stateless ([stages.Spec].Stateless); n has one worker (replicas: 1) and
-// does not ask for a stream (buffer: durable); neither sets key,
-// partitions or event_time; and no stage of the pipeline acts on
-// watermarks. A stream stays wherever one of them fails: a fan-out, a
-// repartition, a window, parallel workers, or a stage that asks for it.
+// stateless ([stages.Spec].Stateless); n has as many workers as u (a
+// source has one) and does not ask for a stream (buffer: durable);
+// neither sets key, partitions or event_time; and no stage of the
+// pipeline acts on watermarks. A transform heads a chain when it does not
+// run fused after the stage it reads and reads no stage that sets key or
+// partitions. A stream stays wherever one of these fails: a fan-out, a
+// repartition, a window, a change in the number of workers, or a stage
+// that asks for it.
 func (p *Pipeline) Chains() [][]*Stage {
 	if p.Settings.Fusion == FusionOff {
 		return nil
@@ -29,9 +33,12 @@ func (p *Pipeline) Chains() [][]*Stage {
 			return nil
 		}
 	}
+	fused := make(map[string]bool)
 	var chains [][]*Stage
-	for _, s := range p.Stages {
-		if s.Role != stages.RoleSource {
+	// In order, so that a stage fused after another is known as such
+	// before it could head a chain of its own.
+	for _, s := range p.Order() {
+		if fused[s.Name] || !p.heads(s) {
 			continue
 		}
 		chain := []*Stage{s}
@@ -41,6 +48,7 @@ func (p *Pipeline) Chains() [][]*Stage {
 				break
 			}
 			chain = append(chain, n)
+			fused[n.Name] = true
 			u = n
 		}
 		if len(chain) > 1 {
@@ -48,6 +56,23 @@ func (p *Pipeline) Chains() [][]*Stage {
 		}
 	}
 	return chains
+}
+
+// heads reports whether s may head a chain: a source, or a transform
+// whose inputs are not partitioned.
+func (p *Pipeline) heads(s *Stage) bool {
+	switch s.Role {
+	case stages.RoleSource:
+		return true
+	case stages.RoleTransform:
+		for _, f := range s.From {
+			if u := p.Stage(f.Stage); u == nil || !unkeyed(u) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // fusesAfter returns the stage that runs fused after u, or nil if a
@@ -61,7 +86,7 @@ func (p *Pipeline) fusesAfter(u *Stage) *Stage {
 		return nil
 	}
 	n := readers[0]
-	if len(n.From) != 1 || n.From[0].Route != "" || n.Replicas != 1 || n.Durable || !unkeyed(n) || n.Spec == nil {
+	if len(n.From) != 1 || n.From[0].Route != "" || n.Replicas != u.Replicas || n.Durable || !unkeyed(n) || n.Spec == nil {
 		return nil
 	}
 	if n.Role == stages.RoleTransform && !n.Spec.Stateless {

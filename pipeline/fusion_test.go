@@ -45,6 +45,35 @@ settings: {fusion: "off"}`, nil},
   - {name: in, source: gen}
   - {name: m, transform: map, replicas: 2, with: {expr: 'x'}}
   - {name: out, sink: out}`, nil},
+		{"parallel workers head a chain", `
+  - {name: in, source: gen}
+  - {name: m, transform: map, replicas: 2, with: {expr: 'x'}}
+  - {name: f, transform: filter, replicas: 2, with: {expr: 'true'}}
+  - {name: out, sink: out, replicas: 2}`, []string{"m>f>out"}},
+		{"after a stream a transform heads a chain", `
+  - {name: in, source: gen}
+  - {name: m, transform: map, with: {expr: 'x'}, buffer: durable}
+  - {name: f, transform: filter, with: {expr: 'true'}}
+  - {name: out, sink: out}`, []string{"m>f>out"}},
+		{"after routes", `
+  - {name: in, source: gen}
+  - {name: r, transform: route, with: {routes: [a]}}
+  - {name: m, transform: map, from: r.a, with: {expr: 'x'}}
+  - {name: out, sink: out}`, []string{"m>out"}},
+		{"routes end a chain", `
+  - {name: in, source: gen}
+  - {name: m, transform: map, with: {expr: 'x'}}
+  - {name: r, transform: sw, with: {routes: [a]}}
+  - {name: out, sink: out, from: r.a}`, []string{"in>m>r"}},
+		{"after a repartition", `
+  - {name: in, source: gen}
+  - {name: k, transform: map, key: 'x', with: {expr: 'x'}}
+  - {name: m, transform: map, with: {expr: 'x'}}
+  - {name: out, sink: out}`, nil},
+		{"stateful transform", `
+  - {name: in, source: gen}
+  - {name: s, transform: tally}
+  - {name: out, sink: out}`, []string{"s>out"}},
 		{"buffer durable", `
   - {name: in, source: gen}
   - {name: m, transform: map, with: {expr: 'x'}}

@@ -11,8 +11,8 @@ import (
 
 // testRegistry returns a registry of small test-only types, independent of
 // the built-in ones: sources gen and file, transforms map and filter
-// (stateless) and route (whose outputs take the routes it lists), sinks
-// file and out.
+// (stateless), tally (not stateless), route and sw (whose outputs take
+// the routes they list; sw is stateless), sinks file and out.
 func testRegistry(t testing.TB) *stages.Registry {
 	t.Helper()
 	newSource := func(stages.Params, stages.Info) (stages.Source, error) { return nil, nil }
@@ -34,7 +34,11 @@ func testRegistry(t testing.TB) *stages.Registry {
 		{Name: "filter", NewTransform: newTransform, Stateless: true, Params: []stages.Param{
 			{Name: "expr", Type: stages.TypeExpr, Required: true},
 		}},
+		{Name: "tally", NewTransform: newTransform},
 		{Name: "route", NewTransform: newTransform, Params: []stages.Param{
+			{Name: "routes", Type: stages.TypeStringList, Required: true},
+		}, Routes: func(p stages.Params) []string { return p.Strings("routes") }},
+		{Name: "sw", NewTransform: newTransform, Stateless: true, Params: []stages.Param{
 			{Name: "routes", Type: stages.TypeStringList, Required: true},
 		}, Routes: func(p stages.Params) []string { return p.Strings("routes") }},
 		{Name: "file", NewSink: newSink, Params: []stages.Param{

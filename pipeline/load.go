@@ -140,7 +140,7 @@ func (d *decoder) decode(data []byte) *Pipeline {
 		return nil
 	}
 	d.interpolate(root, "")
-	p := &Pipeline{File: d.file, Settings: DefaultSettings()}
+	p := &Pipeline{File: d.file, Settings: DefaultSettings(), root: root}
 	fields := d.mapping(root, "", topKeys)
 	if f, ok := fields["name"]; ok {
 		p.Name, _ = d.name(f.value, "")

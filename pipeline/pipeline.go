@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -202,6 +204,9 @@ type Pipeline struct {
 	// byName is the index in Stages of each stage, as Parse made them; a
 	// lookup checks it, since a caller may change Stages.
 	byName map[string]int
+	// root is the file's top-level mapping, interpolated, which Parse
+	// decoded: Lint points at its keys and values.
+	root *yaml.Node
 }
 
 // Stage returns the stage of that name, or nil. It takes constant time on

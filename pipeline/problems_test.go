@@ -152,9 +152,9 @@ func TestProblems(t *testing.T) {
 		{"two roles", "name: p\nstages:\n  - {name: g, source: gen}\n  - name: s\n    source: gen\n    sink: out\n", []string{
 			`6:5 stage "s": both source and sink given: a stage has exactly one role`}},
 		{"unknown type", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: mapp}\n", []string{
-			`4:26 stage "t": unknown transform type "mapp": did you mean "map"? (want filter, map, route)`}},
+			`4:26 stage "t": unknown transform type "mapp": did you mean "map"? (want filter, map, route, sw, tally)`}},
 		{"unknown type, nothing near", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: jq}\n", []string{
-			`4:26 stage "t": unknown transform type "jq" (want filter, map, route)`}},
+			`4:26 stage "t": unknown transform type "jq" (want filter, map, route, sw, tally)`}},
 		{"unknown type, case", "name: p\nstages:\n  - {name: s, source: GEN}\n", []string{
 			`3:23 stage "s": unknown source type "GEN": did you mean "gen"? (want file, gen)`}},
 		{"type of another role", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: file}\n", []string{

@@ -60,6 +60,8 @@ type inFlight struct {
 	counted bool          // in the worker's counts (see counter)
 	first   int           // index of its first publish in the batch
 	n       int           // number of publishes
+	out     int           // number of outputs of the stage
+	fused   int           // with a fused chain after the stage: 1 + its index in the chain's batch, else 0
 	delay   time.Duration // actRetry: before it is delivered again
 	act     action
 }
@@ -95,8 +97,17 @@ func (b *batch) blocked(k int) bool { return b.given[k] }
 // published decides that f is acknowledged once its n publishes from
 // index first are: its outputs, or none (filtered).
 func (b *batch) published(f *inFlight, first, n int) {
-	f.act, f.first, f.n = actAck, first, n
-	if n == 0 {
+	b.chained(f, first, n, n, -1)
+}
+
+// chained decides that f, whose out outputs went through the fused chain
+// after the stage as its input k, is acknowledged once its n publishes
+// from index first are (those of the chain's last transform, or the dead
+// letters of the chain's stages); with no output, it was filtered. With
+// k < 0 its outputs are its publishes, and there is no chain.
+func (b *batch) chained(f *inFlight, first, n, out, k int) {
+	f.act, f.first, f.n, f.out, f.fused = actAck, first, n, out, k+1
+	if out == 0 {
 		f.act = actFilter
 	}
 }

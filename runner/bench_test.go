@@ -19,8 +19,10 @@ import (
 )
 
 // BenchmarkPipeline runs b.N generated records of about 200 bytes through
-// pipelines on a real nats-server, and reports msgs/s of the whole run
-// (provisioning included; use -benchtime=200000x or more so it is small).
+// pipelines on a real nats-server, fused (the defaults: every stage in the
+// source's loop) and with fusion off (a stream between every two stages),
+// and reports msgs/s of the whole run (provisioning included; use
+// -benchtime=200000x or more so it is small).
 //
 //	go test ./runner -run XXX -bench Pipeline -benchtime 200000x
 func BenchmarkPipeline(b *testing.B) {
@@ -37,17 +39,21 @@ func BenchmarkPipeline(b *testing.B) {
   - {name: f, transform: filter, with: {expr: 'amount >= 0'}}
   - {name: m2, transform: map, with: {expr: '{"id": id, "customer": upper(customer), "amount": amount, "items": items, "note": note, "placed_at": placed_at}'}}`},
 	} {
-		for _, storage := range []string{"file", "memory"} {
-			b.Run(bc.name+"/"+storage, func(b *testing.B) {
+		for _, v := range []struct{ storage, fusion string }{{"file", "auto"}, {"memory", "auto"}, {"file", "off"}, {"memory", "off"}} {
+			name := bc.name + "/" + v.storage + "/fused"
+			if v.fusion == "off" {
+				name = bc.name + "/" + v.storage + "/streams"
+			}
+			b.Run(name, func(b *testing.B) {
 				srv := natstest.Server(b)
 				nc := natstest.Connect(b, srv)
 				yaml := fmt.Sprintf(`
 name: bench
-settings: {storage: %s}
+settings: {storage: %s, fusion: "%s"}
 stages:
   - {name: gen, source: generate, with: {count: %d, template: '%s'}}%s
   - {name: out, sink: discard}
-`, storage, b.N, template, bc.stages)
+`, v.storage, v.fusion, b.N, template, bc.stages)
 				p, err := pipeline.Parse("bench.yaml", []byte(yaml), pipeline.Options{Registry: builtin.NewRegistry()})
 				if err != nil {
 					b.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,6 +34,7 @@ type counter struct {
 	key   string
 	stats *stageStats // the stage's counts in this process, which it adds to
 	obs   *stageObs   // told of retries in place; nil without an Observer
+	chain *chain      // the stages fused after the worker's, whose counts go in c.Fused; nil if none
 	c     schema.Counts
 	last  map[string][][2]uint64 // the batch's inputs acknowledged or terminated: stream -> ranges
 
@@ -69,7 +71,7 @@ type tally struct {
 func tallyOf(f *inFlight) tally {
 	switch {
 	case f.control:
-		return tally{out: uint64(f.n)}
+		return tally{out: uint64(f.out)}
 	case f.act == actRetry:
 		return tally{in: 1, errors: 1}
 	case f.act == actTerm:
@@ -81,7 +83,7 @@ func tallyOf(f *inFlight) tally {
 	case f.act == actWritten:
 		return tally{in: 1, out: 1}
 	}
-	return tally{in: 1, out: uint64(f.n)}
+	return tally{in: 1, out: uint64(f.out)}
 }
 
 // add adds t to the counts, or takes it away.
@@ -116,6 +118,15 @@ func (c *counter) count(b *batch) {
 		}
 		f.counted = true
 		c.add(tallyOf(f), false)
+		c.addFused(f, false)
+	}
+}
+
+// addFused adds what f gave the stages fused after the worker's to their
+// counts, or takes it away.
+func (c *counter) addFused(f *inFlight, away bool) {
+	if c.chain != nil && f.fused > 0 {
+		c.chain.count(f.fused-1, away, c.c.Fused)
 	}
 }
 
@@ -124,6 +135,7 @@ func (c *counter) uncount(f *inFlight) {
 	if f.counted {
 		f.counted = false
 		c.add(tallyOf(f), true)
+		c.addFused(f, true)
 	}
 }
 
@@ -202,29 +214,37 @@ func (c *counter) countedBefore(stream string, seq uint64) bool {
 // otherCounts returns the counts of this run stored by the workers of
 // stage that are not of this process.
 func (r *run) otherCounts(ctx context.Context, stage string) ([]schema.Counts, error) {
+	var out []schema.Counts
+	err := r.eachOtherCounts(ctx, stage, func(_ string, c schema.Counts) { out = append(out, c) })
+	return out, err
+}
+
+// eachOtherCounts calls fn with each counts of this run stored by the
+// workers of stage ("*" for every stage) that are not of this process,
+// and the key they are stored under.
+func (r *run) eachOtherCounts(ctx context.Context, stage string, fn func(key string, c schema.Counts)) error {
 	if r.kv == nil {
-		return nil, nil
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, countsStoreTimeout)
 	defer cancel()
 	lister, err := r.kv.ListKeysFiltered(ctx, schema.CountsKey(r.p.Name, stage, "*"))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []schema.Counts
 	for key := range lister.Keys() {
 		if _, own := r.ownCounts.Load(key); own {
 			continue
 		}
 		c, found, err := schema.GetJSON[schema.Counts](ctx, r.kv, key)
 		if err != nil {
-			return out, err
+			return err
 		}
 		if found && c.Run == r.id {
-			out = append(out, c)
+			fn(key, c)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // forgetCounts deletes the counts the workers of pipeline p stored in
@@ -245,16 +265,28 @@ func forgetCounts(ctx context.Context, kv jetstream.KeyValue, p string) error {
 
 // runCounts adds to sum what the other processes that took part in the
 // run counted for stage, a transform or sink (a source's counts are in
-// its checkpoint).
+// its checkpoint): what its workers counted, and what the workers of
+// another stage counted for it when it ran fused after theirs.
 func (r *run) runCounts(ctx context.Context, stage string, sum *StageSummary) error {
-	others, err := r.otherCounts(ctx, stage)
-	for _, o := range others {
-		sum.In += o.In
-		sum.Out += o.Out
-		sum.Filtered += o.Filtered
-		sum.Errors += o.Errors
-		sum.DeadLetters += o.Dead
-		sum.Dropped += o.Dropped
-	}
-	return err
+	own := schema.CountsKey(r.p.Name, stage, "")
+	return r.eachOtherCounts(ctx, "*", func(key string, c schema.Counts) {
+		if strings.HasPrefix(key, own) {
+			addSummary(sum, schema.StageCounts{In: c.In, Out: c.Out, Filtered: c.Filtered, Errors: c.Errors, Dead: c.Dead, Dropped: c.Dropped})
+		}
+		for _, f := range c.Fused {
+			if f.Stage == stage {
+				addSummary(sum, f)
+			}
+		}
+	})
+}
+
+// addSummary adds counts c to sum.
+func addSummary(sum *StageSummary, c schema.StageCounts) {
+	sum.In += c.In
+	sum.Out += c.Out
+	sum.Filtered += c.Filtered
+	sum.Errors += c.Errors
+	sum.DeadLetters += c.Dead
+	sum.Dropped += c.Dropped
 }

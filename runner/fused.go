@@ -30,12 +30,21 @@ import (
 type chain struct {
 	run     *run
 	steps   []*fusedStep
-	sink    *fusedSink // nil when the chain ends with a transform
-	subject string     // without a sink: where the outputs are published
+	sink    *fusedSink      // nil when the chain ends with a transform
+	subject string          // without a sink: where the outputs are published
+	routes  map[string]bool // without a sink: the routes the last transform may send on, "" its default output
 	cur     []*stages.Message
 	next    []*stages.Message
 	idBuf   []byte
 	ids     idWindow // the IDs of records the source identified, as a stream's dedup window keeps them
+
+	// Headed by a transform, for the inputs of its worker's batch: what
+	// each gave the chain's stages (width() counts each, the sink's last,
+	// known once written), the range of the sink's batch it gave, and the
+	// counts of the steps before it, a scratch.
+	inputs []schema.StageCounts
+	sinkOf [][2]int
+	before []schema.StageCounts
 }
 
 // idWindow remembers IDs for a while, as a stream's duplicate window
@@ -106,10 +115,10 @@ type fusedSink struct {
 }
 
 // newChain returns the chain of the stages of fused after its first, a
-// source, whose units, by name, are in units: the sink's unit gives its
-// sink, and each fused transform gets an instance of its own, closed with
-// its unit.
-func newChain(r *run, fused []*pipeline.Stage, units map[string]*unit) (*chain, error) {
+// source or a transform (for its worker idx), whose units, by name, are in
+// units: the sink's unit gives its sink, and each fused transform gets an
+// instance of its own, closed with its unit.
+func newChain(r *run, fused []*pipeline.Stage, units map[string]*unit, idx int) (*chain, error) {
 	c := &chain{run: r, ids: idWindow{window: r.p.Settings.DedupWindow}}
 	up := fused[0]
 	for _, st := range fused[1:] {
@@ -127,7 +136,7 @@ func newChain(r *run, fused []*pipeline.Stage, units map[string]*unit) (*chain, 
 			break
 		}
 		info := r.info(st)
-		info.Worker = st.Replicas // after the indexes of its workers
+		info.Worker = st.Replicas + idx // after the indexes of its workers
 		t, err := st.Spec.NewTransform(st.Params, info)
 		if err != nil {
 			return nil, fmt.Errorf("stage %q: %w", st.Name, err)
@@ -141,33 +150,94 @@ func newChain(r *run, fused []*pipeline.Stage, units map[string]*unit) (*chain, 
 		up = st
 	}
 	if c.sink == nil {
-		c.subject = schema.Subject(r.p.Name, up.Name)
+		c.subject, c.routes = schema.Subject(r.p.Name, up.Name), outputRoutes(up)
 	}
 	return c, nil
 }
 
-// fusedUnits wires the chains of the job's pipeline into the source units
-// that head them. It is for a process that runs every stage (sluice run).
+// fusedUnits wires the chains of the job's pipeline into the units that
+// head them in this process: a source's loop, or each worker of a
+// transform. Of a chain, a process fuses the stages it runs: each run of
+// consecutive stages of the chain that it runs is a chain of its own,
+// headed by its first stage (a stream comes before it: the process that
+// runs the stage before publishes there). In a run deployed to a cluster
+// a source heads no chain: the stages after it then share its stream's
+// records among every worker of the cluster, instead of running in the
+// one process that runs the source.
 func (j *Job) fusedUnits() error {
 	units := make(map[string]*unit, len(j.units))
 	for _, u := range j.units {
 		units[u.stage.Name] = u
 	}
-	for _, fused := range j.r.p.Chains() {
-		src := units[fused[0].Name]
-		if src == nil || src.source == nil {
-			continue
+	for _, chain := range j.r.p.Chains() {
+		for _, fused := range localRuns(chain, units, j.r.opts.Run != 0) {
+			if err := j.fuse(fused, units); err != nil {
+				return err
+			}
 		}
-		c, err := newChain(j.r, fused, units)
+	}
+	return nil
+}
+
+// localRuns returns the runs of consecutive stages of chain that have
+// units here, each of two stages or more and headed by a source or a
+// transform (a source only if sources may head).
+func localRuns(chain []*pipeline.Stage, units map[string]*unit, noSource bool) [][]*pipeline.Stage {
+	var runs [][]*pipeline.Stage
+	var cur []*pipeline.Stage
+	end := func() {
+		if len(cur) > 1 {
+			runs = append(runs, cur)
+		}
+		cur = nil
+	}
+	for _, s := range chain {
+		switch {
+		case units[s.Name] == nil:
+			end()
+		case len(cur) == 0 && (s.Role == stages.RoleSink || s.Role == stages.RoleSource && noSource):
+			// Cannot head: the next stage may.
+		default:
+			cur = append(cur, s)
+		}
+	}
+	end()
+	return runs
+}
+
+// fuse wires chain fused into the unit that heads it.
+func (j *Job) fuse(fused []*pipeline.Stage, units map[string]*unit) error {
+	head := units[fused[0].Name]
+	if head.source != nil {
+		c, err := newChain(j.r, fused, units, 0)
 		if err != nil {
 			return err
 		}
-		src.source.chain = c
-		names := make([]string, len(fused))
-		for i, s := range fused {
-			names[i] = s.Name
+		head.source.chain = c
+	}
+	for i, w := range head.workers {
+		c, err := newChain(j.r, fused, units, i)
+		if err != nil {
+			return err
 		}
-		j.r.log.Debug("stages run fused", "chain", strings.Join(names, " → "))
+		w.chain, w.count.chain = c, c
+		w.count.c.Fused = c.names()
+	}
+	names := make([]string, len(fused))
+	for i, s := range fused {
+		names[i] = s.Name
+	}
+	j.r.log.Debug("stages run fused", "chain", strings.Join(names, " → "))
+	return nil
+}
+
+// chainOf returns the chain that unit u heads, or nil.
+func (u *unit) chainOf() *chain {
+	switch {
+	case u.source != nil:
+		return u.source.chain
+	case len(u.workers) > 0:
+		return u.workers[0].chain
 	}
 	return nil
 }
@@ -180,20 +250,40 @@ func (j *Job) FusedBefore(name string) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, u := range j.units {
-		c := u.source
-		if c == nil || c.chain == nil {
+		c := u.chainOf()
+		if c == nil {
 			continue
 		}
 		if u.stage.Name == name {
 			return true
 		}
-		for i, st := range c.chain.steps {
+		for i, st := range c.steps {
 			if st.stage.Name == name {
-				return i < len(c.chain.steps)-1 || c.chain.sink != nil
+				return i < len(c.steps)-1 || c.sink != nil
 			}
 		}
 	}
 	return false
+}
+
+// names returns the chain's stages after its head, each with no counts.
+func (c *chain) names() []schema.StageCounts {
+	out := make([]schema.StageCounts, 0, c.width())
+	for _, st := range c.steps {
+		out = append(out, schema.StageCounts{Stage: st.stage.Name})
+	}
+	if c.sink != nil {
+		out = append(out, schema.StageCounts{Stage: c.sink.stage.Name})
+	}
+	return out
+}
+
+// width returns the number of the chain's stages after its head.
+func (c *chain) width() int {
+	if c.sink != nil {
+		return len(c.steps) + 1
+	}
+	return len(c.steps)
 }
 
 // begin readies the chain for a batch of the source.
@@ -207,6 +297,76 @@ func (c *chain) begin() {
 		s.msgs = s.msgs[:0]
 		s.tally = s.tally[:0]
 		s.w.obs.begin()
+	}
+	c.inputs, c.sinkOf = c.inputs[:0], c.sinkOf[:0]
+}
+
+// takeInput runs the outputs of an input of the transform that heads the
+// chain through it (see take), and returns the input's index in the
+// chain's batch, under which count finds what it gave each stage.
+func (c *chain) takeInput(ctx context.Context, outs []*stages.Message, pub *publishBatch) (int, error) {
+	c.before = c.before[:0]
+	for _, st := range c.steps {
+		c.before = append(c.before, st.batch)
+	}
+	from := c.sinkPos()
+	for _, o := range outs {
+		if err := c.take(ctx, o, pub); err != nil {
+			return 0, err
+		}
+	}
+	for k, st := range c.steps {
+		c.inputs = append(c.inputs, subCounts(st.batch, c.before[k]))
+	}
+	if c.sink != nil {
+		c.inputs = append(c.inputs, schema.StageCounts{}) // once written
+	}
+	c.sinkOf = append(c.sinkOf, [2]int{from, c.sinkPos()})
+	return len(c.sinkOf) - 1, nil
+}
+
+// gaveSink reports whether input k of the batch gave the sink records,
+// whose dead letters, if any, are among the last publishes of the batch.
+func (c *chain) gaveSink(k int) bool {
+	r := c.sinkOf[k]
+	return r[1] > r[0]
+}
+
+// written fills in, once the sink wrote its batch, the sink's counts of
+// each input of the batch.
+func (c *chain) written() {
+	s := c.sink
+	if s == nil {
+		return
+	}
+	n := c.width()
+	for k, r := range c.sinkOf {
+		if r[1] == r[0] {
+			continue
+		}
+		var before schema.StageCounts
+		if r[0] > 0 {
+			before = s.tally[r[0]-1]
+		}
+		c.inputs[k*n+n-1] = subCounts(s.tally[r[1]-1], before)
+	}
+}
+
+// count adds what input k of the batch gave the chain's stages to their
+// counts in into (laid out as names) and in this process, or takes it
+// away.
+func (c *chain) count(k int, away bool, into []schema.StageCounts) {
+	n := c.width()
+	for i, t := range c.inputs[k*n : k*n+n] {
+		if away {
+			t = negCounts(t)
+		}
+		into[i] = addCounts(into[i], t)
+		if i < len(c.steps) {
+			c.steps[i].stats.add(t)
+		} else {
+			c.sink.w.stats.add(t)
+		}
 	}
 }
 
@@ -235,11 +395,18 @@ func (c *chain) take(ctx context.Context, m *stages.Message, pub *publishBatch) 
 		if err == nil {
 			err = c.run.checkSize(data)
 		}
+		if err == nil && !c.routes[o.Route] {
+			err = fmt.Errorf("output on route %q, which the stage's type does not declare", o.Route)
+		}
 		if err != nil {
 			// Cannot be published: the last stage failed on its input.
 			return fmt.Errorf("stage %q: output: %w", c.steps[len(c.steps)-1].stage.Name, err)
 		}
-		pub.addOutput(&nats.Msg{Subject: c.subject, Data: data, Header: o.Header})
+		subject := c.subject
+		if o.Route != "" {
+			subject += "." + o.Route
+		}
+		pub.addOutput(&nats.Msg{Subject: subject, Data: data, Header: o.Header})
 	}
 	return nil
 }
@@ -343,8 +510,7 @@ func retryable(st *pipeline.Stage, err error, attempts int) bool {
 // false if it gave up on the batch: stop done while held, or max_outage
 // passed (which fails the run); then nothing of the batch counts as
 // written, and a resumed run reads it again.
-func (c *chain) flush(ctx context.Context, pub *publishBatch) bool {
-	stop := ctx
+func (c *chain) flush(stop, ctx context.Context, pub *publishBatch) bool {
 	s := c.sink
 	if s == nil || len(s.msgs) == 0 {
 		return true
@@ -435,19 +601,29 @@ func (c *chain) counts(pos int) []schema.StageCounts {
 }
 
 // commit adds the batch's counts to those stored and to the stages'
-// counts in this process, once the batch is written and published.
+// counts in this process, once the batch is written and published. It is
+// for a chain headed by a source, whose checkpoint has the counts.
 func (c *chain) commit() {
 	for _, st := range c.steps {
 		st.done = addCounts(st.done, st.batch)
 		st.stats.add(st.batch)
-		st.obs.fusedBatch(int(st.batch.In), int(st.batch.Errors), nil, nil)
-		st.batch = schema.StageCounts{}
 	}
 	if s := c.sink; s != nil && len(s.tally) > 0 {
 		t := s.tally[len(s.tally)-1]
 		s.done = addCounts(s.done, t)
 		s.w.stats.add(t)
-		s.w.obs.fusedBatch(len(s.msgs), int(t.Errors), s.msgs, s.step.errs)
+	}
+	c.observe()
+}
+
+// observe reports the batch of each stage of the chain to the Observer.
+func (c *chain) observe() {
+	for _, st := range c.steps {
+		st.obs.fusedBatch(int(st.batch.In), int(st.batch.Errors), nil, nil)
+		st.batch = schema.StageCounts{}
+	}
+	if s := c.sink; s != nil && len(s.tally) > 0 {
+		s.w.obs.fusedBatch(len(s.msgs), int(s.tally[len(s.tally)-1].Errors), s.msgs, s.step.errs)
 	}
 }
 
@@ -477,6 +653,16 @@ func addCounts(a, b schema.StageCounts) schema.StageCounts {
 	a.Dead += b.Dead
 	a.Dropped += b.Dropped
 	return a
+}
+
+// subCounts returns a - b, named as a.
+func subCounts(a, b schema.StageCounts) schema.StageCounts {
+	return addCounts(a, negCounts(b))
+}
+
+// negCounts returns -c: adding it subtracts c (the sums wrap).
+func negCounts(c schema.StageCounts) schema.StageCounts {
+	return schema.StageCounts{Stage: c.Stage, In: -c.In, Out: -c.Out, Filtered: -c.Filtered, Errors: -c.Errors, Dead: -c.Dead, Dropped: -c.Dropped}
 }
 
 // add adds the counts of c to the stage's counts in this process.

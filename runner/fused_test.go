@@ -15,18 +15,20 @@ import (
 	"github.com/sluicehq/sluice/stages"
 )
 
-// TestFusedMatchesStreams runs one pipeline with every stage fused and
-// with fusion off: the sink gets the same records, every stage the same
-// counts, and the dead-letter stream the same dead letters, each naming
-// the stage that failed and the subject it read (or would have read) the
-// record on, for a replay.
+// TestFusedMatchesStreams runs one pipeline with every stage fused, with
+// a stream after the source and the rest fused in the workers of the
+// transform that reads it, and with fusion off: the sink gets the same
+// records, every stage the same counts, and the dead-letter stream the
+// same dead letters, each naming the stage that failed and the subject it
+// read (or would have read) the record on, for a replay.
 func TestFusedMatchesStreams(t *testing.T) {
 	type result struct {
 		out    []string
 		counts map[string][6]uint64 // in, out, filtered, errors, dead letters, dropped
 		dead   []string             // stage, subject, deliveries, payload
+		stored map[string]uint64    // stage -> messages its stream took
 	}
-	run := func(t *testing.T, fusion string) result {
+	run := func(t *testing.T, fusion, buffer string, chain int) result {
 		e := newEnv(t)
 		mustRegister(t, e.reg, stages.Spec{
 			Name:      "flaky_stateless",
@@ -64,6 +66,7 @@ stages:
     with: {path: $DIR/in.jsonl}
   - name: work
     transform: flaky_stateless
+    buffer: `+buffer+`
     with: {every_n: 7, fail_times: 2, panic_on: 20}
   - name: tags
     transform: split
@@ -77,8 +80,8 @@ stages:
   - name: out
     sink: collect
 `)
-		if chains := p.Chains(); (fusion == "auto") != (len(chains) == 1 && len(chains[0]) == 6) {
-			t.Fatalf("fusion %s: chains %v", fusion, chains)
+		if chains := p.Chains(); (chain > 0) != (len(chains) == 1 && len(chains[0]) == chain) {
+			t.Fatalf("fusion %s, buffer %s: chains %v", fusion, buffer, chains)
 		}
 		sum := e.run(t, context.Background(), p)
 		r := result{out: e.c.sorted("out"), counts: map[string][6]uint64{}}
@@ -89,31 +92,63 @@ stages:
 			r.dead = append(r.dead, strings.Join([]string{m.Header.Get(stages.HeaderStage), m.Header.Get(stages.HeaderSubject), m.Header.Get(stages.HeaderDeliveries), string(m.Data)}, " "))
 		}
 		sort.Strings(r.dead)
+		r.stored = map[string]uint64{}
+		for _, st := range p.Stages[:len(p.Stages)-1] {
+			str, err := e.js.Stream(context.Background(), schema.StreamName("fz", st.Name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.stored[st.Name] = str.CachedInfo().State.LastSeq
+		}
 		return r
 	}
-	fused, streams := run(t, "auto"), run(t, "off")
-	if !slices.Equal(fused.out, streams.out) || len(fused.out) == 0 {
-		t.Errorf("sink: fused %d records, with streams %d:\n%q\n%q", len(fused.out), len(streams.out), fused.out, streams.out)
-	}
-	for stage, want := range streams.counts {
-		if got := fused.counts[stage]; got != want {
-			t.Errorf("stage %s: fused counts (in, out, filtered, errors, dead, dropped) %v, with streams %v", stage, got, want)
+	streams := run(t, "off", "auto", 0)
+	for stage, n := range streams.stored {
+		if n == 0 {
+			t.Errorf("fusion off: the stream of stage %s took nothing", stage)
 		}
 	}
-	// Streams: the dead letters of a stage that read a stream carry its
-	// subject; fused, the subject it would have read.
-	if !slices.Equal(fused.dead, streams.dead) {
-		t.Errorf("dead letters fused:\n%s\nwith streams:\n%s", strings.Join(fused.dead, "\n"), strings.Join(streams.dead, "\n"))
-	}
-	for _, d := range fused.dead {
-		stage := strings.Fields(d)[0]
-		if stage == "work" && !strings.Contains(d, " "+schema.Subject("fz", "read")+" ") {
-			t.Errorf("dead letter of work without the subject it reads: %s", d)
-		}
-	}
-	// The malformed lines fail at work, the first stage that decodes them.
-	if want := []string{"check", "work"}; !slices.Equal(stagesOf(fused.dead), want) {
-		t.Errorf("dead letters from stages %v, want %v", stagesOf(fused.dead), want)
+	for _, v := range []struct {
+		name, buffer string
+		chain        int
+	}{
+		{"from the source", "auto", 6},
+		{"after a stream", "durable", 5},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			fused := run(t, "auto", v.buffer, v.chain)
+			if !slices.Equal(fused.out, streams.out) || len(fused.out) == 0 {
+				t.Errorf("sink: fused %d records, with streams %d:\n%q\n%q", len(fused.out), len(streams.out), fused.out, streams.out)
+			}
+			for stage, want := range streams.counts {
+				if got := fused.counts[stage]; got != want {
+					t.Errorf("stage %s: fused counts (in, out, filtered, errors, dead, dropped) %v, with streams %v", stage, got, want)
+				}
+			}
+			// Streams: the dead letters of a stage that read a stream
+			// carry its subject; fused, the subject it would have read.
+			if !slices.Equal(fused.dead, streams.dead) {
+				t.Errorf("dead letters fused:\n%s\nwith streams:\n%s", strings.Join(fused.dead, "\n"), strings.Join(streams.dead, "\n"))
+			}
+			for _, d := range fused.dead {
+				stage := strings.Fields(d)[0]
+				if stage == "work" && !strings.Contains(d, " "+schema.Subject("fz", "read")+" ") {
+					t.Errorf("dead letter of work without the subject it reads: %s", d)
+				}
+			}
+			// Fused, a stage's stream is skipped: only the source's
+			// takes records, with a stream after it.
+			for stage, n := range fused.stored {
+				if want := stage == "read" && v.buffer == "durable"; (n > 0) != want {
+					t.Errorf("stage %s: its stream took %d messages", stage, n)
+				}
+			}
+			// The malformed lines fail at work, the first stage that
+			// decodes them.
+			if want := []string{"check", "work"}; !slices.Equal(stagesOf(fused.dead), want) {
+				t.Errorf("dead letters from stages %v, want %v", stagesOf(fused.dead), want)
+			}
+		})
 	}
 }
 
@@ -158,3 +193,55 @@ func (f *callsFlaky) Process(_ context.Context, in *stages.Message, out []*stage
 }
 
 func (f *callsFlaky) Close(context.Context) error { return nil }
+
+// TestFusedRoutes: a switch runs fused at the end of the chain before it
+// and publishes on its routes' streams, and the transform that reads a
+// route heads a chain of its own; the sinks get what they get with a
+// stream between every two stages.
+func TestFusedRoutes(t *testing.T) {
+	run := func(t *testing.T, fusion string) (big, small []string, chains int) {
+		e := newEnv(t)
+		var lines []string
+		for i := range 200 {
+			lines = append(lines, fmt.Sprintf(`{"n": %d}`, i))
+		}
+		if err := os.WriteFile(filepath.Join(e.dir, "in.jsonl"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := e.parse(t, `
+name: routes
+settings: {fusion: `+fusion+`}
+stages:
+  - name: read
+    source: file
+    with: {path: $DIR/in.jsonl}
+  - name: double
+    transform: map
+    with: {expr: '{"n": n, "d": n * 2}'}
+  - name: triage
+    transform: switch
+    with:
+      cases: [{when: 'd >= 300', route: big}]
+      default: small
+  - name: big
+    from: triage.big
+    sink: collect
+  - name: label
+    from: triage.small
+    transform: map
+    with: {expr: 'merge($env, {"small": true})'}
+  - name: small
+    sink: collect
+`)
+		e.run(t, context.Background(), p)
+		return e.c.sorted("big"), e.c.sorted("small"), len(p.Chains())
+	}
+	big, small, chains := run(t, "auto")
+	wantBig, wantSmall, _ := run(t, "off")
+	if chains != 2 {
+		t.Errorf("%d chains, want 2 (read > double > triage, label > small)", chains)
+	}
+	if len(big) != 50 || len(small) != 150 || !slices.Equal(big, wantBig) || !slices.Equal(small, wantSmall) {
+		t.Errorf("fused: %d big, %d small; with streams %d big, %d small", len(big), len(small), len(wantBig), len(wantSmall))
+	}
+}

@@ -374,12 +374,7 @@ func (j *Job) build() error {
 			return err
 		}
 	}
-	if len(j.local) == len(j.r.p.Stages) {
-		// Every stage runs here: the chains run fused in their source's
-		// loop.
-		return j.fusedUnits()
-	}
-	return nil
+	return j.fusedUnits()
 }
 
 // execute runs the built stages. It returns whether the pipeline drained

@@ -425,7 +425,9 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		var data []byte
 		var err error
 		subject := l.subject
-		if r.m != nil {
+		if r.m != nil && (l.chain == nil || r.err != nil) {
+			// Fused, the record is not published: the chain takes it as
+			// it is, and what comes out is checked where it is written.
 			if data, err = r.m.Payload(); err == nil {
 				err = l.run.checkSize(data)
 			}
@@ -505,7 +507,7 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		l.acks = append(l.acks, pendingAck{m: r.m, idx: idx})
 		decided()
 	}
-	if l.chain != nil && !l.chain.flush(ctx, &l.pub) {
+	if l.chain != nil && !l.chain.flush(ctx, ctx, &l.pub) {
 		// Not written: nothing of the batch counts, a resumed run reads
 		// it again.
 		l.pub.wait(ctx)

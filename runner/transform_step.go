@@ -116,6 +116,10 @@ func (s *transformStep) processOne(stop, ctx context.Context, w *worker, f *inFl
 		w.fail(ctx, f, m, err, attempts)
 		return
 	}
+	if w.chain != nil {
+		s.chain(ctx, w, f, m, outs, attempts)
+		return
+	}
 	w.batch.published(f, w.pub.len(), len(outs))
 	if process {
 		w.window.took(f.part, m)
@@ -130,6 +134,30 @@ func (s *transformStep) processOne(stop, ctx context.Context, w *worker, f *inFl
 			o.Header[stages.HeaderRedelivered] = redelivered
 		}
 		w.pub.addOutput(&nats.Msg{Subject: s.subjects[i], Data: data, Header: o.Header})
+	}
+}
+
+// chain hands the outputs of input f, message m, to the chain fused
+// after the stage (see worker.chain), with the IDs they would be published
+// under. A failure of the chain that is not a stop fails the input as a
+// whole.
+func (s *transformStep) chain(ctx context.Context, w *worker, f *inFlight, m *stages.Message, outs []*stages.Message, attempts int) {
+	again := m.MaybeCopy()
+	for i, o := range outs {
+		o.Header[stages.HeaderMsgID] = []string{s.outputID(w.idBase, f.lin, i)}
+		if again {
+			o.Header[stages.HeaderRedelivered] = redelivered
+		}
+	}
+	first := w.pub.len()
+	k, err := w.chain.takeInput(ctx, outs, &w.pub)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		w.batch.giveBack(f)
+	case err != nil:
+		w.fail(ctx, f, m, err, attempts)
+	default:
+		w.batch.chained(f, first, w.pub.len()-first, len(outs), k)
 	}
 }
 
@@ -151,12 +179,15 @@ func (s *transformStep) transformOne(ctx context.Context, w *worker, m *stages.M
 		// so that a record that cannot be encoded or keyed fails its input
 		// as a whole.
 		for _, o := range outs {
-			var data []byte
-			if data, err = o.Payload(); err != nil {
-				break
-			}
-			if err = w.run.checkSize(data); err != nil {
-				break
+			if w.chain == nil {
+				// Fused, the chain's stages take the record as it is.
+				var data []byte
+				if data, err = o.Payload(); err != nil {
+					break
+				}
+				if err = w.run.checkSize(data); err != nil {
+					break
+				}
 			}
 			if !s.routes[o.Route] {
 				err = stages.Permanent(fmt.Errorf("output on route %q, which %s %q does not declare", o.Route, w.stage.Role, w.stage.Type))

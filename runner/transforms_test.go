@@ -102,6 +102,7 @@ stages:
     with: {duration: 1500ms}
   - name: out
     sink: collect
+    buffer: durable # keep the delay's stream, whose times are checked
 `, n)))
 	if got, want := e.c.sorted("out"), seqRecords(0, n, `{"n":%d}`); !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)

@@ -38,6 +38,7 @@ type worker struct {
 	step   step
 	pub    publishBatch
 	window *windowPart // nil without watermarks
+	chain  *chain      // the stages fused after a transform's, nil if none (see pipeline.Pipeline.Chains)
 	outage outage      // held by a destination that is down
 	obs    *stageObs   // nil without an Observer
 	trace  *stageTrace // nil with tracing off
@@ -151,10 +152,44 @@ func (w *worker) loop(ctx, hard context.Context) {
 func (w *worker) process(stop, ctx context.Context) {
 	w.pub.reset()
 	w.obs.begin()
+	if w.chain != nil {
+		w.chain.begin()
+	}
 	w.step.process(stop, ctx, w, time.Now())
+	if w.chain != nil && !w.flushChain(stop, ctx) {
+		return
+	}
 	w.obs.workerBatch(&w.batch, w.stage.Role == stages.RoleSink)
 	w.window.publishIntake(&w.pub)
 	w.settle(stop)
+	if w.chain != nil {
+		w.chain.observe()
+	}
+}
+
+// flushChain has the sink of the fused chain after the stage write what
+// the batch gave it. Its dead letters are the last publishes of the batch,
+// and every input that gave the sink records waits for them all. If the
+// sink gave up on the batch (stop done while held, or max_outage passed),
+// the batch goes back to the server as a whole and flushChain reports
+// false: a record written already is known for a copy when it comes again
+// (its outputs are marked Sluice-Redelivered).
+func (w *worker) flushChain(stop, ctx context.Context) bool {
+	if !w.chain.flush(stop, ctx, &w.pub) {
+		w.batch.giveBackAll(stop, w.count)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settlePoll)
+		w.pub.wait(wctx)
+		cancel()
+		w.batch.forget()
+		return false
+	}
+	w.chain.written()
+	for i := range w.batch.in {
+		if f := &w.batch.in[i]; f.fused > 0 && w.chain.gaveSink(f.fused-1) {
+			f.n = w.pub.len() - f.first
+		}
+	}
+	return true
 }
 
 // prepare readies input f of the batch for the step: it returns its

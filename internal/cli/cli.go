@@ -197,9 +197,12 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 		{a.tapCmd(), append(settings, flagNATS, flagStoreDir)},
 		{a.topCmd(), append(settings, flagNATS, flagStoreDir)},
 		{a.validateCmd(), []string{flagPlugin}},
+		{a.lintCmd(), []string{flagPlugin}},
 		{a.graphCmd(), []string{flagPlugin}},
 		{a.stagesCmd(), []string{flagPlugin}},
+		{a.schemaCmd(), []string{flagPlugin}},
 		{a.versionCmd(), nil},
+		{a.testCmd(), append(settings, flagPlugin)}, // settings only with --log-level
 	} {
 		f := c.cmd.Flags()
 		if c.cmd.HasSubCommands() {

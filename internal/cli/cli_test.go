@@ -249,7 +249,7 @@ func TestUsageErrors(t *testing.T) {
 		stderr string
 	}{
 		{name: "unknown command", args: []string{"valdate"}, stderr: `sluice: unknown command "valdate" for "sluice"`},
-		{name: "unknown flag", args: []string{"validate", "--strict", "x.yaml"}, stderr: "sluice: unknown flag: --strict"},
+		{name: "unknown flag", args: []string{"validate", "--lenient", "x.yaml"}, stderr: "sluice: unknown flag: --lenient"},
 		{name: "no command", args: nil, stderr: "sluice: missing command"},
 		{name: "too many types", args: []string{"stages", "a", "b"}, stderr: "sluice: accepts at most 1 arg(s)"},
 		{name: "bad log level flag", args: []string{"--log-level", "loud", "run", "x.yaml"}, stderr: `log_level must be one of debug, info, warn, error (got "loud")`},

@@ -24,7 +24,8 @@ const faultRecords = 200_000
 
 // faultPipeline generates faultRecords records through two transforms into
 // a file sink; ack_wait is short so that what a killed process held is
-// redelivered soon after the restart.
+// redelivered soon after the restart. As it is, tag and out run fused in
+// tag's worker, after double's stream.
 const faultPipeline = `name: faults
 settings:
   ack_wait: 2s
@@ -63,12 +64,14 @@ func TestStopAndResume(t *testing.T) {
 		down     time.Duration // how long the process stays down after each stop
 		settings string        // replace the pipeline's settings
 		fused    bool          // one worker for double: every stage runs fused in the source's loop
+		streams  bool          // fusion off: a stream between every two stages
 	}{
 		{name: "kill -9", sig: syscall.SIGKILL, stops: 4},
 		{name: "SIGTERM", sig: syscall.SIGTERM, stops: 2},
 		{name: "kill -9 and down 3 dedup windows", sig: syscall.SIGKILL, stops: 3, down: 6 * time.Second, settings: longOutageSettings},
 		{name: "fused kill -9", sig: syscall.SIGKILL, stops: 4, fused: true},
 		{name: "fused SIGTERM", sig: syscall.SIGTERM, stops: 2, fused: true},
+		{name: "streams kill -9", sig: syscall.SIGKILL, stops: 3, streams: true},
 		{name: "fused kill -9 and down 3 dedup windows", sig: syscall.SIGKILL, stops: 3, down: 6 * time.Second, settings: longOutageSettings, fused: true},
 	}
 	for _, tt := range tests {
@@ -84,6 +87,9 @@ func TestStopAndResume(t *testing.T) {
 			}
 			if tt.fused {
 				yaml = strings.Replace(yaml, "replicas: 2", "replicas: 1", 1)
+			}
+			if tt.streams {
+				yaml = strings.Replace(yaml, "settings:\n", "settings:\n  fusion: \"off\"\n", 1)
 			}
 			p := writeFile(t, dir, "faults.yaml", yaml)
 			const lineSize = 40 // about, in bytes

@@ -32,8 +32,11 @@ func TestHelpFlags(t *testing.T) {
 		{[]string{"tap"}, append(settings, "nats", "store-dir")},
 		{[]string{"top"}, append(settings, "nats", "store-dir")},
 		{[]string{"validate"}, []string{"plugin"}},
+		{[]string{"lint"}, []string{"plugin"}},
 		{[]string{"graph"}, []string{"plugin"}},
 		{[]string{"stages"}, []string{"plugin"}},
+		{[]string{"schema"}, []string{"plugin"}},
+		{[]string{"test"}, append(settings, "plugin")},
 		{[]string{"version"}, nil},
 		{nil, nil}, // sluice --help
 	}

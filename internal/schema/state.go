@@ -83,6 +83,9 @@ type Counts struct {
 	Dead     uint64                 `json:"dead"`
 	Dropped  uint64                 `json:"dropped"`
 	Last     map[string][][2]uint64 `json:"last,omitempty"` // stream -> [first, last] ranges
+	// Fused holds the counts of the stages that run fused after the
+	// worker's stage, in its steps: they count the same inputs.
+	Fused []StageCounts `json:"fused,omitempty"`
 }
 
 // CountsKey is the key of the counts of worker instance i (a unique name

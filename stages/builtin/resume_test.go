@@ -1,10 +1,16 @@
 package builtin
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
+	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/internal/stagetest"
@@ -78,6 +84,54 @@ func TestSourceResume(t *testing.T) {
 			raw: func(dir string) map[string]any { return map[string]any{"path": dir + "/*.csv"} },
 		},
 		{
+			name:  "json array",
+			files: map[string]string{"in.json": "[\n {\"a\": 1},\n\n  [1, {\"b\": [2, 3]}] ,\"s\", null,\n {\"bad\": \"\xff\"}, 42 ]\n"},
+			raw:   func(dir string) map[string]any { return map[string]any{"path": dir + "/in.json"} },
+		},
+		{
+			name:  "json array with a byte order mark",
+			files: map[string]string{"in.json": "\ufeff[1,2,\n3]"},
+			raw:   func(dir string) map[string]any { return map[string]any{"path": dir + "/in.json"} },
+		},
+		{
+			name:  "json array, format given",
+			files: map[string]string{"in.txt": "[{\"a\":1},{\"b\":2},{\"c\":3}]"},
+			raw:   func(dir string) map[string]any { return map[string]any{"path": dir + "/in.txt", "format": "json"} },
+		},
+		{
+			name:  "jsonl gzip",
+			files: map[string]string{"in.jsonl.gz": "{\"a\":1}\n\nnot json\n{\"b\": 2}\r\n{\"c\":3}"},
+			raw:   func(dir string) map[string]any { return map[string]any{"path": dir + "/in.jsonl.gz"} },
+		},
+		{
+			name:  "json array zstd in latin1",
+			files: map[string]string{"in.json.zst": "[\"caf\xe9\",\n {\"n\": \"\xe0\"}, 3]"},
+			raw: func(dir string) map[string]any {
+				return map[string]any{"path": dir + "/in.json.zst", "encoding": "latin1"}
+			},
+		},
+		{
+			name:  "csv gzip with bad rows",
+			files: map[string]string{"in.csv.gz": "id,name\n1,alice\n3\n4,\"multi\nline\"\n5,e\n"},
+			raw:   func(dir string) map[string]any { return map[string]any{"path": dir + "/in.csv.gz"} },
+		},
+		{
+			name:  "lines zstd",
+			files: map[string]string{"in.log.zstd": "a\r\nb\n\n c \nlast"},
+			raw:   func(dir string) map[string]any { return map[string]any{"path": dir + "/in.log.zstd"} },
+		},
+		{
+			name: "glob over json arrays and compressed files",
+			files: map[string]string{
+				"a.json":     "[{\"f\": \"a1\"},\n {\"f\": \"a2\"}]",
+				"b.jsonl.gz": "{\"f\":\"b1\"}\n{\"f\":\"b2\"}\n{\"f\":\"b3\"}\n",
+				"c.json.zst": "[]",
+				"d.csv.zst":  "f\nd1\nd2\n",
+				"e.json":     "{\"f\":\"e1\"}\n",
+			},
+			raw: func(dir string) map[string]any { return map[string]any{"path": dir + "/*"} },
+		},
+		{
 			name: "generate",
 			raw: func(string) map[string]any {
 				return map[string]any{"count": 7, "template": `{"seq": seq}`}
@@ -88,7 +142,7 @@ func TestSourceResume(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			for name, content := range tt.files {
-				stagetest.WriteFile(t, dir, name, content)
+				stagetest.WriteFile(t, dir, name, compressed(t, name, content))
 			}
 			typ := "file"
 			if tt.files == nil {
@@ -131,4 +185,31 @@ func describeReads(rs []stagetest.Read) []string {
 		}
 	}
 	return out
+}
+
+// compressed returns content as a file of that name holds it: compressed
+// with gzip for .gz, with zstd for .zst and .zstd, else as it is.
+func compressed(t *testing.T, name, content string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch filepath.Ext(name) {
+	case ".gz":
+		w = gzip.NewWriter(&buf)
+	case ".zst", ".zstd":
+		zw, err := zstd.NewWriter(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w = zw
+	default:
+		return content
+	}
+	if _, err := io.WriteString(w, content); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
 }

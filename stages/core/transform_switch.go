@@ -51,6 +51,7 @@ Example:
 		},
 		Check:        checkSwitch,
 		Routes:       switchRoutes,
+		Stateless:    true,
 		NewTransform: newSwitchTransform,
 	}
 }

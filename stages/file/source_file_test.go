@@ -2,12 +2,15 @@ package file
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -208,4 +211,256 @@ func TestInputFormat(t *testing.T) {
 			t.Errorf("inputFormat(%q) = %s, want %s", name, got, want)
 		}
 	}
+}
+
+// TestFileSourceGlobResume checks that the checkpoint of a glob pattern
+// is per file: a resumed source skips the files it finished, goes on
+// inside the one it was reading, reads the rest in the same order, and
+// then the files that appeared in between, wherever they sort.
+func TestFileSourceGlobResume(t *testing.T) {
+	setup := func(t *testing.T) (dir string, raw map[string]any) {
+		dir = t.TempDir()
+		stagetest.WriteFile(t, dir, "a.jsonl", "{\"f\":\"a1\"}\n{\"f\":\"a2\"}\n")
+		stagetest.WriteFile(t, dir, "b.json", "[{\"f\":\"b1\"},\n {\"f\":\"b2\"}, {\"f\":\"b3\"}]")
+		writeCompressed(t, dir, "c.csv.gz", "f\nc1\nc2\n")
+		return dir, map[string]any{"path": filepath.Join(dir, "*")}
+	}
+	old := []string{`{"f":"a1"}`, `{"f":"a2"}`, `{"f":"b1"}`, `{"f":"b2"}`, `{"f":"b3"}`, `{"f":"c1"}`, `{"f":"c2"}`}
+	// readK reads k records of a source, resumed from cp unless it is nil,
+	// and returns them and its checkpoint.
+	readK := func(t *testing.T, raw map[string]any, cp []byte, k int) ([]string, []byte) {
+		t.Helper()
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		if cp != nil {
+			if err := src.Resume(cp); err != nil {
+				t.Fatalf("resume from %s: %v", cp, err)
+			}
+		}
+		var got []string
+		for range k {
+			m, err := src.Read(context.Background())
+			if err != nil {
+				t.Fatalf("after %q: %v", got, err)
+			}
+			got = append(got, stagetest.PayloadOf(t, m))
+		}
+		next, err := src.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, next
+	}
+
+	t.Run("files added before the resume are read after the others", func(t *testing.T) {
+		for k := 0; k <= len(old); k++ {
+			dir, raw := setup(t)
+			got, cp := readK(t, raw, nil, k)
+			var c fileCheckpoint
+			if err := json.Unmarshal(cp, &c); err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.json"), filepath.Join(dir, "c.csv.gz")}; !reflect.DeepEqual(c.Files, want) {
+				t.Fatalf("k=%d: checkpoint %s lists %q, want %q", k, cp, c.Files, want)
+			}
+			// Before a, between a and b, after c.
+			stagetest.WriteFile(t, dir, "0.jsonl", "{\"f\":\"new0\"}\n")
+			stagetest.WriteFile(t, dir, "ab.json", "[{\"f\":\"newab\"}]")
+			writeCompressed(t, dir, "d.jsonl.zst", "{\"f\":\"newd\"}\n")
+			got = append(got, rest(t, raw, cp)...)
+			want := append(slices.Clone(old), `{"f":"new0"}`, `{"f":"newab"}`, `{"f":"newd"}`)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("k=%d, checkpoint %s:\ngot  %q\nwant %q", k, cp, got, want)
+			}
+		}
+	})
+
+	t.Run("resumed twice", func(t *testing.T) {
+		for k := 0; k <= len(old); k++ {
+			for j := 0; j <= len(old)-k+2; j++ {
+				dir, raw := setup(t)
+				got, cp := readK(t, raw, nil, k)
+				stagetest.WriteFile(t, dir, "ab.jsonl", "{\"f\":\"ab\"}\n")
+				stagetest.WriteFile(t, dir, "d.jsonl", "{\"f\":\"d\"}\n")
+				more, cp2 := readK(t, raw, cp, j)
+				got = append(got, more...)
+				stagetest.WriteFile(t, dir, "aa.jsonl", "{\"f\":\"aa\"}\n")
+				got = append(got, rest(t, raw, cp2)...)
+				want := append(slices.Clone(old), `{"f":"ab"}`, `{"f":"d"}`, `{"f":"aa"}`)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("k=%d, j=%d, checkpoints %s then %s:\ngot  %q\nwant %q", k, j, cp, cp2, got, want)
+				}
+			}
+		}
+	})
+
+	t.Run("after the last file", func(t *testing.T) {
+		dir, raw := setup(t)
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		stagetest.Payloads(t, src)
+		cp, err := src.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `{"offset":0,"line":0,"files":["` + strings.Join([]string{filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.json"), filepath.Join(dir, "c.csv.gz")}, `","`) + `"]}`; string(cp) != want {
+			t.Fatalf("checkpoint %s, want %s", cp, want)
+		}
+		stagetest.WriteFile(t, dir, "b2.jsonl", "{\"f\":\"new\"}\n")
+		if got, want := rest(t, raw, cp), []string{`{"f":"new"}`}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+
+	t.Run("a finished file may go", func(t *testing.T) {
+		dir, raw := setup(t)
+		got, cp := readK(t, raw, nil, 3) // in b
+		if err := os.Remove(filepath.Join(dir, "a.jsonl")); err != nil {
+			t.Fatal(err)
+		}
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		if err := src.Resume(cp); err != nil {
+			t.Fatal(err)
+		}
+		var c fileCheckpoint
+		if err := json.Unmarshal(cp, &c); err != nil {
+			t.Fatal(err)
+		}
+		var size int64
+		for _, name := range []string{"b.json", "c.csv.gz"} {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			size += fi.Size()
+		}
+		if done, total := progressOf(t, src); done != c.Offset || total != size {
+			t.Fatalf("progress %d/%d after resuming at byte %d of b with a gone, want %d/%d", done, total, c.Offset, c.Offset, size)
+		}
+		got = append(got, stagetest.Payloads(t, src)...)
+		if !reflect.DeepEqual(got, old) {
+			t.Fatalf("got %q, want %q", got, old)
+		}
+	})
+
+	t.Run("a file still to read may not", func(t *testing.T) {
+		dir, raw := setup(t)
+		_, cp := readK(t, raw, nil, 3) // in b
+		if err := os.Remove(filepath.Join(dir, "c.csv.gz")); err != nil {
+			t.Fatal(err)
+		}
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		err := src.Resume(cp)
+		if err == nil || !stagetest.ContainsAll(err.Error(), filepath.Join(dir, "c.csv.gz"), "still to read") {
+			t.Fatalf("got %v, want an error naming c.csv.gz", err)
+		}
+	})
+
+	t.Run("a checkpoint without the list", func(t *testing.T) {
+		for k := 0; k <= len(old); k++ {
+			_, raw := setup(t)
+			got, cp := readK(t, raw, nil, k)
+			var c map[string]any
+			if err := json.Unmarshal(cp, &c); err != nil {
+				t.Fatal(err)
+			}
+			delete(c, "files")
+			cp, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, rest(t, raw, cp)...)
+			if !reflect.DeepEqual(got, old) {
+				t.Fatalf("k=%d, checkpoint %s:\ngot  %q\nwant %q", k, cp, got, old)
+			}
+		}
+	})
+}
+
+// TestFileSourceGlobResumeLongList checks a glob whose list of files is
+// too long for a checkpoint: the checkpoint leaves it out, and a resumed
+// run counts the files sorted before the checkpoint's as read.
+func TestFileSourceGlobResumeLongList(t *testing.T) {
+	name := func(i int) string { return fmt.Sprintf("%04d-%s.jsonl", i, strings.Repeat("x", 200)) }
+	write := func(dir string, from, to int) {
+		for i := from; i < to; i++ {
+			stagetest.WriteFile(t, dir, name(i), fmt.Sprintf("%d\n", i))
+		}
+	}
+	// Names of about 260 bytes: the list fits in maxListed while the
+	// files are fewer than about a thousand.
+	fits := func(dir string) int { return maxListed/(len(filepath.Join(dir, name(0)))+3) - 10 }
+	numbers := func(from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, fmt.Sprint(i))
+		}
+		return out
+	}
+
+	t.Run("a list that grows too long on resume", func(t *testing.T) {
+		dir := t.TempDir()
+		raw := map[string]any{"path": filepath.Join(dir, "*.jsonl")}
+		fit := fits(dir)
+		write(dir, 0, fit)
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		var got []string
+		for range 5 {
+			m, err := src.Read(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, stagetest.PayloadOf(t, m))
+		}
+		cp, err := src.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(cp), `"files":[`) {
+			t.Fatalf("checkpoint of %d files has no list", fit)
+		}
+		write(dir, fit, fit+40) // past maxListed, all sorting after the fifth file
+		resumed := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		if err := resumed.Resume(cp); err != nil {
+			t.Fatal(err)
+		}
+		if cp2, err := resumed.Checkpoint(); err != nil || strings.Contains(string(cp2), `"files"`) {
+			t.Fatalf("resumed with %d files: checkpoint %.200s (%v), want one without a list", fit+40, cp2, err)
+		}
+		got = append(got, stagetest.Payloads(t, resumed)...)
+		if want := numbers(0, fit+40); !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %d records, want %d in order", len(got), len(want))
+		}
+	})
+
+	t.Run("a list too long from the start", func(t *testing.T) {
+		dir := t.TempDir()
+		raw := map[string]any{"path": filepath.Join(dir, "*.jsonl")}
+		fit := fits(dir)
+		write(dir, 0, fit+40)
+		src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+		for range 7 {
+			if _, err := src.Read(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cp, err := src.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(cp), `"files"`) {
+			t.Fatalf("checkpoint of %d files has a list: %.200s", fit+40, cp)
+		}
+		if got, want := rest(t, raw, cp), numbers(7, fit+40); !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %d records, want %d in order", len(got), len(want))
+		}
+	})
+}
+
+// rest returns what a source reads after resuming at checkpoint cp.
+func rest(t *testing.T, raw map[string]any, cp []byte) []string {
+	t.Helper()
+	src := stagetest.NewSource(t, "file", raw, stages.Info{}).(stages.Resumable)
+	if err := src.Resume(cp); err != nil {
+		t.Fatalf("resume from %.300s: %v", cp, err)
+	}
+	return stagetest.Payloads(t, src)
 }
