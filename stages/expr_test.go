@@ -159,6 +159,10 @@ func TestExprFieldNamedLikeBuiltin(t *testing.T) {
 		{"member of a field", `max.value`, `{"max":{"value":7}}`, int64(7)},
 		{"merge still merges", `merge({"a": 1}, {"b": len})`, `{"len":2}`, map[string]any{"a": 1, "b": int64(2)}},
 		{"$env spelled out", `$env["count"] + 1`, `{"count":1}`, 2},
+		{"bare map key", `{count: count}`, `{"count":1}`, map[string]any{"count": int64(1)}},
+		{"let of a field", `let n = len; n + 1`, `{"len":1}`, 2},
+		{"in a reduce", `reduce(items, #acc + # * max, 0)`, `{"items":[1,2],"max":10}`, 30},
+		{"in a conditional", `sum > 0 ? sum : -sum`, `{"sum":-4}`, int64(4)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
