@@ -243,3 +243,23 @@ func BenchmarkExprEval(b *testing.B) {
 		})
 	}
 }
+
+// FuzzCompileExpr: compiling never panics, and an expression that
+// compiles evaluates over a record, or fails on it, without panicking.
+func FuzzCompileExpr(f *testing.F) {
+	for _, src := range []string{
+		`int(count)`, `count > 1`, `{"n": len}`, `count(items, # > 1)`, `nosuchfunc(x) > 1`,
+		`merge($env, {"a": msg.key})`, `let msg = 1; msg`, `$env["msg"]`, `cuont(items, # > 1)`,
+		`items | filter(# > min) | map(# * max)`, `a.b.c()`, `reduce(items, #acc + #, 0)`,
+	} {
+		f.Add(src)
+	}
+	rec := []byte(`{"count": 2, "len": 3, "items": [1, 2, 3], "min": 1, "max": 9, "msg": "own", "a": {"b": 1}}`)
+	f.Fuzz(func(t *testing.T, src string) {
+		e, err := CompileExpr(src)
+		if err != nil {
+			return
+		}
+		_, _ = e.Eval(NewMessage(rec))
+	})
+}
