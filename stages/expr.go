@@ -1,8 +1,10 @@
 package stages
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -62,6 +64,10 @@ func CompileExpr(src string) (*Expr, error) {
 		// only when it knows the name: a misspelt one fails on its #.
 		if call := unknownCall(src); call != nil {
 			return nil, call
+		}
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			fe.Message = strings.ReplaceAll(fe.Message, msgKey, MsgVar) // as the source says
 		}
 		return nil, err
 	}
@@ -171,10 +177,11 @@ func (p *exprPatcher) Visit(n *ast.Node) {
 		if !ok || p.err != nil || isFunction(id.Value) {
 			return
 		}
-		p.err = &file.Error{
-			Location: id.Location(),
-			Message:  unknownFunction(id.Value),
+		name := id.Value
+		if name == msgKey {
+			name = MsgVar
 		}
+		p.err = &file.Error{Location: id.Location(), Message: unknownFunction(name)}
 	}
 }
 

@@ -191,6 +191,8 @@ func TestCompileExprUnknownFunction(t *testing.T) {
 		{"second line", "1 +\n  foo(2)", "unknown function foo (2:3)"},
 		{"in a predicate", `filter(items, nope(#))`, "unknown function nope"},
 		{"piped", `items | frobnicate()`, "unknown function frobnicate"},
+		{"msg called", `msg()`, "unknown function msg (1:1)"},
+		{"msg declared twice", `let msg = 1; let msg = 2; msg`, "cannot redeclare variable msg (1:18)"},
 		{"a misspelt predicate", `{"n": cuont(items, # > 1)}`, "unknown function cuont (did you mean count?) (1:7)"},
 		{"a misspelt predicate after a method", `a.b() + fitler(items, # > 1)`, "unknown function fitler (did you mean filter?) (1:9)"},
 	}
