@@ -211,7 +211,27 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 		a.sharedFlags(f, c.shared...)
 		root.AddCommand(c.cmd)
 	}
+	root.SetFlagErrorFunc(flagError)
 	return root
+}
+
+// flagError adds to the error of an unknown flag that is a shared flag of
+// other commands which commands take it.
+func flagError(cmd *cobra.Command, err error) error {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return err
+	}
+	var takers []string
+	for _, c := range cmd.Root().Commands() {
+		if c.Flags().Lookup(name) != nil || c.PersistentFlags().Lookup(name) != nil {
+			takers = append(takers, c.Name())
+		}
+	}
+	if len(takers) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (a flag of %s, not of %s)", err, strings.Join(takers, ", "), cmd.Name())
 }
 
 // The flags that several commands share. Those with a settings key

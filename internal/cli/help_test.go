@@ -57,7 +57,7 @@ func TestHelpFlags(t *testing.T) {
 	}
 	// A flag that does not apply is refused, not ignored.
 	code, _, stderr := sluice(t, "validate", "--nats", "nats://127.0.0.1:4222", "x.yaml")
-	if code != ExitUsage || !strings.Contains(stderr, "unknown flag: --nats") {
+	if code != ExitUsage || !strings.Contains(stderr, "unknown flag: --nats (a flag of deploy, dlq, run, status, tap, top, undeploy, worker, not of validate)") {
 		t.Errorf("validate --nats: exit %d, stderr %q", code, stderr)
 	}
 }
