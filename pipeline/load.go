@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/internal/bytesize"
+	"github.com/sluicehq/sluice/internal/suggest"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -187,14 +188,14 @@ func (d *decoder) parseYAML(data []byte) (root *yaml.Node) {
 		return nil
 	}
 	if err != nil {
-		d.yamlError(err)
+		d.yamlError(err, data)
 		return nil
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
 		d.problem(&next, "want one YAML document, found another")
 	} else if !errors.Is(err, io.EOF) {
-		d.yamlError(err)
+		d.yamlError(err, data)
 	}
 	root = doc.Content[0]
 	if root.Kind != yaml.MappingNode {
@@ -205,15 +206,70 @@ func (d *decoder) parseYAML(data []byte) (root *yaml.Node) {
 }
 
 // yamlError reports a syntax error of yaml.v3, which gives a line but no
-// column.
-func (d *decoder) yamlError(err error) {
+// column. A tab that indents a line and a control character, whose errors
+// from yaml.v3 are cryptic, are reported where they are in data and named.
+func (d *decoder) yamlError(err error, data []byte) {
 	pos := Position{File: d.file}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		pos.Line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}
+	switch {
+	case strings.Contains(msg, "control characters"):
+		if line, col, r, ok := controlChar(data); ok {
+			d.problems = append(d.problems, Problem{Pos: Position{File: d.file, Line: line, Col: col},
+				Msg: fmt.Sprintf("invalid YAML: a control character (%U) is not allowed: remove it, or write it as an escape in a double-quoted string", r)})
+			return
+		}
+	case pos.Line > 0 && (strings.Contains(msg, "tab character") || strings.Contains(msg, "cannot start any token")):
+		// yaml.v3 names the line of the tab or the one before it.
+		for _, line := range []int{pos.Line, pos.Line + 1} {
+			if col, ok := indentTab(data, line); ok {
+				d.problems = append(d.problems, Problem{Pos: Position{File: d.file, Line: line, Col: col},
+					Msg: "invalid YAML: a tab character indents this line; YAML indents with spaces"})
+				return
+			}
+		}
+	}
 	d.problems = append(d.problems, Problem{Pos: pos, Msg: "invalid YAML: " + msg})
+}
+
+// indentTab returns the column of the first tab among the blanks that
+// start line n (from 1) of data.
+func indentTab(data []byte, n int) (col int, ok bool) {
+	lines := bytes.SplitN(data, []byte("\n"), n+1)
+	if n < 1 || n > len(lines) {
+		return 0, false
+	}
+	for i, c := range lines[n-1] {
+		switch c {
+		case ' ':
+		case '\t':
+			return i + 1, true
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// controlChar returns the line, column and value of the first character
+// of data that YAML does not allow: a C0 control other than tab, line
+// feed and carriage return, DEL, or a C1 control other than NEL.
+func controlChar(data []byte) (line, col int, r rune, ok bool) {
+	line, col = 1, 0
+	for _, r := range string(data) {
+		col++
+		switch {
+		case r == '\n':
+			line, col = line+1, 0
+		case r == '\t' || r == '\r' || r == 0x85:
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f):
+			return line, col, r, true
+		}
+	}
+	return 0, 0, 0, false
 }
 
 // problem reports a problem at node n.
@@ -248,7 +304,7 @@ func (d *decoder) mapping(n *yaml.Node, where string, known []string) map[string
 		case seen:
 			d.problem(k, "%s", at(where, fmt.Sprintf("repeated key %q (first at line %d)", k.Value, f.key.Line)))
 		case known != nil && !slices.Contains(known, k.Value):
-			d.problem(k, "%s", at(where, fmt.Sprintf("unknown key %q (want %s)", k.Value, strings.Join(known, ", "))))
+			d.problem(k, "%s", at(where, fmt.Sprintf("unknown key %q%s (want %s)", k.Value, didYouMean(k.Value, known), strings.Join(known, ", "))))
 		default:
 			fields[k.Value] = field{key: k, value: v}
 		}
@@ -386,6 +442,16 @@ func describe(n *yaml.Node) string {
 		return "null"
 	}
 	return strconv.Quote(n.Value)
+}
+
+// didYouMean returns `: did you mean "X"?` for the one of known that word
+// is most likely a typo of, or "" when none is close (see
+// [suggest.Closest]).
+func didYouMean(word string, known []string) string {
+	if c := suggest.Closest(word, known...); c != "" {
+		return fmt.Sprintf(": did you mean %q?", c)
+	}
+	return ""
 }
 
 // at prefixes msg with where, if any.

@@ -28,6 +28,18 @@ func TestProblems(t *testing.T) {
 	}{
 		// The file.
 		{"yaml syntax", "name: p\nstages: [\n", []string{`2:0 invalid YAML: did not find expected node content`}},
+		{"tab indents a list item", "name: p\nstages:\n\t- {name: s, source: gen}\n", []string{
+			`3:1 invalid YAML: a tab character indents this line; YAML indents with spaces`}},
+		{"tab after spaces", "name: p\nstages:\n  - name: s\n  \tsource: gen\n", []string{
+			`4:3 invalid YAML: a tab character indents this line`}},
+		{"tab under with", "name: p\nstages:\n  - name: s\n    source: gen\n    with:\n\t  count: 1\n", []string{
+			`6:1 invalid YAML: a tab character indents this line`}},
+		{"tab in a value is fine", "name:\tp\nstages: [{name: s, source: gen}]\npipelin: x\n", []string{`3:1 unknown key "pipelin"`}},
+		{"control character", "name: p\nstages: [{name: s, source: gen}]\x1b\n", []string{
+			`2:33 invalid YAML: a control character (U+001B) is not allowed`}},
+		{"control character in a string", "name: \"p\x07\"\nstages: [{name: s, source: gen}]\n", []string{
+			`1:9 invalid YAML: a control character (U+0007) is not allowed`}},
+		{"not a tab", "name: p\nstages: @x\n", []string{`2:0 invalid YAML: found character that cannot start any token`}},
 		{"empty file", "", []string{`0:0 empty file: want a mapping with name and stages`}},
 		{"comments only", "# nothing\n", []string{`0:0 empty file`}},
 		{"not a mapping", "- name: p\n", []string{`1:1 want a mapping with name and stages, got a list`}},
@@ -35,7 +47,9 @@ func TestProblems(t *testing.T) {
 
 		// Top-level keys.
 		{"unknown key", "name: p\nstage: []\nstages: [{name: s, source: gen}]\n", []string{
-			`2:1 unknown key "stage" (want name, description, settings, plugins, stages)`}},
+			`2:1 unknown key "stage": did you mean "stages"? (want name, description, settings, plugins, stages)`}},
+		{"unknown key, nothing near", "name: p\npipeline: x\nstages: [{name: s, source: gen}]\n", []string{
+			`2:1 unknown key "pipeline" (want name, description, settings, plugins, stages)`}},
 		{"repeated key", "name: p\nname: q\nstages: [{name: s, source: gen}]\n", []string{
 			`2:1 repeated key "name" (first at line 1)`}},
 		{"key not a scalar", "name: p\n[a]: 1\nstages: [{name: s, source: gen}]\n", []string{`2:1 want a key, got a list`}},
@@ -60,6 +74,8 @@ func TestProblems(t *testing.T) {
 			`2:11 settings: want a mapping, got a list`}},
 		{"unknown setting", "name: p\nsettings: {workers: 2}\nstages: [{name: s, source: gen}]\n", []string{
 			`2:12 settings: unknown key "workers" (want storage, retention, max_age`}},
+		{"settings key, a typo", "name: p\nsettings:\n  retension: 1h\nstages: [{name: s, source: gen}]\n", []string{
+			`3:3 settings: unknown key "retension": did you mean "retention"? (want storage, retention`}},
 		{"replicas", "name: p\nsettings: {replicas: 7}\nstages: [{name: s, source: gen}]\n", []string{
 			`2:22 settings.replicas must be from 1 to 5, the copies JetStream keeps at most (got 7); 3 is usual on a cluster`}},
 		{"storage", "name: p\nsettings: {storage: disk}\nstages: [{name: s, source: gen}]\n", []string{
@@ -120,7 +136,7 @@ func TestProblems(t *testing.T) {
 
 		// One stage.
 		{"unknown stage key", "name: p\nstages:\n  - name: s\n    source: gen\n    replica: 2\n", []string{
-			`5:5 stage "s": unknown key "replica" (want name, description, source, transform, sink, from, replicas, on_error, max_deliver, backoff, max_outage, event_time, key, partitions, buffer, with)`}},
+			`5:5 stage "s": unknown key "replica": did you mean "replicas"? (want name, description, source, transform, sink, from, replicas, on_error, max_deliver, backoff, max_outage, event_time, key, partitions, buffer, with)`}},
 		{"missing stage name", "name: p\nstages:\n  - source: gen\n", []string{`3:5 stage 1: missing required key "name"`}},
 		{"bad stage name", "name: p\nstages:\n  - {name: Read, source: gen}\n", []string{
 			`3:12 stage 1: name "Read" must match ^[a-z][a-z0-9-]*$`}},
@@ -136,7 +152,11 @@ func TestProblems(t *testing.T) {
 		{"two roles", "name: p\nstages:\n  - {name: g, source: gen}\n  - name: s\n    source: gen\n    sink: out\n", []string{
 			`6:5 stage "s": both source and sink given: a stage has exactly one role`}},
 		{"unknown type", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: mapp}\n", []string{
-			`4:26 stage "t": unknown transform type "mapp" (want filter, map, route, sw, tally)`}},
+			`4:26 stage "t": unknown transform type "mapp": did you mean "map"? (want filter, map, route, sw, tally)`}},
+		{"unknown type, nothing near", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: jq}\n", []string{
+			`4:26 stage "t": unknown transform type "jq" (want filter, map, route, sw, tally)`}},
+		{"unknown type, case", "name: p\nstages:\n  - {name: s, source: GEN}\n", []string{
+			`3:23 stage "s": unknown source type "GEN": did you mean "gen"? (want file, gen)`}},
 		{"type of another role", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, transform: file}\n", []string{
 			`4:26 stage "t": "file" is a source and sink type, not a transform`}},
 		{"type not a string", "name: p\nstages:\n  - {name: s, source: [gen]}\n", []string{
@@ -177,6 +197,10 @@ func TestProblems(t *testing.T) {
 			`4:28 stage "t": a source does not read from other stages: remove from`}},
 		{"dangling from", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: [s, ghost]}\n", []string{
 			`4:36 stage "t": from "ghost": no stage is named "ghost"`}},
+		{"from a typo", "name: p\nstages:\n  - {name: orders, source: gen}\n  - {name: t, sink: out, from: ordres}\n", []string{
+			`4:32 stage "t": from "ordres": no stage is named "ordres": did you mean "orders"?`}},
+		{"from a typo of a route", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: split, transform: route, with: {routes: [a]}}\n  - {name: t, sink: out, from: spilt.a}\n", []string{
+			`5:32 stage "t": from "spilt.a": no stage is named "spilt": did you mean "split"?`}},
 		{"dangling route", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: ghost.big}\n", []string{
 			`4:32 stage "t": from "ghost.big": no stage is named "ghost"`}},
 		{"route of a type without routes", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, from: s.big}\n", []string{
@@ -227,6 +251,8 @@ stages:
 		// Parameters.
 		{"unknown parameter", "name: p\nstages:\n  - name: s\n    source: gen\n    with:\n      count: 1\n      rate: 2\n", []string{
 			`7:7 stage "s": source "gen": unknown parameter "rate" (want count)`}},
+		{"unknown parameter, a typo", "name: p\nstages:\n  - {name: s, source: gen, with: {cuont: 1}}\n", []string{
+			`3:35 stage "s": source "gen": unknown parameter "cuont": did you mean "count"? (want count)`}},
 		{"parameter of a type without any", "name: p\nstages:\n  - {name: s, source: gen}\n  - {name: t, sink: out, with: {x: 1}}\n", []string{
 			`4:33 stage "t": sink "out": unknown parameter "x" (it takes none)`}},
 		{"missing parameter", "name: p\nstages:\n  - name: s\n    source: file\n    with:\n      format: csv\n", []string{
@@ -235,6 +261,10 @@ stages:
 			`3:5 stage "s": source "file": missing required parameter "path"`}},
 		{"bad expression", "name: p\nstages:\n  - {name: s, source: gen}\n  - name: clean\n    transform: map\n    with:\n      expr: 'a +'\n", []string{
 			`7:13 stage "clean": transform "map": parameter "expr": expression does not compile: `}},
+		{"unknown function", "name: p\nstages:\n  - {name: s, source: gen}\n  - name: clean\n    transform: map\n    with:\n      expr: 'nosuchfunc(x) > 1'\n", []string{
+			`7:13 stage "clean": transform "map": parameter "expr": expression does not compile: unknown function nosuchfunc (1:1)`}},
+		{"unknown function in key", "name: p\nstages:\n  - {name: s, source: gen, key: 'lenn(id)'}\n", []string{
+			`3:33 stage "s": key: expression does not compile: unknown function lenn (did you mean len?) (1:1)`}},
 		{"bad int parameter", "name: p\nstages:\n  - {name: s, source: gen}\n  - name: clean\n    transform: map\n    with:\n      expr: x\n      n: [1]\n", []string{
 			`8:10 stage "clean": transform "map": parameter "n": want an integer, got a list`}},
 		{"bad enum parameter", "name: p\nstages:\n  - name: s\n    source: file\n    with: {path: a, format: xml}\n", []string{

@@ -262,7 +262,7 @@ func (d *decoder) role(s *draft, fields map[string]field) {
 		d.problem(f.value, "%s: unknown %s type %q (no %s types are registered)", s.where, role, typ, role)
 		return
 	}
-	d.problem(f.value, "%s: unknown %s type %q (want %s)", s.where, role, typ, strings.Join(known, ", "))
+	d.problem(f.value, "%s: unknown %s type %q%s (want %s)", s.where, role, typ, didYouMean(typ, known), strings.Join(known, ", "))
 }
 
 func roleOf(key string) stages.Role {
@@ -355,7 +355,7 @@ func (d *decoder) params(s *draft, with field) {
 		decl, declared := s.Spec.Param(pe.Param)
 		switch {
 		case !declared:
-			d.problem(f.key, "%s: unknown parameter %q (%s)", prefix, pe.Param, paramNames(s.Spec))
+			d.problem(f.key, "%s: unknown parameter %q%s (%s)", prefix, pe.Param, didYouMean(pe.Param, paramList(s.Spec)), paramNames(s.Spec))
 		case !ok && decl.Required:
 			d.problem(missingAt, "%s: missing required parameter %q", prefix, pe.Param)
 		case !ok:
@@ -423,11 +423,16 @@ func paramNames(spec *stages.Spec) string {
 	if len(spec.Params) == 0 {
 		return "it takes none"
 	}
+	return "want " + strings.Join(paramList(spec), ", ")
+}
+
+// paramList returns the names of the parameters of a type.
+func paramList(spec *stages.Spec) []string {
 	names := make([]string, len(spec.Params))
 	for i, p := range spec.Params {
 		names[i] = p.Name
 	}
-	return "want " + strings.Join(names, ", ")
+	return names
 }
 
 // failed reports whether n or a node under it was already reported by

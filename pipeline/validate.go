@@ -18,6 +18,7 @@ import (
 // key, for the problems of the whole list.
 func (d *decoder) link(stagesKey *yaml.Node, drafts []*draft) {
 	byName := make(map[string]int, len(drafts)) // the index of the first stage of each name
+	var stageNames []string                     // in file order, for did-you-mean
 	for i, s := range drafts {
 		if s.nameNode == nil {
 			continue
@@ -27,6 +28,7 @@ func (d *decoder) link(stagesKey *yaml.Node, drafts []*draft) {
 			continue
 		}
 		byName[s.Name] = i
+		stageNames = append(stageNames, s.Name)
 	}
 
 	hasSource := false
@@ -55,7 +57,7 @@ func (d *decoder) link(stagesKey *yaml.Node, drafts []*draft) {
 			j, ok := byName[in.Stage]
 			switch {
 			case !ok:
-				d.problem(in.node, "%s: from %q: no stage is named %q", s.where, in.String(), in.Stage)
+				d.problem(in.node, "%s: from %q: no stage is named %q%s", s.where, in.String(), in.Stage, didYouMean(in.Stage, stageNames))
 			case j == i:
 				d.problem(in.node, "%s: from %q: a stage cannot read from itself", s.where, in.String())
 			case drafts[j].Role == stages.RoleSink && in.node == nil:

@@ -170,46 +170,124 @@ Exit status: 0 ok, 1 pipeline or runtime failure, 2 usage or validation error.`,
 			return errors.New("missing command")
 		},
 	}
-	root.PersistentPreRunE = func(*cobra.Command, []string) error { return a.loadPlugins() }
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		a.bindShared(cmd)
+		return a.loadPlugins()
+	}
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.CompletionOptions.HiddenDefaultCmd = true
 
-	f := root.PersistentFlags()
-	f.StringVar(&a.configFile, "config", "", "config file (default ./sluice.yaml if it exists)")
-	f.StringArrayVar(&a.plugins, "plugin", nil, "load stage types from this Go plugin (.so) first; repeatable")
-	f.String("nats", "", "NATS server URL(s), comma-separated (default: an embedded server)")
-	f.String("store-dir", "", `JetStream store of the embedded server (default "`+configs.DefaultStoreDir+`")`)
-	f.String("log-level", "", "log level: "+strings.Join(configs.LogLevels, ", ")+` (default "`+configs.DefaultLogLevel+`")`)
-	f.String("log-format", "", "log format: "+strings.Join(configs.LogFormats, ", ")+` (default "`+configs.DefaultLogFormat+`": text on a terminal, else JSON)`)
-	a.bind("nats_url", f.Lookup("nats"))
-	a.bind("store_dir", f.Lookup("store-dir"))
-	f.String("sync", "", `how the embedded server syncs its store to disk: "always" (every write, before it is acknowledged) or an interval (default 2m)`)
-	a.bind("sync", f.Lookup("sync"))
-	a.bind("log_level", f.Lookup("log-level"))
-	a.bind("log_format", f.Lookup("log-format"))
-
-	root.AddCommand(
-		a.runCmd(),
-		a.dlqCmd(),
-		a.serverCmd(),
-		a.workerCmd(),
-		a.deployCmd(),
-		a.undeployCmd(),
-		a.statusCmd(),
-		a.tapCmd(),
-		a.topCmd(),
-		a.validateCmd(),
-		a.lintCmd(),
-		a.graphCmd(),
-		a.stagesCmd(),
-		a.schemaCmd(),
-		a.versionCmd(),
-		a.testCmd(),
-	)
+	// Each command has the shared flags that apply to it, and no others,
+	// so that its help lists what it uses: a group's (dlq's) go to its
+	// subcommands.
+	settings := []string{flagConfig, flagLogLevel, flagLogFormat} // every command that reads the settings
+	for _, c := range []struct {
+		cmd    *cobra.Command
+		shared []string
+	}{
+		{a.runCmd(), append(settings, flagPlugin, flagNATS, flagStoreDir, flagSync)},
+		{a.dlqCmd(), append(settings, flagNATS, flagStoreDir, flagSync)},
+		{a.serverCmd(), append(settings, flagStoreDir, flagSync)},
+		{a.workerCmd(), append(settings, flagPlugin, flagNATS)},
+		{a.deployCmd(), append(settings, flagPlugin, flagNATS)},
+		{a.undeployCmd(), append(settings, flagNATS)},
+		{a.statusCmd(), append(settings, flagNATS, flagStoreDir)},
+		{a.tapCmd(), append(settings, flagNATS, flagStoreDir)},
+		{a.topCmd(), append(settings, flagNATS, flagStoreDir)},
+		{a.validateCmd(), []string{flagPlugin}},
+		{a.lintCmd(), []string{flagPlugin}},
+		{a.graphCmd(), []string{flagPlugin}},
+		{a.stagesCmd(), []string{flagPlugin}},
+		{a.schemaCmd(), []string{flagPlugin}},
+		{a.versionCmd(), nil},
+		{a.testCmd(), append(settings, flagPlugin)}, // settings only with --log-level
+	} {
+		f := c.cmd.Flags()
+		if c.cmd.HasSubCommands() {
+			f = c.cmd.PersistentFlags()
+		}
+		a.sharedFlags(f, c.shared...)
+		root.AddCommand(c.cmd)
+	}
+	root.SetFlagErrorFunc(flagError)
 	return root
+}
+
+// flagError adds to the error of an unknown flag that is a shared flag of
+// other commands which commands take it.
+func flagError(cmd *cobra.Command, err error) error {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return err
+	}
+	var takers []string
+	for _, c := range cmd.Root().Commands() {
+		if c.Flags().Lookup(name) != nil || c.PersistentFlags().Lookup(name) != nil {
+			takers = append(takers, c.Name())
+		}
+	}
+	if len(takers) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (a flag of %s, not of %s)", err, strings.Join(takers, ", "), cmd.Name())
+}
+
+// The flags that several commands share. Those with a settings key
+// (sharedKeys) set it.
+const (
+	flagConfig    = "config"
+	flagPlugin    = "plugin"
+	flagNATS      = "nats"
+	flagStoreDir  = "store-dir"
+	flagSync      = "sync"
+	flagLogLevel  = "log-level"
+	flagLogFormat = "log-format"
+)
+
+// sharedKeys are the settings keys of the shared flags that set one.
+var sharedKeys = map[string]string{
+	flagNATS:      "nats_url",
+	flagStoreDir:  "store_dir",
+	flagSync:      "sync",
+	flagLogLevel:  "log_level",
+	flagLogFormat: "log_format",
+}
+
+// sharedFlags adds the shared flags names to f.
+func (a *app) sharedFlags(f *pflag.FlagSet, names ...string) {
+	for _, name := range names {
+		switch name {
+		case flagConfig:
+			f.StringVar(&a.configFile, name, "", "config file (default ./sluice.yaml if it exists)")
+		case flagPlugin:
+			f.StringArrayVar(&a.plugins, name, nil, "load stage types from this Go plugin (.so) first; repeatable")
+		case flagNATS:
+			f.String(name, "", "NATS server URL(s), comma-separated (default: an embedded server)")
+		case flagStoreDir:
+			f.String(name, "", `JetStream store of the embedded server (default "`+configs.DefaultStoreDir+`")`)
+		case flagSync:
+			f.String(name, "", `how the embedded server syncs its store to disk: "always" (every write, before it is acknowledged) or an interval (default 2m)`)
+		case flagLogLevel:
+			f.String(name, "", "log level: "+strings.Join(configs.LogLevels, ", ")+` (default "`+configs.DefaultLogLevel+`")`)
+		case flagLogFormat:
+			f.String(name, "", "log format: "+strings.Join(configs.LogFormats, ", ")+` (default "`+configs.DefaultLogFormat+`": text on a terminal, else JSON)`)
+		default:
+			panic("no shared flag " + name) // a typo in rootCmd
+		}
+	}
+}
+
+// bindShared binds the shared flags of cmd, the command that runs, to
+// their settings. It is done when the command runs, not when it is made:
+// viper keeps one flag per key, and several commands have each flag.
+func (a *app) bindShared(cmd *cobra.Command) {
+	for name, key := range sharedKeys {
+		if f := cmd.Flags().Lookup(name); f != nil {
+			a.bind(key, f)
+		}
+	}
 }
 
 // loadPlugins loads the --plugin files into the registry.

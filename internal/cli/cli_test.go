@@ -138,7 +138,7 @@ func TestGraph(t *testing.T) {
 	}{
 		{name: "mermaid by default", args: []string{good}, stdout: []string{"flowchart LR\n", `subgraph f0 ["fused"]`, "gen", "double", "out", "==>"}},
 		{name: "dot", args: []string{"--format", "dot", good}, stdout: []string{`digraph "demo" {`, "subgraph cluster_fused0", `"gen" -> "double" [style=bold];`, "}\n"}},
-		{name: "unknown format", args: []string{"--format", "svg", good}, code: ExitUsage, stderr: `svg`, noStdout: true},
+		{name: "unknown format", args: []string{"--format", "svg", good}, code: ExitUsage, stderr: "sluice: unknown graph format \"svg\" (want mermaid or dot)\n", noStdout: true},
 		{name: "invalid pipeline", args: []string{bad}, code: ExitUsage, stderr: bad + ":1:", noStdout: true},
 		{name: "two files", args: []string{good, good}, code: ExitUsage, stderr: "want one pipeline file", noStdout: true},
 	}
@@ -158,6 +158,9 @@ func TestGraph(t *testing.T) {
 			}
 			if !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("stderr %q does not contain %q", stderr, tt.stderr)
+			}
+			if n := strings.Count(stderr, "sluice:"); n > 1 {
+				t.Errorf("stderr %q says sluice: %d times", stderr, n)
 			}
 		})
 	}
@@ -220,11 +223,15 @@ func TestStagesUnknown(t *testing.T) {
 	if !strings.HasPrefix(stderr, `sluice: unknown stage type "nosuch" (known: `) || !strings.Contains(stderr, "generate") {
 		t.Errorf("stderr %q", stderr)
 	}
+	code, _, stderr = sluice(t, "stages", "fitler")
+	if code != ExitUsage || !strings.HasPrefix(stderr, `sluice: unknown stage type "fitler": did you mean "filter"? (known: `) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
 }
 
 func TestVersion(t *testing.T) {
 	inEmptyDir(t)
-	want := regexp.MustCompile(`^sluice \S+ \(go1\.\d+\S*, nats-server \d+\.\d+\.\d+\S*\)\n$`)
+	want := regexp.MustCompile(`^sluice \S+ \(go1\.\d+\S*, nats-server \d+\.\d+\.\d+\S*\)\n(revision [0-9a-f]+( \(.*\))?\n)?$`)
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		code, stdout, stderr := sluice(t, args...)
 		if code != ExitOK || stderr != "" || !want.MatchString(stdout) {

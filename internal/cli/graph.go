@@ -30,7 +30,9 @@ stage on its own.`,
 			}
 			out, err := ps[0].Graph(format)
 			if err != nil {
-				return fmt.Errorf("graph: %w", err)
+				// Not wrapped: the error already says "sluice: unknown graph
+				// format", and a prefix before it would repeat "sluice:".
+				return err
 			}
 			if !strings.HasSuffix(out, "\n") {
 				out += "\n"

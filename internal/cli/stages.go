@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/suggest"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -39,7 +40,12 @@ source of docs/stages.md).`,
 			}
 			specs, err := a.reg.Lookup(args[0])
 			if errors.Is(err, stages.ErrUnknownType) {
-				return fmt.Errorf("unknown stage type %q (known: %s)", args[0], strings.Join(typeNames(a.reg), ", "))
+				names := typeNames(a.reg)
+				hint := ""
+				if c := suggest.Closest(args[0], names...); c != "" {
+					hint = fmt.Sprintf(": did you mean %q?", c)
+				}
+				return fmt.Errorf("unknown stage type %q%s (known: %s)", args[0], hint, strings.Join(names, ", "))
 			}
 			if err != nil {
 				return err
