@@ -53,7 +53,10 @@ type Expr struct {
 // here, not when the expression runs.
 func CompileExpr(src string) (*Expr, error) {
 	p := &exprPatcher{}
-	prog, err := expr.Compile(src, expr.AllowUndefinedVariables(), mergeFunc, expr.Patch(p))
+	// The environment is a record, map[string]any: told so, the compiler
+	// reads a field with a map index rather than through reflection
+	// (OpLoadFast), at half the cost and no allocation.
+	prog, err := expr.Compile(src, expr.Env(map[string]any{}), expr.AllowUndefinedVariables(), mergeFunc, expr.Patch(p))
 	if p.err != nil {
 		// The checker does not take a call of an unknown name for a
 		// mistake: ours comes first, as the likelier cause of any other.
