@@ -158,7 +158,7 @@ func (a *app) run(ctx context.Context, files []string, fresh, watch bool, only [
 		opts.Observer = obs.Observer()
 	}
 	vs := newVersions(ps) // the versions that run, which --watch changes
-	if conn.emb != nil { // status, top and tap reach the run through its endpoint
+	if conn.emb != nil {  // status, top and tap reach the run through its endpoint
 		stopStatus, err := a.serveRunStatus(conn.nc, vs.get)
 		if err != nil {
 			conn.close()
