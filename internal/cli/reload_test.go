@@ -5,12 +5,18 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluicehq/sluice/internal/natstest"
+	"github.com/sluicehq/sluice/internal/schema"
+	"github.com/sluicehq/sluice/server"
 )
 
 // hotPipeline generates records at a rate, or a count of them, doubles
@@ -305,4 +311,76 @@ func TestRunWatchFinished(t *testing.T) {
 			t.Errorf("line %d: n %d v %d, want n %d v 2", i+1, *r.N, r.V, i)
 		}
 	}
+}
+
+// copyStage is a second sink of hotPipeline's double.
+const copyStage = `  - name: copy
+    sink: file
+    from: double
+    with: {path: copy.jsonl}
+`
+
+// TestRunWatchStages: a reload that adds a stage logs it and runs it; one
+// that removes it logs that and deletes the durable consumer it read
+// with, which would otherwise keep its stream's messages.
+func TestRunWatchStages(t *testing.T) {
+	dir, file, stderr, stop := startWatch(t, "rate: 200")
+	waitRecords(t, dir, 20)
+	orig, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(t, file, "    with: {path: out.jsonl}\n", "    with: {path: out.jsonl}\n"+copyStage)
+	waitLog(t, stderr, `msg="pipeline hot reloaded (version 2)" file=`+file+` added=copy removed=""`)
+	natstest.WaitFor(t, time.Minute, "records in copy.jsonl", func() bool { return fileSize(filepath.Join(dir, "copy.jsonl")) > 0 })
+
+	e, err := server.ReadEndpoint(filepath.Join(dir, ".sluice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(e.URL, nats.Token(e.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumers := func() []string {
+		str, err := js.Stream(t.Context(), schema.StreamName("hot", "double"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		lister := str.ConsumerNames(t.Context())
+		for n := range lister.Name() {
+			names = append(names, n)
+		}
+		if err := lister.Err(); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(names)
+		return names
+	}
+	if got := consumers(); !slices.Equal(got, []string{"copy", "out"}) {
+		t.Fatalf("consumers on double's stream: %v, want copy and out", got)
+	}
+
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, stderr, `msg="pipeline hot reloaded (version 3)" file=`+file+` added="" removed=copy`)
+	natstest.WaitFor(t, time.Minute, "copy's consumer deleted", func() bool { return slices.Equal(consumers(), []string{"out"}) })
+	n := len(readHot(t, dir))
+	waitRecords(t, dir, n+20)
+	nc.Close()
+	if code := stop(); code != ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	checkHotOnce(t, readHot(t, dir), 0, 2)
 }
