@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/internal/natstest"
 	"github.com/sluicehq/sluice/internal/schema"
 	"github.com/sluicehq/sluice/server"
@@ -333,6 +334,15 @@ func TestRunWatchStages(t *testing.T) {
 	edit(t, file, "    with: {path: out.jsonl}\n", "    with: {path: out.jsonl}\n"+copyStage)
 	waitLog(t, stderr, `msg="pipeline hot reloaded (version 2)" file=`+file+` added=copy removed=""`)
 	natstest.WaitFor(t, time.Minute, "records in copy.jsonl", func() bool { return fileSize(filepath.Join(dir, "copy.jsonl")) > 0 })
+	// status shows the version that runs.
+	var st cluster.StatusReport
+	natstest.WaitFor(t, time.Minute, "status --json to show stage copy", func() bool {
+		code, stdout, _ := sluiceCtx(t, "status", "--json")
+		return code == ExitOK && json.Unmarshal([]byte(stdout), &st) == nil && len(st.Pipelines) == 1 && len(st.Pipelines[0].Stages) == 4
+	})
+	if s := st.Pipelines[0].Stages[3]; s.Name != "copy" {
+		t.Errorf("status: stage %+v, want copy", s)
+	}
 
 	e, err := server.ReadEndpoint(filepath.Join(dir, ".sluice"))
 	if err != nil {
