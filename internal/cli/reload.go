@@ -178,6 +178,9 @@ func (w *watch) run(ctx context.Context) error {
 	fallback := false
 	for {
 		next, res := w.runVersion(ctx, tick.C, from)
+		// --fresh is for the run the command begins with: the versions
+		// after resume it, or begin the next.
+		w.opts.Fresh = false
 		for _, f := range a.stopped {
 			f(w.cur.p.Name)
 		}

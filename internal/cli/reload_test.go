@@ -110,14 +110,15 @@ func checkHotOnce(t *testing.T, recs []hotRecord, records, v int) bool {
 }
 
 // startWatch writes hotPipeline with gen's rate (or count) to p.yaml in
-// a new working directory and runs `sluice run --watch` on it in this
-// process, until stop, which stops it as SIGTERM does and returns its
-// exit code.
-func startWatch(t *testing.T, rate string) (dir, file string, stderr *lockedBuffer, stop func() int) {
+// a new working directory and runs `sluice run --watch` on it, with
+// flags, in this process, until stop, which stops it as SIGTERM does and
+// returns its exit code.
+func startWatch(t *testing.T, rate string, flags ...string) (dir, file string, stderr *lockedBuffer, stop func() int) {
 	t.Helper()
 	dir = inEmptyDir(t)
 	file = writeFile(t, dir, "p.yaml", strings.Replace(hotPipeline, "RATE", rate, 1))
-	stderr, stop = background(t, "run", "--watch", "--log-format", "text", "--log-level", "info", "--quiet", file)
+	args := append([]string{"run", "--watch", "--log-format", "text", "--log-level", "info", "--quiet"}, flags...)
+	stderr, stop = background(t, append(args, file)...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("stderr of run --watch:\n%s", stderr)
@@ -393,4 +394,27 @@ func TestRunWatchStages(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	checkHotOnce(t, readHot(t, dir), 0, 2)
+}
+
+// TestRunWatchFresh: --fresh is for the run the command begins with: a
+// reload resumes it rather than discarding it.
+func TestRunWatchFresh(t *testing.T) {
+	srv := natstest.Server(t)
+	dir, file, stderr, stop := startWatch(t, "rate: 200", "--nats", srv.ClientURL(), "--fresh")
+	waitRecords(t, dir, 20)
+	edit(t, file, oldExpr, newExpr)
+	natstest.WaitFor(t, time.Minute, "records of version 2", func() bool {
+		recs := readHot(t, dir)
+		return len(recs) > 0 && recs[len(recs)-1].V == 2
+	})
+	if code := stop(); code != ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if log := stderr.String(); !strings.Contains(log, `msg="run resumed" pipeline=hot run=1`) || strings.Contains(log, "run=2") {
+		t.Errorf("the reload did not resume run 1:\n%s", log)
+	}
+	recs := readHot(t, dir)
+	if !checkHotOnce(t, recs, 0, 2) || *recs[0].N != 0 || recs[0].V == 2 {
+		t.Errorf("output begins with %+v", recs[0])
+	}
 }

@@ -157,8 +157,10 @@ func (a *app) run(ctx context.Context, files []string, fresh, watch bool, only [
 	if obs != nil {
 		opts.Observer = obs.Observer()
 	}
-	vs := newVersions(ps) // the versions that run, which --watch changes
-	if conn.emb != nil {  // status, top and tap reach the run through its endpoint
+	// The versions that run, which --watch changes; status, top and tap
+	// reach the run through its endpoint.
+	vs := newVersions(ps)
+	if conn.emb != nil {
 		stopStatus, err := a.serveRunStatus(conn.nc, vs.get)
 		if err != nil {
 			conn.close()
