@@ -247,6 +247,15 @@ func TestRunWatchRefused(t *testing.T) {
 			},
 		},
 		{
+			// Valid, but its sink cannot open its file: the old version
+			// takes the run on again.
+			name: "cannot start",
+			old:  "with: {path: out.jsonl}", new: "with: {path: p.yaml/out.jsonl}",
+			want: func(string, int) *regexp.Regexp {
+				return regexp.MustCompile(`pipeline hot version 2 cannot start; version 1 runs again`)
+			},
+		},
+		{
 			name: "rename",
 			old:  "name: hot", new: "name: cold",
 			want: func(string, int) *regexp.Regexp {
