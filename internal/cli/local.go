@@ -82,20 +82,18 @@ func (a *app) withRun(ctx context.Context, fn func(context.Context, *conn) error
 // schema.RunStatusSubject.
 type localRuns struct {
 	started time.Time
-	ps      map[string]*pipeline.Pipeline
+	ps      func(name string) *pipeline.Pipeline // the version that runs
 
 	mu   sync.Mutex
 	jobs map[string]*runner.Job
 }
 
 // serveRunStatus answers schema.RunStatusSubject on nc with the status of
-// the pipelines ps as they run, registering its hooks with the run's. The
+// the pipelines as they run, ps giving the version of each that runs
+// (run --watch changes it), registering its hooks with the run's. The
 // returned func stops answering.
-func (a *app) serveRunStatus(nc *nats.Conn, ps []*pipeline.Pipeline) (func(), error) {
-	l := &localRuns{started: time.Now(), ps: make(map[string]*pipeline.Pipeline, len(ps)), jobs: make(map[string]*runner.Job)}
-	for _, p := range ps {
-		l.ps[p.Name] = p
-	}
+func (a *app) serveRunStatus(nc *nats.Conn, ps func(name string) *pipeline.Pipeline) (func(), error) {
+	l := &localRuns{started: time.Now(), ps: ps, jobs: make(map[string]*runner.Job)}
 	sub, err := nc.Subscribe(schema.RunStatusSubject, func(m *nats.Msg) {
 		ctx, cancel := context.WithTimeout(context.Background(), localStatusTimeout)
 		defer cancel()
@@ -141,7 +139,7 @@ func (l *localRuns) report(ctx context.Context, name string) *cluster.StatusRepo
 	slices.Sort(names)
 	var ps []cluster.PipelineStatus
 	for _, n := range names {
-		ps = append(ps, cluster.LocalStatus(ctx, l.ps[n], jobs[n], l.started))
+		ps = append(ps, cluster.LocalStatus(ctx, l.ps(n), jobs[n], l.started))
 	}
 	return cluster.LocalReport(ps, l.started)
 }

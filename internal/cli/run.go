@@ -27,7 +27,7 @@ import (
 )
 
 func (a *app) runCmd() *cobra.Command {
-	var fresh bool
+	var fresh, watch bool
 	var only []string
 	var bindHTTP, bindTracing func()
 	cmd := &cobra.Command{
@@ -53,7 +53,15 @@ its output, and the summary says "replay of run N". --fresh discards the
 replays instead (without --nats it removes the store, dead letters
 included).
 
-If a pipeline fails, the others are stopped too and the exit status is 1.`,
+If a pipeline fails, the others are stopped too and the exit status is 1.
+
+With --watch, run reads the pipeline files every 500ms and reloads a
+pipeline whose file changed: a new version that validates replaces the
+running one without losing or repeating a record (the old one stops as on
+SIGTERM, the new one resumes its run); one that does not is reported,
+FILE:LINE:COL per problem, and the old one keeps running. Renaming a
+pipeline is refused. A run that finishes leaves the process watching
+until SIGINT or SIGTERM; the next change begins a new run.`,
 		Args: wantFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Bound when the command runs: worker has the flag too, and
@@ -61,10 +69,11 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 			a.bind("shutdown_timeout", cmd.Flags().Lookup("shutdown-timeout"))
 			bindHTTP()
 			bindTracing()
-			return a.run(cmd.Context(), args, fresh, only)
+			return a.run(cmd.Context(), args, fresh, watch, only)
 		},
 	}
 	cmd.Flags().BoolVar(&fresh, "fresh", false, "remove the embedded server's store first, starting every pipeline over")
+	cmd.Flags().BoolVar(&watch, "watch", false, "reload a pipeline when its file changes, and keep watching after the runs finish, until SIGINT or SIGTERM")
 	cmd.Flags().StringSliceVar(&only, "stages", nil, "run only these stages (comma-separated) in this process; without a source it processes what their streams hold and ends")
 	cmd.Flags().String("listen", "", "host:port where the embedded server accepts NATS clients, who authenticate with nats.user and nats.password or nats.token when they are set (default: none)")
 	cmd.Flags().BoolVar(&a.insecure, "insecure", false, "let --listen beyond loopback accept clients without authentication, and --http beyond loopback serve without http_token")
@@ -76,7 +85,7 @@ If a pipeline fails, the others are stopped too and the exit status is 1.`,
 	return cmd
 }
 
-func (a *app) run(ctx context.Context, files []string, fresh bool, only []string) error {
+func (a *app) run(ctx context.Context, files []string, fresh, watch bool, only []string) error {
 	if err := a.loadSettings(); err != nil {
 		return err
 	}
@@ -85,6 +94,11 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	defer a.tuneMemory()()
 	if err := a.checkListen(); err != nil {
 		return err
+	}
+	if watch {
+		if err := checkWatchable(files); err != nil {
+			return err
+		}
 	}
 	ps, err := a.loadPipelines(files, nil)
 	if err != nil {
@@ -143,15 +157,22 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 	if obs != nil {
 		opts.Observer = obs.Observer()
 	}
-	if conn.emb != nil { // status, top and tap reach the run through its endpoint
-		stopStatus, err := a.serveRunStatus(conn.nc, ps)
+	// The versions that run, which --watch changes; status, top and tap
+	// reach the run through its endpoint.
+	vs := newVersions(ps)
+	if conn.emb != nil {
+		stopStatus, err := a.serveRunStatus(conn.nc, vs.get)
 		if err != nil {
 			conn.close()
 			return failure(err)
 		}
 		defer stopStatus()
 	}
-	go func() { done <- a.runAll(ctx, conn.nc, ps, opts) }()
+	var watched *versions // nil: no --watch
+	if watch {
+		watched = vs
+	}
+	go func() { done <- a.runAll(ctx, conn.nc, ps, opts, watched) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -175,18 +196,33 @@ func (a *app) run(ctx context.Context, files []string, fresh bool, only []string
 }
 
 // runAll runs the pipelines concurrently and writes the summary of each to
-// stderr as it ends. The first failure stops the other pipelines.
-func (a *app) runAll(stop context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, opts runner.Options) error {
+// stderr as it ends. The first failure stops the other pipelines. With
+// vs (run --watch), each pipeline is reloaded when its file changes, and
+// vs holds the versions that run.
+func (a *app) runAll(stop context.Context, nc *nats.Conn, ps []*pipeline.Pipeline, opts runner.Options, vs *versions) error {
 	g, ctx := errgroup.WithContext(stop)
 	var mu sync.Mutex // one summary table at a time
-	if len(a.started) > 0 {
-		opts.Started = func(j *runner.Job) {
-			for _, f := range a.started {
-				f(j)
-			}
+	started := func(j *runner.Job) {
+		for _, f := range a.started {
+			f(j)
 		}
 	}
+	if len(a.started) > 0 {
+		opts.Started = started
+	}
+	report := func(sum *runner.Summary) {
+		if sum == nil {
+			return
+		}
+		mu.Lock()
+		_ = sum.WriteTable(a.stderr) // stderr failing leaves nowhere to tell
+		mu.Unlock()
+	}
 	for _, p := range ps {
+		if vs != nil {
+			g.Go(func() error { return a.watchRun(ctx, nc, p, opts, vs, started, report) })
+			continue
+		}
 		g.Go(func() error {
 			sum, err := runner.Run(ctx, nc, p, opts)
 			for _, f := range a.stopped {
@@ -197,11 +233,7 @@ func (a *app) runAll(stop context.Context, nc *nats.Conn, ps []*pipeline.Pipelin
 				a.log.Info("stopped before the run started", "pipeline", p.Name)
 				return nil
 			}
-			if sum != nil {
-				mu.Lock()
-				_ = sum.WriteTable(a.stderr) // stderr failing leaves nowhere to tell
-				mu.Unlock()
-			}
+			report(sum)
 			return err
 		})
 	}
