@@ -117,7 +117,7 @@ func (s *transformStep) processOne(stop, ctx context.Context, w *worker, f *inFl
 		return
 	}
 	if w.chain != nil {
-		s.chain(ctx, w, f, m, outs, attempts)
+		s.toChain(ctx, w, f, m, outs, attempts)
 		return
 	}
 	w.batch.published(f, w.pub.len(), len(outs))
@@ -137,11 +137,11 @@ func (s *transformStep) processOne(stop, ctx context.Context, w *worker, f *inFl
 	}
 }
 
-// chain hands the outputs of input f, message m, to the chain fused
+// toChain hands the outputs of input f, message m, to the chain fused
 // after the stage (see worker.chain), with the IDs they would be published
 // under. A failure of the chain that is not a stop fails the input as a
 // whole.
-func (s *transformStep) chain(ctx context.Context, w *worker, f *inFlight, m *stages.Message, outs []*stages.Message, attempts int) {
+func (s *transformStep) toChain(ctx context.Context, w *worker, f *inFlight, m *stages.Message, outs []*stages.Message, attempts int) {
 	again := m.MaybeCopy()
 	for i, o := range outs {
 		o.Header[stages.HeaderMsgID] = []string{s.outputID(w.idBase, f.lin, i)}
