@@ -5,7 +5,7 @@ import "github.com/sluicehq/sluice/stages"
 // Doc describes the record formats, for the format parameter of the
 // sources that read them.
 var Doc = "jsonl (one JSON record per non-blank line, passed on undecoded), " +
-	"csv (a header row, then one object of strings per row) or lines (each line, blank ones included, as raw bytes); " +
+	"csv (a header row, then one object of strings per row; a column without a name is column_N, N its position from 1, and a name the header repeats gets _2, _3... on its later columns) or lines (each line, blank ones included, as raw bytes); " +
 	"a jsonl or csv record that is not valid UTF-8 is not mended but dead-lettered, its reason naming the line and the byte"
 
 // ColumnsParam declares the columns parameter of the sinks that write

@@ -288,14 +288,7 @@ func (r *CSVReader) Read() (*stages.Message, error) {
 		}
 		header := slices.Clone(row)
 		header[0] = strings.TrimPrefix(header[0], "\ufeff") // a byte order mark
-		seen := make(map[string]bool, len(header))
-		for _, h := range header {
-			if seen[h] {
-				return nil, fmt.Errorf("header repeats the column %q", h)
-			}
-			seen[h] = true
-		}
-		r.Header = header
+		r.Header = columnNames(header)
 	}
 	row, err := r.cr.Read()
 	if err != nil {
@@ -322,6 +315,35 @@ func (r *CSVReader) Read() (*stages.Message, error) {
 		rec[r.Header[i]] = v
 	}
 	return stages.NewValueMessage(rec), nil
+}
+
+// columnNames returns the field names of the columns of header, as it
+// names them, but for two cases that would lose data: a column without a
+// name is column_N (N its position, from 1), and a name that comes again
+// is followed by _2, _3... on its later columns, so that every column is
+// kept under a name of its own, as spreadsheets and data-frame libraries
+// do.
+func columnNames(header []string) []string {
+	taken := make(map[string]bool, len(header))
+	for _, h := range header {
+		taken[h] = true
+	}
+	seen := make(map[string]bool, len(header))
+	out := make([]string, len(header))
+	for i, h := range header {
+		base := h
+		if base == "" {
+			base = "column_" + strconv.Itoa(i+1)
+		}
+		// A name made here takes none that the header has.
+		name := base
+		for n := 2; seen[name] || name != h && taken[name]; n++ {
+			name = base + "_" + strconv.Itoa(n)
+		}
+		seen[name] = true
+		out[i] = name
+	}
+	return out
 }
 
 // validFields reports whether every field of row is valid UTF-8.

@@ -3,6 +3,7 @@ package records
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +77,23 @@ func TestReaderInvalidUTF8(t *testing.T) {
 				t.Fatalf("after the records: %v", err)
 			}
 		})
+	}
+}
+
+// TestColumnNames: every column is kept under a name of its own, an empty
+// name or one that comes again renamed.
+func TestColumnNames(t *testing.T) {
+	tests := []struct{ header, want []string }{
+		{[]string{"a", "b"}, []string{"a", "b"}},
+		{[]string{"a", "", "b", ""}, []string{"a", "column_2", "b", "column_4"}},
+		{[]string{"amount", "amount", "amount"}, []string{"amount", "amount_2", "amount_3"}},
+		{[]string{"a", "a", "a_2"}, []string{"a", "a_3", "a_2"}},
+		{[]string{"column_2", ""}, []string{"column_2", "column_2_2"}},
+		{[]string{"Order ID", " spaced "}, []string{"Order ID", " spaced "}},
+	}
+	for _, tt := range tests {
+		if got := columnNames(tt.header); !slices.Equal(got, tt.want) {
+			t.Errorf("columnNames(%q) = %q, want %q", tt.header, got, tt.want)
+		}
 	}
 }
