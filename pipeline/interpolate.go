@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/internal/yamlnode"
 )
 
 var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -40,7 +42,7 @@ func (d *decoder) interpolate(n *yaml.Node, where string) {
 			d.problem(n, "%s", msg)
 		}
 		for _, name := range denied {
-			d.problem(n, "%s", at(where, d.policy.deniedVar(name)))
+			d.problem(n, "%s", yamlnode.At(where, d.policy.deniedVar(name)))
 		}
 		if len(errs) > 0 || len(denied) > 0 {
 			d.bad[n] = true

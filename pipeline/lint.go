@@ -11,6 +11,7 @@ import (
 	"github.com/expr-lang/expr/parser"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluicehq/sluice/internal/yamlnode"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -69,7 +70,7 @@ func (p *Pipeline) stageNodes() []*yaml.Node {
 	}
 	out := make([]*yaml.Node, len(list.Content))
 	for i, n := range list.Content {
-		out[i] = resolveAlias(n)
+		out[i] = yamlnode.Resolve(n)
 	}
 	return out
 }
@@ -104,7 +105,7 @@ func lookup(n *yaml.Node, path ...string) *yaml.Node {
 		}
 		if name, ok := strings.CutSuffix(key, ":"); ok {
 			for j := 0; j+1 < len(n.Content); j += 2 {
-				if k := resolveAlias(n.Content[j]); k.Value == name {
+				if k := yamlnode.Resolve(n.Content[j]); k.Value == name {
 					return k
 				}
 			}
@@ -168,7 +169,7 @@ func findScalar(n *yaml.Node, value string) *yaml.Node {
 	if n == nil {
 		return nil
 	}
-	n = resolveAlias(n)
+	n = yamlnode.Resolve(n)
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if n.Value == value {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/bytesize"
 	"github.com/sluicehq/sluice/internal/suggest"
+	"github.com/sluicehq/sluice/internal/yamlnode"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -199,7 +200,7 @@ func (d *decoder) parseYAML(data []byte) (root *yaml.Node) {
 	}
 	root = doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		d.problem(root, "want a mapping with name and stages, got %s", describe(root))
+		d.problem(root, "want a mapping with name and stages, got %s", yamlnode.Describe(root))
 		return nil
 	}
 	return root
@@ -290,21 +291,21 @@ type field struct {
 // not a mapping, keys that are not scalars, repeated keys and, when known
 // is not nil, keys not in known. where prefixes the messages.
 func (d *decoder) mapping(n *yaml.Node, where string, known []string) map[string]field {
-	n = resolveAlias(n)
+	n = yamlnode.Resolve(n)
 	fields := make(map[string]field)
 	if n.Kind != yaml.MappingNode {
-		d.problem(n, "%s", at(where, "want a mapping, got "+describe(n)))
+		d.problem(n, "%s", yamlnode.At(where, "want a mapping, got "+yamlnode.Describe(n)))
 		return fields
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolveAlias(n.Content[i]), resolveAlias(n.Content[i+1])
+		k, v := yamlnode.Resolve(n.Content[i]), yamlnode.Resolve(n.Content[i+1])
 		switch f, seen := fields[k.Value]; {
 		case k.Kind != yaml.ScalarNode:
-			d.problem(k, "%s", at(where, "want a key, got "+describe(k)))
+			d.problem(k, "%s", yamlnode.At(where, "want a key, got "+yamlnode.Describe(k)))
 		case seen:
-			d.problem(k, "%s", at(where, fmt.Sprintf("repeated key %q (first at line %d)", k.Value, f.key.Line)))
+			d.problem(k, "%s", yamlnode.At(where, fmt.Sprintf("repeated key %q (first at line %d)", k.Value, f.key.Line)))
 		case known != nil && !slices.Contains(known, k.Value):
-			d.problem(k, "%s", at(where, fmt.Sprintf("unknown key %q%s (want %s)", k.Value, didYouMean(k.Value, known), strings.Join(known, ", "))))
+			d.problem(k, "%s", yamlnode.At(where, fmt.Sprintf("unknown key %q%s (want %s)", k.Value, didYouMean(k.Value, known), strings.Join(known, ", "))))
 		default:
 			fields[k.Value] = field{key: k, value: v}
 		}
@@ -315,8 +316,8 @@ func (d *decoder) mapping(n *yaml.Node, where string, known []string) map[string
 // mappingValue returns the value of the first key in mapping n, or nil.
 func mappingValue(n *yaml.Node, key string) *yaml.Node {
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := resolveAlias(n.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
-			return resolveAlias(n.Content[i+1])
+		if k := yamlnode.Resolve(n.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
+			return yamlnode.Resolve(n.Content[i+1])
 		}
 	}
 	return nil
@@ -328,9 +329,9 @@ func (d *decoder) str(n *yaml.Node, where string) (string, bool) {
 	case d.bad[n]:
 		return "", false
 	case n.Kind != yaml.ScalarNode:
-		d.problem(n, "%s: want a string, got %s", where, describe(n))
+		d.problem(n, "%s: want a string, got %s", where, yamlnode.Describe(n))
 		return "", false
-	case isNull(n):
+	case yamlnode.IsNull(n):
 		return "", true
 	}
 	return n.Value, true
@@ -343,7 +344,7 @@ func (d *decoder) int(n *yaml.Node, where string) (int, bool) {
 	}
 	var v int
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || decodeNode(n, &v) != nil {
-		d.problem(n, "%s: want an integer, got %s", where, describe(n))
+		d.problem(n, "%s: want an integer, got %s", where, yamlnode.Describe(n))
 		return 0, false
 	}
 	return v, true
@@ -352,13 +353,13 @@ func (d *decoder) int(n *yaml.Node, where string) (int, bool) {
 // name returns the scalar n as the name of a pipeline or stage, reporting
 // a name that does not fit in stream names and subjects.
 func (d *decoder) name(n *yaml.Node, where string) (string, bool) {
-	s, ok := d.str(n, at(where, "name"))
+	s, ok := d.str(n, yamlnode.At(where, "name"))
 	switch {
 	case !ok:
 	case !namePattern.MatchString(s):
-		d.problem(n, "%s", at(where, fmt.Sprintf("name %q must match %s", s, namePattern)))
+		d.problem(n, "%s", yamlnode.At(where, fmt.Sprintf("name %q must match %s", s, namePattern)))
 	case len(s) > maxNameLen:
-		d.problem(n, "%s", at(where, fmt.Sprintf("name %q is longer than %d characters", s, maxNameLen)))
+		d.problem(n, "%s", yamlnode.At(where, fmt.Sprintf("name %q is longer than %d characters", s, maxNameLen)))
 	default:
 		return s, true
 	}
@@ -370,11 +371,11 @@ func (d *decoder) name(n *yaml.Node, where string) (string, bool) {
 // data directory and only if it allows plugins.
 func (d *decoder) plugins(f field) []string {
 	n := f.value
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.problem(n, "plugins: want a list of paths, got %s", describe(n))
+		d.problem(n, "plugins: want a list of paths, got %s", yamlnode.Describe(n))
 		return nil
 	}
 	if d.policy != nil && !d.policy.AllowPlugins && len(n.Content) > 0 {
@@ -383,7 +384,7 @@ func (d *decoder) plugins(f field) []string {
 	}
 	var paths []string
 	for i, item := range n.Content {
-		item = resolveAlias(item)
+		item = yamlnode.Resolve(item)
 		path, ok := d.str(item, fmt.Sprintf("plugins[%d]", i))
 		if !ok {
 			continue
@@ -415,35 +416,6 @@ func decodeNode(n *yaml.Node, out any) (err error) {
 	return n.Decode(out)
 }
 
-// resolveAlias returns the node an alias stands for, or n itself.
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-// isNull reports whether n is a null scalar: ~, null or nothing.
-func isNull(n *yaml.Node) bool {
-	n = resolveAlias(n)
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// describe names a node's value for a message: a mapping, a list, null, or
-// the quoted scalar.
-func describe(n *yaml.Node) string {
-	n = resolveAlias(n)
-	switch {
-	case n.Kind == yaml.MappingNode:
-		return "a mapping"
-	case n.Kind == yaml.SequenceNode:
-		return "a list"
-	case isNull(n):
-		return "null"
-	}
-	return strconv.Quote(n.Value)
-}
-
 // didYouMean returns `: did you mean "X"?` for the one of known that word
 // is most likely a typo of, or "" when none is close (see
 // [suggest.Closest]).
@@ -452,12 +424,4 @@ func didYouMean(word string, known []string) string {
 		return fmt.Sprintf(": did you mean %q?", c)
 	}
 	return ""
-}
-
-// at prefixes msg with where, if any.
-func at(where, msg string) string {
-	if where == "" {
-		return msg
-	}
-	return where + ": " + msg
 }

@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/internal/bytesize"
+	"github.com/sluicehq/sluice/internal/yamlnode"
 )
 
 // Keys of the settings mapping.
@@ -16,7 +17,7 @@ var settingsKeys = []string{"storage", "retention", "max_age", "max_buffer", "ma
 
 // settings decodes the settings mapping n over the defaults in s.
 func (d *decoder) settings(n *yaml.Node, s *Settings) {
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return
 	}
 	fields := d.mapping(n, "settings", settingsKeys)
@@ -96,12 +97,12 @@ func (d *decoder) settings(n *yaml.Node, s *Settings) {
 // backoff decodes a list of durations, each >= 0.
 func (d *decoder) backoff(n *yaml.Node, where string) ([]time.Duration, bool) {
 	if n.Kind != yaml.SequenceNode {
-		d.problem(n, "%s: want a list of durations such as [1s, 5s], got %s", where, describe(n))
+		d.problem(n, "%s: want a list of durations such as [1s, 5s], got %s", where, yamlnode.Describe(n))
 		return nil, false
 	}
 	out := make([]time.Duration, 0, len(n.Content))
 	for i, item := range n.Content {
-		v, ok := d.durationMin(resolveAlias(item), fmt.Sprintf("%s[%d]", where, i), 0)
+		v, ok := d.durationMin(yamlnode.Resolve(item), fmt.Sprintf("%s[%d]", where, i), 0)
 		if !ok {
 			return nil, false
 		}
@@ -135,12 +136,12 @@ func (d *decoder) duration(n *yaml.Node, where string) (time.Duration, bool) {
 	if d.bad[n] {
 		return 0, false
 	}
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
+	if n.Kind == yaml.ScalarNode && !yamlnode.IsNull(n) {
 		if v, err := time.ParseDuration(n.Value); err == nil {
 			return v, true
 		}
 	}
-	d.problem(n, "%s: want a duration such as \"30s\", got %s", where, describe(n))
+	d.problem(n, "%s: want a duration such as \"30s\", got %s", where, yamlnode.Describe(n))
 	return 0, false
 }
 
@@ -164,11 +165,11 @@ func (d *decoder) byteSize(n *yaml.Node, where string) (int64, bool) {
 	if d.bad[n] {
 		return 0, false
 	}
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
+	if n.Kind == yaml.ScalarNode && !yamlnode.IsNull(n) {
 		if v, err := bytesize.Parse(n.Value); err == nil {
 			return v, true
 		}
 	}
-	d.problem(n, "%s: want a size in bytes such as 512MiB or 1GB, got %s", where, describe(n))
+	d.problem(n, "%s: want a size in bytes such as 512MiB or 1GB, got %s", where, yamlnode.Describe(n))
 	return 0, false
 }

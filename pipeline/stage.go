@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/internal/schema"
+	"github.com/sluicehq/sluice/internal/yamlnode"
 	"github.com/sluicehq/sluice/stages"
 )
 
@@ -40,7 +41,7 @@ type input struct {
 func (d *decoder) stages(f field) []*Stage {
 	n := f.value
 	if n.Kind != yaml.SequenceNode {
-		d.problem(n, "stages: want a list of stages, got %s", describe(n))
+		d.problem(n, "stages: want a list of stages, got %s", yamlnode.Describe(n))
 		return nil
 	}
 	if len(n.Content) == 0 {
@@ -49,7 +50,7 @@ func (d *decoder) stages(f field) []*Stage {
 	}
 	drafts := make([]*draft, len(n.Content))
 	for i, item := range n.Content {
-		drafts[i] = d.stage(resolveAlias(item), i+1)
+		drafts[i] = d.stage(yamlnode.Resolve(item), i+1)
 	}
 	d.link(f.key, drafts)
 	out := make([]*Stage, len(drafts))
@@ -70,7 +71,7 @@ func (d *decoder) stage(n *yaml.Node, index int) *draft {
 		where: fmt.Sprintf("stage %d", index),
 	}
 	if n.Kind != yaml.MappingNode {
-		d.problem(n, "%s: want a mapping with name and source, transform or sink, got %s", s.where, describe(n))
+		d.problem(n, "%s: want a mapping with name and source, transform or sink, got %s", s.where, yamlnode.Describe(n))
 		return s
 	}
 	// The name first, so that every other message can name the stage.
@@ -112,7 +113,7 @@ func (d *decoder) stage(n *yaml.Node, index int) *draft {
 			d.problem(f.key, "%s: partitions: %s %q sends outputs on routes, which are not partitioned", s.where, s.Role, s.Type)
 			s.Partitions = 0
 		}
-	} else if f, ok := fields["with"]; ok && !isNull(f.value) {
+	} else if f, ok := fields["with"]; ok && !yamlnode.IsNull(f.value) {
 		d.mapping(f.value, s.where+": with", nil) // the type is unknown: check the shape only
 	}
 	return s
@@ -284,14 +285,14 @@ func (d *decoder) from(n *yaml.Node, where string) []input {
 		return nil
 	case n.Kind == yaml.SequenceNode:
 		items = n.Content
-	case n.Kind != yaml.ScalarNode || isNull(n):
-		d.problem(n, "%s: want a stage name or a list of them, got %s", where, describe(n))
+	case n.Kind != yaml.ScalarNode || yamlnode.IsNull(n):
+		d.problem(n, "%s: want a stage name or a list of them, got %s", where, yamlnode.Describe(n))
 		return nil
 	}
 	var out []input
 	given := make(map[Input]bool, len(items))
 	for _, item := range items {
-		item = resolveAlias(item)
+		item = yamlnode.Resolve(item)
 		text, ok := d.str(item, where)
 		if !ok {
 			continue
@@ -320,7 +321,7 @@ func (d *decoder) params(s *draft, with field) {
 	skip := make(map[string]bool) // parameters already reported
 	if with.key != nil {
 		missingAt = with.key
-		if !isNull(with.value) {
+		if !yamlnode.IsNull(with.value) {
 			given = d.mapping(with.value, s.where+": with", nil)
 		}
 	}

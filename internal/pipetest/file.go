@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluicehq/sluice/internal/yamlnode"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 )
@@ -167,7 +168,7 @@ func (d *decoder) decode(data []byte) (tf *File) {
 		d.problems = append(d.problems, pipeline.Problem{Pos: pos, Msg: "invalid YAML: " + msg})
 		return nil
 	}
-	root := resolve(doc.Content[0])
+	root := yamlnode.Resolve(doc.Content[0])
 	tf = &File{Path: d.file}
 	fields := d.mapping(root, "", fileKeys)
 	if root.Kind != yaml.MappingNode {
@@ -184,7 +185,7 @@ func (d *decoder) decode(data []byte) (tf *File) {
 			tf.Pipeline = filepath.Join(filepath.Dir(d.file), s)
 		}
 	}
-	if f, ok := fields["env"]; ok && !isNull(f.value) {
+	if f, ok := fields["env"]; ok && !yamlnode.IsNull(f.value) {
 		tf.Env = make(map[string]string)
 		for name, ev := range d.mapping(f.value, "env", nil) {
 			if s, ok := d.str(ev.value, "env."+name); ok {
@@ -198,7 +199,7 @@ func (d *decoder) decode(data []byte) (tf *File) {
 		return tf
 	}
 	if f.value.Kind != yaml.SequenceNode {
-		d.problem(f.value, "tests: want a list of test cases, got %s", describe(f.value))
+		d.problem(f.value, "tests: want a list of test cases, got %s", yamlnode.Describe(f.value))
 		return tf
 	}
 	if len(f.value.Content) == 0 {
@@ -207,7 +208,7 @@ func (d *decoder) decode(data []byte) (tf *File) {
 	}
 	names := make(map[string]*Case)
 	for i, n := range f.value.Content {
-		c := d.testCase(resolve(n), fmt.Sprintf("tests[%d]", i))
+		c := d.testCase(yamlnode.Resolve(n), fmt.Sprintf("tests[%d]", i))
 		if c == nil {
 			continue
 		}
@@ -242,10 +243,10 @@ func (d *decoder) testCase(n *yaml.Node, where string) *Case {
 	} else {
 		d.input(f.value, where+": input", &c.Input)
 	}
-	if f, ok := fields["expect"]; ok && !isNull(f.value) {
+	if f, ok := fields["expect"]; ok && !yamlnode.IsNull(f.value) {
 		for _, ef := range d.fields(f.value, where+": expect") {
 			if ef.value.Kind != yaml.SequenceNode {
-				d.problem(ef.value, "%s: expect.%s: want a list of records, got %s", where, ef.key.Value, describe(ef.value))
+				d.problem(ef.value, "%s: expect.%s: want a list of records, got %s", where, ef.key.Value, yamlnode.Describe(ef.value))
 				continue
 			}
 			e := &Expectation{Output: ef.key.Value, Pos: d.pos(ef.key)}
@@ -255,7 +256,7 @@ func (d *decoder) testCase(n *yaml.Node, where string) *Case {
 			c.Expect = append(c.Expect, e)
 		}
 	}
-	if f, ok := fields["dead_letters"]; ok && !isNull(f.value) {
+	if f, ok := fields["dead_letters"]; ok && !yamlnode.IsNull(f.value) {
 		for _, df := range d.fields(f.value, where+": dead_letters") {
 			c.DeadLetters = append(c.DeadLetters, d.deadLetters(df, where))
 		}
@@ -287,7 +288,7 @@ func (d *decoder) input(n *yaml.Node, where string, in *Input) {
 		return
 	case hasRecs:
 		if recs.value.Kind != yaml.SequenceNode {
-			d.problem(recs.value, "%s.records: want a list of records, got %s", where, describe(recs.value))
+			d.problem(recs.value, "%s.records: want a list of records, got %s", where, yamlnode.Describe(recs.value))
 			return
 		}
 		for _, r := range recs.value.Content {
@@ -296,11 +297,11 @@ func (d *decoder) input(n *yaml.Node, where string, in *Input) {
 		return
 	}
 	if msgs.value.Kind != yaml.SequenceNode {
-		d.problem(msgs.value, "%s.messages: want a list of {record, event_time}, got %s", where, describe(msgs.value))
+		d.problem(msgs.value, "%s.messages: want a list of {record, event_time}, got %s", where, yamlnode.Describe(msgs.value))
 		return
 	}
 	for i, mn := range msgs.value.Content {
-		mn = resolve(mn)
+		mn = yamlnode.Resolve(mn)
 		mw := fmt.Sprintf("%s.messages[%d]", where, i)
 		mf := d.mapping(mn, mw, messageKeys)
 		if mn.Kind != yaml.MappingNode {
@@ -332,17 +333,17 @@ func (d *decoder) deadLetters(f field, where string) *DeadLetterExpectation {
 	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int":
 		v, err := strconv.Atoi(n.Value)
 		if err != nil || v < 0 {
-			d.problem(n, "%s: want a count >= 0 or a list of {error: substring}, got %s", where, describe(n))
+			d.problem(n, "%s: want a count >= 0 or a list of {error: substring}, got %s", where, yamlnode.Describe(n))
 		}
 		e.Count = v
 		return e
 	case n.Kind != yaml.SequenceNode:
-		d.problem(n, "%s: want a count or a list of {error: substring}, got %s", where, describe(n))
+		d.problem(n, "%s: want a count or a list of {error: substring}, got %s", where, yamlnode.Describe(n))
 		return e
 	}
 	e.Count = -1
 	for i, mn := range n.Content {
-		mn = resolve(mn)
+		mn = yamlnode.Resolve(mn)
 		mw := fmt.Sprintf("%s[%d]", where, i)
 		mf := d.mapping(mn, mw, deadLetterKeys)
 		if mn.Kind != yaml.MappingNode {
@@ -368,17 +369,17 @@ type field struct {
 // fields returns the fields of mapping n in order, reporting repeated
 // keys and keys that are not scalars.
 func (d *decoder) fields(n *yaml.Node, where string) []field {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	if n.Kind != yaml.MappingNode {
-		d.problem(n, "%s: want a mapping, got %s", where, describe(n))
+		d.problem(n, "%s: want a mapping, got %s", where, yamlnode.Describe(n))
 		return nil
 	}
 	var out []field
 	seen := make(map[string]int)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		k, v := yamlnode.Resolve(n.Content[i]), yamlnode.Resolve(n.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
-			d.problem(k, "%s: want a key, got %s", where, describe(k))
+			d.problem(k, "%s: want a key, got %s", where, yamlnode.Describe(k))
 			continue
 		}
 		if line, dup := seen[k.Value]; dup {
@@ -396,12 +397,12 @@ func (d *decoder) fields(n *yaml.Node, where string) []field {
 func (d *decoder) mapping(n *yaml.Node, where string, known []string) map[string]field {
 	out := make(map[string]field)
 	if n.Kind != yaml.MappingNode {
-		d.problem(n, "%s", at(where, "want a mapping, got "+describe(n)))
+		d.problem(n, "%s", yamlnode.At(where, "want a mapping, got "+yamlnode.Describe(n)))
 		return out
 	}
 	for _, f := range d.fields(n, where) {
 		if known != nil && !slices.Contains(known, f.key.Value) {
-			d.problem(f.key, "%s", at(where, fmt.Sprintf("unknown key %q (want %s)", f.key.Value, strings.Join(known, ", "))))
+			d.problem(f.key, "%s", yamlnode.At(where, fmt.Sprintf("unknown key %q (want %s)", f.key.Value, strings.Join(known, ", "))))
 			continue
 		}
 		out[f.key.Value] = f
@@ -413,9 +414,9 @@ func (d *decoder) mapping(n *yaml.Node, where string, known []string) map[string
 func (d *decoder) str(n *yaml.Node, where string) (string, bool) {
 	switch {
 	case n.Kind != yaml.ScalarNode:
-		d.problem(n, "%s: want a string, got %s", where, describe(n))
+		d.problem(n, "%s: want a string, got %s", where, yamlnode.Describe(n))
 		return "", false
-	case isNull(n):
+	case yamlnode.IsNull(n):
 		return "", true
 	}
 	return n.Value, true
@@ -425,14 +426,14 @@ func (d *decoder) str(n *yaml.Node, where string) (string, bool) {
 // lists, strings (a timestamp stays the text written), numbers, booleans
 // and null.
 func (d *decoder) value(n *yaml.Node) any {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := resolve(n.Content[i])
+			k := yamlnode.Resolve(n.Content[i])
 			if k.Kind != yaml.ScalarNode {
-				d.problem(k, "want a key, got %s", describe(k))
+				d.problem(k, "want a key, got %s", yamlnode.Describe(k))
 				continue
 			}
 			m[k.Value] = d.value(n.Content[i+1])
@@ -458,42 +459,8 @@ func (d *decoder) value(n *yaml.Node) any {
 		}
 		return n.Value
 	}
-	d.problem(n, "want a value, got %s", describe(n))
+	d.problem(n, "want a value, got %s", yamlnode.Describe(n))
 	return nil
-}
-
-// resolve returns the node an alias stands for, or n itself.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	n = resolve(n)
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// describe names a node's value for a message.
-func describe(n *yaml.Node) string {
-	n = resolve(n)
-	switch {
-	case n.Kind == yaml.MappingNode:
-		return "a mapping"
-	case n.Kind == yaml.SequenceNode:
-		return "a list"
-	case isNull(n):
-		return "null"
-	}
-	return strconv.Quote(n.Value)
-}
-
-func at(where, msg string) string {
-	if where == "" {
-		return msg
-	}
-	return where + ": " + msg
 }
 
 // sortProblems orders problems by line and column.
