@@ -14,8 +14,11 @@ import (
 // and how to build one instance per worker.
 func scoreSpec() stages.Spec {
 	return stages.Spec{
-		Name:    "score",
-		Summary: "Adds a fraud risk between 0 and 1 to each order",
+		Name: "score",
+		// It keeps nothing from one record to the next: sluice may run it
+		// fused with the stages around it, with no stream between them.
+		Stateless: true,
+		Summary:   "Adds a fraud risk between 0 and 1 to each order",
 		Doc: "risk grows with amount (half of it above large_amount) and is raised by 0.5 " +
 			"for an order from a risky country. An order without a numeric amount is a dead letter.",
 		Params: []stages.Param{

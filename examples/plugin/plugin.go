@@ -23,8 +23,11 @@ import (
 
 func init() {
 	stages.MustRegister(stages.Spec{
-		Name:    "redact",
-		Summary: "Replaces chosen fields of each record by a hash or a mask",
+		Name: "redact",
+		// It keeps nothing from one record to the next: sluice may run it
+		// fused with the stages around it, with no stream between them.
+		Stateless: true,
+		Summary:   "Replaces chosen fields of each record by a hash or a mask",
 		Doc: "Each field named in fields is replaced, when the record has it, by the first 12 hex digits of " +
 			"the SHA-256 of its value (mode hash: equal values still match, across records) or by \"***\" (mode mask). " +
 			"A record that is not a JSON object is a dead letter.",
