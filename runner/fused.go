@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -471,6 +472,14 @@ func (st *fusedStep) safeProcess(ctx context.Context, x *stages.Message) (outs [
 	if outs != nil {
 		st.outs = outs[:0]
 	}
+	for _, o := range outs {
+		if err != nil {
+			break
+		}
+		// As the next stage would get it from a stream; a record a
+		// stream would refuse fails its input here, as it would there.
+		err = asDecoded(o)
+	}
 	return outs, err
 }
 
@@ -695,4 +704,83 @@ func (o *stageObs) fusedBatch(records, retries int, written []*stages.Message, e
 	}
 	f.Latencies = o.latencies
 	o.obs.Batch(f)
+}
+
+// asDecoded makes the value of m, set in memory by the stage before it in
+// a chain (or by a source), what the next stage would get from a stream:
+// JSON's types, as stages.DecodeJSON gives them (int64 for an integer that
+// fits, float64, string, bool, nil, []any, map[string]any). Most records
+// need no more than a walk that turns Go's other numbers into those, in
+// place; one that holds anything else (a struct, a time, a typed slice) is
+// encoded and decoded, and fails as a stream would refuse it (not a JSON
+// value, such as NaN). A message given as bytes, or decoded from them and
+// not changed since, is left alone.
+func asDecoded(m *stages.Message) error {
+	if !m.NeedsEncoding() {
+		return nil
+	}
+	v, err := m.Value()
+	if err != nil {
+		return err
+	}
+	if nv, ok := jsonTypes(v); ok {
+		m.SetValue(nv)
+		return nil
+	}
+	data, err := m.Payload()
+	if err != nil {
+		return err
+	}
+	dv, err := stages.DecodeJSON(data)
+	if err != nil {
+		return stages.Permanent(err)
+	}
+	m.SetPayloadValue(data, dv)
+	return nil
+}
+
+// jsonTypes returns v with its numbers as JSON decoding gives them,
+// changing maps and slices in place, or false if v holds a value that
+// only encoding can tell (then v may be half changed, which encoding
+// does not mind).
+func jsonTypes(v any) (any, bool) {
+	switch x := v.(type) {
+	case nil, string, bool, int64:
+		return v, true
+	case float64:
+		return v, !math.IsNaN(x) && !math.IsInf(x, 0)
+	case int:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case int8:
+		return int64(x), true
+	case uint8:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	case map[string]any:
+		for k, e := range x {
+			ne, ok := jsonTypes(e)
+			if !ok {
+				return nil, false
+			}
+			x[k] = ne
+		}
+		return x, true
+	case []any:
+		for i, e := range x {
+			ne, ok := jsonTypes(e)
+			if !ok {
+				return nil, false
+			}
+			x[i] = ne
+		}
+		return x, true
+	}
+	return nil, false
 }

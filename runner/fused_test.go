@@ -245,3 +245,58 @@ stages:
 		t.Errorf("fused: %d big, %d small; with streams %d big, %d small", len(big), len(small), len(wantBig), len(wantSmall))
 	}
 }
+
+// TestFusedTypes: a stage fused after another gets the record with the
+// types it would get from a stream (int64, not the int an expression or a
+// source makes), however the stage before made it.
+func TestFusedTypes(t *testing.T) {
+	run := func(t *testing.T, fusion string) []string {
+		e := newEnv(t)
+		mustRegister(t, e.reg, stages.Spec{
+			Name:      "types_of",
+			Summary:   "replaces each record by the Go types of its fields",
+			Stateless: true,
+			NewTransform: func(stages.Params, stages.Info) (stages.Transform, error) {
+				return typesOf{}, nil
+			},
+		})
+		p := e.parse(t, `
+name: types
+settings: {fusion: `+fusion+`}
+stages:
+  - {name: gen, source: generate, with: {count: 3, template: '{"n": seq, "s": "x"}'}}
+  - {name: types1, transform: types_of}
+  - {name: m, transform: map, with: {expr: '{"n": 1, "f": 1.5, "l": [1, 2], "o": {"i": 2}}'}}
+  - {name: types2, transform: types_of}
+  - {name: out, sink: collect}
+`)
+		e.run(t, context.Background(), p)
+		return append(e.c.sorted("out"), fmt.Sprint(len(p.Chains())))
+	}
+	fused, streams := run(t, "auto"), run(t, "off")
+	if !slices.Equal(fused[:len(fused)-1], streams[:len(streams)-1]) || fused[len(fused)-1] != "1" {
+		t.Errorf("fused (chains %s):\n%q\nwith streams:\n%q", fused[len(fused)-1], fused, streams)
+	}
+}
+
+// typesOf replaces each record by the Go types of its fields (and of the
+// first element of a list).
+type typesOf struct{}
+
+func (typesOf) Process(_ context.Context, in *stages.Message, out []*stages.Message) ([]*stages.Message, error) {
+	rec, err := in.Record()
+	if err != nil {
+		return out, err
+	}
+	types := map[string]any{}
+	for k, v := range rec {
+		types[k] = fmt.Sprintf("%T", v)
+		if l, ok := v.([]any); ok {
+			types[k+"[0]"] = fmt.Sprintf("%T", l[0])
+		}
+	}
+	in.SetValue(types)
+	return append(out, in), nil
+}
+
+func (typesOf) Close(context.Context) error { return nil }

@@ -425,10 +425,13 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 		var data []byte
 		var err error
 		subject := l.subject
-		if r.m != nil && (l.chain == nil || r.err != nil || !r.m.NeedsEncoding()) {
+		if r.m != nil && l.chain != nil && r.err == nil && r.m.NeedsEncoding() {
 			// Fused, a record the source gave as a value is not encoded:
-			// the chain takes it as it is. One it gave as bytes is held
-			// to the size a stream takes, as it is without fusion.
+			// the chain takes it as it is, with JSON's types. One it gave
+			// as bytes is held to the size a stream takes, as it is
+			// without fusion.
+			err = asDecoded(r.m)
+		} else if r.m != nil {
 			if data, err = r.m.Payload(); err == nil {
 				err = l.run.checkSize(data)
 			}

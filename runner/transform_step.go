@@ -179,8 +179,13 @@ func (s *transformStep) transformOne(ctx context.Context, w *worker, m *stages.M
 		// so that a record that cannot be encoded or keyed fails its input
 		// as a whole.
 		for _, o := range outs {
-			if w.chain == nil {
-				// Fused, the chain's stages take the record as it is.
+			if w.chain != nil {
+				// Fused, the chain's stages take the record as it is,
+				// with the types a stream would give them.
+				if err = asDecoded(o); err != nil {
+					break
+				}
+			} else {
 				var data []byte
 				if data, err = o.Payload(); err != nil {
 					break
