@@ -723,8 +723,10 @@ func asDecoded(m *stages.Message) error {
 	if err != nil {
 		return err
 	}
-	if nv, ok := jsonTypes(v); ok {
-		m.SetValue(nv)
+	if nv, changed, ok := jsonTypes(v); ok {
+		if changed {
+			m.SetValue(nv)
+		}
 		return nil
 	}
 	data, err := m.Payload()
@@ -740,47 +742,52 @@ func asDecoded(m *stages.Message) error {
 }
 
 // jsonTypes returns v with its numbers as JSON decoding gives them,
-// changing maps and slices in place, or false if v holds a value that
-// only encoding can tell (then v may be half changed, which encoding
-// does not mind).
-func jsonTypes(v any) (any, bool) {
+// changing maps and slices in place where they hold other numbers, and
+// whether it changed v itself; or false if v holds a value that only
+// encoding can tell (then v may be half changed, which encoding does not
+// mind).
+func jsonTypes(v any) (nv any, changed, ok bool) {
 	switch x := v.(type) {
 	case nil, string, bool, int64:
-		return v, true
+		return v, false, true
 	case float64:
-		return v, !math.IsNaN(x) && !math.IsInf(x, 0)
+		return v, false, !math.IsNaN(x) && !math.IsInf(x, 0)
 	case int:
-		return int64(x), true
+		return int64(x), true, true
 	case int32:
-		return int64(x), true
+		return int64(x), true, true
 	case int16:
-		return int64(x), true
+		return int64(x), true, true
 	case int8:
-		return int64(x), true
+		return int64(x), true, true
 	case uint8:
-		return int64(x), true
+		return int64(x), true, true
 	case uint16:
-		return int64(x), true
+		return int64(x), true, true
 	case uint32:
-		return int64(x), true
+		return int64(x), true, true
 	case map[string]any:
 		for k, e := range x {
-			ne, ok := jsonTypes(e)
+			ne, changed, ok := jsonTypes(e)
 			if !ok {
-				return nil, false
+				return nil, false, false
 			}
-			x[k] = ne
+			if changed {
+				x[k] = ne
+			}
 		}
-		return x, true
+		return x, false, true
 	case []any:
 		for i, e := range x {
-			ne, ok := jsonTypes(e)
+			ne, changed, ok := jsonTypes(e)
 			if !ok {
-				return nil, false
+				return nil, false, false
 			}
-			x[i] = ne
+			if changed {
+				x[i] = ne
+			}
 		}
-		return x, true
+		return x, false, true
 	}
-	return nil, false
+	return nil, false, false
 }
