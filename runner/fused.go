@@ -609,20 +609,22 @@ func (c *chain) counts(pos int) []schema.StageCounts {
 	return out
 }
 
-// commit adds the batch's counts to those stored and to the stages'
-// counts in this process, once the batch is written and published. It is
-// for a chain headed by a source, whose checkpoint has the counts.
-func (c *chain) commit() {
-	for _, st := range c.steps {
-		st.done = addCounts(st.done, st.batch)
-		st.stats.add(st.batch)
+// commitUpTo adds the counts of a checkpoint taken when the sink's batch
+// held pos records (see counts) to those stored and to the stages' counts
+// in this process, once what the checkpoint covers is written and
+// published. It is for a chain headed by a source, whose checkpoint has
+// the counts.
+func (c *chain) commitUpTo(pos int) {
+	counts := c.counts(pos)
+	for i, st := range c.steps {
+		st.stats.add(subCounts(counts[i], st.done))
+		st.done = counts[i]
 	}
-	if s := c.sink; s != nil && len(s.tally) > 0 {
-		t := s.tally[len(s.tally)-1]
-		s.done = addCounts(s.done, t)
-		s.w.stats.add(t)
+	if s := c.sink; s != nil {
+		t := counts[len(c.steps)]
+		s.w.stats.add(subCounts(t, s.done))
+		s.done = t
 	}
-	c.observe()
 }
 
 // observe reports the batch of each stage of the chain to the Observer.

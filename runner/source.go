@@ -519,28 +519,63 @@ func (l *sourceLoop) publish(ctx context.Context, batch []sourceRead) (ended boo
 	}
 	// A source cannot nak: it retries until JetStream has the batch or the
 	// run is stopped.
-	left := l.pub.wait(ctx)
+	// Stopped while the batch's publishes are on their way, most are
+	// stored already: their answers are waited for a moment more, so
+	// that the checkpoint and the counts take them.
+	wctx, cancel := graceAfter(ctx, settlePoll)
+	left := l.pub.wait(wctx)
+	cancel()
 	acked := l.pub.len()
 	if left > 0 {
 		acked = l.pub.ackedPrefix()
 	}
+	moved, sinkPos := false, 0 // the checkpoint moved, and what of the sink's batch it covers
 	for _, pc := range l.cps {
 		if pc.published <= acked {
 			l.cp, l.unsaved = pc.cp, true
+			moved, sinkPos = true, pc.sinkPos
 			if l.chain != nil {
 				l.cp.Fused = l.chain.counts(pc.sinkPos)
 			}
 		}
 	}
 	if left > 0 {
+		// Stopped with part of the batch stored: what the checkpoint now
+		// covers is counted here, as a resumed run counts it.
+		if moved {
+			l.count(l.cp.Records-seq0, l.cp.Dead-dead0, l.cp.Dropped-dropped0)
+			if l.chain != nil {
+				l.chain.commitUpTo(sinkPos)
+			}
+		}
 		return false, ctx.Err()
 	}
 	if l.chain != nil {
 		chainDone = true
-		l.chain.commit()
+		l.chain.commitUpTo(l.chain.sinkPos())
+		l.chain.observe()
 	}
 	l.count(l.seq-seq0, l.dead-dead0, l.dropped-dropped0)
 	return ended, nil
+}
+
+// graceAfter returns a context that ends d after ctx ends (or when its
+// cancel function is called).
+func graceAfter(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	g, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-g.Done():
+		}
+	})
+	return g, func() {
+		stop()
+		cancel()
+	}
 }
 
 // checkpoint returns the checkpoint of the records read so far, at
