@@ -3,7 +3,6 @@ package examples_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluicehq/sluice/internal/yamlnode"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/builtin"
@@ -95,7 +95,7 @@ func yamlInstance(t *testing.T, src []byte) any {
 	if err := yaml.Unmarshal(src, &v); err != nil {
 		t.Fatalf("YAML: %v", err)
 	}
-	data, err := json.Marshal(jsonCompatible(v))
+	data, err := json.Marshal(yamlnode.Plain(v))
 	if err != nil {
 		t.Fatalf("YAML to JSON: %v", err)
 	}
@@ -104,26 +104,4 @@ func yamlInstance(t *testing.T, src []byte) any {
 		t.Fatal(err)
 	}
 	return inst
-}
-
-// jsonCompatible gives the mappings that yaml.v3 decodes with keys that
-// are not strings their keys as text.
-func jsonCompatible(v any) any {
-	switch x := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[fmt.Sprint(k)] = jsonCompatible(e)
-		}
-		return m
-	case map[string]any:
-		for k, e := range x {
-			x[k] = jsonCompatible(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = jsonCompatible(e)
-		}
-	}
-	return v
 }

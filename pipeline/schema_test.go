@@ -10,6 +10,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluicehq/sluice/internal/yamlnode"
 	"github.com/sluicehq/sluice/stages"
 	"github.com/sluicehq/sluice/stages/builtin"
 )
@@ -55,7 +56,7 @@ func yamlInstance(t testing.TB, src string) any {
 	if err := yaml.Unmarshal([]byte(src), &v); err != nil {
 		t.Fatalf("YAML: %v", err)
 	}
-	data, err := json.Marshal(jsonCompatible(v))
+	data, err := json.Marshal(yamlnode.Plain(v))
 	if err != nil {
 		t.Fatalf("YAML to JSON: %v", err)
 	}
@@ -64,26 +65,6 @@ func yamlInstance(t testing.TB, src string) any {
 		t.Fatal(err)
 	}
 	return inst
-}
-
-func jsonCompatible(v any) any {
-	switch x := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[fmt.Sprint(k)] = jsonCompatible(e)
-		}
-		return m
-	case map[string]any:
-		for k, e := range x {
-			x[k] = jsonCompatible(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = jsonCompatible(e)
-		}
-	}
-	return v
 }
 
 func TestJSONSchemaAcceptsValidPipelines(t *testing.T) {

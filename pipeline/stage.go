@@ -331,7 +331,7 @@ func (d *decoder) params(s *draft, with field) {
 			d.problem(f.value, "%s: %s %q: parameter %q: %s", s.where, s.Role, s.Type, name, strings.TrimPrefix(err.Error(), "yaml: "))
 			skip[name] = true
 		}
-		raw[name] = plain(v)
+		raw[name] = yamlnode.Plain(v)
 		if d.failed(f.value) {
 			skip[name] = true
 		}
@@ -443,29 +443,6 @@ func (d *decoder) failed(n *yaml.Node) bool {
 		return true
 	}
 	return slices.ContainsFunc(n.Content, d.failed)
-}
-
-// plain turns the mappings that yaml.v3 decodes as map[any]any, when a key
-// is not a string, into map[string]any, so that parameters see only the
-// types that stages.Param.Convert documents.
-func plain(v any) any {
-	switch x := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[fmt.Sprint(k)] = plain(e)
-		}
-		return m
-	case map[string]any:
-		for k, e := range x {
-			x[k] = plain(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = plain(e)
-		}
-	}
-	return v
 }
 
 // comparePos orders nodes by line and column.

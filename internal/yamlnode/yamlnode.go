@@ -1,10 +1,12 @@
 // Package yamlnode has the small helpers that the decoders of sluice's
 // YAML files (pipelines, and the test files of sluice test) share for
 // reading yaml.v3 nodes with their positions: following aliases, telling
-// null, and naming a node's value in a message.
+// null, naming a node's value in a message, and making a decoded value
+// plain.
 package yamlnode
 
 import (
+	"fmt"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
@@ -45,4 +47,27 @@ func At(where, msg string) string {
 		return msg
 	}
 	return where + ": " + msg
+}
+
+// Plain turns the mappings that yaml.v3 decodes as map[any]any, when a
+// key is not a string, into map[string]any with the keys as text, in a
+// value decoded into an any: what JSON and the stages' parameters take.
+func Plain(v any) any {
+	switch x := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[fmt.Sprint(k)] = Plain(e)
+		}
+		return m
+	case map[string]any:
+		for k, e := range x {
+			x[k] = Plain(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = Plain(e)
+		}
+	}
+	return v
 }
